@@ -1,0 +1,138 @@
+"""Frozen values that cross the host/add-on boundary.
+
+Secrets (password, token) and record contents are excluded from ``repr`` so that they cannot
+leak into logs or tracebacks by accident.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from hookspecs.services import HostServices
+
+
+@dataclass(frozen=True)
+class Session:
+    """An online session of the host: who is logged in where.
+
+    ``token`` is the server's bearer token, ``password`` the user's password (the add-on needs
+    it as the key of its encrypted copy). Both are hidden from ``repr``.
+    """
+
+    server_url: str
+    database: str
+    user_id: str
+    username: str
+    client_id: str
+    token: str = field(repr=False)
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class SavedRecord:
+    """A record the host has just saved on the server."""
+
+    record_id: str
+    database: str
+    saved_by: str
+    """The user id of whoever saved it (not necessarily the logged-in user)."""
+
+
+@dataclass(frozen=True)
+class OfflineCredentials:
+    """What the user typed on the login screen when the server cannot be reached."""
+
+    server_url: str
+    database: str
+    username: str
+    client_id: str
+    password: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RecordView:
+    """One record as shown to the user. ``fields`` (name -> value) is hidden from ``repr``."""
+
+    record_id: str
+    rev: int
+    name: str
+    fields: Mapping[str, str] = field(repr=False)
+
+
+@runtime_checkable
+class OfflineSession(Protocol):
+    """A read-only session over an add-on's local copy, returned by ``offline_login``."""
+
+    @property
+    def database(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def valid_until(self) -> float:
+        """UNIX time after which the copy refuses to open."""
+        ...
+
+    def list_records(self) -> list[RecordView]: ...
+
+    def search(self, query: str) -> list[RecordView]: ...
+
+    def get_record(self, record_id: str) -> RecordView | None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OfflineLoginResult:
+    """An add-on's answer to ``offline_login`` for a copy it holds.
+
+    Either ``session`` is set, or it is ``None`` and ``message`` says to the user why the copy
+    cannot be opened (wrong password, validity passed, clock set back) and what to do.
+    """
+
+    session: OfflineSession | None
+    message: str
+
+
+@dataclass(frozen=True)
+class CommandArgument:
+    """One argument of a contributed command.
+
+    ``kind`` is ``"positional"``, ``"option"`` (``--name VALUE``) or ``"flag"`` (``--name``).
+    """
+
+    name: str
+    help: str
+    kind: Literal["positional", "option", "flag"] = "option"
+    required: bool = False
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class CommandInvocation:
+    """What a command handler receives when the user runs it."""
+
+    args: Mapping[str, str | bool | None]
+    session: Session | None
+    """The current online session, or ``None`` when not logged in or offline."""
+    services: HostServices
+    output: Callable[[str], None]
+    """Writes one line to the user (the host's console or message area)."""
+
+
+@dataclass(frozen=True)
+class HostCommand:
+    """A command an add-on contributes: ``psr-client GROUP NAME``; in a GUI host, an entry in
+    the Account menu. The handler returns a process exit code (0 for success)."""
+
+    group: str
+    name: str
+    help: str
+    handler: Callable[[CommandInvocation], int]
+    arguments: tuple[CommandArgument, ...] = ()
+    needs_session: bool = False
+    """When true the host logs in (online) before it runs the command."""

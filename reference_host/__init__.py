@@ -1,0 +1,1 @@
+"""Reference host client (psr-client)."""
