@@ -1,0 +1,123 @@
+"""The host contract (hookspecs) and the add-on's manifest."""
+
+from __future__ import annotations
+
+import copy
+import importlib.metadata
+import importlib.resources
+import json
+from pathlib import Path
+from typing import Any
+
+import pluggy
+import pytest
+
+import hookspecs
+from hookspecs import (
+    ManifestError,
+    OfflineCredentials,
+    RecordView,
+    Session,
+    validate_manifest,
+)
+from hookspecs import spec as hookspec_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _root_manifest() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((ROOT / "manifest.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_root_manifest_validates() -> None:
+    loaded = validate_manifest(_root_manifest())
+    assert loaded["id"] == "offline"
+    assert loaded["rights"] == ["offline_mode"]
+
+
+def test_packaged_manifest_is_the_root_manifest() -> None:
+    packaged = importlib.resources.files("offline_addon") / "manifest.json"
+    assert json.loads(packaged.read_text(encoding="utf-8")) == _root_manifest()
+
+
+def test_manifest_version_is_the_package_version() -> None:
+    assert _root_manifest()["version"] == importlib.metadata.version("psr-offline-addon")
+
+
+def test_manifest_entry_point_matches_the_installed_entry_point() -> None:
+    (entry,) = importlib.metadata.entry_points(group=hookspecs.ENTRY_POINT_GROUP, name="offline")
+    assert entry.value == _root_manifest()["entry_point"]
+
+
+def test_manifest_declares_the_four_settings_with_their_defaults() -> None:
+    settings = _root_manifest()["settings"]
+    assert {name: s["default"] for name, s in settings.items()} == {
+        "sync_after_save": True,
+        "sync_after_login": True,
+        "sync_interval_minutes": 30,
+        "database_path": "",
+    }
+    interval = settings["sync_interval_minutes"]
+    assert (interval["minimum"], interval["maximum"]) == (1, 1440)
+
+
+def test_manifest_hooks_are_all_hooks_of_the_contract() -> None:
+    declared = set(_root_manifest()["hooks"])
+    specs = {name for name in dir(hookspec_module) if name.startswith(("on_", "offline_", "reg"))}
+    assert declared == specs
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda m: m["settings"]["sync_interval_minutes"].update(default="30"),
+         "settings.sync_interval_minutes.default"),
+        (lambda m: m["settings"]["sync_after_save"].update(default=1),
+         "settings.sync_after_save.default"),
+        (lambda m: m["settings"]["sync_interval_minutes"].update(default=5000),
+         "settings.sync_interval_minutes.default"),
+        (lambda m: m.pop("version"), "version"),
+        (lambda m: m["settings"]["database_path"].pop("description"),
+         "settings.database_path.description"),
+        (lambda m: m.update(contract_version="one"), "contract_version"),
+        (lambda m: m["hooks"].append("on_coffee"), "hooks"),
+    ],
+)
+def test_invalid_manifest_is_refused_naming_the_field(mutate: Any, field: str) -> None:
+    manifest = copy.deepcopy(_root_manifest())
+    mutate(manifest)
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(manifest)
+    assert field in caught.value.problems
+    assert field in str(caught.value)
+
+
+def test_invalid_manifest_lists_every_problem() -> None:
+    manifest = copy.deepcopy(_root_manifest())
+    manifest.pop("name")
+    manifest["settings"]["sync_after_login"]["default"] = "yes"
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(manifest)
+    assert {"name", "settings.sync_after_login.default"} <= set(caught.value.problems)
+
+
+def test_secrets_are_hidden_from_repr() -> None:
+    session = Session("http://127.0.0.1:1", "db", "u1", "alice", "c1", "tok-SECRET", "pw-SECRET")
+    credentials = OfflineCredentials("http://127.0.0.1:1", "db", "alice", "c1", "pw-SECRET")
+    record = RecordView("r1", 1, "Mail", {"password": "field-SECRET"})
+    for value in (session, credentials, record):
+        assert "SECRET" not in repr(value)
+        assert "SECRET" not in str(value)
+
+
+def test_hook_specs_are_documented_and_load_into_pluggy() -> None:
+    manager = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    manager.add_hookspecs(hookspec_module)
+    names = [n for n in dir(manager.hook) if not n.startswith("_")]
+    assert "offline_login" in names
+    for name in _root_manifest()["hooks"]:
+        assert getattr(hookspec_module, name).__doc__, f"{name} has no docstring"
+    firstresult = manager.hook.offline_login.spec
+    assert firstresult is not None
+    assert firstresult.opts["firstresult"]
