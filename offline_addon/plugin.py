@@ -1,23 +1,222 @@
-"""Hook implementations of the Offline Add-on (placeholder; wired in its own issue)."""
+"""Hook implementations of the Offline Add-on: thin, guarded layers over :mod:`offline_addon.api`.
+
+Every implementation catches, logs and returns, because an exception in one add-on's hook
+would stop the other add-ons' implementations and reach the host. Hooks on the host's threads
+only hand work to the add-on's background thread (a queue append); only ``offline_login`` may
+block (the host waits for the key derivation by contract). Importing this module does no I/O.
+"""
 
 from __future__ import annotations
 
-from hookspecs import HostServices, hookimpl
+import logging
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from hookspecs import (
+    HostCommand,
+    HostServices,
+    OfflineCredentials,
+    OfflineLoginResult,
+    SavedRecord,
+    Session,
+    hookimpl,
+)
+from hookspecs.services import NotifyLevel
+from offline_addon import errors
+from offline_addon.api import OfflineCopies
+from offline_addon.settings import AddonSettings, SettingsError, parse_settings
+from offline_addon.worker import PROGRESS_TASK
+
+ADDON_ID = "offline"
+SHUTDOWN_WAIT_S = 15.0
+
+_fallback_log = logging.getLogger("offline_addon")
+
+
+class HostFeedback:
+    """Progress and messages through the host's services; a failing host call is logged,
+    never raised into the sync."""
+
+    def __init__(self, host: HostServices, log: logging.Logger) -> None:
+        self._host = host
+        self._log = log
+
+    def progress(self, done: int, total: int, text: str) -> None:
+        """Forward to ``HostServices.progress`` under the task name ``offline``."""
+        try:
+            self._host.progress(PROGRESS_TASK, done, total, text)
+        except Exception:
+            self._log.exception("host progress display failed")
+
+    def notify(self, title: str, text: str, level: NotifyLevel = "info") -> None:
+        """Forward to ``HostServices.notify``."""
+        try:
+            self._host.notify(title, text, level)
+        except Exception:
+            self._log.exception("host notification failed")
 
 
 class OfflineAddon:
-    """The object the ``psr.addons`` entry point names."""
+    """The object the ``psr.addons`` entry point names.
 
-    def __init__(self) -> None:
+    ``copies`` is the add-on's :class:`OfflineCopies` (the Python API); it is replaced by a
+    fresh one each time the add-on is enabled. ``wall_clock`` is the clock for offline
+    validity and server-contact stamps (tests inject a fake one).
+    """
+
+    def __init__(self, wall_clock: Callable[[], float] = time.time) -> None:
+        self.wall_clock = wall_clock
         self._host: HostServices | None = None
+        self._log = _fallback_log
+        self.copies = OfflineCopies(wall_clock=wall_clock)
+
+    # -- guarding -------------------------------------------------------------------------------
+
+    def _failed(self, hook: str) -> None:
+        # Exception types and add-on messages only: no secrets reach these messages.
+        self._log.exception("offline add-on: hook %s failed", hook)
+
+    def _notify(self, title: str, text: str, level: NotifyLevel = "warning") -> None:
+        host = self._host
+        if host is None:
+            self._log.warning("%s: %s", title, text)
+            return
+        HostFeedback(host, self._log).notify(title, text, level)
+
+    def _report_failure(self, what: str) -> Callable[[Future[Any]], None]:
+        def done(future: Future[Any]) -> None:
+            exc = future.exception() if not future.cancelled() else None
+            if exc is None:
+                return
+            if isinstance(exc, errors.OfflineAddonError):
+                self._notify(what, str(exc))
+            else:
+                self._log.error("offline add-on: %s", what, exc_info=exc)
+                self._notify(what, "An unexpected error occurred; see the host's log.")
+
+        return done
+
+    # -- lifecycle ------------------------------------------------------------------------------
 
     @hookimpl
     def on_addon_enabled(self, host: HostServices) -> None:
-        self._host = host
+        """Keep the host's services and start with its settings (bad ones: the defaults)."""
+        try:
+            self._host = host
+            self._log = host.logger(ADDON_ID)
+            try:
+                settings = parse_settings(host.addon_settings(ADDON_ID))
+            except SettingsError as exc:
+                self._notify("Offline Add-on settings", str(exc))
+                settings = AddonSettings()
+            self.copies.shutdown(0.0)
+            self.copies = OfflineCopies(settings, feedback=HostFeedback(host, self._log),
+                                        wall_clock=self.wall_clock)
+        except Exception:
+            self._failed("on_addon_enabled")
 
     @hookimpl
     def on_addon_disabled(self) -> None:
-        self._host = None
+        """Stop the background thread (a running sync stops at its next page)."""
+        try:
+            if not self.copies.shutdown(SHUTDOWN_WAIT_S):
+                self._log.warning("offline add-on: background sync did not stop in time")
+            self.copies = OfflineCopies(wall_clock=self.wall_clock)
+        except Exception:
+            self._failed("on_addon_disabled")
+        finally:
+            self._host = None
+
+    @hookimpl
+    def on_settings_changed(self, addon_id: str, settings: Mapping[str, Any]) -> None:
+        """Validate and apply new settings; a bad value is refused and the old one stays."""
+        if addon_id != ADDON_ID:
+            return
+        try:
+            parsed = parse_settings(settings)
+        except SettingsError as exc:
+            self._log.warning("offline add-on: refused setting %s", exc.field)
+            self._notify("Offline Add-on settings", str(exc))
+            return
+        try:
+            future = self.copies.request_settings(parsed)
+            future.add_done_callback(self._report_failure("Offline Add-on settings"))
+        except Exception:
+            self._failed("on_settings_changed")
+
+    # -- session hooks --------------------------------------------------------------------------
+
+    @hookimpl
+    def on_login(self, session: Session) -> None:
+        """Sync the copy after login when it exists (and ``sync_after_login``); otherwise
+        tell the user where to create one."""
+        try:
+            self.copies.session_started(session)
+        except Exception:
+            self._failed("on_login")
+
+    @hookimpl
+    def on_logout(self, session: Session) -> None:
+        """Stop automatic syncs with this session's token."""
+        try:
+            self.copies.session_ended(session)
+        except Exception:
+            self._failed("on_logout")
+
+    @hookimpl
+    def on_record_saved(self, session: Session, record: SavedRecord) -> None:
+        """A debounced sync when the logged-in user saved the record (``sync_after_save``)."""
+        try:
+            self.copies.record_saved(session, record)
+        except Exception:
+            self._failed("on_record_saved")
+
+    @hookimpl
+    def on_timer(self, session: Session, now: float) -> None:
+        """Learn the host's time; wake the worker only when a sync is due."""
+        try:
+            self.copies.timer(now)
+        except Exception:
+            self._failed("on_timer")
+
+    @hookimpl
+    def on_password_changed(self, session: Session, old_password: str) -> None:
+        """Re-key the copy from the old to the new password (on the background thread)."""
+        try:
+            future = self.copies.request_rekey(session, old_password)
+            future.add_done_callback(self._report_failure("Offline copy not re-encrypted"))
+        except Exception:
+            self._failed("on_password_changed")
+
+    @hookimpl
+    def offline_login(self, credentials: OfflineCredentials) -> OfflineLoginResult | None:
+        """Open the copy for these credentials: ``None`` when there is none, else a session
+        or the reason it cannot be opened."""
+        try:
+            reader = self.copies.open_offline(credentials)
+        except errors.CopyNotFound:
+            return None
+        except errors.OfflineAddonError as exc:
+            return OfflineLoginResult(None, str(exc))
+        except Exception:
+            self._failed("offline_login")
+            return OfflineLoginResult(
+                None, "The offline copy could not be opened because of an unexpected error; "
+                "see the host's log.")
+        return OfflineLoginResult(reader, "Logged in offline: read-only, from your offline copy.")
+
+    @hookimpl
+    def register_commands(self) -> list[HostCommand]:
+        """The ``offline`` commands of the Account menu."""
+        try:
+            from offline_addon.commands import build_commands
+
+            return build_commands(lambda: self.copies)
+        except Exception:
+            self._failed("register_commands")
+            return []
 
 
 addon = OfflineAddon()

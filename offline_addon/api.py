@@ -1,0 +1,392 @@
+"""The public Python API of the add-on: manage offline copies from a host, an add-on or a script.
+
+:class:`OfflineCopies` is the one object: list the copies on this machine (no password), create
+a copy (the first, manual sync) for a logged-in session, sync one now, report its status, open
+one offline for reading, re-key and delete. The hooks (:mod:`offline_addon.plugin`) and the
+``psr-client offline ...`` commands (:mod:`offline_addon.commands`) are thin layers over it.
+
+Every synchronisation runs on the add-on's one background thread (:mod:`offline_addon.worker`),
+so syncs never overlap; the blocking methods wait for it. Errors are
+:class:`offline_addon.errors.OfflineAddonError` children with messages a user can act on.
+
+Two clocks: ``schedule_clock`` decides what is due (a host drives it through ``on_timer``);
+``wall_clock`` stamps contacts with the server and checks offline validity (the system clock,
+injectable for tests).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
+from offline_addon import errors, paths
+from offline_addon.offline import open_offline
+from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
+from offline_addon.store import OfflineCopy
+from offline_addon.sync import SyncResult, sync_copy
+from offline_addon.worker import (
+    Call,
+    CopyStatus,
+    Feedback,
+    HostClock,
+    LogFeedback,
+    Login,
+    Logout,
+    Saved,
+    ShuttingDown,
+    SyncAgent,
+    SyncFn,
+    SyncRequest,
+    Wake,
+)
+
+_log = logging.getLogger("offline_addon")
+_T = TypeVar("_T")
+
+DEFAULT_WAIT_S = 600.0
+"""How long the blocking methods wait for the worker by default (a first sync of a large
+database over a slow link can take minutes)."""
+
+
+class OfflineReader:
+    """A read-only offline session over one copy (what ``offline_login`` hands the host).
+
+    Implements :class:`hookspecs.OfflineSession`. Close it when done."""
+
+    def __init__(self, copy: OfflineCopy) -> None:
+        self._copy = copy
+        meta = copy.meta
+        self._database = meta.identity.database
+        self._username = meta.identity.username
+        self._valid_until = meta.valid_until or 0.0
+
+    @property
+    def database(self) -> str:
+        """The online database this copy mirrors."""
+        return self._database
+
+    @property
+    def username(self) -> str:
+        """The user the copy belongs to."""
+        return self._username
+
+    @property
+    def valid_until(self) -> float:
+        """UNIX time after which the copy refuses to open offline."""
+        return self._valid_until
+
+    def list_records(self) -> list[RecordView]:
+        """Every record in the copy."""
+        return self._copy.list_records()
+
+    def search(self, query: str) -> list[RecordView]:
+        """Records whose name or fields match ``query`` (full-text)."""
+        return self._copy.search(query)
+
+    def get_record(self, record_id: str) -> RecordView | None:
+        """One record, or ``None`` when the copy does not hold it."""
+        return self._copy.get(record_id)
+
+    def close(self) -> None:
+        """Close the copy's file."""
+        self._copy.close()
+
+
+@dataclass(frozen=True)
+class CopyOverview:
+    """A copy on this machine with its live status (what ``offline status`` shows)."""
+
+    info: CopyInfo | None
+    status: CopyStatus
+    validity_left_s: float | None
+    """Seconds of offline use left (wall clock), ``None`` when unknown or no copy."""
+    next_sync_in_s: float | None
+    """Seconds until the next automatic sync, ``None`` when none is planned."""
+
+
+class OfflineCopies:
+    """Manage the offline copies of one machine.
+
+    ``settings`` are the add-on's settings (defaults when omitted); ``feedback`` receives
+    progress and messages (a log when omitted). The background thread starts on first use;
+    call :meth:`shutdown` when done.
+
+    >>> copies = OfflineCopies(AddonSettings(database_path="/tmp/offline-doc"))
+    >>> copies.folder
+    PosixPath('/tmp/offline-doc')
+    >>> copies.shutdown()
+    True
+    """
+
+    def __init__(
+        self,
+        settings: AddonSettings | None = None,
+        *,
+        feedback: Feedback | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        schedule_clock: HostClock | None = None,
+        sync: SyncFn = sync_copy,
+    ) -> None:
+        self._settings = settings or AddonSettings()
+        self._feedback: Feedback = feedback or LogFeedback()
+        self._wall = wall_clock
+        self.schedule_clock = schedule_clock or HostClock()
+        self._agent = SyncAgent(self._settings, lambda: self.folder, self.schedule_clock,
+                                wall_clock, lambda: self._feedback, sync)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    @property
+    def settings(self) -> AddonSettings:
+        """The settings in force."""
+        return self._settings
+
+    @property
+    def folder(self) -> Path:
+        """The folder that holds the copies (the ``database_path`` setting or the default)."""
+        return paths.resolve_folder(self._settings.database_path)
+
+    def set_feedback(self, feedback: Feedback | None) -> None:
+        """Send progress and messages to ``feedback`` from now on (``None``: the log)."""
+        self._feedback = feedback or LogFeedback()
+
+    def apply_settings(self, raw: AddonSettings | Mapping[str, object],
+                       timeout: float = DEFAULT_WAIT_S) -> AddonSettings:
+        """Validate and apply new settings without a restart and wait; raises
+        :class:`offline_addon.settings.SettingsError` (the old settings stay). A changed
+        ``database_path`` moves existing copies (see :mod:`offline_addon.settings`)."""
+        new = raw if isinstance(raw, AddonSettings) else parse_settings(raw)
+        return _wait(self.request_settings(new), timeout)
+
+    def request_settings(self, new: AddonSettings) -> Future[AddonSettings]:
+        """Apply validated settings on the background thread (serialised with syncs)."""
+        new_folder = paths.resolve_folder(new.database_path)
+        return self._submit(lambda: self._switch(new, new_folder))
+
+    def _switch(self, new: AddonSettings, new_folder: Path) -> AddonSettings:
+        old_folder = self.folder
+        if new_folder != old_folder:
+            kept = move_copies(old_folder, new_folder)
+            if kept:
+                self._feedback.notify(
+                    "Offline copies not moved",
+                    f"{len(kept)} offline copy(ies) stay in {old_folder} because the new folder "
+                    "already holds a copy of the same database; delete one of them.",
+                    "warning",
+                )
+        self._settings = new
+        self._agent.apply_settings(new)
+        return new
+
+    # -- listing and status (no password) -----------------------------------------------------
+
+    def list(self) -> list[CopyInfo]:
+        """The copies in the configured folder, read from their sidecars (no password)."""
+        return list_copies(self.folder)
+
+    def paths_for(self, session: Session | OfflineCredentials) -> paths.CopyPaths:
+        """Where the copy of this server, database, user and client lives."""
+        return paths.CopyPaths.for_copy(self.folder, session.server_url, session.database,
+                                        session.username, session.client_id)
+
+    def status(self, session: Session | OfflineCredentials) -> CopyOverview:
+        """What the add-on knows about this session's copy: idle or syncing (done/total), last
+        result, last error, next automatic sync and offline validity left."""
+        target = self.paths_for(session)
+        try:
+            info: CopyInfo | None = read_sidecar(target)
+        except errors.OfflineAddonError:
+            info = None
+        live = self._agent.status(target.copy_id)
+        left = None
+        if info is not None and info.valid_until is not None:
+            left = max(0.0, info.valid_until - self._wall())
+        next_in = None
+        if live.next_sync_at is not None:
+            next_in = max(0.0, live.next_sync_at - self.schedule_clock())
+        return CopyOverview(info, live, left, next_in)
+
+    # -- synchronising ------------------------------------------------------------------------
+
+    def request_sync(self, session: Session, *, create: bool = False) -> Future[SyncResult]:
+        """Ask for a sync of ``session``'s copy without waiting. ``create=True`` creates the
+        copy when there is none (the manual first sync)."""
+        future: Future[SyncResult] = Future()
+        if not self._agent.worker.post(SyncRequest(session, create, future)):
+            future.set_exception(ShuttingDown())
+        return future
+
+    def create(self, session: Session, timeout: float = DEFAULT_WAIT_S) -> SyncResult:
+        """Create the copy for ``session`` (or bring an existing one up to date) and wait."""
+        return _wait(self.request_sync(session, create=True), timeout)
+
+    def sync_now(self, session: Session, timeout: float = DEFAULT_WAIT_S) -> SyncResult:
+        """Sync ``session``'s existing copy now and wait; :class:`errors.CopyNotFound` when
+        there is none yet."""
+        return _wait(self.request_sync(session, create=False), timeout)
+
+    # -- offline use ----------------------------------------------------------------------------
+
+    def open_offline(self, credentials: OfflineCredentials) -> OfflineReader:
+        """Open the copy for reading without the server. Raises CopyNotFound, WrongPassword,
+        CopyExpired (validity since the last server contact passed) or ClockWentBack."""
+        target = self.paths_for(credentials)
+        if not target.sidecar.exists() or not target.db.exists():
+            raise errors.CopyNotFound(
+                f"There is no offline copy of '{credentials.database}' for "
+                f"{credentials.username} on this computer.")
+        return OfflineReader(open_offline(target, credentials.password, self._wall()))
+
+    # -- re-key and delete ------------------------------------------------------------------
+
+    def rekey(self, session: Session, old_password: str,
+              timeout: float = DEFAULT_WAIT_S) -> bool:
+        """Re-encrypt ``session``'s copy from ``old_password`` to ``session.password`` and
+        wait. Returns ``False`` when there is no copy."""
+        return _wait(self.request_rekey(session, old_password), timeout)
+
+    def request_rekey(self, session: Session, old_password: str) -> Future[bool]:
+        """Re-key on the background thread (serialised with syncs) without waiting."""
+        return self._submit(lambda: self._rekey(session, old_password))
+
+    def _rekey(self, session: Session, old_password: str) -> bool:
+        target = self.paths_for(session)
+        if not target.db.exists():
+            return False
+        try:
+            copy = OfflineCopy.open(target, old_password)
+        except errors.WrongPassword:
+            # Already keyed with the new password (e.g. re-keyed by an earlier attempt)?
+            OfflineCopy.open(target, session.password).close()
+        else:
+            try:
+                copy.rekey(session.password)
+            finally:
+                copy.close()
+        self._agent.rebind(session)
+        return True
+
+    def delete(self, session: Session | OfflineCredentials,
+               timeout: float = DEFAULT_WAIT_S) -> bool:
+        """Delete this session's copy (file and sidecars). Returns whether one existed."""
+        target = self.paths_for(session)
+
+        def remove() -> bool:
+            existed = target.db.exists() or target.sidecar.exists()
+            delete_copy(target)
+            self._agent.forget(target.copy_id)
+            return existed
+
+        return _wait(self._submit(remove), timeout)
+
+    # -- what the hooks call: cheap, never blocking ---------------------------------------------
+
+    def session_started(self, session: Session) -> None:
+        """An online login: sync if the copy exists and ``sync_after_login`` is on."""
+        self._agent.worker.post(Login(session))
+
+    def session_ended(self, session: Session) -> None:
+        """A logout: stop automatic syncs with this session's token."""
+        self._agent.worker.post(Logout(session))
+
+    def record_saved(self, session: Session, record: SavedRecord) -> bool:
+        """A saved record: schedule a debounced sync when the logged-in user saved it and
+        ``sync_after_save`` is on. Returns whether it counted."""
+        if record.saved_by != session.user_id or not self._settings.sync_after_save:
+            return False
+        if record.database != session.database:
+            return False
+        self._agent.worker.post(Saved(session))
+        return True
+
+    def timer(self, now: float) -> bool:
+        """The host's tick: learn its time; wake the worker only when something is due.
+        Returns whether it woke the worker."""
+        self.schedule_clock.observe(now)
+        if now < self._agent.worker.due_hint:
+            return False
+        self._agent.worker.post(Wake())
+        return True
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no sync runs or is about to (debounced saves included)."""
+        return self._agent.worker.wait_idle(timeout)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Stop the background thread (a running sync stops at its next page); returns whether
+        it ended within ``timeout``. The object cannot be used afterwards."""
+        return self._agent.worker.shutdown(timeout)
+
+    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        future: Future[_T] = Future()
+        if not self._agent.worker.post(Call(fn, future)):  # type: ignore[arg-type]
+            future.set_exception(ShuttingDown())
+        return future
+
+
+def _wait(future: Future[_T], timeout: float) -> _T:
+    try:
+        return future.result(timeout)
+    except FutureTimeout:
+        raise errors.OfflineAddonError(
+            "The offline add-on is still busy; see 'psr-client offline status' and try "
+            "again later.") from None
+
+
+def move_copies(old: Path, new: Path) -> list[str]:
+    """Move every copy in ``old`` to ``new`` (rules in :mod:`offline_addon.settings`). Returns
+    the ids of copies left in ``old`` because ``new`` already has one with the same id."""
+    kept: list[str] = []
+    for info in list_copies(old) if old.is_dir() else []:
+        source = paths.CopyPaths(old, info.copy_id)
+        target = paths.CopyPaths(new, info.copy_id)
+        if target.db.exists() or target.sidecar.exists():
+            kept.append(info.copy_id)
+            continue
+        paths.ensure_folder(new)
+        try:
+            # Database (and SQLite side files) first, sidecar last: until the sidecar arrives
+            # the copy is still complete and listed in the old folder.
+            for name in (source.db, *source.companions(source.db)):
+                if name.exists():
+                    _move_file(name, target.folder / name.name)
+            _move_file(source.sidecar, target.sidecar)
+        except OSError as exc:
+            raise errors.StorageError(
+                f"Could not move an offline copy from {old} to {new} ({exc.strerror}); it "
+                "stays in the old folder. Check the folder's permissions and free space.",
+            ) from None
+    return kept
+
+
+def _move_file(source: Path, target: Path) -> None:
+    try:
+        os.replace(source, target)  # same filesystem: one atomic rename
+        paths.fsync_folder(target.parent)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    # Another filesystem: copy under a temporary name, make it durable, rename, then remove.
+    temporary = target.with_name(target.name + ".moving")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
+        shutil.copyfileobj(reader, writer)
+        writer.flush()
+        os.fsync(writer.fileno())
+    os.replace(temporary, target)
+    paths.fsync_folder(target.parent)
+    source.unlink()

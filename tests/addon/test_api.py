@@ -1,0 +1,81 @@
+"""The public Python API against the real server: list, create, sync, status, open offline,
+re-key and delete, with only the documented names."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+import offline_addon
+from hookspecs import OfflineCredentials, Session
+from offline_addon import (
+    AddonSettings,
+    CopyNotFound,
+    OfflineCopies,
+    WrongPassword,
+)
+
+from .conftest import DB, RECORDS, Site
+
+DOCUMENTED = {
+    "AddonSettings", "AuthenticationRequired", "ClockWentBack", "ConfigurationError",
+    "CopyExpired", "CopyInfo", "CopyNotFound", "CopyOverview", "CopyStatus", "CursorExpired",
+    "Feedback", "OfflineAddonError", "OfflineCopies", "OfflineNotAllowed", "OfflineReader",
+    "ProtocolError", "ServerBusy", "ServerError", "ServerUnreachable", "SettingsError",
+    "ShuttingDown", "StorageError", "SyncResult", "WrongPassword", "parse_settings",
+}
+
+
+def test_all_equals_the_documented_names() -> None:
+    assert set(offline_addon.__all__) == DOCUMENTED
+    for name in offline_addon.__all__:
+        assert getattr(offline_addon, name) is not None
+
+
+def login(url: str, user: str, password: str) -> Session:
+    answer = requests.post(f"{url}/api/v1/session", timeout=10, json={
+        "database": DB, "username": user, "password": password, "client_id": "script"})
+    answer.raise_for_status()
+    data = answer.json()
+    return Session(url, DB, data["user_id"], data["username"], "script", data["token"],
+                   password)
+
+
+def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_path: Path) -> None:
+    copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")))
+    try:
+        session = login(site.url, "alice", "alice-pw")
+        assert copies.list() == []
+        with pytest.raises(CopyNotFound):
+            copies.sync_now(session)
+        created = copies.create(session)
+        assert created.record_count == RECORDS
+        [info] = copies.list()
+        assert (info.database, info.username, info.record_count) == (DB, "alice", RECORDS)
+        site.server.admin.update_record(DB, site.ids[0], name="Renamed")
+        assert copies.sync_now(session).changed == 1
+        overview = copies.status(session)
+        assert overview.status.state == "idle"
+        assert overview.status.syncs == 2
+        assert overview.validity_left_s is not None
+        assert overview.validity_left_s > 6 * 86400
+        credentials = OfflineCredentials(site.url, DB, "alice", "script", "alice-pw")
+        reader = copies.open_offline(credentials)
+        try:
+            assert reader.get_record(site.ids[0]).name == "Renamed"  # type: ignore[union-attr]
+            assert len(reader.search("Record 01")) == 10
+            assert reader.valid_until > time.time()
+        finally:
+            reader.close()
+        renewed = Session(session.server_url, DB, session.user_id, "alice", "script",
+                          session.token, "new-pw")
+        assert copies.rekey(renewed, "alice-pw")
+        with pytest.raises(WrongPassword):
+            copies.open_offline(credentials)
+        assert copies.delete(session)
+        assert copies.list() == []
+    finally:
+        assert copies.shutdown(10)

@@ -1,0 +1,243 @@
+"""End to end: the add-on loaded by its entry point into the reference host, the real server on
+loopback, real SQLCipher files. Only the add-on's wall clock is faked, where a test says so."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import offline_addon.plugin as plugin_module
+from hookspecs import SavedRecord
+from offline_addon.errors import WrongPassword
+from offline_addon.store import OfflineCopy
+
+from .conftest import DB, RECORDS, HostRun, Site, completed
+
+Make = Callable[..., HostRun]
+
+
+def copy_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.glob("*")) if folder.exists() else []
+
+
+def create_copy(run: HostRun) -> str:
+    out = run.run("offline create")
+    assert "Done: " in out, out
+    return out + run.settle()
+
+
+def test_nothing_syncs_before_the_first_manual_sync(make_run: Make, site: Site,
+                                                     offline_dir: Path) -> None:
+    run = make_run()
+    assert run.login("alice-pw")
+    time.sleep(1.2)  # the "no copy yet" hint comes a moment after login
+    out = run.settle()
+    assert "offline create" in out
+    out = run.run(f"edit {site.ids[0]} notes=changed", "tick 31", "tick 61") + run.settle()
+    assert completed(out) == 0
+    assert copy_files(offline_dir) == []
+    out = create_copy(run)
+    assert completed(out) == 1
+    assert f"{RECORDS} records" in out
+    assert "[progress] offline:" in out
+    assert any(name.endswith(".offline.db") for name in copy_files(offline_dir))
+
+
+def test_login_syncs_an_existing_copy(make_run: Make) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    run.run("logout")
+    run.login("alice-pw")
+    assert completed(run.settle()) == 1
+
+
+def test_login_does_not_sync_when_sync_after_login_is_off(make_run: Make) -> None:
+    run = make_run(sync_after_login=False)
+    run.login("alice-pw")
+    create_copy(run)
+    run.run("logout")
+    run.login("alice-pw")
+    time.sleep(0.3)
+    assert completed(run.settle()) == 0
+
+
+def test_save_by_other_user_does_not_trigger_sync(make_run: Make, site: Site) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    online = run.shell.online
+    assert online is not None
+    bob = site.server.admin.user_id("bob")
+    site.server.admin.update_record(DB, site.ids[1], name="Changed by Bob")
+    record = SavedRecord(record_id=site.ids[1], database=DB, saved_by=bob)
+    run.host.hooks.call("on_record_saved", session=online.session, record=record)
+    time.sleep(2.5)  # longer than the debounce
+    assert completed(run.settle()) == 0
+    run.run(f"edit {site.ids[2]} notes=mine")  # alice's own save does sync
+    time.sleep(2.5)
+    assert completed(run.settle()) == 1
+
+
+def test_burst_of_saves_makes_at_most_two_syncs(make_run: Make, site: Site,
+                                                 offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    for i in range(100):
+        run.shell.execute(f"edit {site.ids[i % 5]} notes=burst-{i}")
+    time.sleep(2.5)
+    out = run.settle()
+    assert 1 <= completed(out) <= 2, out
+    online = run.shell.online
+    assert online is not None
+    with OfflineCopy.open(run.copies.paths_for(online.session), "alice-pw") as copy:
+        record = copy.get(site.ids[4])
+        assert record is not None
+        assert record.fields["notes"] == "burst-99"
+
+
+def test_interval_sync_comes_after_thirty_minutes(make_run: Make, site: Site) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    site.server.admin.update_record(DB, site.ids[3], name="Renamed on the server")
+    assert completed(run.run("tick 29") + run.settle()) == 0
+    out = run.run("tick 1.5") + run.settle()
+    assert completed(out) == 1
+    assert "1 changed" in out
+
+
+def test_offline_login_reads_records_without_the_server(make_run: Make, site: Site) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    run.close()
+    site.stop()
+    offline = make_run()
+    assert offline.login("alice-pw")
+    out = offline.run("search Record 007", f"show {site.ids[7]} --reveal")
+    assert "Record 007" in out
+    assert "secret-7" in out
+    assert "read-only" in offline.run("edit x notes=y")
+
+
+@pytest.mark.parametrize(
+    ("shift_s", "expected"),
+    [(8 * 86400, "validity ended"), (-3600, "clock")],
+    ids=["after_validity", "after_clock_set_back"],
+)
+def test_offline_login_is_refused(make_run: Make, site: Site, shift_s: float,
+                                  expected: str) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    run.close()
+    site.stop()
+    plugin_module.addon.wall_clock = lambda: time.time() + shift_s
+    offline = make_run()
+    assert not offline.login("alice-pw")
+    out = offline.new_output()
+    assert expected in out
+    assert offline.shell.offline is None
+
+
+def test_offline_login_with_wrong_password_is_refused(make_run: Make, site: Site) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    run.close()
+    site.stop()
+    offline = make_run()
+    assert not offline.login("not-the-password")
+    assert offline.shell.offline is None
+
+
+def test_revoked_right_deletes_the_copy_and_tells_the_user(make_run: Make, site: Site,
+                                                           offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    assert copy_files(offline_dir)
+    site.server.admin.set_user_offline("alice", enabled=False)
+    out = run.run("offline sync") + run.settle()
+    assert "Offline copy deleted" in out
+    assert "offline right" in out
+    assert copy_files(offline_dir) == []
+
+
+def test_switched_off_database_deletes_the_copy_at_the_next_interval(
+        make_run: Make, site: Site, offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    site.server.admin.set_database_offline(DB, False)
+    out = run.run("tick 31") + run.settle()
+    assert "Offline copy deleted" in out
+    assert copy_files(offline_dir) == []
+
+
+def test_password_change_rekeys_the_copy(make_run: Make, monkeypatch: pytest.MonkeyPatch
+                                         ) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    monkeypatch.setenv("PSR_PASSWORD", "alice-pw")
+    monkeypatch.setenv("PSR_NEW_PASSWORD", "alice-new-pw")
+    assert "password changed" in run.run("passwd")
+    run.settle()
+    online = run.shell.online
+    assert online is not None
+    paths = run.copies.paths_for(online.session)
+    OfflineCopy.open(paths, "alice-new-pw").close()
+    with pytest.raises(WrongPassword):
+        OfflineCopy.open(paths, "alice-pw")
+
+
+def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path,
+                                       offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    before = copy_files(offline_dir)
+    moved = tmp_path / "moved"
+    run.run(f"settings set offline database_path {moved}")
+    run.settle()
+    assert copy_files(offline_dir) == []
+    assert copy_files(moved) == before
+    out = run.run("offline status")
+    assert f"{RECORDS} records" in out
+    assert completed(run.run("offline sync") + run.settle()) == 1
+
+
+def test_bad_setting_is_refused_and_the_old_value_stays(make_run: Make,
+                                                        offline_dir: Path) -> None:
+    run = make_run()
+    out = run.run("settings set offline database_path relative/folder")
+    assert "database_path" in out
+    assert run.copies.settings.database_path == str(offline_dir)
+
+
+def test_status_and_list_describe_the_copy(make_run: Make) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    status = run.run("offline status")
+    assert f"{RECORDS} records" in status
+    assert "usable offline for" in status
+    assert "Next automatic sync in 30 min" in status
+    listing = run.run("offline list")
+    assert f"{DB} on" in listing
+    assert "alice" in listing
+
+
+def test_delete_removes_the_copy(make_run: Make, offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    assert "was deleted" in run.run("offline delete")
+    assert copy_files(offline_dir) == []
+    assert completed(run.run("tick 31") + run.settle()) == 0
