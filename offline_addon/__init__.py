@@ -11,6 +11,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from offline_addon.agent import CopyStatus, Feedback, ShuttingDown
     from offline_addon.api import CopyOverview, OfflineCopies, OfflineReader
     from offline_addon.errors import (
         AuthenticationRequired,
@@ -31,15 +32,14 @@ if TYPE_CHECKING:
     from offline_addon.settings import AddonSettings, SettingsError, parse_settings
     from offline_addon.sidecar import CopyInfo
     from offline_addon.sync import SyncResult
-    from offline_addon.worker import CopyStatus, Feedback, ShuttingDown
 
 _WHERE = {
     "OfflineCopies": "api",
     "OfflineReader": "api",
     "CopyOverview": "api",
-    "CopyStatus": "worker",
-    "Feedback": "worker",
-    "ShuttingDown": "worker",
+    "CopyStatus": "agent",
+    "Feedback": "agent",
+    "ShuttingDown": "agent",
     "AddonSettings": "settings",
     "SettingsError": "settings",
     "parse_settings": "settings",

@@ -30,16 +30,10 @@ from typing import TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors, paths
-from offline_addon.offline import open_offline
-from offline_addon.settings import AddonSettings, parse_settings
-from offline_addon.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
-from offline_addon.store import OfflineCopy
-from offline_addon.sync import SyncResult, sync_copy
-from offline_addon.worker import (
+from offline_addon.agent import (
     Call,
     CopyStatus,
     Feedback,
-    HostClock,
     LogFeedback,
     Login,
     Logout,
@@ -50,6 +44,12 @@ from offline_addon.worker import (
     SyncRequest,
     Wake,
 )
+from offline_addon.offline import open_offline
+from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
+from offline_addon.store import OfflineCopy
+from offline_addon.sync import SyncResult, sync_copy
+from offline_addon.worker import HostClock
 
 _log = logging.getLogger("offline_addon")
 _T = TypeVar("_T")

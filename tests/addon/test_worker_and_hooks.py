@@ -18,7 +18,7 @@ from offline_addon.paths import CopyPaths
 from offline_addon.plugin import OfflineAddon
 from offline_addon.settings import AddonSettings
 from offline_addon.sync import SyncResult
-from offline_addon.worker import ShuttingDown
+from offline_addon.agent import ShuttingDown
 
 SESSION = Session(server_url="http://127.0.0.1:9", database="demo", user_id="u-alice",
                   username="alice", client_id="c1", token="tok", password="pw")
