@@ -92,5 +92,7 @@ def on_password_changed(session: Session, old_password: str) -> None:
 @hookspec
 def register_commands() -> list[HostCommand]:
     """Return the commands this add-on contributes (the host's Account menu; ``psr-client
-    GROUP NAME`` in the reference host). Called once when the add-on is enabled."""
+    GROUP NAME`` in the reference host). Called when the host loads the add-on, before
+    ``on_addon_enabled`` and possibly without it (a short command-line run builds its command
+    line from it), so it must not need the host services."""
     return []

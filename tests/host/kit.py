@@ -1,0 +1,279 @@
+"""Test add-ons installed through REAL entry points: a package plus a ``*.dist-info`` folder
+written into a temporary site folder that is put on ``sys.path`` (or ``PYTHONPATH``)."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from reference_host.addons import AddonInfo, discover
+
+ROOT = Path(__file__).resolve().parents[2]
+
+# A probe add-on: records every hook call (in CALLS, and in the file $PROBE_LOG for
+# subprocess tests), contributes `GROUP ping` and `GROUP whoami`, and can answer
+# offline_login with a tiny in-memory session.
+PROBE_SOURCE = '''
+import json, os, time
+from hookspecs import (CommandArgument, HostCommand, OfflineLoginResult, RecordView,
+                       hookimpl)
+
+CALLS = []
+SERVICES = []
+OFFLINE_ANSWER = {"mode": "none"}   # "none" | "session" | "message"
+SLOW_TIMER = {"seconds": 0}   # on_timer sleeps, then reads its settings through the host
+SETTINGS_SEEN = []
+ADDON_ID = __ADDON_ID__
+
+
+def _note(hook, **info):
+    CALLS.append((hook, info))
+    path = os.environ.get("PROBE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"addon": ADDON_ID, "hook": hook, **info}) + "\\n")
+
+
+class _OfflineSession:
+    database = "demo"
+    username = "alice"
+    valid_until = 4102444800.0
+
+    def __init__(self):
+        self._records = [RecordView("r1", 3, "Mail", {"username": "alice",
+                                                      "password": "hunter2"})]
+        self.closed = False
+
+    def list_records(self):
+        return list(self._records)
+
+    def search(self, query):
+        return [r for r in self._records if query.lower() in r.name.lower()]
+
+    def get_record(self, record_id):
+        return next((r for r in self._records if r.record_id == record_id), None)
+
+    def close(self):
+        self.closed = True
+        _note("offline_session_closed")
+
+
+def _ping(invocation):
+    invocation.output("pong " + str(invocation.args.get("word")))
+    return int(invocation.args.get("code") or 0)
+
+
+def _whoami(invocation):
+    invocation.output("session user " + (invocation.session.username
+                                         if invocation.session else "none"))
+    return 0
+
+
+def _explode(invocation):
+    raise RuntimeError("handler exploded")
+
+
+class Probe:
+    @hookimpl
+    def on_addon_enabled(self, host):
+        SERVICES.append(host)
+        _note("on_addon_enabled")
+
+    @hookimpl
+    def on_addon_disabled(self):
+        _note("on_addon_disabled")
+
+    @hookimpl
+    def on_settings_changed(self, addon_id, settings):
+        _note("on_settings_changed", addon_id=addon_id, settings=dict(settings))
+
+    @hookimpl
+    def on_login(self, session):
+        _note("on_login", user_id=session.user_id, username=session.username)
+
+    @hookimpl
+    def on_logout(self, session):
+        _note("on_logout", user_id=session.user_id)
+
+    @hookimpl
+    def on_record_saved(self, session, record):
+        _note("on_record_saved", record_id=record.record_id, saved_by=record.saved_by,
+              user_id=session.user_id)
+
+    @hookimpl
+    def on_timer(self, session, now):
+        _note("on_timer", now=now)
+        if SLOW_TIMER["seconds"]:
+            time.sleep(SLOW_TIMER["seconds"])
+            SETTINGS_SEEN.append(dict(SERVICES[-1].addon_settings(ADDON_ID)))
+
+    @hookimpl
+    def offline_login(self, credentials):
+        _note("offline_login", username=credentials.username, database=credentials.database)
+        mode = OFFLINE_ANSWER["mode"]
+        if mode == "session":
+            return OfflineLoginResult(_OfflineSession(), "opened the offline copy")
+        if mode == "message":
+            return OfflineLoginResult(None, "the offline copy has expired; connect to renew it")
+        return None
+
+    @hookimpl
+    def on_password_changed(self, session, old_password):
+        _note("on_password_changed", new_is_old=session.password == old_password)
+
+    @hookimpl
+    def register_commands(self):
+        _note("register_commands")
+        return [
+            HostCommand(ADDON_ID, "ping", "answer pong", _ping, (
+                CommandArgument("word", "a word", kind="positional"),
+                CommandArgument("code", "exit code to return"))),
+            HostCommand(ADDON_ID, "whoami", "show the session user", _whoami,
+                        needs_session=True),
+            HostCommand(ADDON_ID, "explode", "a handler that raises", _explode),
+        ]
+
+
+addon = Probe()
+'''
+
+# An add-on that raises in every hook.
+BROKEN_SOURCE = '''
+from hookspecs import hookimpl
+
+ATTEMPTS = []
+
+
+def _fail(hook):
+    ATTEMPTS.append(hook)
+    raise RuntimeError("broken add-on fails in " + hook)
+
+
+class Broken:
+    @hookimpl
+    def on_addon_enabled(self, host):
+        _fail("on_addon_enabled")
+
+    @hookimpl
+    def on_addon_disabled(self):
+        _fail("on_addon_disabled")
+
+    @hookimpl
+    def on_settings_changed(self, addon_id, settings):
+        _fail("on_settings_changed")
+
+    @hookimpl
+    def on_login(self, session):
+        _fail("on_login")
+
+    @hookimpl
+    def on_logout(self, session):
+        _fail("on_logout")
+
+    @hookimpl
+    def on_record_saved(self, session, record):
+        _fail("on_record_saved")
+
+    @hookimpl
+    def on_timer(self, session, now):
+        _fail("on_timer")
+
+    @hookimpl
+    def offline_login(self, credentials):
+        _fail("offline_login")
+
+    @hookimpl
+    def on_password_changed(self, session, old_password):
+        _fail("on_password_changed")
+
+    @hookimpl
+    def register_commands(self):
+        _fail("register_commands")
+
+
+addon = Broken()
+'''
+
+ALL_HOOKS = [
+    "on_addon_enabled", "on_addon_disabled", "on_settings_changed", "on_login", "on_logout",
+    "on_record_saved", "on_timer", "offline_login", "on_password_changed", "register_commands",
+]
+
+
+def probe_manifest(addon_id: str, module: str) -> dict[str, Any]:
+    """A valid manifest for a test add-on."""
+    return {
+        "id": addon_id,
+        "name": f"Probe {addon_id}",
+        "version": "0.3.1",
+        "description": "A test add-on that records the hooks it receives.",
+        "entry_point": f"{module}.plugin:addon",
+        "contract_version": "1.0",
+        "hooks": ALL_HOOKS,
+        "rights": [],
+        "server_settings": [],
+        "settings": {
+            "loud": {"type": "boolean", "default": False, "description": "Say more."},
+            "level": {"type": "integer", "default": 3, "minimum": 1, "maximum": 9,
+                      "description": "How much."},
+            "label": {"type": "string", "default": "", "description": "A label."},
+        },
+    }
+
+
+@dataclass(frozen=True)
+class InstalledAddon:
+    """A test add-on installed into a temporary site folder."""
+
+    addon_id: str
+    module: str
+    site: Path
+
+    def plugin_module(self) -> Any:
+        """The add-on's plugin module as the host loaded it (same module object)."""
+        return importlib.import_module(f"{self.module}.plugin")
+
+
+class AddonSite:
+    """A temporary site folder that holds test add-ons with real dist-info entry points."""
+
+    def __init__(self, site: Path) -> None:
+        self.site = site
+        self.modules: list[str] = []
+
+    def install(self, addon_id: str, source: str = PROBE_SOURCE,
+                manifest: dict[str, Any] | str | None = None,
+                edit: Callable[[dict[str, Any]], None] | None = None) -> InstalledAddon:
+        """Write package ``<addon_id>_<random>`` with ``source`` as its plugin module, its
+        manifest (``edit`` may corrupt it; a str is written as is) and a dist-info folder."""
+        module = f"{addon_id.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
+        package = self.site / module
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text("", encoding="utf-8")
+        (package / "plugin.py").write_text(source.replace("__ADDON_ID__", repr(addon_id)),
+                                           encoding="utf-8")
+        data = copy.deepcopy(manifest) if manifest is not None else probe_manifest(addon_id,
+                                                                                   module)
+        if edit is not None and isinstance(data, dict):
+            edit(data)
+        text = data if isinstance(data, str) else json.dumps(data, indent=2)
+        (package / "manifest.json").write_text(text, encoding="utf-8")
+        dist = self.site / f"{module}-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(
+            f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n", encoding="utf-8")
+        (dist / "entry_points.txt").write_text(
+            f"[psr.addons]\n{addon_id} = {module}.plugin:addon\n", encoding="utf-8")
+        self.modules.append(module)
+        return InstalledAddon(addon_id, module, self.site)
+
+
+def discovered(*ids: str) -> list[AddonInfo]:
+    """The discovered add-ons with these ids only (keeps the real add-on out of a test)."""
+    return [a for a in discover() if a.addon_id in ids]

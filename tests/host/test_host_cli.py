@@ -1,0 +1,195 @@
+"""``psr-client`` as a subprocess: add-ons, settings and contributed commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .kit import BROKEN_SOURCE, ROOT, AddonSite
+
+PSR_CLIENT = Path(sys.executable).parent / "psr-client"
+
+
+class Cli:
+    """Runs ``psr-client`` with its own config folder, the test site on PYTHONPATH and the
+    probe's call log."""
+
+    def __init__(self, tmp_path: Path, site: Path | None) -> None:
+        self.config_dir = tmp_path / "client-config"
+        self.probe_log = tmp_path / "probe.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
+        # The real add-on's default folder must be in tmp_path, never the user's own.
+        self.env.update(PSR_CLIENT_CONFIG_DIR=str(self.config_dir),
+                        PROBE_LOG=str(self.probe_log),
+                        XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+                        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
+        if site is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+
+    def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PSR_CLIENT), *args], input=stdin, capture_output=True,
+                              text=True, env={**self.env, **env}, timeout=60, check=False)
+
+    def probe_calls(self) -> list[dict[str, Any]]:
+        if not self.probe_log.exists():
+            return []
+        lines = self.probe_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    def config(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.config_dir / "host.json").read_text("utf-8"))
+        return data
+
+
+@pytest.fixture
+def cli(tmp_path: Path, addon_site: AddonSite) -> Cli:
+    return Cli(tmp_path, addon_site.site)
+
+
+def _row(listing: str, addon_id: str) -> list[str]:
+    (row,) = [line.split("\t") for line in listing.splitlines() if line.startswith(addon_id)]
+    return row
+
+
+def test_addons_list_shows_the_offline_addon_enabled_with_its_version(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, None)
+    result = cli("addons", "list")
+    assert result.returncode == 0, result.stderr
+    version = json.loads((ROOT / "manifest.json").read_text("utf-8"))["version"]
+    assert _row(result.stdout, "offline") == ["offline", "Offline Add-on", version, "enabled"]
+
+
+def test_addons_disable_and_enable_are_stored_and_listed(cli: Cli,
+                                                         addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    assert _row(cli("addons", "list").stdout, "probe")[3] == "enabled"
+    result = cli("addons", "disable", "probe")
+    assert (result.returncode, result.stdout.strip()) == (0, "add-on probe disabled")
+    assert _row(cli("addons", "list").stdout, "probe")[2:] == ["0.3.1", "disabled"]
+    assert cli.config()["addons"]["probe"]["enabled"] is False
+    assert cli("addons", "enable", "probe").returncode == 0
+    assert _row(cli("addons", "list").stdout, "probe")[3] == "enabled"
+
+
+def test_disabled_addon_gets_no_hook_calls_and_contributes_no_commands(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    result = cli("probe", "ping", "hi")
+    assert (result.returncode, result.stdout.strip()) == (0, "pong hi")
+    assert "on_addon_enabled" in [c["hook"] for c in cli.probe_calls()]
+    cli("addons", "disable", "probe")
+    cli.probe_log.unlink()
+    for args in (("addons", "list"), ("settings", "show"), ("probe", "ping", "hi")):
+        cli(*args)
+    assert cli.probe_calls() == []
+    assert "invalid choice: 'probe'" in cli("probe", "ping", "hi").stderr
+
+
+def test_settings_set_stores_a_valid_value(cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    result = cli("settings", "set", "probe", "level", "8")
+    assert (result.returncode, result.stdout.strip()) == (0, "probe.level = 8")
+    assert cli.config()["addons"]["probe"]["settings"] == {"level": 8}
+    shown = cli("settings", "show", "probe").stdout.splitlines()
+    assert "probe.level = 8" in shown
+    assert "probe.loud = false  (default)" in shown
+
+
+def test_settings_set_refuses_a_bad_value_naming_the_field_and_keeps_the_old(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    cli("settings", "set", "probe", "loud", "on")
+    result = cli("settings", "set", "probe", "loud", "sometimes")
+    assert result.returncode == 2
+    assert "loud" in result.stdout
+    assert "Not a valid boolean" in result.stdout
+    assert cli.config()["addons"]["probe"]["settings"] == {"loud": True}
+    unknown = cli("settings", "set", "probe", "volume", "3")
+    assert unknown.returncode == 2
+    assert "volume: unknown setting" in unknown.stdout
+
+
+def test_contributed_command_runs_with_its_arguments_and_exit_code(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    result = cli("probe", "ping", "hello", "--code", "3")
+    assert (result.returncode, result.stdout.strip()) == (3, "pong hello")
+    hooks = [c["hook"] for c in cli.probe_calls()]
+    # The host starts the add-on, runs the command, and shuts it down.
+    assert hooks == ["register_commands", "on_addon_enabled", "on_addon_disabled"]
+
+
+def test_contributed_command_that_raises_gives_a_message_and_exit_code_1(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    result = cli("probe", "explode")
+    assert result.returncode == 1
+    assert "probe explode failed: handler exploded" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_addon_does_not_stop_the_cli_or_the_other_addons(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    addon_site.install("broken", BROKEN_SOURCE)
+    listing = cli("addons", "list")
+    assert listing.returncode == 0
+    assert _row(listing.stdout, "broken")[3] == "enabled"
+    result = cli("probe", "ping", "still")
+    assert (result.returncode, result.stdout.strip()) == (0, "pong still")
+    assert "add-on 'broken' failed in on_addon_enabled" in result.stderr
+
+
+def test_addon_with_a_corrupted_manifest_is_listed_refused_naming_the_field(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe", edit=lambda m: m["settings"]["loud"].pop("default"))
+    result = cli("addons", "list")
+    assert result.returncode == 0
+    state = _row(result.stdout, "probe")[3]
+    assert state.startswith("refused: invalid manifest:")
+    assert "settings.loud.default" in state
+    enable = cli("addons", "enable", "probe")
+    assert enable.returncode == 2
+    assert "cannot be enabled" in enable.stdout
+
+
+def test_needs_session_command_without_a_server_says_what_is_missing(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    result = cli("probe", "whoami")
+    assert result.returncode == 2
+    assert "--server (PSR_SERVER)" in result.stdout
+
+
+def test_unreadable_settings_file_is_reported_not_a_traceback(cli: Cli) -> None:
+    cli.config_dir.mkdir(parents=True)
+    (cli.config_dir / "host.json").write_text("[1, 2", encoding="utf-8")
+    result = cli("addons", "list")
+    assert result.returncode == 2
+    assert "not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_login_to_an_unreachable_server_without_copies_explains_and_logs_with_v(
+        tmp_path: Path) -> None:
+    cli = Cli(tmp_path, None)
+    assert cli("addons", "disable", "offline").returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    quiet = cli("--server", url, "--database", "demo", "--user", "alice", "login",
+                stdin="typed-secret\nlist\n")
+    assert quiet.returncode == 1
+    assert quiet.stdout.splitlines()[-1].startswith("no offline copy for this user")
+    assert quiet.stderr == ""
+    loud = cli("-v", "--server", url, "--database", "demo", "--user", "alice", "login",
+               stdin="typed-secret\n")
+    assert "INFO psr.host.session: online login failed" in loud.stderr
+    assert "typed-secret" not in loud.stdout + loud.stderr
