@@ -1,0 +1,150 @@
+"""Where offline copies live and what their files are called.
+
+File names are derived from a hash, never taken from a server string, so that no database or
+user name can reach the file system (no traversal, no odd characters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import appdirs
+
+from offline_addon.errors import ConfigurationError, StorageError
+
+APP_NAME = "Password Safe and Repository Client"
+APP_AUTHOR = "MATESO"
+FOLDER_NAME = "OfflineDB"
+DB_SUFFIX = ".offline.db"
+SIDECAR_SUFFIX = ".json"
+PARTIAL_SUFFIX = ".offline.db.partial"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def default_folder() -> Path:
+    """The system default folder for offline copies (absolute).
+
+    appdirs answers a relative path when e.g. ``XDG_DATA_HOME`` is set to one; such a path
+    would move with the working directory, so it is anchored under the home folder instead.
+    """
+    base = Path(appdirs.user_data_dir(APP_NAME, APP_AUTHOR, roaming=True)).expanduser()
+    if not base.is_absolute():
+        base = Path.home() / base
+    return base / FOLDER_NAME
+
+
+def resolve_folder(setting: str) -> Path:
+    """The folder for the ``database_path`` setting: empty means :func:`default_folder`.
+
+    Raises ConfigurationError for a relative path (it would depend on the working directory).
+    """
+    text = setting.strip()
+    if not text:
+        return default_folder()
+    path = Path(text).expanduser()
+    if not path.is_absolute():
+        raise ConfigurationError(
+            "The offline database folder must be an absolute path (for example "
+            "/home/you/OfflineDB); change the 'database_path' setting."
+        )
+    return path
+
+
+def normalise_server_url(server_url: str) -> str:
+    """The server URL in one canonical spelling (lower-case scheme and host, no default
+    port, no trailing slash), so that equivalent spellings share one copy."""
+    parts = urlsplit(server_url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host
+    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{parts.port}"
+    return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
+
+
+def copy_id(server_url: str, database: str, username: str, client_id: str) -> str:
+    """The copy's identity: a hex SHA-256 over server, database, user and client."""
+    # JSON keeps the parts unambiguous (no separator can be smuggled into a name).
+    key = json.dumps([normalise_server_url(server_url), database, username, client_id])
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class CopyPaths:
+    """The files of one offline copy inside ``folder``."""
+
+    folder: Path
+    copy_id: str
+
+    @classmethod
+    def for_copy(
+        cls, folder: Path, server_url: str, database: str, username: str, client_id: str
+    ) -> CopyPaths:
+        """The paths of the copy for this server, database, user and client."""
+        return cls(folder, copy_id(server_url, database, username, client_id))
+
+    @property
+    def db(self) -> Path:
+        """The encrypted SQLCipher file."""
+        return self.folder / f"{self.copy_id}{DB_SUFFIX}"
+
+    @property
+    def sidecar(self) -> Path:
+        """The non-secret JSON that lets a login screen list the copy."""
+        return self.folder / f"{self.copy_id}{SIDECAR_SUFFIX}"
+
+    @property
+    def partial(self) -> Path:
+        """A fresh copy being filled by a full sync; replaces :attr:`db` when complete."""
+        return self.folder / f"{self.copy_id}{PARTIAL_SUFFIX}"
+
+    def companions(self, db: Path) -> tuple[Path, Path, Path]:
+        """SQLite's side files of ``db`` (write-ahead log, shared memory, rollback journal)."""
+        return (
+            db.with_name(db.name + "-wal"),
+            db.with_name(db.name + "-shm"),
+            db.with_name(db.name + "-journal"),
+        )
+
+    def all_files(self) -> list[Path]:
+        """Every file that may belong to this copy."""
+        files = [self.db, *self.companions(self.db), self.partial, *self.companions(self.partial)]
+        files.append(self.sidecar)
+        files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
+        return files
+
+
+def ensure_folder(folder: Path) -> None:
+    """Create ``folder`` owner-only (0700) if missing.
+
+    An existing folder keeps its permissions: it may be one the user chose on purpose; the
+    copies inside are 0600 regardless.
+    """
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot create the offline database folder {folder} ({exc.strerror}); "
+            "check the 'database_path' setting and the folder's permissions."
+        ) from None
+
+
+def fsync_folder(folder: Path) -> None:
+    """Make a rename inside ``folder`` durable (best effort where unsupported)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

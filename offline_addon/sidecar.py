@@ -1,0 +1,152 @@
+"""The non-secret sidecar next to each copy, so that copies can be listed without a password.
+
+It holds who and where (server, database, user) and when (last sync, valid until), never
+record content. It is only a listing aid: the authoritative validity lives inside the
+encrypted copy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import suppress
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from marshmallow import EXCLUDE, Schema, ValidationError, fields
+
+from offline_addon.errors import CopyNotFound, StorageError
+from offline_addon.paths import DB_SUFFIX, SIDECAR_SUFFIX, CopyPaths, fsync_folder
+
+
+@dataclass(frozen=True)
+class CopyInfo:
+    """What the sidecar says about one copy (``size_bytes`` is measured when read)."""
+
+    server_url: str
+    database: str
+    username: str
+    user_id: str
+    client_id: str
+    copy_id: str
+    created_at: float
+    last_sync: float | None
+    valid_until: float | None
+    record_count: int
+    schema_version: int
+    size_bytes: int = 0
+
+
+class _CopyInfoSchema(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+    server_url = fields.String(required=True)
+    database = fields.String(required=True)
+    username = fields.String(required=True)
+    user_id = fields.String(required=True)
+    client_id = fields.String(required=True)
+    copy_id = fields.String(required=True)
+    created_at = fields.Float(required=True)
+    last_sync = fields.Float(required=True, allow_none=True)
+    valid_until = fields.Float(required=True, allow_none=True)
+    record_count = fields.Integer(required=True, strict=True)
+    schema_version = fields.Integer(required=True, strict=True)
+
+
+_SCHEMA = _CopyInfoSchema()
+
+
+def write_sidecar(paths: CopyPaths, info: CopyInfo) -> None:
+    """Write the sidecar atomically (temp file, fsync, rename), owner-only (0600)."""
+    payload = asdict(info)
+    payload.pop("size_bytes")
+    data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
+    tmp = paths.sidecar.with_name(paths.sidecar.name + ".tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, paths.sidecar)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot write the offline copy's description in {paths.folder} ({exc.strerror}); "
+            "check free disk space and permissions."
+        ) from None
+    fsync_folder(paths.folder)
+
+
+def _size_of(paths: CopyPaths) -> int:
+    total = 0
+    for path in (paths.db, *paths.companions(paths.db)):
+        with suppress(OSError):
+            total += path.stat().st_size
+    return total
+
+
+def read_sidecar(paths: CopyPaths) -> CopyInfo:
+    """The copy's description; CopyNotFound when there is no copy, StorageError when the
+    sidecar is unreadable or does not belong to this file."""
+    if not paths.db.exists():
+        raise CopyNotFound("There is no offline copy of this database yet; synchronise once.")
+    try:
+        raw: Any = json.loads(paths.sidecar.read_bytes())
+        data = _SCHEMA.load(raw if isinstance(raw, dict) else {})
+    except (OSError, ValueError, ValidationError):
+        raise StorageError(
+            "The offline copy's description file is missing or damaged; "
+            "synchronise once online to rewrite it."
+        ) from None
+    if data["copy_id"] != paths.copy_id:
+        raise StorageError(
+            "The offline copy's description file belongs to another copy; "
+            "synchronise once online to rewrite it."
+        )
+    return CopyInfo(**data, size_bytes=_size_of(paths))
+
+
+def list_copies(folder: Path) -> list[CopyInfo]:
+    """Every copy in ``folder`` with a readable sidecar (others are skipped), oldest first."""
+    if not folder.is_dir():
+        return []
+    found: list[CopyInfo] = []
+    for sidecar in sorted(folder.glob(f"*{SIDECAR_SUFFIX}")):
+        copy_id = sidecar.name[: -len(SIDECAR_SUFFIX)]
+        paths = CopyPaths(folder, copy_id)
+        if not (folder / f"{copy_id}{DB_SUFFIX}").exists():
+            continue
+        try:
+            found.append(read_sidecar(paths))
+        except (CopyNotFound, StorageError):
+            continue
+    return sorted(found, key=lambda info: (info.created_at, info.copy_id))
+
+
+def with_size(info: CopyInfo, paths: CopyPaths) -> CopyInfo:
+    """``info`` with ``size_bytes`` measured now."""
+    return replace(info, size_bytes=_size_of(paths))
+
+
+def delete_copy(paths: CopyPaths) -> bool:
+    """Remove the copy's file, SQLite side files and sidecar; True if anything was removed.
+
+    Close every connection to the copy first.
+    """
+    removed = False
+    for path in paths.all_files():
+        try:
+            path.unlink()
+            removed = True
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StorageError(
+                f"Cannot delete the offline copy file {path.name} ({exc.strerror}); "
+                "close other programs using it and check permissions."
+            ) from None
+    fsync_folder(paths.folder)
+    return removed

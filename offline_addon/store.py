@@ -1,0 +1,512 @@
+"""The offline copy: one SQLCipher 4 file, keyed with the user's password.
+
+The key goes through SQLCipher's own KDF (``PRAGMA key`` with the password: PBKDF2-HMAC-SHA512
+with a random salt per file), so the file opens in any SQLCipher 4 tool with the same password.
+Nothing is written before the key has been checked with a read, so a wrong password leaves the
+file exactly as it was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlcipher3
+
+from hookspecs import RecordView
+from offline_addon.errors import CopyNotFound, OfflineAddonError, StorageError, WrongPassword
+from offline_addon.paths import CopyPaths, ensure_folder
+from offline_addon.planning import PagePlan, digest_of, plan_page
+from offline_addon.schema_migrations import SCHEMA_VERSION, migrate, schema_version
+from offline_addon.search import fts_query, like_pattern, search_text
+from offline_addon.sidecar import (
+    CopyInfo,
+    delete_copy,
+    list_copies,
+    read_sidecar,
+    write_sidecar,
+)
+from offline_addon.wire import ChangePage, Digest, RecordData
+
+__all__ = [
+    "CopyIdentity",
+    "CopyInfo",
+    "CopyMeta",
+    "OfflineCopy",
+    "PageOutcome",
+    "delete_copy",
+    "list_copies",
+    "read_sidecar",
+    "write_sidecar",
+]
+
+# Performance settings, applied after the key check:
+# - WAL + synchronous=NORMAL: one fsync per checkpoint instead of per commit; a commit is still
+#   atomic and a crash loses at most the last commits, never consistency.
+# - wal_autocheckpoint 4000 pages (16 MiB): fewer checkpoints during a large first sync.
+# - cache_size 16 MiB: enough for the index pages of a 100k copy; a fixed cap, so memory does
+#   not grow with the copy.
+# - cipher_memory_security OFF (the SQLCipher 4.5+ default, set explicitly): wiping every freed
+#   buffer costs much time and would buy nothing, because the same plaintext lives in Python
+#   strings that cannot be wiped anyway.
+_PRAGMAS = (
+    "PRAGMA cipher_memory_security = OFF",
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA wal_autocheckpoint = 4000",
+    "PRAGMA cache_size = -16384",
+    "PRAGMA temp_store = MEMORY",
+)
+_KEY_REFUSED = (
+    "The password does not open the offline copy. Use the password of your last online "
+    "login; if you changed it since, log in online once so that the copy is rebuilt."
+)
+
+
+@dataclass(frozen=True)
+class CopyIdentity:
+    """Whose copy this is; stored inside the copy and in its sidecar."""
+
+    server_url: str
+    database: str
+    username: str
+    user_id: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class CopyMeta:
+    """The copy's bookkeeping, read from inside the encrypted file."""
+
+    identity: CopyIdentity
+    created_at: float
+    cursor: str | None
+    etag: str | None
+    last_contact_server_time: float | None
+    last_contact_local_time: float | None
+    validity_seconds: int | None
+    last_full_check: float | None
+    schema_version: int
+
+    @property
+    def valid_until(self) -> float | None:
+        """Local time after which the copy refuses to open offline."""
+        if self.last_contact_local_time is None or self.validity_seconds is None:
+            return None
+        return self.last_contact_local_time + self.validity_seconds
+
+
+@dataclass(frozen=True)
+class Contact:
+    """A successful contact with the server: its time and the user's offline validity."""
+
+    server_time: float
+    local_time: float
+    validity_seconds: int
+
+
+@dataclass(frozen=True)
+class PageOutcome:
+    """What applying a page did; ``applied`` is False for a page from a stale cursor."""
+
+    applied: bool
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+
+
+def quote_password(password: str) -> str:
+    """The password as an SQL string literal for ``PRAGMA key`` / ``PRAGMA rekey``."""
+    if "\x00" in password:
+        raise OfflineAddonError("The offline copy cannot use a password that contains NUL.")
+    return "'" + password.replace("'", "''") + "'"
+
+
+def _storage_error(action: str, exc: BaseException) -> StorageError:
+    return StorageError(
+        f"Cannot {action} the offline copy ({type(exc).__name__}: {exc}); check free disk "
+        "space and permissions; if it persists, delete the copy and synchronise again."
+    )
+
+
+def _connect(db_path: Path, password: str) -> Any:
+    """Open and key ``db_path``; check the key with a read before anything is written."""
+    try:
+        conn = sqlcipher3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+    except sqlcipher3.Error as exc:
+        raise _storage_error("open", exc) from None
+    try:
+        conn.execute(f"PRAGMA key = {quote_password(password)}")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlcipher3.DatabaseError:
+        conn.close()
+        raise WrongPassword(_KEY_REFUSED) from None
+    except BaseException:
+        conn.close()
+        raise
+    try:
+        for pragma in _PRAGMAS:
+            conn.execute(pragma).fetchall()
+    except sqlcipher3.Error as exc:
+        conn.close()
+        raise _storage_error("prepare", exc) from None
+    return conn
+
+
+class OfflineCopy:
+    """An open offline copy. Thread-safe; close it when done."""
+
+    def __init__(self, conn: Any, paths: CopyPaths, db_path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.RLock()
+        self.paths = paths
+        self.db_path = db_path
+
+    def __repr__(self) -> str:
+        return f"OfflineCopy(copy_id={self.paths.copy_id[:12]}…, file={self.db_path.name})"
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        paths: CopyPaths,
+        password: str,
+        identity: CopyIdentity,
+        *,
+        db_path: Path | None = None,
+        now: float | None = None,
+    ) -> OfflineCopy:
+        """Create a new, empty copy at ``db_path`` (default ``paths.db``), owner-only."""
+        target = db_path or paths.db
+        ensure_folder(paths.folder)
+        try:
+            # SQLite would create the file with the umask's permissions; pre-create it 0600
+            # (its -wal and -shm files inherit the main file's mode).
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise StorageError(
+                "An offline copy already exists for this database; open it instead."
+            ) from None
+        except OSError as exc:
+            raise _storage_error("create", exc) from None
+        try:
+            conn = _connect(target, password)
+            copy = cls(conn, paths, target)
+            migrate(conn)
+            values = {
+                "server_url": identity.server_url,
+                "database": identity.database,
+                "username": identity.username,
+                "user_id": identity.user_id,
+                "client_id": identity.client_id,
+                "created_at": time.time() if now is None else now,
+            }
+            with copy._transaction():
+                copy._put_meta(values)
+        except sqlcipher3.Error as exc:
+            _discard(target, locals().get("conn"))
+            raise _storage_error("create", exc) from None
+        except BaseException:
+            _discard(target, locals().get("conn"))
+            raise
+        return copy
+
+    @classmethod
+    def open(cls, paths: CopyPaths, password: str, *, db_path: Path | None = None) -> OfflineCopy:
+        """Open an existing copy (migrating its schema if needed).
+
+        Raises WrongPassword (file untouched), CopyNotFound, StorageError.
+        """
+        target = db_path or paths.db
+        if not target.is_file():
+            raise CopyNotFound("There is no offline copy of this database yet; synchronise once.")
+        conn = _connect(target, password)
+        try:
+            migrate(conn)
+        except sqlcipher3.Error as exc:
+            conn.close()
+            raise _storage_error("upgrade", exc) from None
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, paths, target)
+
+    def reconnect(self, password: str) -> None:
+        """Close and open :attr:`db_path` again (after the file was replaced)."""
+        with self._lock:
+            self.close()
+            self._conn = _connect(self.db_path, password)
+
+    def close(self) -> None:
+        """Close the connection (SQLite checkpoints and removes the WAL when it is the last)."""
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> OfflineCopy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    @property
+    def _db(self) -> Any:
+        if self._conn is None:
+            raise StorageError("The offline copy is closed; open it again.")
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Any]:
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    def _put_meta(self, values: dict[str, object]) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items())
+        )
+
+    def _meta_value(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    # -- reading -------------------------------------------------------------------------
+
+    @property
+    def meta(self) -> CopyMeta:
+        """The copy's bookkeeping (cursor, last contact, validity, identity)."""
+        with self._lock:
+            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            version = schema_version(self._db)
+        identity = CopyIdentity(
+            server_url=rows.get("server_url", ""),
+            database=rows.get("database", ""),
+            username=rows.get("username", ""),
+            user_id=rows.get("user_id", ""),
+            client_id=rows.get("client_id", ""),
+        )
+        validity = rows.get("validity_seconds")
+        return CopyMeta(
+            identity=identity,
+            created_at=float(rows.get("created_at", 0.0)),
+            cursor=rows.get("cursor"),
+            etag=rows.get("etag"),
+            last_contact_server_time=rows.get("last_contact_server_time"),
+            last_contact_local_time=rows.get("last_contact_local_time"),
+            validity_seconds=None if validity is None else int(validity),
+            last_full_check=rows.get("last_full_check"),
+            schema_version=version,
+        )
+
+    @property
+    def cursor(self) -> str | None:
+        """The stored feed position (None before the first page)."""
+        with self._lock:
+            value = self._meta_value("cursor")
+        return None if value is None else str(value)
+
+    def record_count(self) -> int:
+        """How many records the copy holds."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+
+    def get(self, record_id: str) -> RecordView | None:
+        """One record, or None."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT id, rev, name, fields FROM records WHERE id = ?", (record_id,)
+            ).fetchone()
+        return None if row is None else _view(row)
+
+    def list_records(self) -> list[RecordView]:
+        """All records, by name."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, rev, name, fields FROM records ORDER BY name COLLATE NOCASE, id"
+            ).fetchall()
+        return [_view(row) for row in rows]
+
+    def search(self, query: str) -> list[RecordView]:
+        """Records whose name contains ``query`` (case-insensitive, like the server), or whose
+        name or field words (not the password) start with each word of ``query``."""
+        if not query.strip():
+            return self.list_records()
+        match = fts_query(query)
+        sql = "SELECT id, rev, name, fields FROM records WHERE name LIKE ? ESCAPE '\\'"
+        params: list[str] = [like_pattern(query)]
+        if match:
+            sql += " OR rowid IN (SELECT rowid FROM records_fts WHERE records_fts MATCH ?)"
+            params.append(match)
+        with self._lock:
+            rows = self._db.execute(sql + " ORDER BY name COLLATE NOCASE, id", params).fetchall()
+        return [_view(row) for row in rows]
+
+    def digest(self) -> Digest:
+        """The protocol digest of what the copy holds."""
+        with self._lock:
+            pairs = self._db.execute("SELECT id, rev FROM records").fetchall()
+        return digest_of(pairs)
+
+    def integrity_ok(self) -> bool:
+        """SQLite's ``PRAGMA integrity_check`` says "ok"."""
+        with self._lock:
+            rows = self._db.execute("PRAGMA integrity_check").fetchall()
+        return bool(rows == [("ok",)])
+
+    # -- writing -------------------------------------------------------------------------
+
+    def apply_page(
+        self, page: ChangePage, from_cursor: str | None, contact: Contact
+    ) -> PageOutcome:
+        """Apply a page fetched from ``from_cursor`` together with its ``next_cursor`` and the
+        contact time, in one transaction.
+
+        A page fetched from another position than the stored cursor (re-delivered, or raced by
+        another sync) changes nothing, so the cursor never goes backwards.
+        """
+        try:
+            with self._transaction() as db:
+                if self._meta_value("cursor") != from_cursor:
+                    return PageOutcome(applied=False)
+                plan = plan_page(self._held_revs(db, page), page.changes)
+                self._write_plan(db, plan)
+                self._put_meta({"cursor": page.next_cursor, **_contact_values(contact)})
+        except sqlcipher3.Error as exc:
+            raise _storage_error("write", exc) from None
+        return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes))
+
+    @staticmethod
+    def _held_revs(db: Any, page: ChangePage) -> dict[str, int]:
+        """``id -> rev`` of the page's records already in the copy."""
+        if not page.changes:
+            return {}
+        ids = json.dumps([change.id for change in page.changes])
+        rows = db.execute(
+            "SELECT r.id, r.rev FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
+            (ids,),
+        ).fetchall()
+        return dict(rows)
+
+    @staticmethod
+    def _write_plan(db: Any, plan: PagePlan) -> None:
+        # Deletes and updates keep the full-text index right through triggers.
+        if plan.deletes:
+            db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in plan.deletes])
+        if plan.updates:
+            db.executemany(
+                "UPDATE records SET rev = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?",
+                [(r.rev, r.name, r.fields_json, r.updated_at, r.id) for r in plan.updates],
+            )
+        if plan.inserts:
+            OfflineCopy._insert(db, plan.inserts)
+
+    @staticmethod
+    def _insert(db: Any, records: Sequence[RecordData]) -> None:
+        """Insert new records and index them, in one batch each (rowids assigned here so that
+        the index rows can name them without reading them back)."""
+        first = int(db.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]) + 1
+        rowids = range(first, first + len(records))
+        db.executemany(
+            "INSERT INTO records(rowid, id, rev, name, fields, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (rowid, r.id, r.rev, r.name, r.fields_json, r.updated_at)
+                for rowid, r in zip(rowids, records, strict=True)
+            ],
+        )
+        db.executemany(
+            "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
+            [
+                (rowid, r.name, search_text(r.fields))
+                for rowid, r in zip(rowids, records, strict=True)
+            ],
+        )
+
+    def record_contact(
+        self, contact: Contact, *, etag: str | None = None, full_check_at: float | None = None
+    ) -> None:
+        """Store a successful contact (and optionally the feed ETag / a full digest check)."""
+        values: dict[str, object] = _contact_values(contact)
+        if etag is not None:
+            values["etag"] = etag
+        if full_check_at is not None:
+            values["last_full_check"] = full_check_at
+        try:
+            with self._transaction():
+                self._put_meta(values)
+        except sqlcipher3.Error as exc:
+            raise _storage_error("write", exc) from None
+
+    def forget_etag(self) -> None:
+        """Drop the stored feed ETag (so the next sync reads the feed)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM meta WHERE key = 'etag'")
+
+    def rekey(self, new_password: str) -> None:
+        """Re-encrypt the copy with ``new_password`` (SQLCipher's ``PRAGMA rekey``)."""
+        try:
+            with self._lock:
+                self._db.execute(f"PRAGMA rekey = {quote_password(new_password)}").fetchall()
+        except sqlcipher3.Error as exc:
+            raise _storage_error("re-encrypt", exc) from None
+
+    def checkpoint(self) -> None:
+        """Move the WAL into the main file and truncate it."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+    def sidecar_info(self) -> CopyInfo:
+        """The sidecar description of this copy as it is now."""
+        meta = self.meta
+        ident = meta.identity
+        return CopyInfo(
+            server_url=ident.server_url,
+            database=ident.database,
+            username=ident.username,
+            user_id=ident.user_id,
+            client_id=ident.client_id,
+            copy_id=self.paths.copy_id,
+            created_at=meta.created_at,
+            last_sync=meta.last_contact_local_time,
+            valid_until=meta.valid_until,
+            record_count=self.record_count(),
+            schema_version=SCHEMA_VERSION,
+        )
+
+
+def _contact_values(contact: Contact) -> dict[str, object]:
+    return {
+        "last_contact_server_time": contact.server_time,
+        "last_contact_local_time": contact.local_time,
+        "validity_seconds": contact.validity_seconds,
+    }
+
+
+def _view(row: Sequence[Any]) -> RecordView:
+    return RecordView(record_id=row[0], rev=row[1], name=row[2], fields=json.loads(row[3]))
+
+
+def _discard(target: Path, conn: Any) -> None:
+    """Remove a half-created copy file."""
+    if conn is not None:
+        conn.close()
+    for path in (target, *(target.with_name(target.name + s) for s in ("-wal", "-shm"))):
+        with suppress(OSError):
+            path.unlink()

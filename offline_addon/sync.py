@@ -1,0 +1,361 @@
+"""The sync engine: keep an offline copy equal to what the server lets the user export.
+
+One run: policy first (not allowed: wipe the copy and say why); then, if the feed head still
+matches the stored ETag, only the contact time is recorded; otherwise pages are pulled from the
+stored cursor and each is committed together with the cursor it leads to. The last page's digest
+is compared; a mismatch, a 410, a copy that no longer opens with the user's current password or
+belongs to another user id all lead to a full sync into a fresh file that replaces the old one
+only when complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Literal
+
+from hookspecs import Session
+from offline_addon.errors import (
+    CopyNotFound,
+    CursorExpired,
+    OfflineNotAllowed,
+    OfflineReason,
+    ProtocolError,
+    StorageError,
+    WrongPassword,
+    offline_not_allowed_message,
+)
+from offline_addon.paths import CopyPaths, fsync_folder
+from offline_addon.planning import should_check_full_digest
+from offline_addon.prefetch import PagePrefetcher
+from offline_addon.sidecar import delete_copy, write_sidecar
+from offline_addon.store import Contact, CopyIdentity, OfflineCopy
+from offline_addon.transport import SyncClient
+from offline_addon.wire import ChangePage, Digest
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PAGE_LIMIT = 5000
+"""Changes per page: large pages amortise the round trip and the per-transaction cost."""
+
+Outcome = Literal["synced", "unchanged", "wiped", "repaired"]
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What a sync did. For ``"repaired"``, ``added`` is the rebuilt copy's record count and
+    ``removed`` the old copy's (the old copy is replaced as a whole)."""
+
+    outcome: Outcome
+    added: int
+    changed: int
+    removed: int
+    record_count: int
+    duration_s: float
+    server_time: float | None
+    message: str
+
+
+class DigestMismatch(Exception):
+    """The copy does not hold what the server's digest says (internal: leads to a repair)."""
+
+
+@dataclass
+class _Tally:
+    added: int = 0
+    changed: int = 0
+    removed: int = 0
+    done: int = 0
+    full_check_at: float | None = None
+
+
+def sync_copy(
+    paths: CopyPaths,
+    session: Session,
+    *,
+    create: bool,
+    progress: Progress | None = None,
+    clock: Callable[[], float] = time.time,
+    client: SyncClient | None = None,
+    page_limit: int = DEFAULT_PAGE_LIMIT,
+    copy: OfflineCopy | None = None,
+) -> SyncResult:
+    """Synchronise the copy at ``paths`` for ``session``.
+
+    ``create=True`` creates the copy when absent (the manual first sync); with ``create=False``
+    a missing copy raises CopyNotFound. ``client`` and ``page_limit`` are for tests and
+    benchmarks. ``copy`` is an already open copy of ``paths`` to use (it stays open, except
+    after a wipe); without it the copy is opened (the password's KDF) and closed here.
+    Errors are raised as :class:`~offline_addon.errors.OfflineAddonError` children.
+    """
+    if copy is None and not create and not paths.db.is_file():
+        raise CopyNotFound(
+            f"There is no offline copy of '{session.database}' yet; create it by synchronising "
+            "once by hand."
+        )
+    own_client = client is None
+    active = client or SyncClient(session.server_url, session.token, session.client_id)
+    try:
+        run = _SyncRun(paths, session, active, progress, clock, page_limit)
+        return run.execute(copy)
+    finally:
+        if own_client:
+            active.close()
+
+
+class _SyncRun:
+    """One execution of :func:`sync_copy` (state of a single run only)."""
+
+    def __init__(
+        self,
+        paths: CopyPaths,
+        session: Session,
+        client: SyncClient,
+        progress: Progress | None,
+        clock: Callable[[], float],
+        page_limit: int,
+    ) -> None:
+        self.paths = paths
+        self.session = session
+        self.client = client
+        self.progress = progress
+        self.clock = clock
+        self.page_limit = page_limit
+        self.started = time.perf_counter()
+        self.identity = CopyIdentity(
+            server_url=session.server_url,
+            database=session.database,
+            username=session.username,
+            user_id=session.user_id,
+            client_id=session.client_id,
+        )
+
+    # -- the run ------------------------------------------------------------------------
+
+    def execute(self, given: OfflineCopy | None) -> SyncResult:
+        _remove_partial(self.paths)
+        try:
+            policy = self.client.policy(self.session.database)
+        except OfflineNotAllowed as exc:
+            return self._wipe(given, exc.reason)
+        if not policy.allowed:
+            reason: OfflineReason = (
+                "offline_disabled" if not policy.offline_enabled else "offline_right_missing"
+            )
+            return self._wipe(given, reason)
+        contact = Contact(policy.server_time, self.clock(), policy.validity_seconds)
+        copy, problem = self._open(given)
+        try:
+            if problem is not None or copy is None:
+                return self._rebuild(copy, given, contact, problem or "it could not be opened")
+            try:
+                return self._incremental(copy, contact)
+            except CursorExpired:
+                return self._rebuild(copy, given, contact, "the server no longer knew its position")
+            except DigestMismatch:
+                return self._rebuild(copy, given, contact, "its content differed from the server's")
+        except OfflineNotAllowed as exc:
+            return self._wipe(copy, exc.reason)
+        finally:
+            if copy is not None and given is None:
+                copy.close()
+
+    def _open(self, given: OfflineCopy | None) -> tuple[OfflineCopy | None, str | None]:
+        """The copy to sync, and why it must be rebuilt instead (None: it need not)."""
+        if given is not None:
+            copy = given
+        elif not self.paths.db.is_file():
+            copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
+            write_sidecar(self.paths, copy.sidecar_info())
+            return copy, None
+        else:
+            try:
+                copy = OfflineCopy.open(self.paths, self.session.password)
+            except WrongPassword:
+                return None, "it was locked with an older password"
+            except StorageError:
+                return None, "its file was damaged"
+        if copy.meta.identity.user_id != self.session.user_id:
+            return copy, "it belonged to another account of the same name"
+        return copy, None
+
+    def _incremental(self, copy: OfflineCopy, contact: Contact) -> SyncResult:
+        meta = copy.meta
+        database = self.session.database
+        etag = meta.etag if meta.cursor is not None else None
+        head = self.client.head(database, etag)
+        if head is None:
+            copy.record_contact(contact)
+            return self._finish(copy, "unchanged", _Tally(), contact)
+        tally = self._pull(copy, contact, meta.cursor, full=meta.cursor is None)
+        copy.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
+        return self._finish(copy, "synced", tally, contact)
+
+    def _pull(
+        self, copy: OfflineCopy, contact: Contact, cursor: str | None, *, full: bool
+    ) -> _Tally:
+        """Apply pages from ``cursor`` to the end and check the digest of the last one."""
+        tally = _Tally()
+        last: ChangePage | None = None
+        with PagePrefetcher(self._fetch, cursor) as pages:
+            for from_cursor, page in pages:
+                outcome = copy.apply_page(page, from_cursor, contact)
+                if not outcome.applied:
+                    raise StorageError(
+                        "The offline copy was changed by another synchronisation at the same "
+                        "time; try again."
+                    )
+                tally.added += outcome.added
+                tally.changed += outcome.changed
+                tally.removed += outcome.removed
+                tally.done += len(page.changes)
+                if self.progress is not None:
+                    self.progress(tally.done, tally.done + page.remaining)
+                last = page
+        if last is None or last.digest is None:  # the wire schema rules this out
+            raise ProtocolError(
+                "The server's last page carried no digest; tell your administrator."
+            )
+        tally.full_check_at = self._check_digest(copy, last.digest, full=full)
+        return tally
+
+    def _fetch(self, cursor: str | None) -> ChangePage:
+        return self.client.changes(self.session.database, cursor, self.page_limit)
+
+    def _check_digest(self, copy: OfflineCopy, expected: Digest, *, full: bool) -> float | None:
+        """Raise DigestMismatch unless the copy matches; return when the SHA-256 was checked."""
+        count = copy.record_count()
+        if count != expected.count:
+            log.warning(
+                "offline copy digest mismatch: %d records, server %d", count, expected.count
+            )
+            raise DigestMismatch
+        now = self.clock()
+        if not should_check_full_digest(
+            full_sync=full, record_count=count, last_full_check=copy.meta.last_full_check, now=now
+        ):
+            return None
+        if copy.digest() != expected:
+            log.warning("offline copy digest mismatch: same count, other revisions")
+            raise DigestMismatch
+        return now
+
+    # -- rebuild, wipe, result ----------------------------------------------------------
+
+    def _rebuild(
+        self, old: OfflineCopy | None, given: OfflineCopy | None, contact: Contact, why: str
+    ) -> SyncResult:
+        """Full sync into a fresh file that replaces the old one atomically when complete.
+
+        ``given`` (the caller's open copy, if any) is reconnected to the new file."""
+        log.warning("offline copy is rebuilt from the server because %s", why)
+        removed = 0
+        if old is not None:
+            with suppress(StorageError):
+                removed = old.record_count()
+        fresh = OfflineCopy.create(
+            self.paths, self.session.password, self.identity, db_path=self.paths.partial
+        )
+        try:
+            tally = self._pull(fresh, contact, None, full=True)
+            head = self.client.head(self.session.database)
+            etag = head.etag if head is not None else None
+            fresh.record_contact(contact, etag=etag, full_check_at=tally.full_check_at)
+        except DigestMismatch:
+            fresh.close()
+            _remove_partial(self.paths)
+            raise ProtocolError(
+                "The server's change feed contradicts its own digest; the offline copy was "
+                "left as it was. Tell your administrator."
+            ) from None
+        except BaseException:
+            fresh.close()
+            _remove_partial(self.paths)
+            raise
+        fresh.close()  # the last connection: SQLite checkpoints and removes the WAL
+        if old is not None:
+            old.close()
+        _replace_copy(self.paths)
+        tally.removed = removed
+        if given is not None:
+            given.reconnect(self.session.password)
+            return self._finish(given, "repaired", tally, contact, why=why)
+        with OfflineCopy.open(self.paths, self.session.password) as copy:
+            return self._finish(copy, "repaired", tally, contact, why=why)
+
+    def _wipe(self, copy: OfflineCopy | None, reason: OfflineReason) -> SyncResult:
+        if copy is not None:
+            copy.close()
+        existed = delete_copy(self.paths)
+        text = offline_not_allowed_message(reason)
+        if existed:
+            text += " The offline copy on this computer was deleted."
+        return SyncResult("wiped", 0, 0, 0, 0, self._elapsed(), None, text)
+
+    def _finish(
+        self,
+        copy: OfflineCopy,
+        outcome: Outcome,
+        tally: _Tally,
+        contact: Contact,
+        *,
+        why: str = "",
+    ) -> SyncResult:
+        info = copy.sidecar_info()
+        write_sidecar(self.paths, info)
+        name = self.session.database
+        if outcome == "unchanged":
+            message = f"The offline copy of '{name}' is up to date ({info.record_count} records)."
+        elif outcome == "repaired":
+            message = (
+                f"The offline copy of '{name}' was rebuilt from the server because {why} "
+                f"({info.record_count} records)."
+            )
+        else:
+            message = (
+                f"The offline copy of '{name}' is synchronised: {tally.added} added, "
+                f"{tally.changed} changed, {tally.removed} removed ({info.record_count} records)."
+            )
+        return SyncResult(
+            outcome,
+            tally.added,
+            tally.changed,
+            tally.removed,
+            info.record_count,
+            self._elapsed(),
+            contact.server_time,
+            message,
+        )
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _remove_partial(paths: CopyPaths) -> None:
+    """Remove what a crashed full sync left behind."""
+    for path in (paths.partial, *paths.companions(paths.partial)):
+        with suppress(FileNotFoundError):
+            path.unlink()
+
+
+def _replace_copy(paths: CopyPaths) -> None:
+    """Move the complete fresh copy over the old one.
+
+    The old copy's side files go first: a stale WAL next to the new file would be replayed
+    into it. Both connections are closed by now, so SQLite has already checkpointed them.
+    """
+    for side in paths.companions(paths.db):
+        with suppress(FileNotFoundError):
+            side.unlink()
+    try:
+        os.replace(paths.partial, paths.db)
+    except OSError as exc:
+        raise StorageError(
+            f"Cannot replace the offline copy ({exc.strerror}); check permissions."
+        ) from None
+    fsync_folder(paths.folder)

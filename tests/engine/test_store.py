@@ -1,0 +1,241 @@
+"""The encrypted copy on its own: keys, permissions, schema, search, no plaintext."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import sqlcipher3
+
+from offline_addon.errors import StorageError, WrongPassword
+from offline_addon.paths import CopyPaths
+from offline_addon.schema_migrations import SCHEMA_VERSION, migrate
+from offline_addon.sidecar import delete_copy, list_copies, read_sidecar, write_sidecar
+from offline_addon.store import OfflineCopy, quote_password
+
+from .helpers import CONTACT, IDENTITY, delete, new_copy, page, upsert
+from .sqlcipher4 import HmacMismatch, decrypt_file, read_records
+
+PASSWORD = 'pa\'ss "wörd" ;--'
+
+
+def _filled(folder: Path, password: str = PASSWORD) -> OfflineCopy:
+    copy = new_copy(folder, password)
+    copy.apply_page(
+        page(
+            [
+                upsert("r1", 1, "Mail account", username="alice@mail", password="TopSecret1"),
+                upsert(
+                    "r2",
+                    3,
+                    "Bank",
+                    username="alice",
+                    url="https://bank.example",
+                    password="TopSecret2",
+                ),
+            ]
+        ),
+        None,
+        CONTACT,
+    )
+    return copy
+
+
+def test_copy_opens_with_its_password_and_holds_records(tmp_path: Path) -> None:
+    _filled(tmp_path).close()
+    with OfflineCopy.open(CopyPaths(tmp_path, "a" * 64), PASSWORD) as copy:
+        assert copy.record_count() == 2
+        record = copy.get("r1")
+        assert record is not None
+        assert record.fields["password"] == "TopSecret1"
+        assert copy.cursor == "c1"
+        assert copy.meta.identity == IDENTITY
+        assert copy.meta.validity_seconds == CONTACT.validity_seconds
+
+
+def test_wrong_password_is_refused_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy.checkpoint()
+    copy.close()
+    paths = CopyPaths(tmp_path, "a" * 64)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    with pytest.raises(WrongPassword, match="password"):
+        OfflineCopy.open(paths, "not the password")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_files_and_folder_are_owner_only(tmp_path: Path) -> None:
+    folder = tmp_path / "new" / "OfflineDB"
+    copy = _filled(folder)
+    write_sidecar(copy.paths, copy.sidecar_info())
+    files = [copy.paths.db, *copy.paths.companions(copy.paths.db)[:2], copy.paths.sidecar]
+    for path in files:
+        assert path.exists(), path
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    copy.close()
+
+
+def test_file_opens_in_an_independent_sqlcipher4_reader(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy.checkpoint()
+    copy.close()
+    records = read_records(copy.paths.db, PASSWORD, tmp_path)
+    assert set(records) == {"r1", "r2"}
+    assert records["r2"][:2] == (3, "Bank")
+    assert json.loads(records["r1"][2])["password"] == "TopSecret1"
+
+
+def test_independent_reader_rejects_a_wrong_password(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy.close()
+    with pytest.raises(HmacMismatch):
+        decrypt_file(copy.paths.db, "wrong", tmp_path / "plain.db")
+
+
+def test_sqlcipher_cli_opens_the_copy_when_it_is_version_4(tmp_path: Path) -> None:
+    cli = shutil.which("sqlcipher")
+    if cli is None:
+        pytest.skip("no sqlcipher command line tool installed")
+    version = subprocess.run(
+        [cli, ":memory:"],
+        input="PRAGMA cipher_version;\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout.strip()
+    if not version.startswith("4."):
+        pytest.skip(f"sqlcipher CLI is {version or 'unknown'}, which cannot read SQLCipher 4 files")
+    copy = _filled(tmp_path)
+    copy.close()
+    script = f"PRAGMA key = {quote_password(PASSWORD)};\nSELECT count(*) FROM records;\n"
+    out = subprocess.run(
+        [cli, str(copy.paths.db)],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    ).stdout
+    assert out.strip().splitlines()[-1] == "2"
+
+
+def test_no_record_content_in_plaintext_in_file_or_sidecar(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    write_sidecar(copy.paths, copy.sidecar_info())
+    blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    copy.close()
+    blobs += b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    for secret in (b"TopSecret1", b"Mail account", b"alice@mail", b"bank.example", b"Bank"):
+        assert secret not in blobs
+        assert secret.decode().encode("utf-16-le") not in blobs
+
+
+def test_search_finds_name_substring_and_field_words_but_not_passwords(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    assert [r.record_id for r in copy.search("ail acc")] == ["r1"]
+    assert [r.record_id for r in copy.search("bank.exa")] == ["r2"]
+    assert [r.record_id for r in copy.search("alice")] == ["r2", "r1"]
+    assert copy.search("TopSecret1") == []
+    assert copy.search('" OR NEAR(* %_') == []
+    assert len(copy.search("")) == 2
+    copy.close()
+
+
+def test_deleting_a_record_removes_its_full_text_entries(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    outcome = copy.apply_page(page([delete("r2", "revoked")], "c2"), "c1", CONTACT)
+    assert outcome.removed == 1
+    assert copy.search("bank") == []
+    db = copy._db
+    assert (
+        db.execute("SELECT count(*) FROM records_fts WHERE records_fts MATCH 'bank'").fetchone()[0]
+        == 0
+    )
+    assert db.execute("SELECT count(*) FROM records_fts").fetchone()[0] == 1
+    copy.close()
+
+
+def test_updating_a_record_reindexes_it(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy.apply_page(page([upsert("r2", 4, "Savings", username="carol")], "c2"), "c1", CONTACT)
+    assert copy.search("bank") == []
+    assert copy.search("Carol")[0].record_id == "r2"
+    copy.close()
+
+
+def test_page_from_a_stale_cursor_changes_nothing(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    stale = page([delete("r1"), upsert("r9", 1)], "c0")
+    assert not copy.apply_page(stale, None, CONTACT).applied
+    assert copy.cursor == "c1"
+    assert copy.record_count() == 2
+    copy.close()
+
+
+def test_redelivered_page_changes_nothing(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    again = page([upsert("r1", 1, "Renamed"), upsert("r2", 3, "Renamed")], "c2")
+    outcome = copy.apply_page(again, "c1", CONTACT)
+    assert (outcome.added, outcome.changed, outcome.removed) == (0, 0, 0)
+    assert {r.name for r in copy.list_records()} == {"Mail account", "Bank"}
+    copy.close()
+
+
+def test_version_1_copy_is_migrated_and_becomes_searchable(tmp_path: Path) -> None:
+    paths = CopyPaths(tmp_path, "b" * 64)
+    conn = sqlcipher3.connect(str(paths.db), isolation_level=None)
+    conn.execute(f"PRAGMA key = {quote_password(PASSWORD)}")
+    assert migrate(conn, target=1) == 1
+    conn.execute(
+        "INSERT INTO records VALUES ('old', 2, 'Legacy router', ?, 1.0)",
+        (json.dumps({"username": "admin", "password": "p"}),),
+    )
+    conn.close()
+    with OfflineCopy.open(paths, PASSWORD) as copy:
+        assert copy.meta.schema_version == SCHEMA_VERSION
+        assert [r.record_id for r in copy.search("router")] == ["old"]
+        assert [r.record_id for r in copy.search("admin")] == ["old"]
+
+
+def test_copy_from_a_newer_addon_is_refused_clearly(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    copy.close()
+    with pytest.raises(StorageError, match="newer version"):
+        OfflineCopy.open(copy.paths, PASSWORD)
+
+
+def test_rekey_changes_the_password(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    copy.rekey("new-pw")
+    copy.close()
+    with pytest.raises(WrongPassword):
+        OfflineCopy.open(copy.paths, PASSWORD)
+    with OfflineCopy.open(copy.paths, "new-pw") as reopened:
+        assert reopened.record_count() == 2
+
+
+def test_sidecar_lists_copies_without_password_and_delete_removes_all(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    write_sidecar(copy.paths, copy.sidecar_info())
+    copy.close()
+    (tmp_path / "junk.json").write_text("{not json")
+    [info] = list_copies(tmp_path)
+    assert info.username == "alice"
+    assert info.record_count == 2
+    assert info.size_bytes > 0
+    assert read_sidecar(copy.paths) == info
+    assert delete_copy(copy.paths)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.json"]
+
+
+def test_creating_over_an_existing_copy_is_refused(tmp_path: Path) -> None:
+    _filled(tmp_path).close()
+    with pytest.raises(StorageError, match="already exists"):
+        new_copy(tmp_path)
