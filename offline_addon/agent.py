@@ -156,7 +156,7 @@ class SyncAgent:
         schedule = self._schedule
         if schedule is None or schedule.running:
             return False
-        if schedule.urgent:
+        if schedule.urgent or schedule.login_at is not None:
             return True
         if schedule.retry_at is not None:
             return False

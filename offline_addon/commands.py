@@ -144,6 +144,6 @@ def describe_status(overview: CopyOverview, database: str) -> list[str]:
         lines.append(f"Last problem: {live.last_error}")
     if overview.next_sync_in_s is not None:
         lines.append(f"Next automatic sync in {_ago(overview.next_sync_in_s)}.")
-    elif overview.info is not None:
+    elif overview.info is not None and live.state != "syncing":
         lines.append("No automatic sync planned (log in online to sync).")
     return lines

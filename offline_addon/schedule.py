@@ -10,8 +10,10 @@ Rules (DESIGN.md "Synchronisation"):
 * ``interval``: due ``interval_s`` after the last finished sync (or after arming).
 * ``save``: debounced; due ``debounce_s`` after the last save of a burst, but no later than
   ``max_delay_s`` after its first save, so a steady stream of saves still syncs.
-* ``login`` and ``manual``: due at once; they also skip a pending back-off, because the user
-  (or a fresh login) asks for it now.
+* ``manual``: due at once; it also skips a pending back-off, because the user asks for it now.
+* ``login``: due ``login_settle_s`` (1 s) after the login, also skipping a back-off. The short
+  wait lets a manual sync that comes with the login (``psr-client offline sync`` logs in first)
+  serve both, instead of two syncs back to back.
 * One sync at a time. A sync serves every trigger that came before it started; triggers that
   come while it runs fold into at most one follow-up.
 * After a failure: back off with full jitter (``uniform(0, min(cap, base * 2**(n-1)))``), never
@@ -28,6 +30,7 @@ from enum import StrEnum
 
 DEFAULT_DEBOUNCE_S = 2.0
 DEFAULT_MAX_DELAY_S = 10.0
+DEFAULT_LOGIN_SETTLE_S = 1.0
 DEFAULT_BACKOFF_BASE_S = 30.0
 DEFAULT_BACKOFF_CAP_S = 15 * 60.0
 MIN_BACKOFF_S = 1.0
@@ -42,7 +45,6 @@ class SyncTrigger(StrEnum):
     INTERVAL = "interval"
 
 
-_URGENT = frozenset({SyncTrigger.MANUAL, SyncTrigger.LOGIN})
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class SyncSchedule:
     interval_s: float
     debounce_s: float = DEFAULT_DEBOUNCE_S
     max_delay_s: float = DEFAULT_MAX_DELAY_S
+    login_settle_s: float = DEFAULT_LOGIN_SETTLE_S
     backoff_base_s: float = DEFAULT_BACKOFF_BASE_S
     backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
     uniform: Callable[[float, float], float] = random.uniform
@@ -70,6 +73,7 @@ class SyncSchedule:
     last_finished: float | None = None
     next_interval_at: float | None = None
     urgent: bool = False
+    login_at: float | None = None
     save_first: float | None = None
     save_last: float | None = None
     failures: int = 0
@@ -91,6 +95,7 @@ class SyncSchedule:
         self.next_interval_at = None
         self.save_first = self.save_last = None
         self.urgent = False
+        self.login_at = None
         self.retry_at = None
 
     def set_interval(self, interval_s: float, now: float) -> None:
@@ -103,12 +108,12 @@ class SyncSchedule:
     def trigger(self, kind: SyncTrigger, now: float) -> bool:
         """Record a trigger. Returns ``False`` when it is ignored (automatic trigger for a copy
         that does not exist yet)."""
-        if kind in _URGENT:
-            if kind is SyncTrigger.LOGIN and not self.armed:
-                return False
+        if kind is SyncTrigger.MANUAL:
             self.urgent = True
         elif not self.armed:
             return False
+        elif kind is SyncTrigger.LOGIN:
+            self.login_at = now + self.login_settle_s
         elif kind is SyncTrigger.SAVE:
             if self.save_first is None:
                 self.save_first = now
@@ -137,12 +142,14 @@ class SyncSchedule:
             )
         if self.armed and self.next_interval_at is not None:
             candidates.append(self.next_interval_at)
-        if not candidates:
-            return None
-        due = min(candidates)
-        if self.retry_at is not None:
-            due = max(due, self.retry_at)
-        return due
+        if candidates:
+            due = min(candidates)
+            if self.retry_at is not None:
+                due = max(due, self.retry_at)
+            if self.login_at is not None:
+                due = min(due, self.login_at)
+            return due
+        return self.login_at
 
     def is_due(self, now: float) -> bool:
         """Whether a sync should start at ``now``."""
@@ -155,6 +162,7 @@ class SyncSchedule:
         """A sync starts: it serves every trigger so far."""
         self.running = True
         self.urgent = False
+        self.login_at = None
         self.save_first = self.save_last = None
 
     def succeeded(self, now: float) -> bool:

@@ -143,6 +143,9 @@ def _connect(db_path: Path, password: str) -> Any:
     except sqlcipher3.Error as exc:
         raise _storage_error("open", exc) from None
     try:
+        # SQLCipher logs a failed HMAC check (a wrong password) to stderr by itself; the user
+        # gets our WrongPassword message instead.
+        conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute(f"PRAGMA key = {quote_password(password)}")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlcipher3.DatabaseError:

@@ -187,11 +187,26 @@ def test_changed_interval_applies_from_the_last_sync() -> None:
     assert schedule.is_due(T0 + 5 * 60)
 
 
-@pytest.mark.parametrize("kind", [SyncTrigger.LOGIN, SyncTrigger.MANUAL])
-def test_login_and_manual_are_urgent(kind: SyncTrigger) -> None:
+def test_manual_is_urgent() -> None:
     schedule = armed()
-    schedule.trigger(kind, T0)
+    schedule.trigger(SyncTrigger.MANUAL, T0)
     assert schedule.next_due() == float("-inf")
+
+
+def test_login_sync_is_due_after_a_short_settle_even_during_a_backoff() -> None:
+    schedule = armed()
+    schedule.started(T0)
+    schedule.failed(T0, "ServerUnreachable")
+    schedule.trigger(SyncTrigger.LOGIN, T0 + 1)
+    assert schedule.next_due() == T0 + 1 + schedule.login_settle_s
+
+
+def test_manual_sync_right_after_login_serves_the_login_trigger_too() -> None:
+    schedule = armed()
+    schedule.trigger(SyncTrigger.LOGIN, T0)
+    schedule.trigger(SyncTrigger.MANUAL, T0 + 0.01)
+    run_sync(schedule, T0 + 0.01)
+    assert not schedule.is_due(T0 + 5)
 
 
 def test_disarm_drops_every_automatic_trigger() -> None:
