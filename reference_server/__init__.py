@@ -1,1 +1,14 @@
-"""Reference server (psr-server)."""
+"""Reference server (``psr-server``): the Password Safe server and server manager, small but real.
+
+Modules, one job each:
+
+- ``db``: the SQLite file (schema, WAL, transactions, connection pool, meta values)
+- ``accounts``: databases, users, passwords, bearer tokens
+- ``records``: records and per-user rights; every change refreshes the feed in its transaction
+- ``feed``: the per-user change feed (rows, pages, digest, compaction)
+- ``cursor``: the signed, opaque feed cursor
+- ``app``: the Flask HTTP API (``/api/v1``, see ``docs/sync-api.yaml``)
+- ``serving``: waitress serving with a clean stop; ``cli``/``admin_cli``: the ``psr-server`` command
+- ``admin``: the server manager as a Python API; ``testing``: servers for tests; ``faults``:
+  injected 429/503/slow answers for tests
+"""

@@ -1,0 +1,238 @@
+"""Databases, users and sessions (tokens): the server manager's side plus login."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import uuid
+from dataclasses import dataclass
+
+from reference_server.db import transaction
+from reference_server.errors import ApiError, bad_request, bad_token, unknown_database, unknown_user
+from reference_server.passwords import hash_password, verify_password
+
+DEFAULT_VALIDITY_DAYS = 7
+TOKEN_LIFETIME_S = 12 * 3600
+_DUMMY_SALT = bytes(16)
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class DatabaseInfo:
+    """A database as the server manager sees it."""
+
+    name: str
+    offline_allowed: bool
+    record_count: int
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    """A user as the server manager sees it (no password material)."""
+
+    id: str
+    name: str
+    offline_right: bool
+    validity_seconds: int
+
+
+@dataclass(frozen=True)
+class TokenOwner:
+    """Whom a valid bearer token belongs to."""
+
+    user_id: str
+    username: str
+    db: str
+    client_id: str
+    token_hash: str
+
+
+def check_name(kind: str, name: object) -> str:
+    """A database or user name: 1-64 letters, digits and ``_.@-`` (safe in paths and URLs)."""
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise bad_request(
+            f"A {kind} name must be 1-64 characters: letters, digits, '_', '.', '@' or '-'."
+        )
+    return name
+
+
+def create_database(conn: sqlite3.Connection, name: str, offline_allowed: bool) -> None:
+    """Create an empty database; refuse a name that exists."""
+    check_name("database", name)
+    with transaction(conn):
+        if database_exists(conn, name):
+            raise ApiError(409, "database_exists", "Database exists",
+                           f"A database named {name!r} exists already.")
+        conn.execute("INSERT INTO databases (name, offline_allowed) VALUES (?, ?)",
+                     (name, int(offline_allowed)))
+
+
+def database_exists(conn: sqlite3.Connection, name: str) -> bool:
+    """Whether a database of this name exists."""
+    row = conn.execute("SELECT 1 FROM databases WHERE name = ?", (name,)).fetchone()
+    return row is not None
+
+
+def require_database(conn: sqlite3.Connection, name: str) -> None:
+    """Raise 404 ``unknown_database`` unless the database exists."""
+    if not database_exists(conn, name):
+        raise unknown_database(name)
+
+
+def database_offline_allowed(conn: sqlite3.Connection, name: str) -> bool:
+    """The database's "offline allowed" switch."""
+    row = conn.execute("SELECT offline_allowed FROM databases WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise unknown_database(name)
+    return bool(row[0])
+
+
+def set_database_offline(conn: sqlite3.Connection, name: str, allowed: bool) -> None:
+    """Switch offline use of a database on or off."""
+    with transaction(conn):
+        cur = conn.execute("UPDATE databases SET offline_allowed = ? WHERE name = ?",
+                           (int(allowed), name))
+        if cur.rowcount == 0:
+            raise unknown_database(name)
+
+
+def list_databases(conn: sqlite3.Connection) -> list[DatabaseInfo]:
+    """All databases with their switch and record count."""
+    rows = conn.execute(
+        "SELECT d.name, d.offline_allowed, (SELECT COUNT(*) FROM records r WHERE r.db = d.name)"
+        " FROM databases d ORDER BY d.name"
+    ).fetchall()
+    return [DatabaseInfo(name, bool(allowed), count) for name, allowed, count in rows]
+
+
+def create_user(
+    conn: sqlite3.Connection, name: str, password: str, *, offline_right: bool,
+    validity_seconds: int,
+) -> str:
+    """Create a user (password stored as salted scrypt); return the new user id."""
+    check_name("user", name)
+    if not isinstance(password, str) or not password:
+        raise bad_request("The password must not be empty.")
+    if validity_seconds <= 0:
+        raise bad_request("The offline validity must be positive.")
+    salt, pw_hash = hash_password(password)
+    user_id = str(uuid.uuid4())
+    with transaction(conn):
+        if conn.execute("SELECT 1 FROM users WHERE name = ?", (name,)).fetchone():
+            raise ApiError(409, "user_exists", "User exists", f"A user named {name!r} exists.")
+        conn.execute(
+            "INSERT INTO users (id, name, pw_salt, pw_hash, offline_right, validity_seconds)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (user_id, name, salt, pw_hash, int(offline_right), validity_seconds),
+        )
+    return user_id
+
+
+def user_by_name(conn: sqlite3.Connection, name: str) -> UserInfo:
+    """Look a user up by name; 404 ``unknown_user`` if there is none."""
+    row = conn.execute(
+        "SELECT id, name, offline_right, validity_seconds FROM users WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise unknown_user(name)
+    return UserInfo(row[0], row[1], bool(row[2]), row[3])
+
+
+def user_by_id(conn: sqlite3.Connection, user_id: str) -> UserInfo:
+    """Look a user up by id."""
+    row = conn.execute(
+        "SELECT id, name, offline_right, validity_seconds FROM users WHERE id = ?", (user_id,)
+    ).fetchone()
+    if row is None:
+        raise unknown_user(user_id)
+    return UserInfo(row[0], row[1], bool(row[2]), row[3])
+
+
+def list_users(conn: sqlite3.Connection) -> list[UserInfo]:
+    """All users."""
+    rows = conn.execute(
+        "SELECT id, name, offline_right, validity_seconds FROM users ORDER BY name"
+    ).fetchall()
+    return [UserInfo(r[0], r[1], bool(r[2]), r[3]) for r in rows]
+
+
+def set_user_offline(
+    conn: sqlite3.Connection, user_id: str, enabled: bool, validity_seconds: int | None
+) -> None:
+    """Set a user's offline right and, if given, the offline validity."""
+    if validity_seconds is not None and validity_seconds <= 0:
+        raise bad_request("The offline validity must be positive.")
+    with transaction(conn):
+        conn.execute("UPDATE users SET offline_right = ? WHERE id = ?", (int(enabled), user_id))
+        if validity_seconds is not None:
+            conn.execute("UPDATE users SET validity_seconds = ? WHERE id = ?",
+                         (validity_seconds, user_id))
+
+
+def longest_validity(conn: sqlite3.Connection) -> int:
+    """The longest offline validity of any user, in seconds (0 without users)."""
+    row = conn.execute("SELECT MAX(validity_seconds) FROM users").fetchone()
+    return int(row[0] or 0)
+
+
+def set_password(conn: sqlite3.Connection, user_id: str, new_password: str) -> None:
+    """Replace a user's password (existing tokens stay valid)."""
+    if not new_password:
+        raise bad_request("The new password must not be empty.")
+    salt, pw_hash = hash_password(new_password)
+    with transaction(conn):
+        conn.execute("UPDATE users SET pw_salt = ?, pw_hash = ? WHERE id = ?",
+                     (salt, pw_hash, user_id))
+
+
+def check_password(conn: sqlite3.Connection, username: str, password: str) -> UserInfo:
+    """The user if the password is right; 401 ``bad_credentials`` otherwise (same for both)."""
+    row = conn.execute("SELECT id, pw_salt, pw_hash FROM users WHERE name = ?",
+                       (username,)).fetchone()
+    if row is None:
+        # Hash anyway, so that the answer time does not reveal which user names exist.
+        verify_password(password, _DUMMY_SALT, b"")
+    if row is None or not verify_password(password, row[1], row[2]):
+        raise ApiError(401, "bad_credentials", "Login failed",
+                       "The user name or the password is wrong.")
+    return user_by_id(conn, row[0])
+
+
+def open_session(
+    conn: sqlite3.Connection, db: str, user_id: str, client_id: str, now: float
+) -> str:
+    """Issue a new bearer token for this user and database; only its hash is stored."""
+    token = secrets.token_urlsafe(32)
+    with transaction(conn):
+        conn.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
+        conn.execute(
+            "INSERT INTO tokens (token_hash, user_id, db, client_id, expires_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (_token_hash(token), user_id, db, client_id, now + TOKEN_LIFETIME_S),
+        )
+    return token
+
+
+def resolve_token(conn: sqlite3.Connection, token: str, now: float) -> TokenOwner:
+    """Whom a token belongs to; 401 ``bad_token`` if unknown, revoked or expired."""
+    token_hash = _token_hash(token)
+    row = conn.execute(
+        "SELECT t.user_id, u.name, t.db, t.client_id, t.expires_at FROM tokens t"
+        " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        (token_hash,),
+    ).fetchone()
+    if row is None or row[4] < now:
+        raise bad_token()
+    return TokenOwner(row[0], row[1], row[2], row[3], token_hash)
+
+
+def revoke_token(conn: sqlite3.Connection, owner: TokenOwner) -> None:
+    """Revoke one token (logout)."""
+    with transaction(conn):
+        conn.execute("DELETE FROM tokens WHERE token_hash = ?", (owner.token_hash,))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()

@@ -1,0 +1,195 @@
+"""The server manager as a Python API: used by ``psr-server admin`` and by tests.
+
+Users and databases are named; record ids are the server's. Every method runs in its own
+transaction, and every change to records or rights writes its feed rows in that transaction.
+Errors are :class:`~reference_server.errors.ApiError` with a readable ``detail``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from reference_server import accounts, feed, records
+from reference_server.db import connect, initialise, new_epoch, set_meta, transaction
+from reference_server.errors import bad_request
+
+DAY = 86_400
+MIN_HORIZON_DAYS = 7
+
+
+def parse_grant(text: str) -> tuple[bool, bool, bool]:
+    """``"rwe"``-style rights (any of r, w, e) as (read, write, export)."""
+    if not set(text) <= set("rwe"):
+        raise bad_request(f"Rights {text!r} must be made of the letters r, w and e.")
+    return "r" in text, "w" in text, "e" in text
+
+
+class Admin:
+    """Manage databases, users, records and rights in ``data_dir/server.sqlite3``."""
+
+    def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
+        self._conn = connect(Path(data_dir))
+        initialise(self._conn)
+        self._clock = clock
+
+    def close(self) -> None:
+        """Close the database connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Admin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- databases and users ---------------------------------------------------------------
+
+    def create_database(self, name: str, offline_allowed: bool = True) -> None:
+        """Create a database; ``offline_allowed`` is its offline switch."""
+        accounts.create_database(self._conn, name, offline_allowed)
+
+    def list_databases(self) -> list[accounts.DatabaseInfo]:
+        """All databases."""
+        return accounts.list_databases(self._conn)
+
+    def set_database_offline(self, name: str, allowed: bool) -> None:
+        """Switch offline use of a database on or off."""
+        accounts.set_database_offline(self._conn, name, allowed)
+
+    def create_user(
+        self, name: str, password: str, offline_right: bool = False,
+        validity_days: float = accounts.DEFAULT_VALIDITY_DAYS,
+    ) -> str:
+        """Create a user; return the user id."""
+        return accounts.create_user(self._conn, name, password, offline_right=offline_right,
+                                    validity_seconds=_seconds(validity_days))
+
+    def list_users(self) -> list[accounts.UserInfo]:
+        """All users."""
+        return accounts.list_users(self._conn)
+
+    def user_id(self, name: str) -> str:
+        """The id of the user with this name."""
+        return accounts.user_by_name(self._conn, name).id
+
+    def set_user_offline(
+        self, name: str, enabled: bool, validity_days: float | None = None
+    ) -> None:
+        """Set the user's offline mode right and (optionally) the offline validity."""
+        seconds = None if validity_days is None else _seconds(validity_days)
+        accounts.set_user_offline(self._conn, self.user_id(name), enabled, seconds)
+
+    def set_password(self, name: str, password: str) -> None:
+        """Set a user's password."""
+        accounts.set_password(self._conn, self.user_id(name), password)
+
+    # --- records and rights ----------------------------------------------------------------
+
+    def create_record(
+        self, db: str, name: str, fields: Mapping[str, str], owner: str | None = None
+    ) -> str:
+        """Create one record (owner, by name, gets rwe); return its id."""
+        accounts.require_database(self._conn, db)
+        name, clean = records.check_content(name, dict(fields))
+        owner_id = None if owner is None else self.user_id(owner)
+        record = records.create_record(self._conn, db, name, clean, self._clock(), owner_id)
+        return str(record["id"])
+
+    def import_records(
+        self, db: str, items: Iterable[Mapping[str, Any]], grant: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Bulk-create records from ``{"name", "fields"}`` dicts in one transaction.
+
+        ``grant`` maps user names to rights letters, e.g. ``{"alice": "rwe"}``.
+        """
+        accounts.require_database(self._conn, db)
+        grants = {self.user_id(u): parse_grant(r) for u, r in (grant or {}).items()}
+        checked = [records.check_content(item.get("name"), item.get("fields", {}))
+                   for item in items]
+        return records.import_records(self._conn, db, checked, grants, self._clock())
+
+    def update_record(
+        self, db: str, record_id: str, name: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> int:
+        """Change a record (bumps rev, writes feed rows); return the new rev."""
+        row = records.get_any(self._conn, db, record_id)
+        name, clean = records.check_content(row["name"] if name is None else name,
+                                            row["fields"] if fields is None else dict(fields))
+        result = records.update_record(self._conn, db, record_id, self._clock(),
+                                       name=name, fields=clean)
+        return int(result["rev"])
+
+    def set_rights(
+        self, db: str, user: str, record_id: str, *, read: bool | None = None,
+        write: bool | None = None, export: bool | None = None,
+    ) -> tuple[bool, bool, bool]:
+        """Set a user's rights on a record (None keeps a right as it is); return them."""
+        return records.set_rights(self._conn, db, record_id, self.user_id(user), self._clock(),
+                                  read=read, write=write, export=export)
+
+    def seal_record(self, db: str, record_id: str) -> None:
+        """Seal a record: it leaves every feed (reason ``sealed``) and every listing."""
+        records.set_sealed(self._conn, db, record_id, True, self._clock())
+
+    def unseal_record(self, db: str, record_id: str) -> None:
+        """Unseal a record: it comes back to the feeds of users who may export it."""
+        records.set_sealed(self._conn, db, record_id, False, self._clock())
+
+    def delete_record(self, db: str, record_id: str) -> None:
+        """Delete a record (reason ``deleted`` in every feed that held it)."""
+        records.delete_record(self._conn, db, record_id, self._clock())
+
+    def list_records(self, db: str) -> list[tuple[str, int, str, bool]]:
+        """Every record of a database as (id, rev, name, sealed)."""
+        accounts.require_database(self._conn, db)
+        return records.list_all(self._conn, db)
+
+    # --- feed maintenance and ground truth -------------------------------------------------
+
+    def bump_epoch(self) -> str:
+        """Start a new epoch (as after a restore from backup): older cursors get 410."""
+        epoch = new_epoch()
+        with transaction(self._conn):
+            set_meta(self._conn, "epoch", epoch)
+        return epoch
+
+    def compact(self, horizon_days: float | None = None) -> tuple[int, int]:
+        """Drop delete rows older than the horizon; return (rows dropped, highest horizon seq).
+
+        The default horizon is the longest offline validity of any user, at least 7 days, so
+        that a copy still usable offline never misses a delete.
+        """
+        if horizon_days is None:
+            longest = accounts.longest_validity(self._conn)
+            horizon_s = max(float(longest), MIN_HORIZON_DAYS * DAY)
+        else:
+            horizon_s = _seconds(horizon_days) if horizon_days else 0.0
+        with transaction(self._conn):
+            return feed.compact(self._conn, self._clock() - horizon_s)
+
+    def exportable_view(self, db: str, user: str) -> dict[str, tuple[int, str, dict[str, str]]]:
+        """Ground truth from records and rights: {id: (rev, name, fields)} the user may export."""
+        return records.exportable_view(self._conn, db, self.user_id(user))
+
+    def feed_rows(self, db: str, user: str) -> list[tuple[int, str, str, int, str | None]]:
+        """The user's raw feed rows (seq, op, record id, rev, reason) in seq order (for tests)."""
+        rows = self._conn.execute(
+            "SELECT seq, op, record_id, rev, reason FROM feed WHERE user_id = ? AND db = ?"
+            " ORDER BY seq", (self.user_id(user), db)).fetchall()
+        return [tuple(r) for r in rows]
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The admin's own connection (tests use it to inspect the file)."""
+        return self._conn
+
+
+def _seconds(days: float) -> int:
+    if days <= 0:
+        raise bad_request("A number of days must be positive.")
+    return round(days * DAY)

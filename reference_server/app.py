@@ -1,0 +1,359 @@
+"""The HTTP API (``/api/v1``) as a Flask app: request parsing, auth, and answers.
+
+The SQL lives in ``accounts``, ``records`` and ``feed``; this module only turns requests into
+calls and results (or :class:`ApiError`) into JSON and problem+json answers.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
+
+from reference_server import accounts, feed, records
+from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from reference_server.db import ConnectionPool, connect, get_meta, initialise, transaction
+from reference_server.errors import ApiError, bad_request, bad_token
+
+log = logging.getLogger("reference_server")
+
+API = "/api/v1"
+DEFAULT_PAGE = 500
+MAX_PAGE = 5000
+DEFAULT_LIST = 100
+MAX_LIST = 1000
+MAX_BODY_BYTES = 2 * 1024 * 1024
+GZIP_MIN_BYTES = 1400  # below one TCP segment compression buys nothing
+GZIP_LEVEL = 1  # the fastest level already shrinks feed pages ~4x; higher ones cost CPU
+_DIGITS = re.compile(r"^[0-9]{1,10}$")
+
+
+@dataclass(frozen=True)
+class ServerState:
+    """What the request handlers share: the connection pool and the clock."""
+
+    pool: ConnectionPool
+    clock: Callable[[], float]
+
+
+def create_app(data_dir: Path, clock: Callable[[], float] = time.time) -> Flask:
+    """The API app over ``data_dir/server.sqlite3`` (created on first use).
+
+    Call :func:`close_app` when done so that the pooled SQLite connections are closed.
+    """
+    conn = connect(data_dir)
+    try:
+        initialise(conn)
+    finally:
+        conn.close()
+    app = Flask("reference_server")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["reference_server"] = ServerState(ConnectionPool(Path(data_dir)), clock)
+    _register_errors(app)
+    _register_session_routes(app)
+    _register_record_routes(app)
+    _register_offline_routes(app)
+    app.after_request(_finish_response)
+    return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the app's SQLite connections."""
+    _state(app).pool.close()
+
+
+def _state(app: Flask | None = None) -> ServerState:
+    state: ServerState = (app or current_app).extensions["reference_server"]
+    return state
+
+
+def _conn() -> sqlite3.Connection:
+    """The request's pooled connection (returned to the pool at teardown)."""
+    if "conn_cm" not in g:
+        g.conn_cm = _state().pool.connection()
+        g.conn = g.conn_cm.__enter__()
+    conn: sqlite3.Connection = g.conn
+    return conn
+
+
+def _now() -> float:
+    return _state().clock()
+
+
+# --- answers -------------------------------------------------------------------------------
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
+    return Response(text, status=status, headers=headers, mimetype="application/json")
+
+
+def _problem(error: ApiError, headers: dict[str, str] | None = None) -> Response:
+    return Response(json.dumps(error.to_problem()), status=error.status, headers=headers,
+                    mimetype="application/problem+json")
+
+
+def _finish_response(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    if (
+        response.status_code == 200
+        and not response.direct_passthrough
+        and request.accept_encodings["gzip"] > 0
+        and response.content_length is not None
+        and response.content_length >= GZIP_MIN_BYTES
+    ):
+        response.set_data(gzip.compress(response.get_data(), compresslevel=GZIP_LEVEL, mtime=0))
+        response.headers["Content-Encoding"] = "gzip"
+        response.vary.add("Accept-Encoding")
+    return response
+
+
+def _register_errors(app: Flask) -> None:
+    @app.teardown_request
+    def _release(_exc: BaseException | None) -> None:
+        cm = g.pop("conn_cm", None)
+        if cm is not None:
+            cm.__exit__(None, None, None)
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError) -> Response:
+        return _problem(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        status = error.code or 500
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            status, "bad_request" if status < 500 else "server_error")
+        detail = {
+            404: "There is no such endpoint; see docs/sync-api.yaml.",
+            405: "This endpoint does not support this HTTP method.",
+            413: f"The request body is larger than {MAX_BODY_BYTES} bytes.",
+        }.get(status, error.description or "The request was not understood.")
+        return _problem(ApiError(status, code, error.name, detail))
+
+    @app.errorhandler(sqlite3.OperationalError)
+    def _busy(error: sqlite3.OperationalError) -> Response:
+        if "locked" in str(error) or "busy" in str(error):
+            return _problem(ApiError(503, "busy", "Server busy", "The server is busy; retry soon."),
+                            headers={"Retry-After": "1"})
+        return _internal(error)
+
+    @app.errorhandler(Exception)
+    def _internal(error: Exception) -> Response:
+        log.exception("unexpected error in %s %s", request.method, request.path)
+        return _problem(ApiError(500, "server_error", "Internal server error",
+                                 "The server failed unexpectedly; the error is in its log."))
+
+
+# --- request parsing -----------------------------------------------------------------------
+
+
+def _body() -> dict[str, Any]:
+    try:
+        data = json.loads(request.get_data(cache=False) or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request("The request body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return data
+
+
+def _string(body: dict[str, Any], key: str, *, max_len: int = 1000) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not value or len(value) > max_len:
+        raise bad_request(f"'{key}' must be a non-empty string of at most {max_len} characters.")
+    return value
+
+
+def _int_arg(name: str, default: int, low: int, high: int, code: str = "bad_request") -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if not _DIGITS.match(raw) or not low <= int(raw) <= high:
+        raise bad_request(f"'{name}' must be a whole number from {low} to {high}.", code)
+    return int(raw)
+
+
+def _owner(db: str | None = None) -> accounts.TokenOwner:
+    """The caller, from ``Authorization: Bearer``; for a db route the token must be for ``db``."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise bad_token("Send 'Authorization: Bearer <token>'; log in first to get a token.")
+    owner = accounts.resolve_token(_conn(), token.strip(), _now())
+    if db is not None and owner.db != db:
+        accounts.require_database(_conn(), db)
+        raise bad_token(f"This token is for another database; log in to {db!r}.")
+    return owner
+
+
+def _offline_check(conn: sqlite3.Connection, owner: accounts.TokenOwner) -> None:
+    if not accounts.database_offline_allowed(conn, owner.db):
+        raise ApiError(403, "offline_disabled", "Offline use disabled",
+                       "Offline use is switched off for this database by the server manager.")
+    if not accounts.user_by_id(conn, owner.user_id).offline_right:
+        raise ApiError(403, "offline_right_missing", "No offline right",
+                       "You do not have the offline mode right; ask the server manager.")
+
+
+# --- routes --------------------------------------------------------------------------------
+
+
+def _register_session_routes(app: Flask) -> None:
+    @app.post(f"{API}/session")
+    def login() -> Response:
+        body = _body()
+        db = _string(body, "database", max_len=64)
+        username = _string(body, "username", max_len=64)
+        password = _string(body, "password", max_len=4096)
+        client_id = _string(body, "client_id", max_len=200)
+        conn = _conn()
+        accounts.require_database(conn, db)
+        user = accounts.check_password(conn, username, password)
+        now = _now()
+        token = accounts.open_session(conn, db, user.id, client_id, now)
+        return _json({"token": token, "user_id": user.id, "username": user.name,
+                      "server_time": now})
+
+    @app.delete(f"{API}/session")
+    def logout() -> Response:
+        accounts.revoke_token(_conn(), _owner())
+        return Response(status=204)
+
+    @app.post(f"{API}/session/password")
+    def change_password() -> Response:
+        owner = _owner()
+        body = _body()
+        old = _string(body, "old_password", max_len=4096)
+        new = _string(body, "new_password", max_len=4096)
+        accounts.check_password(_conn(), owner.username, old)
+        accounts.set_password(_conn(), owner.user_id, new)
+        return Response(status=204)
+
+
+def _register_record_routes(app: Flask) -> None:
+    @app.get(f"{API}/databases/<db>/records")
+    def list_records(db: str) -> Response:
+        owner = _owner(db)
+        q = request.args.get("q", "")
+        if len(q) > 1000:
+            raise bad_request("'q' must be at most 1000 characters.")
+        limit = _int_arg("limit", DEFAULT_LIST, 1, MAX_LIST)
+        offset = _int_arg("offset", 0, 0, 10**9)
+        found, total = records.list_for_user(_conn(), db, owner.user_id, q, limit, offset)
+        return _json({"records": found, "total": total})
+
+    @app.get(f"{API}/databases/<db>/records/<record_id>")
+    def get_record(db: str, record_id: str) -> Response:
+        owner = _owner(db)
+        return _json(records.get_for_user(_conn(), db, record_id, owner.user_id))
+
+    @app.post(f"{API}/databases/<db>/records")
+    def create_record(db: str) -> Response:
+        owner = _owner(db)
+        body = _body()
+        name, fields = records.check_content(body.get("name"), body.get("fields"))
+        record = records.create_record(_conn(), db, name, fields, _now(), owner.user_id)
+        return _json(record, 201)
+
+    @app.put(f"{API}/databases/<db>/records/<record_id>")
+    def update_record(db: str, record_id: str) -> Response:
+        owner = _owner(db)
+        body = _body()
+        rev = body.get("rev")
+        if isinstance(rev, float) and rev.is_integer():
+            rev = int(rev)  # JSON does not tell 3 from 3.0
+        if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
+            raise bad_request("'rev' must be the record's current revision (an integer >= 1).")
+        name, fields = records.check_content(body.get("name"), body.get("fields"))
+        record = records.update_record(_conn(), db, record_id, _now(), name=name, fields=fields,
+                                       expected_rev=rev, by_user=owner.user_id)
+        return _json(record)
+
+
+def _register_offline_routes(app: Flask) -> None:
+    @app.get(f"{API}/databases/<db>/offline/policy")
+    def policy(db: str) -> Response:
+        owner = _owner(db)
+        conn = _conn()
+        user = accounts.user_by_id(conn, owner.user_id)
+        return _json({
+            "offline_enabled": accounts.database_offline_allowed(conn, db),
+            "offline_right": user.offline_right,
+            "validity_seconds": user.validity_seconds,
+            "server_time": _now(),
+        })
+
+    @app.get(f"{API}/databases/<db>/offline/head")
+    def head(db: str) -> Response:
+        owner = _owner(db)
+        conn = _conn()
+        with transaction(conn, write=False):
+            _offline_check(conn, owner)
+            seq = feed.head_seq(conn, owner.user_id, db)
+            etag = f'"{get_meta(conn, "epoch")}-{seq}"'
+        if etag in _etags(request.headers.get("If-None-Match", "")):
+            return Response(status=304, headers={"ETag": etag})
+        return _json({"seq": seq}, headers={"ETag": etag})
+
+    @app.get(f"{API}/databases/<db>/offline/changes")
+    def changes(db: str) -> Response:
+        owner = _owner(db)
+        limit = _int_arg("limit", DEFAULT_PAGE, 1, MAX_PAGE, code="bad_limit")
+        raw_cursor = request.args.get("cursor", "")
+        conn = _conn()
+        with transaction(conn, write=False):
+            _offline_check(conn, owner)
+            return _json(_changes_page(conn, owner, db, raw_cursor, limit))
+
+
+def _etags(header: str) -> set[str]:
+    return {part.strip().removeprefix("W/") for part in header.split(",") if part.strip()}
+
+
+def _changes_page(
+    conn: sqlite3.Connection, owner: accounts.TokenOwner, db: str, raw_cursor: str, limit: int
+) -> str:
+    """One page of the feed as JSON text, read in the caller's snapshot transaction."""
+    secret = bytes.fromhex(get_meta(conn, "secret"))
+    epoch = get_meta(conn, "epoch")
+    after = 0
+    if raw_cursor:
+        after = _check_cursor(conn, raw_cursor, secret, epoch, owner, db).seq
+    page = feed.read_page(conn, owner.user_id, db, after, limit, include_deletes=bool(raw_cursor))
+    next_cursor = encode_cursor(Cursor(epoch, page.last_seq, owner.user_id, db, _now()), secret)
+    has_more = page.remaining > 0
+    text = (f'{{"changes":{page.changes_json},"next_cursor":"{next_cursor}",'
+            f'"has_more":{"true" if has_more else "false"},"remaining":{page.remaining}')
+    if not has_more:
+        text += ',"digest":' + json.dumps(feed.digest(conn, owner.user_id, db))
+    return text + "}"
+
+
+def _check_cursor(
+    conn: sqlite3.Connection, raw: str, secret: bytes, epoch: str,
+    owner: accounts.TokenOwner, db: str,
+) -> Cursor:
+    try:
+        cursor = decode_cursor(raw, secret)
+    except InvalidCursor as exc:
+        raise bad_request("The cursor is not valid; start again without a cursor.",
+                          "bad_cursor") from exc
+    if cursor.user_id != owner.user_id or cursor.db != db:
+        raise bad_request("This cursor belongs to another user or database; "
+                          "start again without a cursor.", "bad_cursor")
+    if cursor.epoch != epoch or cursor.seq < feed.horizon(conn, owner.user_id, db):
+        raise ApiError(410, "cursor_expired", "Cursor expired",
+                       "The server no longer knows this position (restored or compacted); "
+                       "sync again from the beginning.")
+    return cursor

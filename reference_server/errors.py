@@ -1,0 +1,62 @@
+"""The one error type of the reference server: an answer in ``application/problem+json``.
+
+Domain code (``records``, ``feed``, ``auth``) raises :class:`ApiError`; the Flask app turns it
+into a problem document, and :class:`~reference_server.admin.Admin` lets it reach the caller.
+Messages never contain passwords, tokens or record contents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    """A refused request: HTTP ``status``, machine ``code``, short ``title``, helpful ``detail``."""
+
+    def __init__(self, status: int, code: str, title: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+
+    def to_problem(self) -> dict[str, Any]:
+        """The problem+json body for this error."""
+        return {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "code": self.code,
+            "detail": self.detail,
+        }
+
+
+def bad_request(detail: str, code: str = "bad_request") -> ApiError:
+    """A malformed request (400)."""
+    return ApiError(400, code, "Bad request", detail)
+
+
+def bad_token(detail: str = "The token is missing, invalid or expired; log in again.") -> ApiError:
+    """A missing, unknown, revoked or expired bearer token (401)."""
+    return ApiError(401, "bad_token", "Not authenticated", detail)
+
+
+def unknown_database(name: str) -> ApiError:
+    """A database name the server does not know (404)."""
+    return ApiError(
+        404, "unknown_database", "Unknown database",
+        f"There is no database named {name!r}; check the name.",
+    )
+
+
+def unknown_user(name: str) -> ApiError:
+    """A user name the server does not know (404; admin only)."""
+    return ApiError(404, "unknown_user", "Unknown user", f"There is no user named {name!r}.")
+
+
+def unknown_record() -> ApiError:
+    """A record that does not exist or that the caller may not read (404)."""
+    return ApiError(
+        404, "unknown_record", "Unknown record",
+        "No such record in this database, or you have no right to read it.",
+    )

@@ -1,0 +1,165 @@
+"""The per-user change feed: writing rows inside a change's transaction, reading pages.
+
+Rule: a user's feed holds an ``upsert`` row exactly for the records that user may export now
+(read + export right, not sealed, not deleted); a record that leaves that set gets a ``delete``
+row with the reason. Every function that writes here must run inside the caller's
+``BEGIN IMMEDIATE`` transaction, so a change and its feed rows commit together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+from dataclasses import dataclass
+
+_encode_str = json.encoder.encode_basestring_ascii
+
+@dataclass(frozen=True)
+class FeedPage:
+    """One page of a user's feed: the JSON text of its changes, and where it ends."""
+
+    changes_json: str
+    last_seq: int
+    remaining: int
+
+
+def refresh_record(
+    conn: sqlite3.Connection, db: str, record_id: str, now: float, *, deleted: bool = False
+) -> None:
+    """Bring every affected user's feed row for one record up to date (inside a transaction).
+
+    Affected users are those with a rights row or a feed row for the record. Call *after* the
+    change to ``records``/``rights`` and, for a delete, *before* removing the record's rows
+    with ``deleted=True``.
+    """
+    record = conn.execute(
+        "SELECT rev, sealed FROM records WHERE db = ? AND id = ?", (db, record_id)
+    ).fetchone()
+    rows = conn.execute(
+        """
+        SELECT u.user_id, g.can_read, g.can_export, f.op, f.rev FROM (
+            SELECT user_id FROM rights WHERE db = :db AND record_id = :id
+            UNION SELECT user_id FROM feed WHERE db = :db AND record_id = :id) u
+        LEFT JOIN rights g ON g.db = :db AND g.record_id = :id AND g.user_id = u.user_id
+        LEFT JOIN feed f ON f.db = :db AND f.record_id = :id AND f.user_id = u.user_id
+        """,
+        {"db": db, "id": record_id},
+    ).fetchall()
+    for user_id, can_read, can_export, op, feed_rev in rows:
+        if record is None or deleted:
+            exportable, reason = False, "deleted"
+        elif record[1]:
+            exportable, reason = False, "sealed"
+        else:
+            exportable, reason = bool(can_read and can_export), "revoked"
+        if exportable and not (op == "upsert" and feed_rev == record[0]):
+            _write_row(conn, user_id, db, record_id, "upsert", record[0], None, now)
+        elif not exportable and op == "upsert":
+            _write_row(conn, user_id, db, record_id, "delete", feed_rev, reason, now)
+
+
+def _write_row(
+    conn: sqlite3.Connection, user_id: str, db: str, record_id: str,
+    op: str, rev: int, reason: str | None, now: float,
+) -> None:
+    # REPLACE deletes the old row and inserts a new one: a fresh AUTOINCREMENT seq.
+    conn.execute(
+        "INSERT OR REPLACE INTO feed (user_id, db, record_id, op, rev, reason, changed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (user_id, db, record_id, op, rev, reason, now),
+    )
+
+
+def head_seq(conn: sqlite3.Connection, user_id: str, db: str) -> int:
+    """The highest feed position of this user in this database (0 for an empty feed)."""
+    row = conn.execute(
+        "SELECT MAX(seq) FROM feed WHERE user_id = ? AND db = ?", (user_id, db)
+    ).fetchone()
+    return int(row[0] or 0)
+
+
+def read_page(
+    conn: sqlite3.Connection, user_id: str, db: str, after_seq: int, limit: int,
+    *, include_deletes: bool,
+) -> FeedPage:
+    """Read up to ``limit`` feed rows after ``after_seq`` as ready-made JSON (one query).
+
+    ``include_deletes=False`` (a first sync) skips delete rows: a new copy has nothing to delete.
+    """
+    op_filter = "" if include_deletes else "AND f.op = 'upsert'"
+    rows = conn.execute(
+        f"""
+        SELECT f.seq, f.op, f.record_id, f.rev, f.reason, r.name, r.fields, r.updated_at
+        FROM feed f LEFT JOIN records r ON r.db = f.db AND r.id = f.record_id
+        WHERE f.user_id = ? AND f.db = ? AND f.seq > ? {op_filter}
+        ORDER BY f.seq LIMIT ?
+        """,  # noqa: S608 - op_filter is one of two constants
+        (user_id, db, after_seq, limit),
+    ).fetchall()
+    parts = []
+    for _seq, op, rid, rev, reason, name, fields, updated_at in rows:
+        sid = _encode_str(rid)
+        if op == "upsert":
+            parts.append(
+                f'{{"op":"upsert","id":{sid},"rev":{rev},"record":{{"id":{sid},"rev":{rev},'
+                f'"name":{_encode_str(name)},"fields":{fields},"updated_at":{updated_at!r}}}}}'
+            )
+        else:
+            parts.append(f'{{"op":"delete","id":{sid},"reason":{_encode_str(reason)}}}')
+    if rows:
+        last_seq = rows[-1][0]
+    elif include_deletes:
+        last_seq = after_seq
+    else:
+        # Only skipped delete rows (if anything) lie ahead: a first sync ends at the head.
+        last_seq = max(after_seq, head_seq(conn, user_id, db))
+    remaining = count_after(conn, user_id, db, last_seq)
+    return FeedPage("[" + ",".join(parts) + "]", last_seq, remaining)
+
+
+def count_after(conn: sqlite3.Connection, user_id: str, db: str, after_seq: int) -> int:
+    """How many feed rows of this user follow ``after_seq`` (a COUNT on the index)."""
+    row = conn.execute(
+        "SELECT COUNT(*) FROM feed WHERE user_id = ? AND db = ? AND seq > ?",
+        (user_id, db, after_seq),
+    ).fetchone()
+    return int(row[0])
+
+
+def digest(conn: sqlite3.Connection, user_id: str, db: str) -> dict[str, object]:
+    """Count and SHA-256 of the sorted ``id:rev`` lines of the user's current upsert rows."""
+    rows = conn.execute(
+        "SELECT record_id || ':' || rev FROM feed WHERE user_id = ? AND db = ? AND op = 'upsert'",
+        (user_id, db),
+    ).fetchall()
+    lines = sorted(row[0] for row in rows)
+    return {"count": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+
+
+def compact(conn: sqlite3.Connection, older_than: float) -> tuple[int, int]:
+    """Drop delete rows changed before ``older_than``; return (rows dropped, highest horizon).
+
+    Each user's horizon in a database is the highest seq of a dropped delete row: a cursor
+    before it may have missed that delete, so it gets 410. Call inside a write transaction.
+    """
+    per_user = conn.execute(
+        "SELECT user_id, db, COUNT(*), MAX(seq) FROM feed"
+        " WHERE op = 'delete' AND changed_at < ? GROUP BY user_id, db",
+        (older_than,),
+    ).fetchall()
+    conn.executemany(
+        "INSERT INTO horizons (user_id, db, seq) VALUES (?, ?, ?)"
+        " ON CONFLICT (user_id, db) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+        ((user_id, db, seq) for user_id, db, _n, seq in per_user),
+    )
+    conn.execute("DELETE FROM feed WHERE op = 'delete' AND changed_at < ?", (older_than,))
+    return sum(n for _u, _d, n, _s in per_user), max((s for *_r, s in per_user), default=0)
+
+
+def horizon(conn: sqlite3.Connection, user_id: str, db: str) -> int:
+    """The user's compaction horizon in ``db``: cursors before it get 410 (0 = none)."""
+    row = conn.execute(
+        "SELECT seq FROM horizons WHERE user_id = ? AND db = ?", (user_id, db)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
