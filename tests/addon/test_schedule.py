@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from offline_addon.schedule import (
     DEFAULT_BACKOFF_CAP_S,
     SyncSchedule,
