@@ -8,6 +8,7 @@ add-on.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 SETTING_TYPES = {"boolean": bool, "integer": int, "string": str}
+STRING_FORMATS = {
+    "absolute-path": "empty (the default) or an absolute path, such as /home/you/OfflineDB",
+}
+"""Formats a string setting may declare; the host checks values against them."""
 
 
 class ManifestError(ValueError):
@@ -27,12 +32,19 @@ class ManifestError(ValueError):
         super().__init__(f"invalid manifest {source}: " + " | ".join(lines))
 
 
+def is_absolute_path_or_empty(value: str) -> bool:
+    """The ``absolute-path`` format: a relative path would depend on the working folder."""
+    text = value.strip()
+    return not text or os.path.isabs(os.path.expanduser(text))
+
+
 class SettingSchema(Schema):
     type = fields.String(required=True, validate=validate.OneOf(sorted(SETTING_TYPES)))
     default = fields.Raw(required=True, allow_none=False)
     description = fields.String(required=True, validate=validate.Length(min=1))
     minimum = fields.Integer()
     maximum = fields.Integer()
+    format = fields.String(validate=validate.OneOf(sorted(STRING_FORMATS)))
 
     @validates_schema
     def _default_matches(self, data: dict[str, Any], **_: Any) -> None:
@@ -43,6 +55,11 @@ class SettingSchema(Schema):
         # bool is an int in Python; a boolean default for an integer setting is still wrong.
         if not isinstance(default, kind) or (kind is int and isinstance(default, bool)):
             raise ValidationError(f"must be of type {data['type']}", "default")
+        if data.get("format") and kind is not str:
+            raise ValidationError("applies to string settings only", "format")
+        if (data.get("format") == "absolute-path" and isinstance(default, str)
+                and not is_absolute_path_or_empty(default)):
+            raise ValidationError(f"must be {STRING_FORMATS['absolute-path']}", "default")
         low, high = data.get("minimum"), data.get("maximum")
         if low is not None and default < low:
             raise ValidationError(f"is below the minimum {low}", "default")

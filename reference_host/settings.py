@@ -12,6 +12,8 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from hookspecs.manifest import STRING_FORMATS, is_absolute_path_or_empty
+
 # What the command line accepts for a boolean setting.
 TRUTHY = frozenset({"true", "on", "1", "yes", True})
 FALSY = frozenset({"false", "off", "0", "no", False})
@@ -44,7 +46,14 @@ def _field(spec: Mapping[str, Any]) -> fields.Field[Any]:
         low, high = spec.get("minimum"), spec.get("maximum")
         checks = [validate.Range(min=low, max=high)] if low is not None or high is not None else []
         return fields.Integer(strict=False, validate=checks)
+    if spec.get("format") == "absolute-path":
+        return fields.String(validate=_absolute_path)
     return fields.String()
+
+
+def _absolute_path(value: str) -> None:
+    if not is_absolute_path_or_empty(value):
+        raise ValidationError(f"Must be {STRING_FORMATS['absolute-path']}.")
 
 
 def settings_schema(manifest: Mapping[str, Any]) -> Schema:

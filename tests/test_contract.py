@@ -121,3 +121,19 @@ def test_hook_specs_are_documented_and_load_into_pluggy() -> None:
     firstresult = manager.hook.offline_login.spec
     assert firstresult is not None
     assert firstresult.opts["firstresult"]
+
+
+def test_a_path_setting_with_a_relative_default_is_refused() -> None:
+    manifest = copy.deepcopy(_root_manifest())
+    manifest["settings"]["database_path"]["default"] = "relative/folder"
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(manifest)
+    assert "settings.database_path.default" in caught.value.problems
+
+
+def test_a_format_on_a_non_string_setting_is_refused() -> None:
+    manifest = copy.deepcopy(_root_manifest())
+    manifest["settings"]["sync_after_save"]["format"] = "absolute-path"
+    with pytest.raises(ManifestError) as caught:
+        validate_manifest(manifest)
+    assert "settings.sync_after_save.format" in caught.value.problems

@@ -132,3 +132,13 @@ def test_change_made_by_another_host_process_is_not_overwritten(
     first.set_setting("probe", "label", "from-first")
     second.set_setting("probe", "level", "5")
     assert second.stored_settings("probe") == {"label": "from-first", "level": 5}
+
+
+def test_the_offline_database_path_must_be_absolute_or_empty() -> None:
+    offline = json.loads((Path(__file__).parents[2] / "manifest.json").read_text("utf-8"))
+    assert validate_settings(offline, {"database_path": ""}) == {"database_path": ""}
+    assert validate_settings(offline, {"database_path": "/srv/offline"}) == {
+        "database_path": "/srv/offline"}
+    with pytest.raises(SettingsError) as caught:
+        validate_settings(offline, {"database_path": "relative/dir"})
+    assert "database_path" in caught.value.problems
