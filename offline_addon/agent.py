@@ -295,7 +295,7 @@ class SyncAgent:
     def _run(self, target: paths.CopyPaths, session: Session, create: bool) -> SyncResult:
         feedback = self._feedback()
         self._set(target.copy_id, state="syncing", done=0, total=0)
-        text = f"synchronising {session.database}"
+        text = f"Synchronising the offline copy of '{session.database}'"
         feedback.progress(0, 0, text)
         last = [0, 0]
 
@@ -306,11 +306,11 @@ class SyncAgent:
             self._set(target.copy_id, done=done, total=total)
             feedback.progress(done, total, text)
 
-        ended = "stopped"
+        ended = "Stopped"
         try:
             result = self._sync(target, session, create=create, progress=progress,
                                 clock=self._wall)
-            ended = "up to date" if result.outcome != "wiped" else "copy deleted"
+            ended = "Up to date" if result.outcome != "wiped" else "Offline copy deleted"
             return result
         except _Abandon:
             raise ShuttingDown() from None

@@ -61,8 +61,9 @@ class Console:
             if last is not None and tenth <= last:
                 return
             self._plain[key] = tenth
-        count = f"{done}/{total}" if total > 0 else f"{done}"
-        self.line(f"[progress] {label}: {count} {text}".rstrip())
+        # Unknown total (0) or an ended display (-1): no count is better than a lone "0".
+        count = f"{done}/{total} " if total > 0 else (f"{done} " if done else "")
+        self.line(f"[progress] {label}: {count}{text}".rstrip())
 
     def _rich_progress(
         self, key: str, label: str, done: int, total: int, text: str, ending: bool

@@ -41,7 +41,7 @@ def test_progress_with_unknown_total_shows_start_and_end() -> None:
     services.progress("sync", 0, 0, "Checking")
     services.progress("sync", 5, 0, "Checking")
     services.progress("sync", 9, -1, "Done")
-    assert _lines(out) == ["[progress] offline: 0 Checking", "[progress] offline: 9 Done"]
+    assert _lines(out) == ["[progress] offline: Checking", "[progress] offline: 9 Done"]
 
 
 def test_rich_progress_bar_on_a_terminal_ends_with_a_line() -> None:
