@@ -177,7 +177,7 @@ def check_change(item: Any) -> Change:
         return Change("upsert", change_id, rev, record)
     if op == "delete":
         reason = item.get("reason")
-        if reason not in _REASONS or type(reason) is not str:
+        if type(reason) is not str or reason not in _REASONS:
             raise ValidationError("Delete reason missing or unknown.")
         return Change("delete", change_id, reason=cast(DeleteReason, reason))
     raise ValidationError("Change op must be upsert or delete.")

@@ -1,0 +1,65 @@
+"""The add-on's engine as the benchmarks drive it: one place that knows the engine's API."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.baseline import Login
+
+
+def session_of(who: Login) -> Any:
+    """The host's Session value for a bench login."""
+    from hookspecs import Session
+
+    return Session(
+        server_url=who.server_url,
+        database=who.database,
+        user_id=who.user_id,
+        username=who.username,
+        client_id=who.client_id,
+        token=who.token,
+        password=who.password,
+    )
+
+
+def paths_for(folder: Path, who: Login) -> Any:
+    """The CopyPaths of the bench user's copy of ``who.database`` in ``folder``."""
+    from offline_addon.paths import CopyPaths
+
+    return CopyPaths.for_copy(folder, who.server_url, who.database, who.username, who.client_id)
+
+
+def engine_sync(
+    folder: Path, who: Login, *, create: bool, copy: Any = None
+) -> tuple[Any, float]:
+    """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF).
+    Returns (SyncResult, seconds)."""
+    from offline_addon.sync import sync_copy
+
+    started = time.perf_counter()
+    result = sync_copy(
+        paths_for(folder, who), session_of(who), create=create, progress=None, copy=copy
+    )
+    return result, time.perf_counter() - started
+
+
+def open_copy(folder: Path, who: Login) -> tuple[Any, float]:
+    """Open the copy with the password (the KDF). Returns (OfflineCopy, seconds)."""
+    from offline_addon.store import OfflineCopy
+
+    started = time.perf_counter()
+    copy = OfflineCopy.open(paths_for(folder, who), who.password)
+    return copy, time.perf_counter() - started
+
+
+def page_limit() -> int:
+    """The page size the engine asks for, so that the baseline pulls the same pages."""
+    from offline_addon import sync
+
+    for name in ("PAGE_LIMIT", "DEFAULT_PAGE_LIMIT", "PAGE_SIZE", "DEFAULT_LIMIT"):
+        value = getattr(sync, name, None)
+        if isinstance(value, int):
+            return value
+    return 500

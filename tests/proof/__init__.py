@@ -1,0 +1,1 @@
+"""The proof suite: faults, properties and security of the Offline Add-on (issue 6)."""

@@ -1,0 +1,188 @@
+"""Helpers of the proof suite: a fresh database and user per test (a ``World``), and the
+checks every fault test ends with (the copy opens, passes
+``PRAGMA integrity_check``, lost and rolled back nothing, and converges on the next sync).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from hookspecs import Session
+
+CLIENT_ID = "proof-client-0001"
+_counter = itertools.count(1)
+
+
+def cursor_position(cursor: str | None) -> tuple[str, int]:
+    """(epoch, seq) of an opaque cursor; ("", -1) for none.
+
+    The cursor is signed, not encrypted: its first part is base64url JSON. Reading it here (and
+    only here, in tests) is how the suite proves that the stored position never goes back.
+    """
+    if cursor is None:
+        return ("", -1)
+    body = cursor.split(".", 1)[0]
+    data = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    return (str(data["epoch"]), int(data["seq"]))
+
+
+def make_records(count: int, tag: str, seed: int = 1) -> list[dict[str, Any]]:
+    """``count`` records whose content is recognisable (``tag`` marks every value)."""
+    rng = random.Random(seed)
+    return [
+        {
+            "name": f"{tag} Account {i:05d}",
+            "fields": {
+                "username": f"{tag}-user-{i}@example.com",
+                "password": f"{tag}-pw-{rng.randrange(10**9):09d}",
+                "url": f"https://{tag.lower()}-{i}.example.com/",
+                "notes": f"{tag} note {i}",
+            },
+        }
+        for i in range(count)
+    ]
+
+
+@dataclass
+class World:
+    """One test's corner of the shared server: a database, a user with rwe on its records."""
+
+    url: str
+    admin: Any
+    database: str
+    username: str
+    password: str
+    user_id: str
+    ids: list[str]
+    folder: Path
+    copy_url: str = ""
+    """The server URL the copy is named after (fixed, also when the server moves port)."""
+
+    def login(self, url: str | None = None) -> Session:
+        """A fresh online session (POST /session) against ``url`` (default: the server)."""
+        base = url or self.url
+        resp = requests.post(
+            f"{self.url}/api/v1/session",
+            json={
+                "database": self.database,
+                "username": self.username,
+                "password": self.password,
+                "client_id": CLIENT_ID,
+            },
+            timeout=10,
+        )
+        resp.raise_for_status()
+        body = resp.json()
+        return Session(
+            server_url=base,
+            database=self.database,
+            user_id=body["user_id"],
+            username=self.username,
+            client_id=CLIENT_ID,
+            token=body["token"],
+            password=self.password,
+        )
+
+    def paths(self) -> Any:
+        """The copy's paths (always named after the real server, also when a test talks to it
+        through the fault proxy, so that every sync of a test works on one copy)."""
+        from offline_addon.paths import CopyPaths
+
+        url = self.copy_url or self.url
+        return CopyPaths.for_copy(self.folder, url, self.database, self.username, CLIENT_ID)
+
+    def expected(self) -> dict[str, tuple[int, str, dict[str, str]]]:
+        """What the user may export now: the ground truth a complete sync must equal."""
+        view: dict[str, tuple[int, str, dict[str, str]]] = self.admin.exportable_view(
+            self.database, self.username
+        )
+        return {rid: (rev, name, dict(fields)) for rid, (rev, name, fields) in view.items()}
+
+
+@dataclass(frozen=True)
+class CopyState:
+    """What a copy holds: records (id -> (rev, name, fields)) and the cursor position."""
+
+    records: dict[str, tuple[int, str, dict[str, str]]]
+    position: tuple[str, int]
+
+
+EMPTY = CopyState({}, ("", -1))
+
+
+def read_copy(paths: Any, password: str) -> CopyState:
+    """Open the copy, require ``PRAGMA integrity_check`` ok, and read what it holds."""
+    from offline_addon.store import OfflineCopy
+
+    if not paths.db.exists():
+        return EMPTY
+    with OfflineCopy.open(paths, password) as copy:
+        assert copy.integrity_ok(), "PRAGMA integrity_check failed"
+        records = {r.record_id: (r.rev, r.name, dict(r.fields)) for r in copy.list_records()}
+        return CopyState(records, cursor_position(copy.cursor))
+
+
+def assert_nothing_lost(before: CopyState, after: CopyState, *, allowed_gone: set[str]) -> None:
+    """No record lost (unless the server removed it) or rolled back; the cursor never went
+    back. Within one epoch positions are compared by seq; a new epoch means a full resync."""
+    if before.position[0] == after.position[0]:
+        assert after.position[1] >= before.position[1], "the stored cursor went backwards"
+    if after == EMPTY and before != EMPTY:
+        raise AssertionError("the copy disappeared")
+    for rid, (rev, _, _) in before.records.items():
+        if rid in after.records:
+            assert after.records[rid][0] >= rev, f"record {rid[:8]} was rolled back"
+        else:
+            assert rid in allowed_gone, f"record {rid[:8]} was lost"
+
+
+def sync(world: World, session: Session, *, create: bool = False, **kwargs: Any) -> Any:
+    """One engine sync of ``world``'s copy for ``session``."""
+    from offline_addon.sync import sync_copy
+
+    kwargs.setdefault("progress", None)
+    return sync_copy(world.paths(), session, create=create, **kwargs)
+
+
+def assert_converges(world: World, session: Session | None = None) -> CopyState:
+    """A complete sync (direct to the server) makes the copy equal the exportable view."""
+    session = session or world.login()
+    sync(world, session, create=True)
+    state = read_copy(world.paths(), world.password)
+    expected = world.expected()
+    assert state.records.keys() == expected.keys(), "the copy holds other records than the view"
+    assert state.records == expected, "a record's rev, name or fields differ from the server"
+    return state
+
+
+def assert_user_message(exc: BaseException, *words: str) -> None:
+    """The error is an add-on error whose message is a sentence that says what happened."""
+    from offline_addon.errors import OfflineAddonError
+
+    assert isinstance(exc, OfflineAddonError), f"{type(exc).__name__} is not an add-on error"
+    message = str(exc)
+    assert len(message) > 20, f"not a user sentence: {message!r}"
+    assert message[0].isupper(), f"not a user sentence: {message!r}"
+    lowered = message.lower()
+    assert any(w in lowered for w in words), f"{message!r} mentions none of {words}"
+
+
+def new_world(server: Any, folder: Path, records: int = 300, tag: str = "Proof") -> World:
+    """A fresh database with ``records`` records and a fresh user holding rwe on them."""
+    n = next(_counter)
+    database, username, password = f"proofdb{n}", f"user{n}", f"pw-{n}-Tr0ub4dor&3"
+    admin = server.admin
+    admin.create_database(database, offline_allowed=True)
+    user_id = admin.create_user(username, password, offline_right=True, validity_days=7)
+    ids = list(
+        admin.import_records(database, make_records(records, tag, n), grant={username: "rwe"})
+    )
+    return World(server.url, admin, database, username, password, user_id, ids, folder, server.url)
