@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 from hookspecs import Session
 from offline_addon import errors, paths
+from offline_addon.held_copy import HeldCopy
 from offline_addon.schedule import SyncSchedule, SyncTrigger
 from offline_addon.settings import AddonSettings
 from offline_addon.sync import SyncResult
@@ -143,6 +144,7 @@ class SyncAgent:
         self._schedule: SyncSchedule | None = None
         self._status: dict[str, CopyStatus] = {}
         self._hint_at: float | None = None
+        self._held = HeldCopy()
 
     # -- read from any thread ---------------------------------------------------------------
 
@@ -184,6 +186,7 @@ class SyncAgent:
             else:
                 self._apply(event, stopping)
         if stopping:
+            self._held.close()
             for waiting in requests.values():
                 for request in waiting:
                     request.future.set_exception(ShuttingDown())
@@ -202,6 +205,8 @@ class SyncAgent:
         return self._publish_next()
 
     def _apply(self, event: object, stopping: bool) -> None:
+        if isinstance(event, Call | Logout) or stopping:
+            self._held.close()  # before a call touches the file; at logout; at shutdown
         if isinstance(event, Call):
             if stopping and not event.future.set_running_or_notify_cancel():
                 return
@@ -308,8 +313,15 @@ class SyncAgent:
 
         ended = "Stopped"
         try:
-            result = self._sync(target, session, create=create, progress=progress,
-                                clock=self._wall)
+            copy = self._held.get(target, session.password)
+            try:
+                result = self._sync(target, session, create=create, progress=progress,
+                                    clock=self._wall, copy=copy)
+            except BaseException:
+                self._held.close()  # its state is unknown; the next sync opens it afresh
+                raise
+            if result.outcome == "wiped":
+                self._held.forget()
             ended = "Up to date" if result.outcome != "wiped" else "Offline copy deleted"
             return result
         except _Abandon:

@@ -79,3 +79,41 @@ def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_pat
         assert copies.list() == []
     finally:
         assert copies.shutdown(10)
+
+
+def test_the_copy_is_unlocked_once_per_login_not_once_per_sync(
+        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from offline_addon.store import OfflineCopy
+
+    opened: list[Path] = []
+    closed: list[Path] = []
+    real_open, real_close = OfflineCopy.open, OfflineCopy.close
+
+    def counting_open(*args: object, **kwargs: object) -> OfflineCopy:
+        copy = real_open(*args, **kwargs)  # type: ignore[arg-type]
+        opened.append(copy.paths.db)
+        return copy
+
+    def counting_close(self: OfflineCopy) -> None:
+        closed.append(self.paths.db)
+        real_close(self)
+
+    monkeypatch.setattr(OfflineCopy, "open", staticmethod(counting_open))
+    monkeypatch.setattr(OfflineCopy, "close", counting_close)
+    copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")))
+    try:
+        session = login(site.url, "alice", "alice-pw")
+        copies.create(session)
+        opened.clear()
+        copies.session_started(session)  # the sync after login unlocks the copy
+        assert copies.wait_idle(30)
+        for _ in range(3):
+            site.server.admin.update_record(DB, site.ids[1], fields={"notes": str(time.time())})
+            assert copies.sync_now(session).changed == 1
+        assert len(opened) == 1
+        closed.clear()
+        copies.session_ended(session)
+        assert copies.wait_idle(30)
+        assert closed == opened
+    finally:
+        assert copies.shutdown(10)
