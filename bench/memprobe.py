@@ -44,7 +44,6 @@ def _probe(job: dict[str, Any]) -> dict[str, Any]:
     who = Login(**job["login"])
     # Import everything the sync needs before measuring: code is not data.
     import offline_addon.sync  # noqa: F401
-
     from bench.engine import engine_sync
 
     with tempfile.TemporaryDirectory() as tmp:
