@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(PY) -m reference_host.demo
 
 test: $(STAMP)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --no-cache .
 	$(PY) -m mypy
 	$(PY) -m pytest
 
@@ -26,7 +26,7 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 lint: $(STAMP)
-	$(PY) -m ruff check .
+	$(PY) -m ruff check --no-cache .
 	$(PY) -m mypy
 
 clean:
