@@ -1,7 +1,7 @@
 """Plain decisions of the sync engine, over plain data (no I/O, no clock).
 
-What does a page change, does the copy match the server's digest, when is the full digest
-worth computing, and may a copy be opened offline at a given time.
+What does a page change (to the records and to the copy's digest), and may a copy be opened
+offline at a given time.
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from dataclasses import dataclass
 
 from offline_addon.wire import Change, Digest, RecordData
 
-# Below this size the full digest costs a few milliseconds, so it is checked on every sync.
-DIGEST_ALWAYS_BELOW = 20_000
-# Above it, a full check runs on full syncs and at least this often (seconds); in between only
-# the record count is compared, which keeps a small incremental sync of a big copy fast.
-DIGEST_FULL_CHECK_INTERVAL = 6 * 3600.0
+DIGEST_MODULUS = 1 << 256
 # How far the clock may go back (e.g. NTP steps, a manual correction) before the copy refuses.
 CLOCK_TOLERANCE_SECONDS = 300.0
 
@@ -70,19 +66,42 @@ def plan_page(existing: Mapping[str, int], changes: Sequence[Change]) -> PagePla
     return PagePlan(tuple(inserts), tuple(updates), tuple(deletes))
 
 
+def line_hash(record_id: str, rev: int) -> int:
+    """The protocol's hash of one held record: SHA-256 of ``"id:rev"`` as an integer."""
+    line = f"{record_id}:{rev}".encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.sha256(line).digest(), "big")
+
+
 def digest_of(pairs: Iterable[tuple[str, int]]) -> Digest:
-    """The protocol's digest over ``(id, rev)`` pairs: count and SHA-256 of sorted lines."""
-    lines = sorted(f"{record_id}:{rev}" for record_id, rev in pairs)
-    return Digest(len(lines), hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest())
+    """The protocol's digest over ``(id, rev)`` pairs, from scratch and streaming (constant
+    memory): the count and the sum of the line hashes mod 2**256."""
+    count = total = 0
+    for record_id, rev in pairs:
+        count += 1
+        total += line_hash(record_id, rev)
+    return make_digest(count, total)
 
 
-def should_check_full_digest(
-    *, full_sync: bool, record_count: int, last_full_check: float | None, now: float
-) -> bool:
-    """Whether this sync compares the SHA-256 (the count is compared on every sync)."""
-    if full_sync or record_count < DIGEST_ALWAYS_BELOW or last_full_check is None:
-        return True
-    return not 0 <= now - last_full_check < DIGEST_FULL_CHECK_INTERVAL
+def make_digest(count: int, total: int) -> Digest:
+    """A :class:`Digest` from a count and an (unreduced) sum."""
+    return Digest(count, f"{total % DIGEST_MODULUS:064x}")
+
+
+def digest_after(before: Digest, existing: Mapping[str, int], plan: PagePlan) -> Digest:
+    """The copy's digest after applying ``plan`` to a copy holding ``before``, where
+    ``existing`` maps the page's already-held ids to their revs (O(changes), not O(copy)).
+
+    An update or delete takes the old line out of the sum; an insert or update adds the new
+    one. A delete of a record the copy does not hold is not in the plan, so changes nothing.
+    """
+    total = int(before.sum, 16)
+    for record in plan.inserts:
+        total += line_hash(record.id, record.rev)
+    for record in plan.updates:
+        total += line_hash(record.id, record.rev) - line_hash(record.id, existing[record.id])
+    for record_id in plan.deletes:
+        total -= line_hash(record_id, existing[record_id])
+    return make_digest(before.count + len(plan.inserts) - len(plan.deletes), total)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from offline_addon.errors import StorageError
+from offline_addon.planning import digest_of
 
 Connection = Any  # sqlcipher3.Connection (the module ships no type information)
 Migration = Callable[[Connection], None]
@@ -21,6 +22,11 @@ Migration = Callable[[Connection], None]
 _FTS_BODY = (
     "(SELECT group_concat(value, ' ') FROM json_each(new.fields) WHERE lower(key) <> 'password')"
 )
+
+
+# The copy's own digest (count and sum of line hashes) in the meta table.
+DIGEST_COUNT_KEY = "digest_count"
+DIGEST_SUM_KEY = "digest_sum"
 
 
 def _v1_records_and_meta(conn: Connection) -> None:
@@ -64,7 +70,54 @@ def _v2_full_text_search(conn: Connection) -> None:
     )
 
 
-MIGRATIONS: Sequence[Migration] = (_v1_records_and_meta, _v2_full_text_search)
+def _v3_maintained_digest(conn: Connection) -> None:
+    # The protocol digest is a sum, kept in meta and adjusted with every page (see
+    # OfflineCopy.apply_page); a copy made before that gets it computed once, streaming over a
+    # cursor so that memory does not grow with the copy.
+    digest = digest_of(conn.execute("SELECT id, rev FROM records"))
+    conn.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        [(DIGEST_COUNT_KEY, digest.count), (DIGEST_SUM_KEY, digest.sum)],
+    )
+
+
+def _v4_fast_search(conn: Connection) -> None:
+    # Substring search on the name ("like the server's q") through an FTS5 trigram index
+    # instead of a LIKE scan over every record: the records holding every trigram of a query of
+    # three or more characters are the candidates, and LIKE re-checks those, so the result is
+    # exactly LIKE's. The table keeps its own copy of the names (not contentless): the re-check,
+    # the sort by name and a one- or two-character scan then read this small table instead of
+    # the records with all their fields, which is what makes a search with thousands of hits
+    # fast. detail=none (no positions: the re-check replaces phrase matching) halves the index
+    # and makes it cheaper to build during a first sync. Triggers keep it right on delete and
+    # on a changed name; the store fills it in batches on insert, like records_fts.
+    conn.execute(
+        "CREATE VIRTUAL TABLE records_name_trigrams USING fts5("
+        " name, detail=none, tokenize='trigram')"
+    )
+    conn.execute(
+        "CREATE TRIGGER records_name_trigrams_delete AFTER DELETE ON records BEGIN"
+        " DELETE FROM records_name_trigrams WHERE rowid = old.rowid;"
+        " END"
+    )
+    conn.execute(
+        "CREATE TRIGGER records_name_trigrams_update AFTER UPDATE OF name ON records"
+        " WHEN old.name IS NOT new.name BEGIN"
+        " DELETE FROM records_name_trigrams WHERE rowid = old.rowid;"
+        " INSERT INTO records_name_trigrams(rowid, name) VALUES (new.rowid, new.name);"
+        " END"
+    )
+    conn.execute(
+        "INSERT INTO records_name_trigrams(rowid, name) SELECT rowid, name FROM records"
+    )
+
+
+MIGRATIONS: Sequence[Migration] = (
+    _v1_records_and_meta,
+    _v2_full_text_search,
+    _v3_maintained_digest,
+    _v4_fast_search,
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

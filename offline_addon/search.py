@@ -1,4 +1,4 @@
-"""Turning what the user types into a safe full-text and substring query."""
+"""Turning what the user types into safe, index-backed full-text and substring queries."""
 
 from __future__ import annotations
 
@@ -29,3 +29,70 @@ def search_text(fields: Mapping[str, str]) -> str:
     Must stay equal to the SQL of ``_FTS_BODY`` in :mod:`offline_addon.schema_migrations`.
     """
     return " ".join(value for key, value in fields.items() if key.lower() != "password")
+
+
+# Below this many characters the trigram index finds nothing (a trigram needs three), so the
+# name substring falls back to a LIKE scan.
+TRIGRAM_MIN_CHARS = 3
+# Enough trigrams to make the candidates few; more only make the index lookup slower.
+MAX_TRIGRAMS = 12
+DEFAULT_LIMIT = 500
+"""How many records a search returns at most (the first ones by name)."""
+
+_COLUMNS = "id, rev, name, fields"
+_ORDER = "ORDER BY name COLLATE NOCASE, id"
+
+
+def trigram_match(text: str) -> str:
+    """An FTS5 MATCH expression over the trigram index: every trigram of ``text`` (at most
+    :data:`MAX_TRIGRAMS`, each quoted so no operators) required. It finds a superset of the
+    names containing ``text``; the caller re-checks with LIKE."""
+    grams = dict.fromkeys(text[i : i + 3] for i in range(len(text) - 2))
+    # Spread the chosen trigrams over the whole text: more selective than its start alone.
+    picked = list(grams)
+    if len(picked) > MAX_TRIGRAMS:
+        step = len(picked) / MAX_TRIGRAMS
+        picked = [picked[int(i * step)] for i in range(MAX_TRIGRAMS)]
+    return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in picked)
+
+
+def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
+    """SQL and parameters for the first ``limit`` records by name (then id) whose name contains
+    ``query`` (case-insensitive like the server's ``q``: SQLite's LIKE) or whose name or field
+    words (not the password) start with each of its words; an empty query lists them all.
+
+    The name substring goes through the trigram index (LIKE then re-checks the candidates, so
+    the result is exactly LIKE's), the words through the unicode61 full-text index; only a
+    one- or two-character substring scans, and then the names alone. The hits are cut at the
+    limit by their names (read from the name index's own small table), so only the returned
+    records are read in full, however many hits there are.
+    """
+    text = query.strip()
+    if not text:
+        return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
+    params: list[object] = []
+    if len(text) < TRIGRAM_MIN_CHARS:
+        hits = "SELECT rowid FROM records_name_trigrams WHERE name LIKE ? ESCAPE '\\'"
+        params.append(like_pattern(text))
+    else:
+        hits = (
+            "SELECT rowid FROM records_name_trigrams WHERE records_name_trigrams MATCH ?"
+            " AND name LIKE ? ESCAPE '\\'"
+        )
+        params += [trigram_match(text), like_pattern(text)]
+    match = fts_query(text)
+    if match:
+        hits += " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
+        params.append(match)
+    # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
+    # id order among equal names stays exact) is read in full, sorted and limited.
+    sql = (
+        f"WITH hit(r) AS MATERIALIZED ({hits}),"  # noqa: S608 - built from constants
+        " cut(name) AS (SELECT name FROM records_name_trigrams WHERE rowid IN hit"
+        "  ORDER BY name COLLATE NOCASE LIMIT 1 OFFSET ?)"
+        f" SELECT {_COLUMNS} FROM records WHERE rowid IN ("
+        "  SELECT rowid FROM records_name_trigrams WHERE rowid IN hit AND (NOT EXISTS"
+        "  (SELECT 1 FROM cut) OR name COLLATE NOCASE <= (SELECT name FROM cut)))"
+        f" {_ORDER} LIMIT ?"
+    )
+    return sql, [*params, max(0, limit - 1), limit]

@@ -27,6 +27,7 @@ MAX_ID_LENGTH = 256
 MAX_CURSOR_LENGTH = 4096
 _REASONS = frozenset({"deleted", "revoked", "sealed"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+DIGEST_ALGORITHM = "sha256-sum"
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -83,10 +84,11 @@ class Change:
 
 @dataclass(frozen=True)
 class Digest:
-    """What the user should hold: the number of records and a SHA-256 over ``id:rev`` lines."""
+    """What the user should hold: the number of records and the sum (mod 2**256, 64 hex
+    digits) of SHA-256 over each ``id:rev`` line (algorithm ``sha256-sum``)."""
 
     count: int
-    sha256: str
+    sum: str
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,9 @@ class HeadSchema(_Lenient):
 
 class DigestSchema(_Lenient):
     count = StrictInteger(required=True, validate=validate.Range(min=0))
-    sha256 = fields.String(required=True, validate=validate.Regexp(_SHA256_HEX))
+    sum = fields.String(required=True, validate=validate.Regexp(_SHA256_HEX))
+    # Another algorithm cannot be compared: refuse it rather than repair forever.
+    algorithm = fields.String(required=True, validate=validate.Equal(DIGEST_ALGORITHM))
 
 
 class PageSchema(_Lenient):
@@ -289,7 +293,9 @@ def load_page(payload: object) -> ChangePage:
     data = _load(_PAGE, payload, "change page")
     changes: tuple[Change, ...] = data["changes"]
     raw_digest = data.get("digest")
-    digest = Digest(**raw_digest) if raw_digest is not None and not data["has_more"] else None
+    digest = None
+    if raw_digest is not None and not data["has_more"]:
+        digest = Digest(raw_digest["count"], raw_digest["sum"])
     return ChangePage(
         changes=changes,
         next_cursor=data["next_cursor"],

@@ -6,6 +6,7 @@ Modules, one job each:
 - ``accounts``: databases, users, passwords, bearer tokens
 - ``records``: records and per-user rights; every change refreshes the feed in its transaction
 - ``feed``: the per-user change feed (rows, pages, digest, compaction)
+- ``digests``: the incrementally maintained multiset digest of each user's feed
 - ``cursor``: the signed, opaque feed cursor
 - ``app``: the Flask HTTP API (``/api/v1``, see ``docs/sync-api.yaml``)
 - ``serving``: waitress serving with a clean stop; ``cli``/``admin_cli``: the ``psr-server`` command

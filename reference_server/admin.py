@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from reference_server import accounts, feed, records
+from reference_server import accounts, digests, feed, records
 from reference_server.db import connect, initialise, new_epoch, set_meta, transaction
 from reference_server.errors import bad_request
 
@@ -182,6 +182,15 @@ class Admin:
             "SELECT seq, op, record_id, rev, reason FROM feed WHERE user_id = ? AND db = ?"
             " ORDER BY seq", (self.user_id(user), db)).fetchall()
         return [tuple(r) for r in rows]
+
+    def feed_digest(self, db: str, user: str) -> dict[str, object]:
+        """The user's digest as the last feed page carries it (the maintained one)."""
+        return feed.digest(self._conn, self.user_id(user), db)
+
+    def recompute_feed_digest(self, db: str, user: str) -> dict[str, object]:
+        """The user's digest computed from scratch over the feed rows (ground truth: equals
+        :meth:`feed_digest` unless the maintenance is broken)."""
+        return digests.as_wire(*digests.recompute(self._conn, self.user_id(user), db))
 
     @property
     def connection(self) -> sqlite3.Connection:

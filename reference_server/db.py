@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from reference_server import digests
+
 DB_FILENAME = "server.sqlite3"
 BUSY_TIMEOUT_MS = 10_000
 
@@ -77,6 +79,15 @@ CREATE TABLE IF NOT EXISTS horizons (
     seq INTEGER NOT NULL,
     PRIMARY KEY (user_id, db)
 );
+-- Per user and database: the digest of the user's current upsert rows (see digests.py),
+-- changed in the same transaction as every feed row.
+CREATE TABLE IF NOT EXISTS feed_digests (
+    user_id TEXT NOT NULL,
+    db TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    sum_hex TEXT NOT NULL,
+    PRIMARY KEY (user_id, db)
+);
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -110,11 +121,13 @@ def connect(data_dir: Path) -> sqlite3.Connection:
 
 
 def initialise(conn: sqlite3.Connection) -> None:
-    """Create the schema, the HMAC secret and the epoch if they do not exist yet."""
+    """Create the schema, the HMAC secret and the epoch if they do not exist yet; fill the
+    feed digests of a file made before they existed."""
     with transaction(conn):
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        digests.migrate(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)", (secrets.token_hex(32),)
         )

@@ -3,15 +3,19 @@
 Rule: a user's feed holds an ``upsert`` row exactly for the records that user may export now
 (read + export right, not sealed, not deleted); a record that leaves that set gets a ``delete``
 row with the reason. Every function that writes here must run inside the caller's
-``BEGIN IMMEDIATE`` transaction, so a change and its feed rows commit together.
+``BEGIN IMMEDIATE`` transaction, so a change and its feed rows commit together. Feed rows are
+written only by :func:`_write_row` and :func:`add_upserts`, which also keep the user's digest
+(``digests``) up to date; compaction drops only delete rows, which the digest does not count.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from reference_server import digests
 
 _encode_str = json.encoder.encode_basestring_ascii
 
@@ -53,22 +57,47 @@ def refresh_record(
             exportable, reason = False, "sealed"
         else:
             exportable, reason = bool(can_read and can_export), "revoked"
+        old = (op, feed_rev) if op is not None else None
         if exportable and not (op == "upsert" and feed_rev == record[0]):
-            _write_row(conn, user_id, db, record_id, "upsert", record[0], None, now)
+            _write_row(conn, user_id, db, record_id, old, ("upsert", record[0], None), now)
         elif not exportable and op == "upsert":
-            _write_row(conn, user_id, db, record_id, "delete", feed_rev, reason, now)
+            _write_row(conn, user_id, db, record_id, old, ("delete", feed_rev, reason), now)
 
 
 def _write_row(
     conn: sqlite3.Connection, user_id: str, db: str, record_id: str,
-    op: str, rev: int, reason: str | None, now: float,
+    old: tuple[str, int] | None, new: tuple[str, int, str | None], now: float,
 ) -> None:
+    """Replace the user's row for a record (``old`` = its current (op, rev), None if absent)
+    by ``new`` = (op, rev, reason), and adjust the user's digest by the difference."""
+    op, rev, reason = new
     # REPLACE deletes the old row and inserts a new one: a fresh AUTOINCREMENT seq.
     conn.execute(
         "INSERT OR REPLACE INTO feed (user_id, db, record_id, op, rev, reason, changed_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         (user_id, db, record_id, op, rev, reason, now),
     )
+    count_delta = sum_delta = 0
+    if old is not None and old[0] == "upsert":
+        count_delta, sum_delta = -1, -digests.line_hash(record_id, old[1])
+    if op == "upsert":
+        count_delta, sum_delta = count_delta + 1, sum_delta + digests.line_hash(record_id, rev)
+    digests.adjust(conn, user_id, db, count_delta, sum_delta)
+
+
+def add_upserts(
+    conn: sqlite3.Connection, user_id: str, db: str, record_ids: Sequence[str], rev: int,
+    now: float,
+) -> None:
+    """Write upsert rows for records new to the user's feed (bulk import), and add them to the
+    digest in one step. Plain INSERT: a record that already had a row would be an error."""
+    conn.executemany(
+        "INSERT INTO feed (user_id, db, record_id, op, rev, reason, changed_at)"
+        " VALUES (?, ?, ?, 'upsert', ?, NULL, ?)",
+        ((user_id, db, rid, rev, now) for rid in record_ids),
+    )
+    total = sum(digests.line_hash(rid, rev) for rid in record_ids)
+    digests.adjust(conn, user_id, db, len(record_ids), total)
 
 
 def head_seq(conn: sqlite3.Connection, user_id: str, db: str) -> int:
@@ -128,13 +157,8 @@ def count_after(conn: sqlite3.Connection, user_id: str, db: str, after_seq: int)
 
 
 def digest(conn: sqlite3.Connection, user_id: str, db: str) -> dict[str, object]:
-    """Count and SHA-256 of the sorted ``id:rev`` lines of the user's current upsert rows."""
-    rows = conn.execute(
-        "SELECT record_id || ':' || rev FROM feed WHERE user_id = ? AND db = ? AND op = 'upsert'",
-        (user_id, db),
-    ).fetchall()
-    lines = sorted(row[0] for row in rows)
-    return {"count": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+    """The last page's digest of the user's current upsert rows: the maintained one, O(1)."""
+    return digests.as_wire(*digests.read(conn, user_id, db))
 
 
 def compact(conn: sqlite3.Connection, older_than: float) -> tuple[int, int]:

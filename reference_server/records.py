@@ -180,11 +180,7 @@ def import_records(
                 ((db, rid, user_id, int(r), int(w), int(e)) for rid in ids),
             )
             if r and e:
-                conn.executemany(
-                    "INSERT OR REPLACE INTO feed (user_id, db, record_id, op, rev, reason,"
-                    " changed_at) VALUES (?, ?, ?, 'upsert', 1, NULL, ?)",
-                    ((user_id, db, rid, now) for rid in ids),
-                )
+                feed.add_upserts(conn, user_id, db, ids, 1, now)
     return ids
 
 

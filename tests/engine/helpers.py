@@ -47,7 +47,7 @@ def page(
     }
     if not has_more:
         d = digest_of((holdings or {}).items())
-        payload["digest"] = {"count": d.count, "sha256": d.sha256}
+        payload["digest"] = {"count": d.count, "sum": d.sum, "algorithm": "sha256-sum"}
     return load_page(payload)
 
 

@@ -6,11 +6,10 @@ import hashlib
 
 from offline_addon.planning import (
     CLOCK_TOLERANCE_SECONDS,
-    DIGEST_ALWAYS_BELOW,
+    digest_after,
     digest_of,
     offline_verdict,
     plan_page,
-    should_check_full_digest,
 )
 
 from .helpers import delete, page, upsert
@@ -45,27 +44,34 @@ def test_grant_then_revoke_in_one_page_removes_the_record() -> None:
     assert plan.updates == ()
 
 
+def _line(record_id: str, rev: int) -> int:
+    return int.from_bytes(hashlib.sha256(f"{record_id}:{rev}".encode()).digest(), "big")
+
+
 def test_digest_matches_protocol_definition() -> None:
     pairs = [("b", 2), ("a", 10), ("a:x", 1)]
-    lines = sorted(["b:2", "a:10", "a:x:1"])
-    expected = hashlib.sha256("\n".join(lines).encode()).hexdigest()
-    assert digest_of(pairs).sha256 == expected
+    expected = (_line("b", 2) + _line("a", 10) + _line("a:x", 1)) % 2**256
+    assert digest_of(pairs).sum == f"{expected:064x}"
     assert digest_of(pairs).count == 3
-    assert digest_of([]).sha256 == hashlib.sha256(b"").hexdigest()
+    assert digest_of(reversed(pairs)) == digest_of(pairs)
+    assert digest_of([]).sum == "0" * 64
 
 
-def test_full_digest_is_skipped_only_for_big_copies_checked_recently() -> None:
-    big = DIGEST_ALWAYS_BELOW + 1
-    assert should_check_full_digest(full_sync=True, record_count=big, last_full_check=99, now=100)
-    assert should_check_full_digest(full_sync=False, record_count=10, last_full_check=99, now=100)
-    assert not should_check_full_digest(
-        full_sync=False, record_count=big, last_full_check=99, now=100
-    )
-    assert should_check_full_digest(
-        full_sync=False, record_count=big, last_full_check=None, now=100
-    )
-    assert should_check_full_digest(full_sync=False, record_count=big, last_full_check=200, now=100)
-    assert should_check_full_digest(full_sync=False, record_count=big, last_full_check=0, now=10**9)
+def test_digest_after_a_page_equals_the_digest_from_scratch() -> None:
+    held = {"a": 1, "b": 2, "c": 5, "gone": 1}
+    changes = page([upsert("a", 2), upsert("b", 1), delete("c"), delete("unknown"),
+                    upsert("new", 1), upsert("gone", 3), delete("gone", "revoked")]).changes
+    plan = plan_page(dict(held), changes)
+    after = digest_after(digest_of(held.items()), held, plan)
+    assert after == digest_of({"a": 2, "b": 2, "new": 1}.items())
+
+
+def test_digest_sum_wraps_modulo_two_to_the_256() -> None:
+    many = [(f"r{i}", 1) for i in range(50)]
+    assert int(digest_of(many).sum, 16) == sum(_line(r, v) for r, v in many) % 2**256
+    removed = digest_after(digest_of(many), dict(many), plan_page(dict(many), page(
+        [delete(r) for r, _v in many]).changes))
+    assert removed == digest_of([])
 
 
 def test_copy_within_validity_opens() -> None:

@@ -13,6 +13,7 @@ import sqlcipher3
 
 from offline_addon.errors import StorageError, WrongPassword
 from offline_addon.paths import CopyPaths
+from offline_addon.planning import digest_of
 from offline_addon.schema_migrations import SCHEMA_VERSION, migrate
 from offline_addon.sidecar import delete_copy, list_copies, read_sidecar, write_sidecar
 from offline_addon.store import OfflineCopy, quote_password
@@ -158,6 +159,13 @@ def test_deleting_a_record_removes_its_full_text_entries(tmp_path: Path) -> None
         == 0
     )
     assert db.execute("SELECT count(*) FROM records_fts").fetchone()[0] == 1
+    assert db.execute("SELECT count(*) FROM records_name_trigrams").fetchone()[0] == 1
+    assert (
+        db.execute(
+            "SELECT count(*) FROM records_name_trigrams WHERE records_name_trigrams MATCH 'ank'"
+        ).fetchone()[0]
+        == 0
+    )
     copy.close()
 
 
@@ -165,7 +173,63 @@ def test_updating_a_record_reindexes_it(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
     copy.apply_page(page([upsert("r2", 4, "Savings", username="carol")], "c2"), "c1", CONTACT)
     assert copy.search("bank") == []
+    assert copy.search("ank") == []
     assert copy.search("Carol")[0].record_id == "r2"
+    assert [r.record_id for r in copy.search("AVIN")] == ["r2"]
+    copy.close()
+
+
+def test_search_substrings_of_every_length_match_like_the_server(tmp_path: Path) -> None:
+    copy = new_copy(tmp_path)
+    names = ["Alpha", "alPHAbet", "Beta 100%", "gamma_ray", "Omega"]
+    copy.apply_page(page([upsert(f"r{i}", 1, n) for i, n in enumerate(names)]), None, CONTACT)
+    for query in ("a", "Al", "PHA", "pha", "ega", "100%", "a_r", "%", "_", "mega ", "xyz"):
+        expected = sorted((n for n in names if query.strip().lower() in n.lower()),
+                          key=str.lower)
+        found = [r.name for r in copy.search(query)]
+        # Word prefixes add hits (e.g. "ega" is no word start, "Al" starts "Alpha"); every
+        # name substring must be among them, in name order.
+        assert [n for n in found if query.strip().lower() in n.lower()] == expected, query
+    assert [r.name for r in copy.search("100%")] == ["Beta 100%"]
+    assert [r.name for r in copy.search("a_r")] == ["gamma_ray"]
+    copy.close()
+
+
+def test_search_returns_the_first_hits_by_name_up_to_the_limit(tmp_path: Path) -> None:
+    copy = new_copy(tmp_path)
+    copy.apply_page(page([upsert(f"r{i:02d}", 1, f"Host {99 - i:02d}") for i in range(40)]),
+                    None, CONTACT)
+    assert [r.name for r in copy.search("host", limit=3)] == ["Host 60", "Host 61", "Host 62"]
+    assert [r.name for r in copy.search("ost 6", limit=2)] == ["Host 60", "Host 61"]
+    assert [r.name for r in copy.search("", limit=1)] == ["Host 60"]
+    assert len(copy.search("host")) == 40
+    assert copy.search("host", limit=0) == []
+    copy.close()
+
+
+def test_search_cut_at_the_limit_keeps_name_then_id_order_among_equal_names(
+    tmp_path: Path,
+) -> None:
+    copy = new_copy(tmp_path)
+    names = {"r5": "web", "r3": "WEB", "r9": "web", "r1": "Web", "r0": "a web", "r7": "webz"}
+    copy.apply_page(page([upsert(i, 1, n) for i, n in names.items()]), None, CONTACT)
+    assert [r.record_id for r in copy.search("web", limit=3)] == ["r0", "r1", "r3"]
+    assert [r.record_id for r in copy.search("we", limit=5)] == ["r0", "r1", "r3", "r5", "r9"]
+    assert [r.record_id for r in copy.search("web", limit=50)] == [
+        "r0", "r1", "r3", "r5", "r9", "r7"]
+    copy.close()
+
+
+def test_digest_follows_every_page_and_equals_the_digest_from_scratch(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    assert copy.digest() == digest_of([("r1", 1), ("r2", 3)])
+    copy.apply_page(page([upsert("r1", 2), delete("r2"), delete("never-held"), upsert("r3", 7)],
+                         "c2"), "c1", CONTACT)
+    assert copy.digest() == digest_of([("r1", 2), ("r3", 7)]) == copy.recompute_digest()
+    before = copy.digest()
+    assert not copy.apply_page(page([delete("r1")], "c9"), "c0", CONTACT).applied
+    copy.apply_page(page([upsert("r1", 2), upsert("r3", 6)], "c3"), "c2", CONTACT)
+    assert copy.digest() == before
     copy.close()
 
 
@@ -201,6 +265,22 @@ def test_version_1_copy_is_migrated_and_becomes_searchable(tmp_path: Path) -> No
         assert copy.meta.schema_version == SCHEMA_VERSION
         assert [r.record_id for r in copy.search("router")] == ["old"]
         assert [r.record_id for r in copy.search("admin")] == ["old"]
+        assert [r.record_id for r in copy.search("GACY ROU")] == ["old"]
+        assert copy.digest() == digest_of([("old", 2)])
+
+
+def test_version_2_copy_gets_its_digest_and_name_index_from_its_records(tmp_path: Path) -> None:
+    paths = CopyPaths(tmp_path, "c" * 64)
+    conn = sqlcipher3.connect(str(paths.db), isolation_level=None)
+    conn.execute(f"PRAGMA key = {quote_password(PASSWORD)}")
+    assert migrate(conn, target=2) == 2
+    rows = [(f"id{i}", i % 5 + 1, f"Server {i:03d}", json.dumps({"url": f"h{i}"}), 1.0)
+            for i in range(300)]
+    conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
+    conn.close()
+    with OfflineCopy.open(paths, PASSWORD) as copy:
+        assert copy.digest() == digest_of((r[0], r[1]) for r in rows)
+        assert [r.record_id for r in copy.search("ver 12")] == [f"id{i}" for i in range(120, 130)]
 
 
 def test_copy_from_a_newer_addon_is_refused_clearly(tmp_path: Path) -> None:
@@ -239,3 +319,12 @@ def test_creating_over_an_existing_copy_is_refused(tmp_path: Path) -> None:
     _filled(tmp_path).close()
     with pytest.raises(StorageError, match="already exists"):
         new_copy(tmp_path)
+
+
+def test_compacting_the_search_index_keeps_every_hit(tmp_path: Path) -> None:
+    copy = _filled(tmp_path)
+    before = {q: copy.search(q) for q in ("bank", "ail acc", "alice", "ba")}
+    copy.compact_search_index()
+    assert {q: copy.search(q) for q in before} == before
+    assert copy.integrity_ok()
+    copy.close()

@@ -181,6 +181,67 @@ def test_digest_mismatch_is_repaired(
     assert_converged(demo, paths)
 
 
+def test_a_copy_holding_another_revision_is_repaired_on_the_very_next_sync(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Same count, consistent bookkeeping, but one record at a revision the server never sent:
+    # only the sum can tell, and it is compared on every sync (no "only sometimes").
+    paths = paths_of(folder, alice)
+    first_sync(paths, alice)
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        copy._db.execute("UPDATE records SET rev = rev + 5 WHERE id = ?", (stocked[3],))
+        copy._put_meta({"digest_count": copy.recompute_digest().count,
+                        "digest_sum": copy.recompute_digest().sum})
+        copy.forget_etag()
+    demo.admin.update_record("demo", stocked[10], name="Nudge")
+    with caplog.at_level("WARNING", logger="offline_addon.sync"):
+        result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
+    assert result.outcome == "repaired"
+    assert "the records differ from the server's digest" in caplog.text
+    assert_converged(demo, paths)
+
+
+def test_lost_bookkeeping_is_repaired_and_logged_as_such(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    paths = paths_of(folder, alice)
+    first_sync(paths, alice)
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        copy._put_meta({"digest_sum": "f" * 64})
+        copy.forget_etag()
+    demo.admin.update_record("demo", stocked[10], name="Nudge")
+    with caplog.at_level("WARNING", logger="offline_addon.sync"):
+        result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
+    assert result.outcome == "repaired"
+    assert "the records match the server's digest" in caplog.text
+    assert "bookkeeping differs from the records" in caplog.text
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        assert copy.digest() == copy.recompute_digest()
+    assert_converged(demo, paths)
+
+
+def test_the_maintained_digest_stays_equal_to_the_records_through_incremental_syncs(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
+) -> None:
+    paths = paths_of(folder, alice)
+    first_sync(paths, alice)
+    a = demo.admin
+    a.update_record("demo", stocked[0], name="Changed")
+    a.delete_record("demo", stocked[1])
+    a.set_rights("demo", "alice", stocked[2], export=False)
+    a.seal_record("demo", stocked[3])
+    assert sync_copy(paths, alice, create=False, page_limit=LIMIT).outcome == "synced"
+    a.unseal_record("demo", stocked[3])
+    a.set_rights("demo", "alice", stocked[2], export=True)
+    assert sync_copy(paths, alice, create=False, page_limit=3).outcome == "synced"
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        assert copy.digest() == copy.recompute_digest()
+        assert copy.digest().count == 149
+    assert_converged(demo, paths)
+
+
 def test_database_switched_off_deletes_the_copy(
     demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
 ) -> None:

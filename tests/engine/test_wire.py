@@ -18,7 +18,7 @@ def _page(changes: Any, **extra: Any) -> dict[str, Any]:
         "next_cursor": "n",
         "has_more": False,
         "remaining": 0,
-        "digest": {"count": 0, "sha256": "0" * 64},
+        "digest": {"count": 0, "sum": "0" * 64, "algorithm": "sha256-sum"},
     }
     body.update(extra)
     return body
@@ -88,7 +88,10 @@ def test_last_page_without_digest_is_refused() -> None:
         {"changes": [], "next_cursor": "", "has_more": False, "remaining": 0},
         _page([], has_more="no"),
         _page([], remaining=-1),
-        _page([], digest={"count": 0, "sha256": "xyz"}),
+        _page([], digest={"count": 0, "sum": "xyz", "algorithm": "sha256-sum"}),
+        _page([], digest={"count": 0, "sum": "0" * 64, "algorithm": "sha256"}),
+        _page([], digest={"count": 0, "sum": "0" * 64}),
+        _page([], digest={"count": 0, "sha256": "0" * 64}),
         _page({"a": 1}),
     ],
 )

@@ -77,7 +77,8 @@ def valid_pages(draw: st.DrawFn) -> dict[str, Any]:
     if not has_more:
         page["digest"] = {
             "count": draw(st.integers(min_value=0, max_value=10**6)),
-            "sha256": draw(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)),
+            "sum": draw(st.text(alphabet="0123456789abcdef", min_size=64, max_size=64)),
+            "algorithm": "sha256-sum",
         }
     return page
 

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 
 import pytest
 
+from reference_server.admin import Admin
 from reference_server.testing import RunningServer
 
 from .apiclient import ApiClient, apply
 
 
 def _digest_of(view: dict[str, tuple[int, str, dict[str, str]]]) -> dict[str, object]:
-    lines = sorted(f"{rid}:{rev}" for rid, (rev, _n, _f) in view.items())
-    return {"count": len(lines), "sha256": hashlib.sha256("\n".join(lines).encode()).hexdigest()}
+    """The protocol's definition, written out independently of the server's code."""
+    total = sum(int.from_bytes(hashlib.sha256(f"{rid}:{rev}".encode()).digest(), "big")
+                for rid, (rev, _n, _f) in view.items())
+    return {"count": len(view), "sum": f"{total % 2**256:064x}", "algorithm": "sha256-sum"}
 
 
 def _upsert_ids(srv: RunningServer, user: str) -> set[str]:
@@ -114,7 +118,8 @@ def test_random_admin_changes_keep_feed_equal_to_exportable_view(
         action = rng.choice(["rights", "rights", "seal", "unseal", "update", "delete", "create"])
         if action == "create" or not live:
             live += admin.import_records("demo", [{"name": f"N{step}", "fields": {}}],
-                                         grant={"alice": rng.choice(["rwe", "re", "r", "w"])})
+                                         grant={"alice": rng.choice(["rwe", "re", "r", "w"]),
+                                                "bob": rng.choice(["rwe", "r"])})
             continue
         rid = rng.choice(live)
         if action == "rights":
@@ -131,6 +136,10 @@ def test_random_admin_changes_keep_feed_equal_to_exportable_view(
             live.remove(rid)
         view = admin.exportable_view("demo", "alice")
         assert _upsert_ids(demo, "alice") == set(view), f"feed drifted after {action}"
+        maintained = admin.feed_digest("demo", "alice")
+        assert maintained == admin.recompute_feed_digest("demo", "alice"), action
+        assert maintained == _digest_of(view), f"digest drifted after {action}"
+        assert admin.feed_digest("demo", "bob") == admin.recompute_feed_digest("demo", "bob")
         if step % 7 == 0:
             changes, page = alice.read_all(page["next_cursor"], limit=3)
             apply(replica, changes)
@@ -151,7 +160,7 @@ def test_empty_feed_has_empty_digest_and_a_usable_cursor(demo: RunningServer,
     assert body["changes"] == []
     assert body["has_more"] is False
     assert body["remaining"] == 0
-    assert body["digest"] == {"count": 0, "sha256": hashlib.sha256(b"").hexdigest()}
+    assert body["digest"] == {"count": 0, "sum": "0" * 64, "algorithm": "sha256-sum"}
     again = alice.changes(body["next_cursor"]).json()
     assert again["changes"] == []
 
@@ -167,3 +176,22 @@ def test_remaining_counts_rows_after_each_page(demo: RunningServer, alice: ApiCl
     third = alice.changes(second["next_cursor"], limit=4).json()
     assert (len(third["changes"]), third["remaining"], third["has_more"]) == (2, 0, False)
     assert third["digest"]["count"] == 10
+
+
+def test_a_server_file_from_before_maintained_digests_gets_them_at_open(tmp_path: Path) -> None:
+    data = tmp_path / "srv"
+    with Admin(data) as admin:
+        admin.create_database("demo", offline_allowed=True)
+        admin.create_user("alice", "alice-pw", offline_right=True)
+        ids = admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(9)],
+                                   grant={"alice": "rwe"})
+        admin.update_record("demo", ids[0], name="R0 again")
+        admin.delete_record("demo", ids[1])
+        expected = _digest_of(admin.exportable_view("demo", "alice"))
+        # Make the file look like one written by a server without maintained digests.
+        with admin.connection as conn:
+            conn.execute("DROP TABLE feed_digests")
+            conn.execute("DELETE FROM meta WHERE key = 'feed_digests_ready'")
+    with Admin(data) as admin:
+        assert admin.feed_digest("demo", "alice") == expected
+        assert admin.recompute_feed_digest("demo", "alice") == expected
