@@ -100,3 +100,22 @@ def baseline_pull(
     finally:
         conn.close()
     return count, time.perf_counter() - started, cursor
+
+
+def changes_round_trip(who: Login, cursor: str | None, limit: int) -> float:
+    """Seconds for one GET of the changes page at ``cursor`` (the server's work and the
+    transfer, nothing stored): what "one round trip" costs for the page a sync would fetch.
+    Reading the feed changes nothing on the server, so the sync that follows sees the same."""
+    url = f"{who.server_url}/api/v1/databases/{who.database}/offline/changes"
+    headers = {"Authorization": f"Bearer {who.token}", "X-Client-Id": who.client_id}
+    params: dict[str, str | int] = {"limit": limit}
+    if cursor is not None:
+        params["cursor"] = cursor
+    with requests.Session() as http:
+        http.get(f"{who.server_url}/api/v1/databases/{who.database}/offline/head",
+                 headers=headers, timeout=(5, 60)).raise_for_status()  # connect outside the timing
+        started = time.perf_counter()
+        resp = http.get(url, params=params, headers=headers, timeout=(5, 60))
+        resp.raise_for_status()
+        json.loads(resp.content)
+        return time.perf_counter() - started
