@@ -15,7 +15,7 @@ from typing import Literal, Protocol
 
 from hookspecs import Session
 from offline_addon import errors, paths
-from offline_addon.held_copy import HeldCopy
+from offline_addon.held_copy import HeldClient, HeldCopy
 from offline_addon.schedule import SyncSchedule, SyncTrigger
 from offline_addon.settings import AddonSettings
 from offline_addon.sync import SyncResult
@@ -145,6 +145,7 @@ class SyncAgent:
         self._status: dict[str, CopyStatus] = {}
         self._hint_at: float | None = None
         self._held = HeldCopy()
+        self._client = HeldClient()
 
     # -- read from any thread ---------------------------------------------------------------
 
@@ -187,6 +188,7 @@ class SyncAgent:
                 self._apply(event, stopping)
         if stopping:
             self._held.close()
+            self._client.close()
             for waiting in requests.values():
                 for request in waiting:
                     request.future.set_exception(ShuttingDown())
@@ -207,6 +209,8 @@ class SyncAgent:
     def _apply(self, event: object, stopping: bool) -> None:
         if isinstance(event, Call | Logout) or stopping:
             self._held.close()  # before a call touches the file; at logout; at shutdown
+            if not isinstance(event, Call):
+                self._client.close()
         if isinstance(event, Call):
             if stopping and not event.future.set_running_or_notify_cancel():
                 return
@@ -316,7 +320,8 @@ class SyncAgent:
             copy = self._held.get(target, session.password)
             try:
                 result = self._sync(target, session, create=create, progress=progress,
-                                    clock=self._wall, copy=copy)
+                                    clock=self._wall, copy=copy,
+                                    client=self._client.get(session))
             except BaseException:
                 self._held.close()  # its state is unknown; the next sync opens it afresh
                 raise

@@ -1,4 +1,4 @@
-"""The copy the worker keeps open while a user is logged in.
+"""What the worker keeps open while a user is logged in: the copy and the HTTP client.
 
 Opening a copy runs SQLCipher's key derivation (about 0.1 s by design). Paying it once per
 login instead of once per sync is what lets a sync with nothing new cost one small round trip.
@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import logging
 
+from hookspecs import Session
 from offline_addon.errors import OfflineAddonError
 from offline_addon.paths import CopyPaths
 from offline_addon.store import OfflineCopy
+from offline_addon.transport import SyncClient
 
 _log = logging.getLogger(__name__)
 
@@ -54,3 +56,27 @@ class HeldCopy:
             copy.close()
         except Exception:  # closing must never stop a logout or a shutdown
             _log.exception("offline add-on: closing the offline copy failed")
+
+
+class HeldClient:
+    """One keep-alive HTTP client per login, reused by every sync of that login (no new
+    connection, no new TLS handshake per sync). Closed at logout and shutdown."""
+
+    def __init__(self) -> None:
+        self._key: tuple[str, str, str] | None = None
+        self._client: SyncClient | None = None
+
+    def get(self, session: Session) -> SyncClient:
+        """The client for ``session`` (a new one when the server, token or client changed)."""
+        key = (session.server_url, session.token, session.client_id)
+        if self._client is None or self._key != key:
+            self.close()
+            self._client = SyncClient(*key)
+            self._key = key
+        return self._client
+
+    def close(self) -> None:
+        """Close the client, if any."""
+        client, self._key, self._client = self._client, None, None
+        if client is not None:
+            client.close()
