@@ -1,12 +1,16 @@
 """The sync engine: keep an offline copy equal to what the server lets the user export.
 
-One run: policy first (not allowed: wipe the copy and say why); then, if the feed head still
-matches the stored ETag, only the contact time is recorded; otherwise pages are pulled from the
-stored cursor and each is committed together with the cursor it leads to (and the copy's
-digest, adjusted by what the page changed). The last page's digest is compared on every sync;
-a mismatch, a 410, a copy that no longer opens with the user's current password or belongs to
-another user id all lead to a full sync into a fresh file that replaces the old one only when
-complete.
+One run of an incremental sync starts with the feed head, sent with the stored ETag: head is
+also the policy check (403: wipe the copy and say why), and its ETag covers the feed position
+and the user's validity, so a ``304`` means only the contact time is recorded (one request).
+Otherwise pages are pulled from the stored cursor and each is committed together with the
+cursor it leads to (and the copy's digest, adjusted by what the page changed): two requests
+for a small change. A first sync, a rebuild or a copy without a stored ETag asks for the policy
+first (which also answers when offline use is not allowed), then head, then the feed.
+
+The last page's digest is compared on every sync; a mismatch, a 410, a copy that no longer
+opens with the user's current password or belongs to another user id all lead to a full sync
+into a fresh file that replaces the old one only when complete.
 """
 
 from __future__ import annotations
@@ -33,9 +37,9 @@ from offline_addon.errors import (
 from offline_addon.paths import CopyPaths, fsync_folder
 from offline_addon.prefetch import PagePrefetcher
 from offline_addon.sidecar import delete_copy, write_sidecar
-from offline_addon.store import Contact, CopyIdentity, OfflineCopy
+from offline_addon.store import Contact, CopyIdentity, CopyMeta, OfflineCopy
 from offline_addon.transport import SyncClient
-from offline_addon.wire import ChangePage, Digest
+from offline_addon.wire import ChangePage, Digest, Head, HeadUnchanged
 
 log = logging.getLogger(__name__)
 
@@ -145,40 +149,45 @@ class _SyncRun:
 
     def execute(self, given: OfflineCopy | None) -> SyncResult:
         _remove_partial(self.paths)
-        try:
-            policy = self.client.policy(self.session.database)
-        except OfflineNotAllowed as exc:
-            return self._wipe(given, exc.reason)
-        if not policy.allowed:
-            reason: OfflineReason = (
-                "offline_disabled" if not policy.offline_enabled else "offline_right_missing"
-            )
-            return self._wipe(given, reason)
-        contact = Contact(policy.server_time, self.clock(), policy.validity_seconds)
         copy, problem = self._open(given)
         try:
-            if problem is not None or copy is None:
-                return self._rebuild(copy, given, contact, problem or "it could not be opened")
             try:
-                return self._incremental(copy, contact)
+                if copy is not None and problem is None:
+                    meta = copy.meta
+                    if _knows_its_head(meta):
+                        # The incremental case: head is the policy check (one request when
+                        # nothing is new, two with changes).
+                        return self._incremental(copy, meta, meta.etag)
+                self._check_policy()
+                if copy is None and problem is None:
+                    copy = self._create()
+                if problem is not None or copy is None:
+                    return self._rebuild(copy, given, problem or "it could not be opened")
+                return self._incremental(copy, copy.meta, None)
             except CursorExpired:
-                return self._rebuild(copy, given, contact, "the server no longer knew its position")
+                return self._rebuild(copy, given, "the server no longer knew its position")
             except DigestMismatch:
-                return self._rebuild(copy, given, contact, "its content differed from the server's")
+                return self._rebuild(copy, given, "its content differed from the server's")
         except OfflineNotAllowed as exc:
             return self._wipe(copy, exc.reason)
         finally:
             if copy is not None and given is None:
                 copy.close()
 
+    def _check_policy(self) -> None:
+        """Raise OfflineNotAllowed unless the server allows this copy (first sync, rebuild,
+        a copy without a stored head: the policy answers even when offline is not allowed)."""
+        policy = self.client.policy(self.session.database)
+        if not policy.allowed:
+            raise OfflineNotAllowed(_reason(policy.offline_enabled))
+
     def _open(self, given: OfflineCopy | None) -> tuple[OfflineCopy | None, str | None]:
-        """The copy to sync, and why it must be rebuilt instead (None: it need not)."""
+        """The copy to sync (None: there is none yet, or it does not open), and why it must
+        be rebuilt instead (None: it need not)."""
         if given is not None:
             copy = given
         elif not self.paths.db.is_file():
-            copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
-            write_sidecar(self.paths, copy.sidecar_info())
-            return copy, None
+            return None, None
         else:
             try:
                 copy = OfflineCopy.open(self.paths, self.session.password)
@@ -190,17 +199,55 @@ class _SyncRun:
             return copy, "it belonged to another account of the same name"
         return copy, None
 
-    def _incremental(self, copy: OfflineCopy, contact: Contact) -> SyncResult:
-        meta = copy.meta
-        database = self.session.database
-        etag = meta.etag if meta.cursor is not None else None
-        head = self.client.head(database, etag)
-        if head is None:
+    def _create(self) -> OfflineCopy:
+        copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
+        write_sidecar(self.paths, copy.sidecar_info())
+        return copy
+
+    def _incremental(self, copy: OfflineCopy, meta: CopyMeta, etag: str | None) -> SyncResult:
+        """Head (with ``etag``, if any), then the feed from the stored cursor if the head
+        moved. Head is read before the feed, so the ETag stored with the pulled pages never
+        claims more than they hold (at worst the next sync reads an empty page)."""
+        head = self.client.head(self.session.database, etag) if etag else self._full_head()
+        if isinstance(head, HeadUnchanged):
+            contact = self._unchanged_contact(meta, head)
             copy.record_contact(contact)
             return self._finish(copy, "unchanged", _Tally(), contact)
+        contact = self._contact(head)
         tally = self._pull(copy, contact, meta.cursor)
         copy.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
         return self._finish(copy, "synced", tally, contact)
+
+    def _full_head(self) -> Head:
+        """Head without ``If-None-Match``, so a 304 would break the protocol."""
+        head = self.client.head(self.session.database)
+        if isinstance(head, HeadUnchanged):
+            raise ProtocolError(
+                "The server answered the feed head with 'not modified' although nothing was "
+                "cached; nothing was changed. Tell your administrator."
+            )
+        return head
+
+    def _contact(self, head: Head) -> Contact:
+        """The contact a head answer (200) stands for; OfflineNotAllowed if it says no."""
+        if not head.allowed:
+            raise OfflineNotAllowed(_reason(head.offline_enabled))
+        return Contact(head.server_time, self.clock(), head.validity_seconds)
+
+    def _unchanged_contact(self, meta: CopyMeta, head: HeadUnchanged) -> Contact:
+        """The contact a 304 stands for: the validity is the stored one (it is part of the
+        ETag). The server time is the ``Date`` header's; without a usable one it is estimated
+        as the stored server time plus the local time elapsed since (never less than the
+        stored one, should the local clock have gone back)."""
+        now = self.clock()
+        server_time = head.server_time
+        if server_time is None:
+            assert meta.last_contact_server_time is not None  # see _knows_its_head
+            assert meta.last_contact_local_time is not None
+            elapsed = max(0.0, now - meta.last_contact_local_time)
+            server_time = meta.last_contact_server_time + elapsed
+        assert meta.validity_seconds is not None
+        return Contact(server_time, now, meta.validity_seconds)
 
     def _pull(self, copy: OfflineCopy, contact: Contact, cursor: str | None) -> _Tally:
         """Apply pages from ``cursor`` to the end and check the digest of the last one."""
@@ -260,9 +307,7 @@ class _SyncRun:
 
     # -- rebuild, wipe, result ----------------------------------------------------------
 
-    def _rebuild(
-        self, old: OfflineCopy | None, given: OfflineCopy | None, contact: Contact, why: str
-    ) -> SyncResult:
+    def _rebuild(self, old: OfflineCopy | None, given: OfflineCopy | None, why: str) -> SyncResult:
         """Full sync into a fresh file that replaces the old one atomically when complete.
 
         ``given`` (the caller's open copy, if any) is reconnected to the new file."""
@@ -271,14 +316,15 @@ class _SyncRun:
         if old is not None:
             with suppress(StorageError):
                 removed = old.record_count()
+        # Head before the feed: its ETag must not claim more than the pulled pages hold.
+        head = self._full_head()
+        contact = self._contact(head)
         fresh = OfflineCopy.create(
             self.paths, self.session.password, self.identity, db_path=self.paths.partial
         )
         try:
             tally = self._pull(fresh, contact, None)
-            head = self.client.head(self.session.database)
-            etag = head.etag if head is not None else None
-            fresh.record_contact(contact, etag=etag, full_check_at=tally.full_check_at)
+            fresh.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
         except DigestMismatch:
             fresh.close()
             _remove_partial(self.paths)
@@ -347,6 +393,22 @@ class _SyncRun:
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def _knows_its_head(meta: CopyMeta) -> bool:
+    """The copy holds a position, its ETag and a complete last contact: an incremental sync
+    may start with head (with ``If-None-Match``) instead of the policy."""
+    return (
+        meta.cursor is not None
+        and bool(meta.etag)
+        and meta.validity_seconds is not None
+        and meta.last_contact_server_time is not None
+        and meta.last_contact_local_time is not None
+    )
+
+
+def _reason(offline_enabled: bool) -> OfflineReason:
+    return "offline_right_missing" if offline_enabled else "offline_disabled"
 
 
 def _remove_partial(paths: CopyPaths) -> None:

@@ -31,11 +31,13 @@ from offline_addon.errors import (
 )
 from offline_addon.wire import (
     ChangePage,
-    FeedHead,
+    Head,
+    HeadUnchanged,
     OfflinePolicy,
     load_head,
     load_page,
     load_policy,
+    load_unchanged,
 )
 
 log = logging.getLogger(__name__)
@@ -102,12 +104,17 @@ class SyncClient:
         _, body = self._get(self._db_url(database, "offline/policy"))
         return load_policy(body)
 
-    def head(self, database: str, etag: str | None = None) -> FeedHead | None:
-        """``GET /databases/{db}/offline/head``; None when it still matches ``etag`` (304)."""
+    def head(self, database: str, etag: str | None = None) -> Head | HeadUnchanged:
+        """``GET /databases/{db}/offline/head``: the feed position and the policy.
+
+        :class:`HeadUnchanged` when the head still matches ``etag`` (``304``; its server time
+        is the ``Date`` header's). A database or user without offline use raises
+        :class:`OfflineNotAllowed` (``403``), so head doubles as the policy check.
+        """
         headers = {"If-None-Match": etag} if etag else None
         response, body = self._get(self._db_url(database, "offline/head"), headers=headers)
         if response.status_code == 304:
-            return None
+            return load_unchanged(response.headers.get("ETag"), response.headers.get("Date"))
         return load_head(body, response.headers.get("ETag"))
 
     def changes(self, database: str, cursor: str | None, limit: int) -> ChangePage:

@@ -15,6 +15,8 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 from typing import Any, Literal, cast
 
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
@@ -47,11 +49,33 @@ class OfflinePolicy:
 
 
 @dataclass(frozen=True)
-class FeedHead:
-    """The feed's position; ``None`` from the client means "not modified" (304)."""
+class Head:
+    """The feed head (``200``): the feed's position, the offline policy and the server time.
 
-    seq: int
+    Head is the policy check of an incremental sync, so it carries what the policy carries;
+    its ``etag`` covers all of it (epoch, position and validity)."""
+
     etag: str | None
+    seq: int
+    offline_enabled: bool
+    offline_right: bool
+    validity_seconds: int
+    server_time: float
+
+    @property
+    def allowed(self) -> bool:
+        """Both the database switch and the user's right are on."""
+        return self.offline_enabled and self.offline_right
+
+
+@dataclass(frozen=True)
+class HeadUnchanged:
+    """The feed head still matches the stored ETag (``304``): nothing new, the policy and the
+    validity as stored. ``server_time`` comes from the ``Date`` header (whole seconds); None
+    when the header is absent or unparsable (the engine then estimates it, see ``sync``)."""
+
+    etag: str | None
+    server_time: float | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +241,7 @@ class PolicySchema(_Lenient):
     server_time = Timestamp(required=True)
 
 
-class HeadSchema(_Lenient):
+class HeadSchema(PolicySchema):
     seq = StrictInteger(required=True, validate=validate.Range(min=0))
 
 
@@ -282,10 +306,32 @@ def load_policy(payload: object) -> OfflinePolicy:
     return OfflinePolicy(**data)
 
 
-def load_head(payload: object, etag: str | None) -> FeedHead:
-    """Validate an ``/offline/head`` answer."""
+def load_head(payload: object, etag: str | None) -> Head:
+    """Validate an ``/offline/head`` answer (``200``)."""
     data = _load(_HEAD, payload, "feed head")
-    return FeedHead(seq=data["seq"], etag=etag)
+    return Head(etag=etag, **data)
+
+
+def load_unchanged(etag: str | None, date: str | None) -> HeadUnchanged:
+    """An ``/offline/head`` ``304``: its ETag and the server time from its ``Date`` header."""
+    return HeadUnchanged(etag=etag, server_time=parse_http_date(date))
+
+
+def parse_http_date(value: str | None) -> float | None:
+    """UNIX seconds from an HTTP ``Date`` header; None when absent or unparsable."""
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": UTC, per RFC 5322
+        when = when.replace(tzinfo=UTC)
+    try:
+        seconds = when.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 def load_page(payload: object) -> ChangePage:

@@ -19,6 +19,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import http_date
 
 from reference_server import accounts, feed, records
 from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
@@ -296,15 +297,25 @@ def _register_offline_routes(app: Flask) -> None:
 
     @app.get(f"{API}/databases/<db>/offline/head")
     def head(db: str) -> Response:
+        # Head is the policy check of an incremental sync: it refuses like the feed (403) and
+        # carries the validity, so a sync with nothing new costs this one round trip.
         owner = _owner(db)
         conn = _conn()
         with transaction(conn, write=False):
             _offline_check(conn, owner)
+            validity = accounts.user_by_id(conn, owner.user_id).validity_seconds
             seq = feed.head_seq(conn, owner.user_id, db)
-            etag = f'"{get_meta(conn, "epoch")}-{seq}"'
+            # Everything a client caches from head is in the ETag: a changed validity must
+            # not be hidden behind a 304.
+            etag = f'"{get_meta(conn, "epoch")}-{seq}-{validity}"'
+        now = _now()
+        # The Date header is the server time of a 304 (which has no body); set from the
+        # server's own clock rather than left to waitress (which uses the real one).
+        headers = {"ETag": etag, "Date": http_date(now)}
         if etag in _etags(request.headers.get("If-None-Match", "")):
-            return Response(status=304, headers={"ETag": etag})
-        return _json({"seq": seq}, headers={"ETag": etag})
+            return Response(status=304, headers=headers)
+        return _json({"seq": seq, "offline_enabled": True, "offline_right": True,
+                      "validity_seconds": validity, "server_time": now}, headers=headers)
 
     @app.get(f"{API}/databases/<db>/offline/changes")
     def changes(db: str) -> Response:

@@ -13,15 +13,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from reference_server.admin import Admin
 from reference_server.app import create_app
-from reference_server.faults import FaultPlan
+from reference_server.faults import FaultPlan, WsgiApp
 from reference_server.serving import ApiServer
 
 READY_TIMEOUT_S = 20.0
@@ -36,6 +37,37 @@ class RunningServer:
     data_dir: Path
     faults: FaultPlan
     """Planned 429/503/slow answers for tests of client back-off (see :class:`FaultPlan`)."""
+    requests: RequestLog
+    """The requests the server received, for tests that count round trips."""
+
+
+class RequestLog:
+    """WSGI middleware that records each request's method and path (the last ``limit``).
+
+    Outermost, so that requests answered by a planned fault are counted too. Thread-safe.
+    """
+
+    def __init__(self, app: WsgiApp, limit: int = 10_000) -> None:
+        self._app = app
+        self._seen: deque[tuple[str, str]] = deque(maxlen=limit)
+        self._lock = threading.Lock()
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        with self._lock:
+            self._seen.append((environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")))
+        return self._app(environ, start_response)
+
+    def seen(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of the requests received since the last :meth:`clear`."""
+        with self._lock:
+            return list(self._seen)
+
+    def clear(self) -> None:
+        """Forget the requests seen so far."""
+        with self._lock:
+            self._seen.clear()
 
 
 @contextmanager
@@ -50,13 +82,14 @@ def running_server(
     data_dir = Path(data_dir)
     app = create_app(data_dir, clock=clock)
     faults = FaultPlan(app.wsgi_app)
-    app.wsgi_app = faults  # type: ignore[method-assign]
+    log = RequestLog(faults)
+    app.wsgi_app = log  # type: ignore[method-assign]
     server = ApiServer(app, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve, name="psr-server", daemon=True)
     thread.start()
     admin = Admin(data_dir, clock=clock)
     try:
-        yield RunningServer(server.url, admin, data_dir, faults)
+        yield RunningServer(server.url, admin, data_dir, faults, log)
     finally:
         admin.close()
         server.stop()

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from offline_addon.errors import ProtocolError
-from offline_addon.wire import load_head, load_page, load_policy
+from offline_addon.wire import load_head, load_page, load_policy, load_unchanged, parse_http_date
 
 from .helpers import delete, upsert
 
@@ -114,7 +114,14 @@ def test_policy_and_head_are_validated() -> None:
         {"offline_enabled": True, "offline_right": False, "validity_seconds": 60, "server_time": 5}
     )
     assert not policy.allowed
-    assert load_head({"seq": 4}, '"e-4"').etag == '"e-4"'
+    head = load_head({"seq": 4, **HEAD_POLICY}, '"e-4-60"')
+    assert (head.etag, head.seq, head.validity_seconds, head.server_time) == (
+        '"e-4-60"',
+        4,
+        60,
+        5.0,
+    )
+    assert head.allowed
     with pytest.raises(ProtocolError):
         load_policy(
             {
@@ -125,4 +132,39 @@ def test_policy_and_head_are_validated() -> None:
             }
         )
     with pytest.raises(ProtocolError):
-        load_head({"seq": -1}, None)
+        load_head({"seq": -1, **HEAD_POLICY}, None)
+    with pytest.raises(ProtocolError, match="validity_seconds"):
+        load_head({"seq": 1, **HEAD_POLICY, "validity_seconds": "60"}, None)
+    with pytest.raises(ProtocolError, match="server_time"):
+        load_head(
+            {"seq": 1, "offline_enabled": True, "offline_right": True, "validity_seconds": 60}, None
+        )
+
+
+HEAD_POLICY = {
+    "offline_enabled": True,
+    "offline_right": True,
+    "validity_seconds": 60,
+    "server_time": 5,
+}
+
+
+def test_a_304_takes_its_server_time_from_the_date_header() -> None:
+    unchanged = load_unchanged('"e-4-60"', "Tue, 14 Nov 2023 22:13:20 GMT")
+    assert (unchanged.etag, unchanged.server_time) == ('"e-4-60"', 1_700_000_000.0)
+    assert load_unchanged(None, "Tue, 14 Nov 2023 22:13:20 -0000").server_time == 1_700_000_000.0
+
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        None,
+        "",
+        "yesterday",
+        "Tue, 99 Nov 2023 25:13:20 GMT",
+        "Tue, 14 Nov 99999999 22:13:20 GMT",
+        "\x00",
+    ],
+)
+def test_a_304_without_a_usable_date_has_no_server_time(date: str | None) -> None:
+    assert parse_http_date(date) is None

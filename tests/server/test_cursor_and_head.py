@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import json
+from email.utils import parsedate_to_datetime
+from pathlib import Path
 
 import pytest
 
-from reference_server.testing import RunningServer
+from reference_server.testing import RunningServer, running_server
 
 from .apiclient import ApiClient, assert_problem
 
@@ -95,7 +97,10 @@ def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer,
                                                     alice: ApiClient) -> None:
     first = alice.get("/offline/head")
     etag = first.headers["ETag"]
-    assert first.json() == {"seq": 0}
+    body = first.json()
+    assert isinstance(body.pop("server_time"), float)
+    assert body == {"seq": 0, "offline_enabled": True, "offline_right": True,
+                    "validity_seconds": 7 * 86400}
     not_modified = alice.get("/offline/head", headers={"If-None-Match": etag})
     assert not_modified.status_code == 304
     assert not_modified.content == b""
@@ -113,3 +118,44 @@ def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer,
     assert alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]}
                      ).status_code == 200
     assert rid
+
+
+def test_changing_the_validity_changes_the_etag(demo: RunningServer, alice: ApiClient) -> None:
+    etag = alice.get("/offline/head").headers["ETag"]
+    assert alice.get("/offline/head", headers={"If-None-Match": etag}).status_code == 304
+    demo.admin.set_user_offline("alice", enabled=True, validity_days=3)
+    changed = alice.get("/offline/head", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["ETag"] != etag
+    assert changed.json()["validity_seconds"] == 3 * 86400
+
+
+def test_a_304_carries_date_and_etag_from_the_server_clock(tmp_path: Path) -> None:
+    fake_now = 1_700_000_000.25
+    with running_server(tmp_path / "srv", clock=lambda: fake_now) as srv:
+        srv.admin.create_database("demo", offline_allowed=True)
+        srv.admin.create_user("alice", "alice-pw", offline_right=True, validity_days=7)
+        client = ApiClient(srv.url, "demo").login("alice", "alice-pw")
+        try:
+            first = client.get("/offline/head")
+            assert first.json()["server_time"] == fake_now
+            not_modified = client.get("/offline/head",
+                                      headers={"If-None-Match": first.headers["ETag"]})
+        finally:
+            client.close()
+    assert not_modified.status_code == 304
+    assert not_modified.headers["ETag"] == first.headers["ETag"]
+    assert parsedate_to_datetime(not_modified.headers["Date"]).timestamp() == int(fake_now)
+
+
+def test_head_refuses_like_the_feed_when_offline_is_not_allowed(
+    demo: RunningServer, alice: ApiClient
+) -> None:
+    etag = alice.get("/offline/head").headers["ETag"]
+    demo.admin.set_user_offline("alice", enabled=False)
+    assert_problem(alice.get("/offline/head", headers={"If-None-Match": etag}), 403,
+                   "offline_right_missing")
+    demo.admin.set_user_offline("alice", enabled=True)
+    demo.admin.set_database_offline("demo", False)
+    assert_problem(alice.get("/offline/head", headers={"If-None-Match": etag}), 403,
+                   "offline_disabled")

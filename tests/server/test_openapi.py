@@ -60,8 +60,9 @@ def check_against_spec(spec: dict[str, Any], response: requests.Response) -> str
         validator = jsonschema.Draft202012Validator(
             {**media["schema"], "components": spec["components"]})
         validator.validate(response.json())
-    for header in documented.get("headers", {}):
+    for header, described in documented.get("headers", {}).items():
         assert header in response.headers, f"{header} header missing"
+        jsonschema.validate(response.headers[header], _deref(spec, described)["schema"])
     return f"{operation['operationId']} {status}"
 
 
