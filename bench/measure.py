@@ -141,7 +141,8 @@ def changed_100(big: BigCopy, runs: int, rtt_ms: float) -> list[Figure]:
                 target=f"< 10 ms + 1 round trip ({bound:.1f} ms)", baseline=raw,
                 ok=None if math.isnan(value) else value < bound,
                 note=f"{big.records} records; baseline = one GET of the same changes page "
-                f"(server work + transfer); the sync also asks head (its policy check); median of {runs}",
+                f"(server work + transfer); the sync also asks head (its policy check); "
+                f"median of {runs}",
                 samples=tuple(times),
             ))
         else:

@@ -16,7 +16,6 @@ into a fresh file that replaces the old one only when complete.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -34,8 +33,9 @@ from offline_addon.errors import (
     WrongPassword,
     offline_not_allowed_message,
 )
-from offline_addon.paths import CopyPaths, fsync_folder
+from offline_addon.paths import CopyPaths
 from offline_addon.prefetch import PagePrefetcher
+from offline_addon.rebuild_files import remove_partial, replace_copy
 from offline_addon.sidecar import delete_copy, write_sidecar
 from offline_addon.store import Contact, CopyIdentity, CopyMeta, OfflineCopy
 from offline_addon.transport import SyncClient
@@ -148,7 +148,7 @@ class _SyncRun:
     # -- the run ------------------------------------------------------------------------
 
     def execute(self, given: OfflineCopy | None) -> SyncResult:
-        _remove_partial(self.paths)
+        remove_partial(self.paths)
         copy, problem = self._open(given)
         try:
             try:
@@ -327,19 +327,19 @@ class _SyncRun:
             fresh.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
         except DigestMismatch:
             fresh.close()
-            _remove_partial(self.paths)
+            remove_partial(self.paths)
             raise ProtocolError(
                 "The server's change feed contradicts its own digest; the offline copy was "
                 "left as it was. Tell your administrator."
             ) from None
         except BaseException:
             fresh.close()
-            _remove_partial(self.paths)
+            remove_partial(self.paths)
             raise
         fresh.close()  # the last connection: SQLite checkpoints and removes the WAL
         if old is not None:
             old.close()
-        _replace_copy(self.paths)
+        replace_copy(self.paths)
         tally.removed = removed
         if given is not None:
             given.reconnect(self.session.password)
@@ -409,28 +409,3 @@ def _knows_its_head(meta: CopyMeta) -> bool:
 
 def _reason(offline_enabled: bool) -> OfflineReason:
     return "offline_right_missing" if offline_enabled else "offline_disabled"
-
-
-def _remove_partial(paths: CopyPaths) -> None:
-    """Remove what a crashed full sync left behind."""
-    for path in (paths.partial, *paths.companions(paths.partial)):
-        with suppress(FileNotFoundError):
-            path.unlink()
-
-
-def _replace_copy(paths: CopyPaths) -> None:
-    """Move the complete fresh copy over the old one.
-
-    The old copy's side files go first: a stale WAL next to the new file would be replayed
-    into it. Both connections are closed by now, so SQLite has already checkpointed them.
-    """
-    for side in paths.companions(paths.db):
-        with suppress(FileNotFoundError):
-            side.unlink()
-    try:
-        os.replace(paths.partial, paths.db)
-    except OSError as exc:
-        raise StorageError(
-            f"Cannot replace the offline copy ({exc.strerror}); check permissions."
-        ) from None
-    fsync_folder(paths.folder)
