@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +9,7 @@ import requests
 
 from hookspecs import Session
 from offline_addon.paths import CopyPaths
-from reference_server.testing import RunningServer, running_server
+from reference_server.testing import RunningServer
 
 CLIENT_ID = "engine-test-client"
 
@@ -59,21 +58,6 @@ def sample_records(count: int, prefix: str = "Rec") -> list[dict[str, object]]:
         }
         for i in range(count)
     ]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    with running_server(tmp_path / "srv") as srv:
-        yield srv
-
-
-@pytest.fixture
-def demo(server: RunningServer) -> RunningServer:
-    """Database ``demo`` (offline allowed) with users alice and bob (offline right, 7 days)."""
-    server.admin.create_database("demo", offline_allowed=True)
-    server.admin.create_user("alice", "alice-pw", offline_right=True, validity_days=7)
-    server.admin.create_user("bob", "bob-pw", offline_right=True, validity_days=7)
-    return server
 
 
 @pytest.fixture
