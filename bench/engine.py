@@ -32,15 +32,17 @@ def paths_for(folder: Path, who: Login) -> Any:
 
 
 def engine_sync(
-    folder: Path, who: Login, *, create: bool, copy: Any = None
+    folder: Path, who: Login, *, create: bool, copy: Any = None, client: Any = None
 ) -> tuple[Any, float]:
-    """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF).
+    """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF; over
+    ``client`` when given: a kept-alive connection, as the add-on holds one per login).
     Returns (SyncResult, seconds)."""
     from offline_addon.sync import sync_copy
 
     started = time.perf_counter()
     result = sync_copy(
-        paths_for(folder, who), session_of(who), create=create, progress=None, copy=copy
+        paths_for(folder, who), session_of(who), create=create, progress=None, copy=copy,
+        client=client,
     )
     return result, time.perf_counter() - started
 
@@ -63,3 +65,10 @@ def page_limit() -> int:
         if isinstance(value, int):
             return value
     return 500
+
+
+def sync_client(who: Login) -> Any:
+    """The add-on's HTTP client for ``who`` (keep-alive), as its worker holds one per login."""
+    from offline_addon.transport import SyncClient
+
+    return SyncClient(who.server_url, who.token, who.client_id)

@@ -117,27 +117,35 @@ def changed_100(big: BigCopy, runs: int, rtt_ms: float) -> list[Figure]:
     base: list[float] = []
     for kept_open in (True, False):
         times = []
-        for run in range(runs):
-            offset = (run + (runs if kept_open else 0)) * 100
-            for rid in ids[offset : offset + 100]:
-                admin.update_record(big.who.database, rid, fields={"notes": f"rotated {run}"})
-            copy = engine.open_copy(big.folder, big.who)[0] if kept_open else None
-            if copy is not None:
-                base.append(_ms(changes_round_trip(big.who, copy.cursor, big.limit)))
-            try:
-                result, seconds = engine.engine_sync(big.folder, big.who, create=False, copy=copy)
-            finally:
-                if copy is not None:
-                    copy.close()
-            if result.changed != 100:
-                raise RuntimeError(f"expected 100 changed records, the engine saw {result.changed}")
-            times.append(_ms(seconds))
+        # The add-on keeps the copy open while the user is logged in (one KDF per login), so
+        # the steady state is an open copy with a warm page cache: open it once, as the sync
+        # after login does, and time the syncs that follow.
+        held = engine.open_copy(big.folder, big.who)[0] if kept_open else None
+        client = engine.sync_client(big.who) if kept_open else None
+        try:
+            for run in range(runs):
+                offset = (run + (runs if kept_open else 0)) * 100
+                for rid in ids[offset : offset + 100]:
+                    admin.update_record(big.who.database, rid, fields={"notes": f"rotated {run}"})
+                if held is not None:
+                    base.append(_ms(changes_round_trip(big.who, held.cursor, big.limit)))
+                result, seconds = engine.engine_sync(
+                    big.folder, big.who, create=False, copy=held, client=client)
+                if result.changed != 100:
+                    raise RuntimeError(
+                        f"expected 100 changed records, the engine saw {result.changed}")
+                times.append(_ms(seconds))
+        finally:
+            if held is not None:
+                held.close()
+            if client is not None:
+                client.close()
         value = median(times)
         if kept_open:
             raw = median(base)
             bound = 10.0 + raw
             figures.append(Figure(
-                "100 changes into the big copy (copy open)", value, "ms",
+                "100 changes into the big copy (copy kept open)", value, "ms",
                 target=f"< 10 ms + 1 round trip ({bound:.1f} ms)", baseline=raw,
                 ok=None if math.isnan(value) else value < bound,
                 note=f"{big.records} records; baseline = one GET of the same changes page "
@@ -149,7 +157,8 @@ def changed_100(big: BigCopy, runs: int, rtt_ms: float) -> list[Figure]:
             figures.append(Figure(
                 "100 changes into the big copy (opens the copy)", value, "ms",
                 target="-", baseline=rtt_ms,
-                note="as the add-on's worker runs it today: includes the KDF of opening",
+                note="the first sync after a login: it unlocks the copy (the KDF), which then stays "
+                "open until logout",
                 samples=tuple(times),
             ))
     return figures
