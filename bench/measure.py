@@ -157,8 +157,8 @@ def changed_100(big: BigCopy, runs: int, rtt_ms: float) -> list[Figure]:
             figures.append(Figure(
                 "100 changes into the big copy (opens the copy)", value, "ms",
                 target="-", baseline=rtt_ms,
-                note="the first sync after a login: it unlocks the copy (the KDF), which then stays "
-                "open until logout",
+                note="the first sync after a login: it unlocks the copy (the KDF), which "
+                "then stays open until logout",
                 samples=tuple(times),
             ))
     return figures
