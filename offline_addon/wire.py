@@ -49,23 +49,14 @@ class OfflinePolicy:
 
 
 @dataclass(frozen=True)
-class Head:
-    """The feed head (``200``): the feed's position, the offline policy and the server time.
+class Head(OfflinePolicy):
+    """The feed head (``200``): the offline policy plus the feed's position.
 
     Head is the policy check of an incremental sync, so it carries what the policy carries;
     its ``etag`` covers all of it (epoch, position and validity)."""
 
     etag: str | None
     seq: int
-    offline_enabled: bool
-    offline_right: bool
-    validity_seconds: int
-    server_time: float
-
-    @property
-    def allowed(self) -> bool:
-        """Both the database switch and the user's right are on."""
-        return self.offline_enabled and self.offline_right
 
 
 @dataclass(frozen=True)
