@@ -251,12 +251,22 @@ class SyncAgent:
         self._hint_at = None
         if session is None or self.paths_for(session).db.exists():
             return
+        if not self._may_go_offline(session):
+            return  # no right, or the database does not allow it: nothing to suggest
         self._feedback().notify(
             "Offline copy",
             f"There is no offline copy of '{session.database}' on this computer yet. "
             "Create one with 'psr-client offline create' (Account menu > Offline > "
             "Create offline copy) to log in without a server connection.",
         )
+
+    def _may_go_offline(self, session: Session) -> bool:
+        """Whether the server lets this user keep a copy; ``True`` when it cannot be asked
+        (a hint too many is better than none)."""
+        try:
+            return self._client.get(session).policy(session.database).allowed
+        except errors.OfflineAddonError:
+            return True
 
     def apply_settings(self, new: AddonSettings) -> None:
         """Use ``new`` settings from now on (worker thread; a moved folder is done before)."""

@@ -241,3 +241,11 @@ def test_delete_removes_the_copy(make_run: Make, offline_dir: Path) -> None:
     assert "was deleted" in run.run("offline delete")
     assert copy_files(offline_dir) == []
     assert completed(run.run("tick 31") + run.settle()) == 0
+
+
+def test_no_copy_hint_for_a_user_without_the_offline_right(make_run: Make, site: Site) -> None:
+    site.server.admin.set_user_offline("alice", enabled=False)
+    run = make_run()
+    assert run.login("alice-pw")
+    time.sleep(1.2)  # when the hint would come
+    assert "offline create" not in run.settle()
