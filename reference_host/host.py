@@ -110,6 +110,11 @@ class Host:
         """Ids of the usable, switched-on add-ons."""
         return sorted(a.addon_id for a in self._usable() if self.is_enabled(a.addon_id))
 
+    def enabled_offering(self, hook: str) -> list[str]:
+        """Ids of the switched-on add-ons whose manifest says they implement ``hook``."""
+        return [a.addon_id for a in self._usable() if self.is_enabled(a.addon_id)
+                and a.manifest is not None and hook in a.manifest.get("hooks", ())]
+
     def load(self) -> None:
         """Register every enabled add-on and collect its commands, without starting it (enough
         for ``addons``/``settings`` and for building the command line)."""

@@ -18,6 +18,8 @@ from reference_host.timer import HostClock, TimerThread
 
 log = logging.getLogger("psr.host.session")
 
+NO_OFFLINE_ADDON = ("no add-on that offers an offline login is switched on; see `psr-client "
+                    "addons list` (the Offline Add-on: `psr-client addons enable offline`)")
 NO_OFFLINE_COPY = ("no offline copy for this user; create one with `psr-client offline create` "
                    "while online")
 
@@ -124,6 +126,8 @@ def offline_login(host: Host, target: LoginTarget, password: str,
                                      client_id=host.config.client_id, password=password)
     answered = host.hooks.call_first("offline_login", credentials=credentials)
     prefix = f"{reason}\n" if reason else ""
+    if answered is None and not host.enabled_offering("offline_login"):
+        return LoginOutcome(message=prefix + NO_OFFLINE_ADDON)
     if answered is None:
         return LoginOutcome(message=prefix + NO_OFFLINE_COPY)
     addon_id, result = answered

@@ -187,7 +187,7 @@ def test_login_to_an_unreachable_server_without_copies_explains_and_logs_with_v(
     quiet = cli("--server", url, "--database", "demo", "--user", "alice", "login",
                 stdin="typed-secret\nlist\n")
     assert quiet.returncode == 1
-    assert quiet.stdout.splitlines()[-1].startswith("no offline copy for this user")
+    assert quiet.stdout.splitlines()[-1].startswith("no add-on that offers an offline login")
     assert quiet.stderr == ""
     loud = cli("-v", "--server", url, "--database", "demo", "--user", "alice", "login",
                stdin="typed-secret\n")
