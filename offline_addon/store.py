@@ -1,4 +1,5 @@
-"""The offline copy: one SQLCipher 4 file, keyed with the user's password.
+"""The offline copy: one SQLCipher 4 file, keyed with the user's password (see
+:mod:`offline_addon.cipher` for the keying, :mod:`offline_addon.page_writer` for the writes).
 
 The key goes through SQLCipher's own KDF (``PRAGMA key`` with the password: PBKDF2-HMAC-SHA512
 with a random salt per file), so the file opens in any SQLCipher 4 tool with the same password.
@@ -13,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,11 @@ from typing import Any
 import sqlcipher3
 
 from hookspecs import RecordView
-from offline_addon.errors import CopyNotFound, OfflineAddonError, StorageError, WrongPassword
+from offline_addon import cipher
+from offline_addon.errors import CopyNotFound, StorageError
+from offline_addon.page_writer import held_revs, write_plan
 from offline_addon.paths import CopyPaths, ensure_folder
-from offline_addon.planning import PagePlan, digest_after, digest_of, plan_page
+from offline_addon.planning import digest_after, digest_of, plan_page
 from offline_addon.schema_migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
@@ -31,7 +34,7 @@ from offline_addon.schema_migrations import (
     migrate,
     schema_version,
 )
-from offline_addon.search import DEFAULT_LIMIT, search_sql, search_text
+from offline_addon.search import DEFAULT_LIMIT, search_sql
 from offline_addon.sidecar import (
     CopyInfo,
     delete_copy,
@@ -39,7 +42,7 @@ from offline_addon.sidecar import (
     read_sidecar,
     write_sidecar,
 )
-from offline_addon.wire import ChangePage, Digest, RecordData
+from offline_addon.wire import ChangePage, Digest
 
 __all__ = [
     "CopyIdentity",
@@ -52,29 +55,6 @@ __all__ = [
     "read_sidecar",
     "write_sidecar",
 ]
-
-# Performance settings, applied after the key check:
-# - WAL + synchronous=NORMAL: one fsync per checkpoint instead of per commit; a commit is still
-#   atomic and a crash loses at most the last commits, never consistency.
-# - wal_autocheckpoint 4000 pages (16 MiB): fewer checkpoints during a large first sync.
-# - cache_size 8 MiB: a fixed cap, so memory does not grow with the copy; measured with the
-#   bench, a first sync of 100k records is as fast as with 16 MiB and peaks 8 MB lower.
-# - cipher_memory_security OFF (the SQLCipher 4.5+ default, set explicitly): wiping every freed
-#   buffer costs much time and would buy nothing, because the same plaintext lives in Python
-#   strings that cannot be wiped anyway.
-_PRAGMAS = (
-    "PRAGMA cipher_memory_security = OFF",
-    "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = NORMAL",
-    "PRAGMA wal_autocheckpoint = 4000",
-    "PRAGMA cache_size = -8192",
-    "PRAGMA temp_store = MEMORY",
-)
-_KEY_REFUSED = (
-    "The password does not open the offline copy. Use the password of your last online "
-    "login; if you changed it since, log in online once so that the copy is rebuilt."
-)
-
 
 @dataclass(frozen=True)
 class CopyIdentity:
@@ -129,47 +109,6 @@ class PageOutcome:
     removed: int = 0
 
 
-def quote_password(password: str) -> str:
-    """The password as an SQL string literal for ``PRAGMA key`` / ``PRAGMA rekey``."""
-    if "\x00" in password:
-        raise OfflineAddonError("The offline copy cannot use a password that contains NUL.")
-    return "'" + password.replace("'", "''") + "'"
-
-
-def _storage_error(action: str, exc: BaseException) -> StorageError:
-    return StorageError(
-        f"Cannot {action} the offline copy ({type(exc).__name__}: {exc}); check free disk "
-        "space and permissions; if it persists, delete the copy and synchronise again."
-    )
-
-
-def _connect(db_path: Path, password: str) -> Any:
-    """Open and key ``db_path``; check the key with a read before anything is written."""
-    try:
-        conn = sqlcipher3.connect(str(db_path), isolation_level=None, check_same_thread=False)
-    except sqlcipher3.Error as exc:
-        raise _storage_error("open", exc) from None
-    try:
-        # SQLCipher logs a failed HMAC check (a wrong password) to stderr by itself; the user
-        # gets our WrongPassword message instead.
-        conn.execute("PRAGMA cipher_log_level = NONE")
-        conn.execute(f"PRAGMA key = {quote_password(password)}")
-        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlcipher3.DatabaseError:
-        conn.close()
-        raise WrongPassword(_KEY_REFUSED) from None
-    except BaseException:
-        conn.close()
-        raise
-    try:
-        for pragma in _PRAGMAS:
-            conn.execute(pragma).fetchall()
-    except sqlcipher3.Error as exc:
-        conn.close()
-        raise _storage_error("prepare", exc) from None
-    return conn
-
-
 class OfflineCopy:
     """An open offline copy. Thread-safe; close it when done."""
 
@@ -206,9 +145,9 @@ class OfflineCopy:
                 "An offline copy already exists for this database; open it instead."
             ) from None
         except OSError as exc:
-            raise _storage_error("create", exc) from None
+            raise cipher.storage_error("create", exc) from None
         try:
-            conn = _connect(target, password)
+            conn = cipher.connect(target, password)
             copy = cls(conn, paths, target)
             migrate(conn)
             values = {
@@ -222,10 +161,10 @@ class OfflineCopy:
             with copy._transaction():
                 copy._put_meta(values)
         except sqlcipher3.Error as exc:
-            _discard(target, locals().get("conn"))
-            raise _storage_error("create", exc) from None
+            cipher.discard(target, locals().get("conn"))
+            raise cipher.storage_error("create", exc) from None
         except BaseException:
-            _discard(target, locals().get("conn"))
+            cipher.discard(target, locals().get("conn"))
             raise
         return copy
 
@@ -238,12 +177,12 @@ class OfflineCopy:
         target = db_path or paths.db
         if not target.is_file():
             raise CopyNotFound("There is no offline copy of this database yet; synchronise once.")
-        conn = _connect(target, password)
+        conn = cipher.connect(target, password)
         try:
             migrate(conn)
         except sqlcipher3.Error as exc:
             conn.close()
-            raise _storage_error("upgrade", exc) from None
+            raise cipher.storage_error("upgrade", exc) from None
         except BaseException:
             conn.close()
             raise
@@ -253,7 +192,7 @@ class OfflineCopy:
         """Close and open :attr:`db_path` again (after the file was replaced)."""
         with self._lock:
             self.close()
-            self._conn = _connect(self.db_path, password)
+            self._conn = cipher.connect(self.db_path, password)
 
     def close(self) -> None:
         """Close the connection (SQLite checkpoints and removes the WAL when it is the last)."""
@@ -401,9 +340,9 @@ class OfflineCopy:
             with self._transaction() as db:
                 if self._meta_value("cursor") != from_cursor:
                     return PageOutcome(applied=False)
-                held = self._held_revs(db, page)
+                held = held_revs(db, page)
                 plan = plan_page(held, page.changes)
-                self._write_plan(db, plan)
+                write_plan(db, plan)
                 # The digest follows the records in the same transaction: O(changes).
                 digest = digest_after(self._stored_digest(), held, plan)
                 self._put_meta({
@@ -413,59 +352,8 @@ class OfflineCopy:
                     **_contact_values(contact),
                 })
         except sqlcipher3.Error as exc:
-            raise _storage_error("write", exc) from None
+            raise cipher.storage_error("write", exc) from None
         return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes))
-
-    @staticmethod
-    def _held_revs(db: Any, page: ChangePage) -> dict[str, int]:
-        """``id -> rev`` of the page's records already in the copy."""
-        if not page.changes:
-            return {}
-        ids = json.dumps([change.id for change in page.changes])
-        rows = db.execute(
-            "SELECT r.id, r.rev FROM json_each(?) AS j JOIN records AS r ON r.id = j.value",
-            (ids,),
-        ).fetchall()
-        return dict(rows)
-
-    @staticmethod
-    def _write_plan(db: Any, plan: PagePlan) -> None:
-        # Deletes and updates keep the full-text index right through triggers.
-        if plan.deletes:
-            db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in plan.deletes])
-        if plan.updates:
-            db.executemany(
-                "UPDATE records SET rev = ?, name = ?, fields = ?, updated_at = ? WHERE id = ?",
-                [(r.rev, r.name, r.fields_json, r.updated_at, r.id) for r in plan.updates],
-            )
-        if plan.inserts:
-            OfflineCopy._insert(db, plan.inserts)
-
-    @staticmethod
-    def _insert(db: Any, records: Sequence[RecordData]) -> None:
-        """Insert new records and index them, in one batch each (rowids assigned here so that
-        the index rows can name them without reading them back)."""
-        first = int(db.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]) + 1
-        rowids = range(first, first + len(records))
-        db.executemany(
-            "INSERT INTO records(rowid, id, rev, name, fields, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (rowid, r.id, r.rev, r.name, r.fields_json, r.updated_at)
-                for rowid, r in zip(rowids, records, strict=True)
-            ],
-        )
-        db.executemany(
-            "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
-            [
-                (rowid, r.name, search_text(r.fields))
-                for rowid, r in zip(rowids, records, strict=True)
-            ],
-        )
-        db.executemany(
-            "INSERT INTO records_name_trigrams(rowid, name) VALUES (?, ?)",
-            [(rowid, r.name) for rowid, r in zip(rowids, records, strict=True)],
-        )
 
     def record_contact(
         self, contact: Contact, *, etag: str | None = None, full_check_at: float | None = None
@@ -481,7 +369,7 @@ class OfflineCopy:
             with self._transaction():
                 self._put_meta(values)
         except sqlcipher3.Error as exc:
-            raise _storage_error("write", exc) from None
+            raise cipher.storage_error("write", exc) from None
 
     def forget_etag(self) -> None:
         """Drop the stored feed ETag (so the next sync reads the feed)."""
@@ -502,15 +390,15 @@ class OfflineCopy:
                     "INSERT INTO records_name_trigrams(records_name_trigrams) VALUES ('optimize')"
                 )
         except sqlcipher3.Error as exc:
-            raise _storage_error("write", exc) from None
+            raise cipher.storage_error("write", exc) from None
 
     def rekey(self, new_password: str) -> None:
         """Re-encrypt the copy with ``new_password`` (SQLCipher's ``PRAGMA rekey``)."""
         try:
             with self._lock:
-                self._db.execute(f"PRAGMA rekey = {quote_password(new_password)}").fetchall()
+                self._db.execute(f"PRAGMA rekey = {cipher.quote_password(new_password)}").fetchall()
         except sqlcipher3.Error as exc:
-            raise _storage_error("re-encrypt", exc) from None
+            raise cipher.storage_error("re-encrypt", exc) from None
 
     def checkpoint(self) -> None:
         """Move the WAL into the main file and truncate it."""
@@ -531,7 +419,7 @@ class OfflineCopy:
             created_at=meta.created_at,
             last_sync=meta.last_contact_local_time,
             valid_until=meta.valid_until,
-            record_count=self.record_count(),
+            record_count=self.digest().count,  # maintained page by page: O(1)
             schema_version=SCHEMA_VERSION,
         )
 
@@ -546,12 +434,3 @@ def _contact_values(contact: Contact) -> dict[str, object]:
 
 def _view(row: Sequence[Any]) -> RecordView:
     return RecordView(record_id=row[0], rev=row[1], name=row[2], fields=json.loads(row[3]))
-
-
-def _discard(target: Path, conn: Any) -> None:
-    """Remove a half-created copy file."""
-    if conn is not None:
-        conn.close()
-    for path in (target, *(target.with_name(target.name + s) for s in ("-wal", "-shm"))):
-        with suppress(OSError):
-            path.unlink()

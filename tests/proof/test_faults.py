@@ -206,14 +206,14 @@ def test_disk_full_while_writing(
 ) -> None:
     """``PRAGMA max_page_count`` just above the current size makes SQLite answer SQLITE_FULL,
     exactly what a full disk gives, without filling a real disk."""
-    from offline_addon import store
+    from offline_addon import cipher
 
     session, before, gone = _prepared(world)
     # Enough new content that the incremental sync must grow the file.
     world.ids += world.admin.import_records(
         world.database, make_records(400, "Bulk", 7), grant={world.username: "rwe"}
     )
-    real_connect = store._connect
+    real_connect = cipher.connect
 
     def tight_connect(db_path: Path, password: str) -> Any:
         conn = real_connect(db_path, password)
@@ -221,7 +221,7 @@ def test_disk_full_while_writing(
         conn.execute(f"PRAGMA max_page_count = {pages + 3}").fetchall()
         return conn
 
-    monkeypatch.setattr(store, "_connect", tight_connect)
+    monkeypatch.setattr(cipher, "connect", tight_connect)
     with pytest.raises(errors.StorageError) as info:
         sync(world, session, page_limit=PAGE)
     monkeypatch.undo()
