@@ -35,7 +35,7 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         session = inv.session
         if session is None:
             return _needs_login(inv)
-        inv.output(f"Synchronising the offline copy of '{session.database}'...")
+        # The add-on's progress display says that it synchronises; no line of our own.
         return _report_sync(inv, lambda: copies().sync_now(session))
 
     def status(inv: CommandInvocation) -> int:
