@@ -154,8 +154,11 @@ class SyncAgent:
         return self._status.get(copy_id) or CopyStatus(copy_id)
 
     def has_pending(self) -> bool:
-        """Whether a sync is wanted now or after a debounce, not held back by a back-off
-        (what ``wait_idle`` waits for; a distant interval sync does not count)."""
+        """Whether a sync (or the "no copy yet" hint) is wanted now or after a debounce, not
+        held back by a back-off (what ``wait_idle`` waits for; a distant interval sync does
+        not count)."""
+        if self._hint_at is not None:  # the "no copy yet" hint is due in a moment
+            return True
         schedule = self._schedule
         if schedule is None or schedule.running:
             return False
