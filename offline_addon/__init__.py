@@ -11,7 +11,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from offline_addon.agent import CopyStatus, Feedback, ShuttingDown
     from offline_addon.api import CopyOverview, OfflineCopies, OfflineReader
     from offline_addon.errors import (
         AuthenticationRequired,
@@ -31,15 +30,16 @@ if TYPE_CHECKING:
     )
     from offline_addon.settings import AddonSettings, SettingsError, parse_settings
     from offline_addon.sidecar import CopyInfo
+    from offline_addon.status import CopyStatus, Feedback, ShuttingDown
     from offline_addon.sync import SyncResult
 
 _WHERE = {
     "OfflineCopies": "api",
     "OfflineReader": "api",
     "CopyOverview": "api",
-    "CopyStatus": "agent",
-    "Feedback": "agent",
-    "ShuttingDown": "agent",
+    "CopyStatus": "status",
+    "Feedback": "status",
+    "ShuttingDown": "status",
     "AddonSettings": "settings",
     "SettingsError": "settings",
     "parse_settings": "settings",

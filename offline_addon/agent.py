@@ -9,111 +9,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
-from typing import Literal, Protocol
 
 from hookspecs import Session
 from offline_addon import errors, paths
+from offline_addon.events import Call, Login, Logout, Saved, SyncRequest
 from offline_addon.held_copy import HeldClient, HeldCopy
 from offline_addon.schedule import SyncSchedule, SyncTrigger
 from offline_addon.settings import AddonSettings
+from offline_addon.status import CopyStatus, Feedback, ShuttingDown
 from offline_addon.sync import SyncResult
 from offline_addon.worker import Worker
 
 _log = logging.getLogger(__name__)
 
-Level = Literal["info", "warning", "error"]
-PROGRESS_TASK = "offline"
-
-
-class Feedback(Protocol):
-    """Where the add-on reports progress and results (the host's services, or a log)."""
-
-    def progress(self, done: int, total: int, text: str) -> None:
-        """Report sync progress; ``total`` -1 ends the display."""
-        ...
-
-    def notify(self, title: str, text: str, level: Level = "info") -> None:
-        """Tell the user something once."""
-        ...
-
-
-class LogFeedback:
-    """Feedback for scripts without a host: everything goes to the ``offline_addon`` log."""
-
-    def progress(self, done: int, total: int, text: str) -> None:
-        """Log progress at debug level."""
-        _log.debug("offline progress %d/%d %s", done, total, text)
-
-    def notify(self, title: str, text: str, level: Level = "info") -> None:
-        """Log the message at the level's log level."""
-        _log.log(_LOG_LEVELS[level], "%s: %s", title, text)
-
-
-_LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
-
-
-@dataclass(frozen=True)
-class CopyStatus:
-    """What the add-on knows about one copy right now (cheap to read from any thread)."""
-
-    copy_id: str
-    state: Literal["idle", "syncing"] = "idle"
-    done: int = 0
-    total: int = 0
-    last_result: SyncResult | None = None
-    last_error: str | None = None
-    next_sync_at: float | None = None
-    """Next automatic sync on the schedule clock; ``None`` when none is planned."""
-    syncs: int = 0
-    """Synchronisations finished (well or not) in this process."""
-
-
-class ShuttingDown(errors.OfflineAddonError):
-    """The add-on was switched off before the requested work could run."""
-
-    def __init__(self) -> None:
-        super().__init__("The Offline Add-on is shutting down; run the command again later.")
-
-
 class _Abandon(Exception):
     """Raised from the progress callback to stop a sync at its next page on shutdown."""
-
-
-@dataclass(frozen=True)
-class Login:
-    session: Session
-
-
-@dataclass(frozen=True)
-class Logout:
-    session: Session
-
-
-@dataclass(frozen=True)
-class Saved:
-    session: Session
-
-
-@dataclass(frozen=True)
-class Wake:
-    """The schedule clock moved (``on_timer``): re-check what is due."""
-
-
-@dataclass(frozen=True)
-class SyncRequest:
-    session: Session
-    create: bool
-    future: Future[SyncResult]
-
-
-@dataclass(frozen=True)
-class Call:
-    """Run ``fn`` on the worker thread (serialised with syncs), result into ``future``."""
-
-    fn: Callable[[], object]
-    future: Future[object]
 
 
 SyncFn = Callable[..., SyncResult]

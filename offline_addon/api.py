@@ -30,23 +30,12 @@ from typing import TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors, paths
-from offline_addon.agent import (
-    Call,
-    CopyStatus,
-    Feedback,
-    LogFeedback,
-    Login,
-    Logout,
-    Saved,
-    ShuttingDown,
-    SyncAgent,
-    SyncFn,
-    SyncRequest,
-    Wake,
-)
+from offline_addon.agent import SyncAgent, SyncFn
+from offline_addon.events import Call, Login, Logout, Saved, SyncRequest, Wake
 from offline_addon.offline import open_offline
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
+from offline_addon.status import CopyStatus, Feedback, LogFeedback, ShuttingDown
 from offline_addon.store import OfflineCopy
 from offline_addon.sync import SyncResult, sync_copy
 from offline_addon.worker import HostClock

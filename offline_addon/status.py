@@ -1,0 +1,66 @@
+"""What the add-on tells about its work: the feedback channel (progress, messages), each
+copy's status, and the error for work refused at shutdown."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from offline_addon import errors
+from offline_addon.sync import SyncResult
+
+_log = logging.getLogger("offline_addon.agent")
+
+Level = Literal["info", "warning", "error"]
+PROGRESS_TASK = "offline"
+
+
+class Feedback(Protocol):
+    """Where the add-on reports progress and results (the host's services, or a log)."""
+
+    def progress(self, done: int, total: int, text: str) -> None:
+        """Report sync progress; ``total`` -1 ends the display."""
+        ...
+
+    def notify(self, title: str, text: str, level: Level = "info") -> None:
+        """Tell the user something once."""
+        ...
+
+
+class LogFeedback:
+    """Feedback for scripts without a host: everything goes to the ``offline_addon`` log."""
+
+    def progress(self, done: int, total: int, text: str) -> None:
+        """Log progress at debug level."""
+        _log.debug("offline progress %d/%d %s", done, total, text)
+
+    def notify(self, title: str, text: str, level: Level = "info") -> None:
+        """Log the message at the level's log level."""
+        _log.log(_LOG_LEVELS[level], "%s: %s", title, text)
+
+
+_LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+@dataclass(frozen=True)
+class CopyStatus:
+    """What the add-on knows about one copy right now (cheap to read from any thread)."""
+
+    copy_id: str
+    state: Literal["idle", "syncing"] = "idle"
+    done: int = 0
+    total: int = 0
+    last_result: SyncResult | None = None
+    last_error: str | None = None
+    next_sync_at: float | None = None
+    """Next automatic sync on the schedule clock; ``None`` when none is planned."""
+    syncs: int = 0
+    """Synchronisations finished (well or not) in this process."""
+
+
+class ShuttingDown(errors.OfflineAddonError):
+    """The add-on was switched off before the requested work could run."""
+
+    def __init__(self) -> None:
+        super().__init__("The Offline Add-on is shutting down; run the command again later.")
