@@ -212,7 +212,12 @@ class Shell:
     def _dispatch(self, ns: argparse.Namespace) -> None:
         command: str = ns.command
         if command in ("addons", "settings"):
+            before = set(self.host.hooks.registered())
             run_manage(self.host, ns, self.out)
+            if self.online is not None:
+                # An add-on switched on during an online session learns of it as at a login.
+                for addon_id in sorted(set(self.host.hooks.registered()) - before):
+                    self.host.hooks.call_one(addon_id, "on_login", session=self.online.session)
         elif getattr(ns, "contributed", None) is not None:
             addon_id, contributed = ns.contributed
             session = self.online.session if self.online else None

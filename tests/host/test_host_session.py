@@ -168,6 +168,16 @@ def test_disabling_the_addon_in_a_live_session_stops_its_timer_hook(
     assert "add-on probe disabled" in lines
 
 
+def test_an_addon_switched_on_in_a_live_session_learns_of_the_session(
+        world: World, session_for: Callable[..., Session]) -> None:
+    s = session_for(world.server.url)
+    s.run("addons disable probe\naddons enable probe\n")
+    hooks = [h for h, _ in s.calls()]
+    after_enable = hooks[hooks.index("on_addon_enabled", hooks.index("on_addon_disabled")):]
+    assert after_enable[:2] == ["on_addon_enabled", "on_login"]
+    assert s.calls("on_login")[-1][1] == {"user_id": world.alice_id, "username": "alice"}
+
+
 def test_contributed_command_gets_the_online_session(
         world: World, session_for: Callable[..., Session]) -> None:
     s = session_for(world.server.url)
