@@ -49,7 +49,8 @@ def on_settings_changed(addon_id: str, settings: Mapping[str, Any]) -> None:
 
 @hookspec
 def on_login(session: Session) -> None:
-    """Called after a successful online login, on the UI thread. Return at once."""
+    """Called after a successful online login, and when the add-on is switched on during an
+    online session (right after ``on_addon_enabled``), on the UI thread. Return at once."""
 
 
 @hookspec
