@@ -78,8 +78,6 @@ class CopyMeta:
     last_contact_server_time: float | None
     last_contact_local_time: float | None
     validity_seconds: int | None
-    last_full_check: float | None
-    """Local time the copy's digest last matched the server's (compared on every sync)."""
     schema_version: int
 
     @property
@@ -260,7 +258,6 @@ class OfflineCopy:
             last_contact_server_time=rows.get("last_contact_server_time"),
             last_contact_local_time=rows.get("last_contact_local_time"),
             validity_seconds=None if validity is None else int(validity),
-            last_full_check=rows.get("last_full_check"),
             schema_version=version,
         )
 
@@ -355,16 +352,11 @@ class OfflineCopy:
             raise cipher.storage_error("write", exc) from None
         return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes))
 
-    def record_contact(
-        self, contact: Contact, *, etag: str | None = None, full_check_at: float | None = None
-    ) -> None:
-        """Store a successful contact (and optionally the feed ETag / when the digest was
-        last compared with the server's)."""
+    def record_contact(self, contact: Contact, *, etag: str | None = None) -> None:
+        """Store a successful contact (and optionally the feed ETag)."""
         values: dict[str, object] = _contact_values(contact)
         if etag is not None:
             values["etag"] = etag
-        if full_check_at is not None:
-            values["last_full_check"] = full_check_at
         try:
             with self._transaction():
                 self._put_meta(values)

@@ -81,7 +81,6 @@ class _Tally:
     changed: int = 0
     removed: int = 0
     done: int = 0
-    full_check_at: float | None = None
 
 
 def sync_copy(
@@ -215,7 +214,7 @@ class _SyncRun:
             return self._finish(copy, "unchanged", _Tally(), contact)
         contact = self._contact(head)
         tally = self._pull(copy, contact, meta.cursor)
-        copy.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
+        copy.record_contact(contact, etag=head.etag)
         return self._finish(copy, "synced", tally, contact)
 
     def _full_head(self) -> Head:
@@ -274,14 +273,14 @@ class _SyncRun:
             raise ProtocolError(
                 "The server's last page carried no digest; tell your administrator."
             )
-        tally.full_check_at = self._check_digest(copy, last.digest)
+        self._check_digest(copy, last.digest)
         return tally
 
     def _fetch(self, cursor: str | None) -> ChangePage:
         return self.client.changes(self.session.database, cursor, self.page_limit)
 
-    def _check_digest(self, copy: OfflineCopy, expected: Digest) -> float:
-        """Raise DigestMismatch unless the copy matches the server; return when it matched.
+    def _check_digest(self, copy: OfflineCopy, expected: Digest) -> None:
+        """Raise DigestMismatch unless the copy matches the server.
 
         The copy's digest is maintained page by page, so this costs O(1) and runs on every
         sync; the record count guards the bookkeeping itself against a damaged copy.
@@ -290,7 +289,6 @@ class _SyncRun:
         if held != expected or copy.record_count() != held.count:
             self._log_mismatch(copy, held, expected)
             raise DigestMismatch
-        return self.clock()
 
     @staticmethod
     def _log_mismatch(copy: OfflineCopy, held: Digest, expected: Digest) -> None:
@@ -324,7 +322,7 @@ class _SyncRun:
         )
         try:
             tally = self._pull(fresh, contact, None)
-            fresh.record_contact(contact, etag=head.etag, full_check_at=tally.full_check_at)
+            fresh.record_contact(contact, etag=head.etag)
         except DigestMismatch:
             fresh.close()
             remove_partial(self.paths)
