@@ -114,7 +114,7 @@ class ServerProcess:
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
         )
         assert self._proc.stdout is not None
-        line = _read_line(self._proc.stdout, READY_TIMEOUT_S)
+        line = read_line(self._proc.stdout, READY_TIMEOUT_S)
         if not line.startswith("listening on "):
             self.kill()
             raise RuntimeError(f"psr-server did not start (first line: {line!r})")
@@ -173,7 +173,9 @@ class ServerProcess:
         self.stop()
 
 
-def _read_line(stream: IO[str], timeout: float) -> str:
+def read_line(stream: IO[str], timeout: float) -> str:
+    """One line from a child process's ``stream``, or "" when none came within ``timeout``
+    seconds (a plain ``readline`` would block for ever on a hung child)."""
     result: list[str] = []
     reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
     reader.start()

@@ -19,15 +19,15 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import pytest
 
 from hookspecs import Session
 from reference_server.errors import ApiError
+from reference_server.testing import read_line
 
 from .proofkit import (
     World,
@@ -41,14 +41,6 @@ from .proofkit import (
 ALWAYS_TRIALS = 10
 LIMIT = 100  # changes per page: a 2k first sync takes 20 pages
 CHILD = Path(__file__).with_name("sync_child.py")
-
-
-def _line(stream: IO[str], timeout: float) -> str:
-    got: list[str] = []
-    reader = threading.Thread(target=lambda: got.append(stream.readline()), daemon=True)
-    reader.start()
-    reader.join(timeout)
-    return got[0] if got else ""
 
 
 def _run_child(
@@ -73,12 +65,12 @@ def _run_child(
     try:
         proc.stdin.write(json.dumps(job) + "\n")
         proc.stdin.close()
-        assert _line(proc.stdout, 30).strip() == "ready", "child did not start"
+        assert read_line(proc.stdout, 30).strip() == "ready", "child did not start"
         pages = 0
         finished = False
         if kill_after_pages is not None:
             while pages < kill_after_pages:
-                line = _line(proc.stdout, 30)
+                line = read_line(proc.stdout, 30)
                 if not line or line.startswith("done"):
                     finished = True
                     break
