@@ -369,13 +369,7 @@ def _move_file(source: Path, target: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.EXDEV:
             raise
-    # Another filesystem: copy under a temporary name, make it durable, rename, then remove.
-    temporary = target.with_name(target.name + ".moving")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with source.open("rb") as reader, os.fdopen(fd, "wb") as writer:
-        shutil.copyfileobj(reader, writer)
-        writer.flush()
-        os.fsync(writer.fileno())
-    os.replace(temporary, target)
-    paths.fsync_folder(target.parent)
+    # Another filesystem: copy durably under a temporary name and rename, then remove.
+    with source.open("rb") as reader:
+        paths.write_durably(target, lambda out: shutil.copyfileobj(reader, out), ".moving")
     source.unlink()

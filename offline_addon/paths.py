@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import appdirs
@@ -148,3 +150,17 @@ def fsync_folder(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_durably(target: Path, fill: Callable[[BinaryIO], object], temp_suffix: str) -> None:
+    """Write ``target`` so that a crash leaves either the old file or the whole new one:
+    ``fill`` writes a temporary file (owner-only), which is flushed to disk, renamed over
+    ``target``, and the rename made durable. Raises OSError."""
+    temporary = target.with_name(target.name + temp_suffix)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        fill(out)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, target)
+    fsync_folder(target.parent)

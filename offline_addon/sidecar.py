@@ -8,7 +8,6 @@ encrypted copy.
 from __future__ import annotations
 
 import json
-import os
 from contextlib import suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -17,7 +16,13 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from offline_addon.errors import CopyNotFound, StorageError
-from offline_addon.paths import DB_SUFFIX, SIDECAR_SUFFIX, CopyPaths, fsync_folder
+from offline_addon.paths import (
+    DB_SUFFIX,
+    SIDECAR_SUFFIX,
+    CopyPaths,
+    fsync_folder,
+    write_durably,
+)
 
 
 @dataclass(frozen=True)
@@ -63,21 +68,13 @@ def write_sidecar(paths: CopyPaths, info: CopyInfo) -> None:
     payload = asdict(info)
     payload.pop("size_bytes")
     data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
-    tmp = paths.sidecar.with_name(paths.sidecar.name + ".tmp")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, paths.sidecar)
+        write_durably(paths.sidecar, lambda out: out.write(data), ".tmp")
     except OSError as exc:
         raise StorageError(
             f"Cannot write the offline copy's description in {paths.folder} ({exc.strerror}); "
             "check free disk space and permissions."
         ) from None
-    fsync_folder(paths.folder)
 
 
 def _size_of(paths: CopyPaths) -> int:

@@ -3,9 +3,12 @@ loopback, real SQLCipher files. Only the add-on's wall clock is faked, where a t
 
 from __future__ import annotations
 
+import errno
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -210,6 +213,35 @@ def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path,
     assert copy_files(moved) == before
     out = run.run("offline status")
     assert f"{RECORDS} records" in out
+    assert completed(run.run("offline sync") + run.settle()) == 1
+
+
+def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
+        make_run: Make, tmp_path: Path, offline_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another filesystem cannot be mounted here; what marks one is a rename across folders
+    # failing with EXDEV, so that is the fault injected.
+    real_replace = os.replace
+
+    def no_cross_folder_rename(src: Any, dst: Any) -> None:
+        if Path(src).parent != Path(dst).parent:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        real_replace(src, dst)
+
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    before = copy_files(offline_dir)
+    monkeypatch.setattr(os, "replace", no_cross_folder_rename)
+    moved = tmp_path / "moved"
+    run.run(f"settings set offline database_path {moved}")
+    run.settle()
+    monkeypatch.undo()
+    assert copy_files(offline_dir) == []
+    assert copy_files(moved) == before
+    assert not [p for p in moved.iterdir() if p.name.endswith(".moving")]
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in moved.iterdir())
+    assert f"{RECORDS} records" in run.run("offline status")
     assert completed(run.run("offline sync") + run.settle()) == 1
 
 
