@@ -26,7 +26,7 @@ def session_of(who: Login) -> Any:
 
 def paths_for(folder: Path, who: Login) -> Any:
     """The CopyPaths of the bench user's copy of ``who.database`` in ``folder``."""
-    from offline_addon.paths import CopyPaths
+    from offline_addon.storage.paths import CopyPaths
 
     return CopyPaths.for_copy(folder, who.server_url, who.database, who.username, who.client_id)
 
@@ -37,7 +37,7 @@ def engine_sync(
     """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF; over
     ``client`` when given: a kept-alive connection, as the add-on holds one per login).
     Returns (SyncResult, seconds)."""
-    from offline_addon.sync import sync_copy
+    from offline_addon.sync.engine import sync_copy
 
     started = time.perf_counter()
     result = sync_copy(
@@ -49,7 +49,7 @@ def engine_sync(
 
 def open_copy(folder: Path, who: Login) -> tuple[Any, float]:
     """Open the copy with the password (the KDF). Returns (OfflineCopy, seconds)."""
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     started = time.perf_counter()
     copy = OfflineCopy.open(paths_for(folder, who), who.password)
@@ -58,7 +58,7 @@ def open_copy(folder: Path, who: Login) -> tuple[Any, float]:
 
 def page_limit() -> int:
     """The page size the engine asks for, so that the baseline pulls the same pages."""
-    from offline_addon import sync
+    from offline_addon.sync import engine as sync
 
     for name in ("PAGE_LIMIT", "DEFAULT_PAGE_LIMIT", "PAGE_SIZE", "DEFAULT_LIMIT"):
         value = getattr(sync, name, None)
@@ -69,6 +69,6 @@ def page_limit() -> int:
 
 def sync_client(who: Login) -> Any:
     """The add-on's HTTP client for ``who`` (keep-alive), as its worker holds one per login."""
-    from offline_addon.transport import SyncClient
+    from offline_addon.sync.transport import SyncClient
 
     return SyncClient(who.server_url, who.token, who.client_id)

@@ -43,7 +43,7 @@ def _reset_peak() -> bool:
 def _probe(job: dict[str, Any]) -> dict[str, Any]:
     who = Login(**job["login"])
     # Import everything the sync needs before measuring: code is not data.
-    import offline_addon.sync  # noqa: F401
+    import offline_addon.sync.engine  # noqa: F401
     from bench.engine import engine_sync
 
     with tempfile.TemporaryDirectory() as tmp:

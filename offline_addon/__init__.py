@@ -28,10 +28,10 @@ if TYPE_CHECKING:
         StorageError,
         WrongPassword,
     )
+    from offline_addon.runtime.status import CopyStatus, Feedback, ShuttingDown
     from offline_addon.settings import AddonSettings, SettingsError, parse_settings
-    from offline_addon.sidecar import CopyInfo
-    from offline_addon.status import CopyStatus, Feedback, ShuttingDown
-    from offline_addon.sync import SyncResult
+    from offline_addon.storage.sidecar import CopyInfo
+    from offline_addon.sync.engine import SyncResult
 
 _WHERE = {
     "OfflineCopies": "api",

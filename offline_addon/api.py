@@ -5,7 +5,7 @@ a copy (the first, manual sync) for a logged-in session, sync one now, report it
 one offline for reading, re-key and delete. The hooks (:mod:`offline_addon.plugin`) and the
 ``psr-client offline ...`` commands (:mod:`offline_addon.commands`) are thin layers over it.
 
-Every synchronisation runs on the add-on's one background thread (:mod:`offline_addon.worker`),
+Every synchronisation runs on the add-on's one background thread (:mod:`offline_addon.runtime.worker`),
 so syncs never overlap; the blocking methods wait for it. Errors are
 :class:`offline_addon.errors.OfflineAddonError` children with messages a user can act on.
 
@@ -29,16 +29,17 @@ from pathlib import Path
 from typing import TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
-from offline_addon import errors, paths
-from offline_addon.agent import SyncAgent, SyncFn
-from offline_addon.events import Call, Login, Logout, Saved, SyncRequest, Wake
-from offline_addon.offline import open_offline
+from offline_addon import errors
+from offline_addon.runtime.dispatcher import SyncAgent, SyncFn
+from offline_addon.runtime.events import Call, Login, Logout, Saved, SyncRequest, Wake
+from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback, ShuttingDown
+from offline_addon.runtime.worker import HostClock
 from offline_addon.settings import AddonSettings, parse_settings
-from offline_addon.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
-from offline_addon.status import CopyStatus, Feedback, LogFeedback, ShuttingDown
-from offline_addon.store import OfflineCopy
-from offline_addon.sync import SyncResult, sync_copy
-from offline_addon.worker import HostClock
+from offline_addon.storage import paths
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.offline_open import open_offline
+from offline_addon.storage.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
+from offline_addon.sync.engine import SyncResult, sync_copy
 
 _log = logging.getLogger("offline_addon")
 _T = TypeVar("_T")

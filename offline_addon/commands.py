@@ -13,8 +13,8 @@ from collections.abc import Callable
 from hookspecs import CommandInvocation, HostCommand
 from offline_addon import errors
 from offline_addon.api import CopyOverview, OfflineCopies
-from offline_addon.sidecar import CopyInfo
-from offline_addon.sync import SyncResult
+from offline_addon.storage.sidecar import CopyInfo
+from offline_addon.sync.engine import SyncResult
 
 GROUP = "offline"
 

@@ -83,7 +83,7 @@ def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_pat
 
 def test_the_copy_is_unlocked_once_per_login_not_once_per_sync(
         site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     opened: list[Path] = []
     closed: list[Path] = []

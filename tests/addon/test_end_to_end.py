@@ -15,7 +15,7 @@ import pytest
 import offline_addon.plugin as plugin_module
 from hookspecs import SavedRecord
 from offline_addon.errors import WrongPassword
-from offline_addon.store import OfflineCopy
+from offline_addon.storage.offline_copy import OfflineCopy
 
 from .conftest import DB, RECORDS, HostRun, Site, completed
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from offline_addon.schedule import (
+from offline_addon.runtime.schedule import (
     DEFAULT_BACKOFF_CAP_S,
     SyncSchedule,
     SyncTrigger,

@@ -14,11 +14,11 @@ import pytest
 
 from hookspecs import OfflineCredentials, SavedRecord, Session
 from offline_addon.api import OfflineCopies
-from offline_addon.paths import CopyPaths
 from offline_addon.plugin import OfflineAddon
+from offline_addon.runtime.status import ShuttingDown
 from offline_addon.settings import AddonSettings
-from offline_addon.status import ShuttingDown
-from offline_addon.sync import SyncResult
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.engine import SyncResult
 
 SESSION = Session(server_url="http://127.0.0.1:9", database="demo", user_id="u-alice",
                   username="alice", client_id="c1", token="tok", password="pw")

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from hookspecs import Session
-from offline_addon.paths import CopyPaths
+from offline_addon.storage.paths import CopyPaths
 from reference_server.testing import RunningServer
 
 CLIENT_ID = "engine-test-client"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from offline_addon.paths import CopyPaths
-from offline_addon.planning import digest_of
-from offline_addon.store import Contact, CopyIdentity, OfflineCopy
-from offline_addon.wire import ChangePage, load_page
+from offline_addon.protocol.answers import ChangePage, load_page
+from offline_addon.protocol.page_plan import digest_of
+from offline_addon.storage.offline_copy import Contact, CopyIdentity, OfflineCopy
+from offline_addon.storage.paths import CopyPaths
 
 IDENTITY = CopyIdentity("http://127.0.0.1:1", "demo", "alice", "user-1", "client-1")
 CONTACT = Contact(server_time=1000.0, local_time=1000.0, validity_seconds=7 * 86400)

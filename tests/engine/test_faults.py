@@ -15,10 +15,10 @@ from offline_addon.errors import (
     ServerError,
     ServerUnreachable,
 )
-from offline_addon.paths import CopyPaths
-from offline_addon.store import OfflineCopy
-from offline_addon.sync import sync_copy
-from offline_addon.transport import SyncClient
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.engine import sync_copy
+from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer
 
 from .conftest import paths_of, sample_records

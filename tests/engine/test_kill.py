@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from hookspecs import Session
-from offline_addon.store import OfflineCopy
-from offline_addon.sync import sync_copy
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
 
 from .conftest import paths_of, sample_records

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from offline_addon.errors import ConfigurationError
-from offline_addon.paths import CopyPaths, copy_id, default_folder, resolve_folder
+from offline_addon.storage.paths import CopyPaths, copy_id, default_folder, resolve_folder
 
 
 def test_default_folder_is_absolute_and_named_offline_db() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from offline_addon.planning import (
+from offline_addon.protocol.page_plan import (
     CLOCK_TOLERANCE_SECONDS,
     digest_after,
     digest_of,

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from hookspecs import Session
-from offline_addon.paths import CopyPaths
-from offline_addon.store import OfflineCopy
-from offline_addon.sync import sync_copy
-from offline_addon.transport import SyncClient
-from offline_addon.wire import Head, HeadUnchanged
+from offline_addon.protocol.answers import Head, HeadUnchanged
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.engine import sync_copy
+from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer, running_server
 
 from .conftest import login, paths_of, sample_records

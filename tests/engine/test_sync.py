@@ -15,12 +15,12 @@ from offline_addon.errors import (
     OfflineNotAllowed,
     WrongPassword,
 )
-from offline_addon.offline import open_offline
-from offline_addon.paths import CopyPaths
-from offline_addon.sidecar import list_copies
-from offline_addon.store import Contact, OfflineCopy
-from offline_addon.sync import sync_copy
-from offline_addon.transport import SyncClient
+from offline_addon.storage.offline_copy import Contact, OfflineCopy
+from offline_addon.storage.offline_open import open_offline
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.sidecar import list_copies
+from offline_addon.sync.engine import sync_copy
+from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer
 
 from .conftest import login, paths_of, sample_records
@@ -195,7 +195,7 @@ def test_a_copy_holding_another_revision_is_repaired_on_the_very_next_sync(
                         "digest_sum": copy.recompute_digest().sum})
         copy.forget_etag()
     demo.admin.update_record("demo", stocked[10], name="Nudge")
-    with caplog.at_level("WARNING", logger="offline_addon.sync"):
+    with caplog.at_level("WARNING", logger="offline_addon.sync.engine"):
         result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
     assert result.outcome == "repaired"
     assert "the records differ from the server's digest" in caplog.text
@@ -212,7 +212,7 @@ def test_lost_bookkeeping_is_repaired_and_logged_as_such(
         copy._put_meta({"digest_sum": "f" * 64})
         copy.forget_etag()
     demo.admin.update_record("demo", stocked[10], name="Nudge")
-    with caplog.at_level("WARNING", logger="offline_addon.sync"):
+    with caplog.at_level("WARNING", logger="offline_addon.sync.engine"):
         result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
     assert result.outcome == "repaired"
     assert "the records match the server's digest" in caplog.text

@@ -7,7 +7,13 @@ from typing import Any
 import pytest
 
 from offline_addon.errors import ProtocolError
-from offline_addon.wire import load_head, load_page, load_policy, load_unchanged, parse_http_date
+from offline_addon.protocol.answers import (
+    load_head,
+    load_page,
+    load_policy,
+    load_unchanged,
+    parse_http_date,
+)
 
 from .helpers import delete, upsert
 

@@ -94,7 +94,7 @@ class World:
     def paths(self) -> Any:
         """The copy's paths (always named after the real server, also when a test talks to it
         through the fault proxy, so that every sync of a test works on one copy)."""
-        from offline_addon.paths import CopyPaths
+        from offline_addon.storage.paths import CopyPaths
 
         url = self.copy_url or self.url
         return CopyPaths.for_copy(self.folder, url, self.database, self.username, CLIENT_ID)
@@ -120,7 +120,7 @@ EMPTY = CopyState({}, ("", -1))
 
 def read_copy(paths: Any, password: str) -> CopyState:
     """Open the copy, require ``PRAGMA integrity_check`` ok, and read what it holds."""
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     if not paths.db.exists():
         return EMPTY
@@ -146,7 +146,7 @@ def assert_nothing_lost(before: CopyState, after: CopyState, *, allowed_gone: se
 
 def sync(world: World, session: Session, *, create: bool = False, **kwargs: Any) -> Any:
     """One engine sync of ``world``'s copy for ``session``."""
-    from offline_addon.sync import sync_copy
+    from offline_addon.sync.engine import sync_copy
 
     kwargs.setdefault("progress", None)
     return sync_copy(world.paths(), session, create=create, **kwargs)

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 from hookspecs import Session
-from offline_addon.paths import CopyPaths
-from offline_addon.sync import sync_copy
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.engine import sync_copy
 
 
 def _progress(done: int, total: int) -> None:

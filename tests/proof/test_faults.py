@@ -18,7 +18,7 @@ import pytest
 
 from hookspecs import Session
 from offline_addon import errors
-from offline_addon.transport import SyncClient
+from offline_addon.sync.transport import SyncClient
 
 from .faultproxy import Fault, FaultProxy
 from .proofkit import (
@@ -182,7 +182,7 @@ def test_short_retry_after_is_waited_out_and_the_sync_completes(
 def test_long_retry_after_reaches_the_scheduler(
     world: World, proxy: FaultProxy, status: int
 ) -> None:
-    from offline_addon.schedule import SyncSchedule
+    from offline_addon.runtime.schedule import SyncSchedule
 
     session, before, gone = _prepared(world)
     waits: list[float] = []
@@ -206,7 +206,7 @@ def test_disk_full_while_writing(
 ) -> None:
     """``PRAGMA max_page_count`` just above the current size makes SQLite answer SQLITE_FULL,
     exactly what a full disk gives, without filling a real disk."""
-    from offline_addon import cipher
+    from offline_addon.storage import cipher
 
     session, before, gone = _prepared(world)
     # Enough new content that the incremental sync must grow the file.

@@ -1,4 +1,4 @@
-"""Fuzzing the add-on's parsers of server answers (offline_addon.wire) with hypothesis.
+"""Fuzzing the add-on's parsers of server answers (offline_addon.protocol.answers) with hypothesis.
 
 Whatever the server (or something in between) sends, the parser either returns a value or
 raises ProtocolError with a message that names no value from the answer; nothing else escapes.
@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from offline_addon import wire
 from offline_addon.errors import ProtocolError
+from offline_addon.protocol import answers as wire
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

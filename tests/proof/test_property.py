@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from offline_addon.errors import OfflineAddonError
-from offline_addon.transport import SyncClient
+from offline_addon.sync.transport import SyncClient
 from reference_server.errors import ApiError
 
 from .faultproxy import Fault, FaultProxy

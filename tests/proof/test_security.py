@@ -83,7 +83,7 @@ def test_copy_and_sidecars_hold_no_plaintext(secret_world: World) -> None:
 
 def test_a_copy_left_open_with_its_wal_holds_no_plaintext(secret_world: World) -> None:
     """While a copy is open its pages sit in the -wal file too; those are encrypted as well."""
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     session = _full_history(secret_world)
     with OfflineCopy.open(secret_world.paths(), secret_world.password) as copy:
@@ -154,7 +154,7 @@ def test_files_are_owner_only_even_with_a_permissive_umask(secret_world: World) 
 
 
 def test_wrong_password_changes_no_byte(secret_world: World) -> None:
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     _full_history(secret_world)
     before = _snapshot(secret_world)
@@ -170,13 +170,13 @@ def test_wrong_password_changes_no_byte(secret_world: World) -> None:
 
 
 def _open_offline() -> Any:
-    from offline_addon.offline import open_offline
+    from offline_addon.storage.offline_open import open_offline
 
     return open_offline
 
 
 def test_a_copy_whose_validity_passed_refuses_to_open(secret_world: World) -> None:
-    from offline_addon.store import OfflineCopy
+    from offline_addon.storage.offline_copy import OfflineCopy
 
     _full_history(secret_world)
     with OfflineCopy.open(secret_world.paths(), secret_world.password) as copy:

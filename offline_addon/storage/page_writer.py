@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from offline_addon.planning import PagePlan
-from offline_addon.search import search_text
-from offline_addon.wire import ChangePage, RecordData
+from offline_addon.protocol.answers import ChangePage, RecordData
+from offline_addon.protocol.page_plan import PagePlan
+from offline_addon.storage.search import search_text
 
 
 def held_revs(db: Any, page: ChangePage) -> dict[str, int]:

@@ -10,7 +10,7 @@ import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from offline_addon.wire import Change, Digest, RecordData
+from offline_addon.protocol.answers import Change, Digest, RecordData
 
 DIGEST_MODULUS = 1 << 256
 # How far the clock may go back (e.g. NTP steps, a manual correction) before the copy refuses.

@@ -7,7 +7,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from hookspecs import Session
-from offline_addon.sync import SyncResult
+from offline_addon.sync.engine import SyncResult
 
 
 @dataclass(frozen=True)

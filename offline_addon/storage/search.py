@@ -26,7 +26,7 @@ def like_pattern(text: str) -> str:
 def search_text(fields: Mapping[str, str]) -> str:
     """The field text that goes into the full-text index: every value but the password's.
 
-    Must stay equal to the SQL of ``_FTS_BODY`` in :mod:`offline_addon.schema_migrations`.
+    Must stay equal to the SQL of ``_FTS_BODY`` in :mod:`offline_addon.storage.migrations`.
     """
     return " ".join(value for key, value in fields.items() if key.lower() != "password")
 

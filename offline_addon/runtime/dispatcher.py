@@ -13,14 +13,15 @@ from dataclasses import replace
 from pathlib import Path
 
 from hookspecs import Session
-from offline_addon import errors, paths
-from offline_addon.events import Call, Login, Logout, Saved, SyncRequest
-from offline_addon.held_copy import HeldClient, HeldCopy
-from offline_addon.schedule import SyncSchedule, SyncTrigger
+from offline_addon import errors
+from offline_addon.runtime.events import Call, Login, Logout, Saved, SyncRequest
+from offline_addon.runtime.login_cache import HeldClient, HeldCopy
+from offline_addon.runtime.schedule import SyncSchedule, SyncTrigger
+from offline_addon.runtime.status import CopyStatus, Feedback, ShuttingDown
+from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
-from offline_addon.status import CopyStatus, Feedback, ShuttingDown
-from offline_addon.sync import SyncResult
-from offline_addon.worker import Worker
+from offline_addon.storage import paths
+from offline_addon.sync.engine import SyncResult
 
 _log = logging.getLogger(__name__)
 

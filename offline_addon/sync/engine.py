@@ -33,13 +33,13 @@ from offline_addon.errors import (
     WrongPassword,
     offline_not_allowed_message,
 )
-from offline_addon.paths import CopyPaths
-from offline_addon.prefetch import PagePrefetcher
-from offline_addon.rebuild_files import remove_partial, replace_copy
-from offline_addon.sidecar import delete_copy, write_sidecar
-from offline_addon.store import Contact, CopyIdentity, CopyMeta, OfflineCopy
-from offline_addon.transport import SyncClient
-from offline_addon.wire import ChangePage, Digest, Head, HeadUnchanged
+from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
+from offline_addon.storage.files import remove_partial, replace_copy
+from offline_addon.storage.offline_copy import Contact, CopyIdentity, CopyMeta, OfflineCopy
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.sidecar import delete_copy, write_sidecar
+from offline_addon.sync.prefetch import PagePrefetcher
+from offline_addon.sync.transport import SyncClient
 
 log = logging.getLogger(__name__)
 

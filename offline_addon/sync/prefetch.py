@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 from offline_addon.errors import ProtocolError
-from offline_addon.wire import ChangePage
+from offline_addon.protocol.answers import ChangePage
 
 FetchPage = Callable[[str | None], ChangePage]
 _POLL = 0.05

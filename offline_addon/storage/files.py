@@ -7,7 +7,7 @@ import os
 from contextlib import suppress
 
 from offline_addon.errors import StorageError
-from offline_addon.paths import CopyPaths, fsync_folder
+from offline_addon.storage.paths import CopyPaths, fsync_folder
 
 
 def remove_partial(paths: CopyPaths) -> None:

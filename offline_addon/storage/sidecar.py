@@ -16,7 +16,7 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from offline_addon.errors import CopyNotFound, StorageError
-from offline_addon.paths import (
+from offline_addon.storage.paths import (
     DB_SUFFIX,
     SIDECAR_SUFFIX,
     CopyPaths,

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from offline_addon import errors
-from offline_addon.sync import SyncResult
+from offline_addon.sync.engine import SyncResult
 
-_log = logging.getLogger("offline_addon.agent")
+_log = logging.getLogger("offline_addon.runtime.dispatcher")
 
 Level = Literal["info", "warning", "error"]
 PROGRESS_TASK = "offline"

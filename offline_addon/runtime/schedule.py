@@ -2,7 +2,7 @@
 
 No threads, no I/O, no clock of its own: :class:`SyncSchedule` is told what happened (a
 trigger, a sync started, a sync ended) together with the time, and answers what is due next.
-The worker (:mod:`offline_addon.worker`) feeds it and sleeps until :meth:`SyncSchedule.next_due`.
+The worker (:mod:`offline_addon.runtime.worker`) feeds it and sleeps until :meth:`SyncSchedule.next_due`.
 
 Rules (DESIGN.md "Synchronisation"):
 

@@ -4,7 +4,7 @@ One ``requests.Session`` per client (keep-alive), TLS verification on, a connect
 timeout on every call, gzip accepted. Idempotent GETs are retried a few times with full-jitter
 backoff, honouring ``Retry-After`` up to a cap; a longer ``Retry-After`` is handed to the caller
 as :class:`ServerBusy` so that the worker can wait without holding a thread. Every answer is
-validated by :mod:`offline_addon.wire` before it is returned. The token never appears in a
+validated by :mod:`offline_addon.protocol.answers` before it is returned. The token never appears in a
 message, a log line or ``repr``.
 """
 
@@ -29,7 +29,7 @@ from offline_addon.errors import (
     ServerError,
     ServerUnreachable,
 )
-from offline_addon.wire import (
+from offline_addon.protocol.answers import (
     ChangePage,
     Head,
     HeadUnchanged,

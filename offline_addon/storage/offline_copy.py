@@ -1,5 +1,5 @@
 """The offline copy: one SQLCipher 4 file, keyed with the user's password (see
-:mod:`offline_addon.cipher` for the keying, :mod:`offline_addon.page_writer` for the writes).
+:mod:`offline_addon.storage.cipher` for the keying, :mod:`offline_addon.storage.page_writer` for the writes).
 
 The key goes through SQLCipher's own KDF (``PRAGMA key`` with the password: PBKDF2-HMAC-SHA512
 with a random salt per file), so the file opens in any SQLCipher 4 tool with the same password.
@@ -22,27 +22,27 @@ from typing import Any
 import sqlcipher3
 
 from hookspecs import RecordView
-from offline_addon import cipher
 from offline_addon.errors import CopyNotFound, StorageError
-from offline_addon.page_writer import held_revs, write_plan
-from offline_addon.paths import CopyPaths, ensure_folder
-from offline_addon.planning import digest_after, digest_of, plan_page
-from offline_addon.schema_migrations import (
+from offline_addon.protocol.answers import ChangePage, Digest
+from offline_addon.protocol.page_plan import digest_after, digest_of, plan_page
+from offline_addon.storage import cipher
+from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
     SCHEMA_VERSION,
     migrate,
     schema_version,
 )
-from offline_addon.search import DEFAULT_LIMIT, search_sql
-from offline_addon.sidecar import (
+from offline_addon.storage.page_writer import held_revs, write_plan
+from offline_addon.storage.paths import CopyPaths, ensure_folder
+from offline_addon.storage.search import DEFAULT_LIMIT, search_sql
+from offline_addon.storage.sidecar import (
     CopyInfo,
     delete_copy,
     list_copies,
     read_sidecar,
     write_sidecar,
 )
-from offline_addon.wire import ChangePage, Digest
 
 __all__ = [
     "CopyIdentity",

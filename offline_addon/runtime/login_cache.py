@@ -13,9 +13,9 @@ import logging
 
 from hookspecs import Session
 from offline_addon.errors import OfflineAddonError
-from offline_addon.paths import CopyPaths
-from offline_addon.store import OfflineCopy
-from offline_addon.transport import SyncClient
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.transport import SyncClient
 
 _log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import time
 from datetime import datetime
 
 from offline_addon.errors import ClockWentBack, CopyExpired, CopyNotFound
-from offline_addon.paths import CopyPaths
-from offline_addon.planning import offline_verdict
-from offline_addon.store import OfflineCopy
+from offline_addon.protocol.page_plan import offline_verdict
+from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.paths import CopyPaths
 
 
 def open_offline(paths: CopyPaths, password: str, now: float | None = None) -> OfflineCopy:
