@@ -37,12 +37,13 @@ def engine_sync(
     """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF; over
     ``client`` when given: a kept-alive connection, as the add-on holds one per login).
     Returns (SyncResult, seconds)."""
+    from offline_addon.storage.offline_copy import Opening
     from offline_addon.sync.engine import sync_copy
 
     started = time.perf_counter()
     result = sync_copy(
-        paths_for(folder, who), session_of(who), create=create, progress=None, copy=copy,
-        client=client,
+        paths_for(folder, who), session_of(who), create=create, progress=None,
+        opening=None if copy is None else Opening(copy), client=client,
     )
     return result, time.perf_counter() - started
 

@@ -1,65 +1,63 @@
 """The Offline Add-on: an encrypted, self-syncing local copy of server databases.
 
-The public Python API is the names in ``__all__``; start with :class:`OfflineCopies`
-(or ``offline_addon.plugin.addon.copies`` inside a host). Everything else is private.
-Names load on first use, so that importing a submodule stays cheap and does no I/O.
+The public Python API is the names in ``__all__``; start with :class:`OfflineCopies` (or
+``offline_addon.plugin.addon.copies`` inside a host). Everything else is private.
+
+Module map. Each folder is a layer with a one-line rule; imports run only downwards (checked in
+CI by import-linter, see ``pyproject.toml``)::
+
+    plugin, commands, api   the faces: hooks, the host's ``offline`` commands, the Python API
+    runtime/                when and on which thread: the dispatcher and its worker thread,
+                            the schedule, events, the per-login cache, live status
+    sync/                   one run against a server: the engine, the HTTP transport,
+                            page prefetching, the result and its words
+    storage/                the encrypted file and every file operation: the copy, keying,
+                            migrations, search, the sidecar, paths, moves, deletes
+    protocol/               pure: what the server says (answers) and what it means (page plan,
+                            digest, validity); no I/O, no clock
+    settings, errors        values every layer may use: the four settings, the exception tree
+
+Where a change belongs: retries and timeouts ``sync/transport.py``; the file format
+``storage/migrations.py``; what is due when ``runtime/schedule.py``; what a page does
+``protocol/page_plan.py``; the words of a sync's outcome ``sync/result.py``.
+
+Glossary of the records that describe one copy, by where they live:
+
+- ``CopyPaths`` (storage/paths): the copy's file names on disk, derived from its id.
+- ``CopyIdentity`` (storage/offline_copy): whose copy it is; inside the encrypted file.
+- ``CopyMeta`` (storage/offline_copy): the copy's bookkeeping (cursor, last contact,
+  validity); inside the encrypted file, read with the password.
+- ``CopyInfo`` (storage/sidecar): what the non-secret sidecar beside the file says; read
+  without a password.
+- ``CopyStatus`` (runtime/status): what this process is doing with the copy now; in memory.
+- ``CopyOverview`` (api): ``CopyInfo`` plus ``CopyStatus`` plus time left, for ``status()``.
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from offline_addon.api import CopyOverview, OfflineCopies, OfflineReader
-    from offline_addon.errors import (
-        AuthenticationRequired,
-        ClockWentBack,
-        ConfigurationError,
-        CopyExpired,
-        CopyNotFound,
-        CursorExpired,
-        OfflineAddonError,
-        OfflineNotAllowed,
-        ProtocolError,
-        ServerBusy,
-        ServerError,
-        ServerUnreachable,
-        StorageError,
-        WrongPassword,
-    )
-    from offline_addon.runtime.status import CopyStatus, Feedback, ShuttingDown
-    from offline_addon.settings import AddonSettings, SettingsError, parse_settings
-    from offline_addon.storage.sidecar import CopyInfo
-    from offline_addon.sync.engine import SyncResult
-
-_WHERE = {
-    "OfflineCopies": "api",
-    "OfflineReader": "api",
-    "CopyOverview": "api",
-    "CopyStatus": "status",
-    "Feedback": "status",
-    "ShuttingDown": "status",
-    "AddonSettings": "settings",
-    "SettingsError": "settings",
-    "parse_settings": "settings",
-    "CopyInfo": "sidecar",
-    "SyncResult": "sync",
-    "OfflineAddonError": "errors",
-    "ConfigurationError": "errors",
-    "ServerUnreachable": "errors",
-    "AuthenticationRequired": "errors",
-    "OfflineNotAllowed": "errors",
-    "ServerBusy": "errors",
-    "ServerError": "errors",
-    "ProtocolError": "errors",
-    "CursorExpired": "errors",
-    "WrongPassword": "errors",
-    "CopyExpired": "errors",
-    "ClockWentBack": "errors",
-    "CopyNotFound": "errors",
-    "StorageError": "errors",
-}
+from offline_addon.api import CopyOverview, OfflineCopies, OfflineReader
+from offline_addon.errors import (
+    AuthenticationRequired,
+    ClockWentBack,
+    ConfigurationError,
+    CopyExpired,
+    CopyNotFound,
+    CursorExpired,
+    OfflineAddonError,
+    OfflineNotAllowed,
+    ProtocolError,
+    ServerBusy,
+    ServerError,
+    ServerUnreachable,
+    SettingsError,
+    ShuttingDown,
+    StorageError,
+    WrongPassword,
+)
+from offline_addon.runtime.status import CopyStatus, Feedback
+from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.storage.sidecar import CopyInfo
+from offline_addon.sync.result import SyncResult
 
 __all__ = [
     "AddonSettings",
@@ -88,16 +86,3 @@ __all__ = [
     "WrongPassword",
     "parse_settings",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'offline_addon' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"offline_addon.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])

@@ -5,8 +5,9 @@ a copy (the first, manual sync) for a logged-in session, sync one now, report it
 one offline for reading, re-key and delete. The hooks (:mod:`offline_addon.plugin`) and the
 ``psr-client offline ...`` commands (:mod:`offline_addon.commands`) are thin layers over it.
 
-Every synchronisation runs on the add-on's one background thread (:mod:`offline_addon.runtime.worker`),
-so syncs never overlap; the blocking methods wait for it. Errors are
+Every synchronisation runs on the add-on's one background thread (owned by
+:mod:`offline_addon.runtime.dispatcher`), so syncs never overlap; the blocking methods wait for
+it. Errors are
 :class:`offline_addon.errors.OfflineAddonError` children with messages a user can act on.
 
 Two clocks: ``schedule_clock`` decides what is due (a host drives it through ``on_timer``);
@@ -16,10 +17,7 @@ injectable for tests).
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -30,16 +28,17 @@ from typing import TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors
-from offline_addon.runtime.dispatcher import SyncAgent, SyncFn
-from offline_addon.runtime.events import Call, Login, Logout, Saved, SyncRequest, Wake
-from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback, ShuttingDown
-from offline_addon.runtime.worker import HostClock
+from offline_addon.runtime.clock import ScheduleClock
+from offline_addon.runtime.dispatcher import SyncDispatcher, SyncFn
+from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
-from offline_addon.storage import paths
+from offline_addon.storage.files import delete_copy, move_copies
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
-from offline_addon.storage.sidecar import CopyInfo, delete_copy, list_copies, read_sidecar
-from offline_addon.sync.engine import SyncResult, sync_copy
+from offline_addon.storage.paths import CopyPaths, resolve_folder
+from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar
+from offline_addon.sync.engine import sync_copy
+from offline_addon.sync.result import SyncResult
 
 _log = logging.getLogger("offline_addon")
 _T = TypeVar("_T")
@@ -109,8 +108,10 @@ class OfflineCopies:
     """Manage the offline copies of one machine.
 
     ``settings`` are the add-on's settings (defaults when omitted); ``feedback`` receives
-    progress and messages (a log when omitted). The background thread starts on first use;
-    call :meth:`shutdown` when done.
+    progress and messages (a log when omitted). ``wall_clock`` stamps server contacts and
+    checks the offline validity; ``schedule_clock`` decides what is due (the host drives it
+    through :meth:`timer`); ``sync`` is the engine (tests may wrap it). The background thread
+    starts on first use; call :meth:`shutdown` when done.
 
     >>> copies = OfflineCopies(AddonSettings(database_path="/tmp/offline-doc"))
     >>> copies.folder
@@ -125,27 +126,27 @@ class OfflineCopies:
         *,
         feedback: Feedback | None = None,
         wall_clock: Callable[[], float] = time.time,
-        schedule_clock: HostClock | None = None,
+        schedule_clock: ScheduleClock | None = None,
         sync: SyncFn = sync_copy,
     ) -> None:
-        self._settings = settings or AddonSettings()
         self._feedback: Feedback = feedback or LogFeedback()
         self._wall = wall_clock
-        self.schedule_clock = schedule_clock or HostClock()
-        self._agent = SyncAgent(self._settings, lambda: self.folder, self.schedule_clock,
-                                wall_clock, lambda: self._feedback, sync)
+        self.schedule_clock = schedule_clock or ScheduleClock()
+        self._dispatcher = SyncDispatcher(
+            settings or AddonSettings(), schedule_clock=self.schedule_clock,
+            wall_clock=wall_clock, feedback=lambda: self._feedback, sync=sync)
 
     # -- configuration ------------------------------------------------------------------------
 
     @property
     def settings(self) -> AddonSettings:
         """The settings in force."""
-        return self._settings
+        return self._dispatcher.settings
 
     @property
     def folder(self) -> Path:
         """The folder that holds the copies (the ``database_path`` setting or the default)."""
-        return paths.resolve_folder(self._settings.database_path)
+        return self._dispatcher.folder
 
     def set_feedback(self, feedback: Feedback | None) -> None:
         """Send progress and messages to ``feedback`` from now on (``None``: the log)."""
@@ -154,20 +155,21 @@ class OfflineCopies:
     def apply_settings(self, raw: AddonSettings | Mapping[str, object],
                        timeout: float = DEFAULT_WAIT_S) -> AddonSettings:
         """Validate and apply new settings without a restart and wait; raises
-        :class:`offline_addon.settings.SettingsError` (the old settings stay). A changed
+        :class:`offline_addon.errors.SettingsError` (the old settings stay). A changed
         ``database_path`` moves existing copies (see :mod:`offline_addon.settings`)."""
         new = raw if isinstance(raw, AddonSettings) else parse_settings(raw)
         return _wait(self.request_settings(new), timeout)
 
     def request_settings(self, new: AddonSettings) -> Future[AddonSettings]:
         """Apply validated settings on the background thread (serialised with syncs)."""
-        new_folder = paths.resolve_folder(new.database_path)
-        return self._submit(lambda: self._switch(new, new_folder))
+        new_folder = resolve_folder(new.database_path)
+        return self._dispatcher.submit(lambda: self._switch(new, new_folder))
 
     def _switch(self, new: AddonSettings, new_folder: Path) -> AddonSettings:
         old_folder = self.folder
         if new_folder != old_folder:
-            kept = move_copies(old_folder, new_folder)
+            ids = [info.copy_id for info in list_copies(old_folder)]
+            kept = move_copies(old_folder, new_folder, ids)
             if kept:
                 self._feedback.notify(
                     "Offline copies not moved",
@@ -175,8 +177,7 @@ class OfflineCopies:
                     "already holds a copy of the same database; delete one of them.",
                     "warning",
                 )
-        self._settings = new
-        self._agent.apply_settings(new)
+        self._dispatcher.apply_settings(new)
         return new
 
     # -- listing and status (no password) -----------------------------------------------------
@@ -185,10 +186,9 @@ class OfflineCopies:
         """The copies in the configured folder, read from their sidecars (no password)."""
         return list_copies(self.folder)
 
-    def paths_for(self, session: Session | OfflineCredentials) -> paths.CopyPaths:
+    def paths_for(self, session: Session | OfflineCredentials) -> CopyPaths:
         """Where the copy of this server, database, user and client lives."""
-        return paths.CopyPaths.for_copy(self.folder, session.server_url, session.database,
-                                        session.username, session.client_id)
+        return self._dispatcher.paths_for(session)
 
     def status(self, session: Session | OfflineCredentials) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
@@ -198,7 +198,7 @@ class OfflineCopies:
             info: CopyInfo | None = read_sidecar(target)
         except errors.OfflineAddonError:
             info = None
-        live = self._agent.status(target.copy_id)
+        live = self._dispatcher.status(target.copy_id)
         left = None
         if info is not None and info.valid_until is not None:
             left = max(0.0, info.valid_until - self._wall())
@@ -212,10 +212,7 @@ class OfflineCopies:
     def request_sync(self, session: Session, *, create: bool = False) -> Future[SyncResult]:
         """Ask for a sync of ``session``'s copy without waiting. ``create=True`` creates the
         copy when there is none (the manual first sync)."""
-        future: Future[SyncResult] = Future()
-        if not self._agent.worker.post(SyncRequest(session, create, future)):
-            future.set_exception(ShuttingDown())
-        return future
+        return self._dispatcher.request_sync(session, create)
 
     def create(self, session: Session, timeout: float = DEFAULT_WAIT_S) -> SyncResult:
         """Create the copy for ``session`` (or bring an existing one up to date) and wait."""
@@ -232,11 +229,11 @@ class OfflineCopies:
         """Open the copy for reading without the server. Raises CopyNotFound, WrongPassword,
         CopyExpired (validity since the last server contact passed) or ClockWentBack."""
         target = self.paths_for(credentials)
-        if not target.sidecar.exists() or not target.db.exists():
-            raise errors.CopyNotFound(
-                f"There is no offline copy of '{credentials.database}' for "
-                f"{credentials.username} on this computer.")
-        return OfflineReader(open_offline(target, credentials.password, self._wall()))
+        try:
+            copy = open_offline(target, credentials.password, self._wall())
+        except errors.CopyNotFound:
+            raise errors.CopyNotFound.of(credentials.database) from None
+        return OfflineReader(copy)
 
     # -- re-key and delete ------------------------------------------------------------------
 
@@ -248,14 +245,14 @@ class OfflineCopies:
 
     def request_rekey(self, session: Session, old_password: str) -> Future[bool]:
         """Re-key on the background thread (serialised with syncs) without waiting."""
-        return self._submit(lambda: self._rekey(session, old_password))
+        return self._dispatcher.submit(lambda: self._rekey(session, old_password))
 
     def _rekey(self, session: Session, old_password: str) -> bool:
         target = self.paths_for(session)
-        if not target.db.exists():
-            return False
         try:
             copy = OfflineCopy.open(target, old_password)
+        except errors.CopyNotFound:
+            return False
         except errors.WrongPassword:
             # Already keyed with the new password (e.g. re-keyed by an earlier attempt)?
             OfflineCopy.open(target, session.password).close()
@@ -264,7 +261,7 @@ class OfflineCopies:
                 copy.rekey(session.password)
             finally:
                 copy.close()
-        self._agent.rebind(session)
+        self._dispatcher.rebind(session)
         return True
 
     def delete(self, session: Session | OfflineCredentials,
@@ -275,56 +272,41 @@ class OfflineCopies:
         def remove() -> bool:
             existed = target.db.exists() or target.sidecar.exists()
             delete_copy(target)
-            self._agent.forget(target.copy_id)
+            self._dispatcher.forget(target.copy_id)
             return existed
 
-        return _wait(self._submit(remove), timeout)
+        return _wait(self._dispatcher.submit(remove), timeout)
 
     # -- what the hooks call: cheap, never blocking ---------------------------------------------
 
     def session_started(self, session: Session) -> None:
         """An online login: sync if the copy exists and ``sync_after_login`` is on."""
-        self._agent.worker.post(Login(session))
+        self._dispatcher.logged_in(session)
 
     def session_ended(self, session: Session) -> None:
         """A logout: stop automatic syncs with this session's token."""
-        self._agent.worker.post(Logout(session))
+        self._dispatcher.logged_out(session)
 
     def record_saved(self, session: Session, record: SavedRecord) -> bool:
         """A saved record: schedule a debounced sync when the logged-in user saved it and
         ``sync_after_save`` is on. Returns whether it counted."""
-        if record.saved_by != session.user_id or not self._settings.sync_after_save:
-            return False
-        if record.database != session.database:
-            return False
-        self._agent.worker.post(Saved(session))
-        return True
+        return self._dispatcher.record_saved(session, record)
 
     def timer(self, now: float) -> bool:
         """The host's tick: learn its time; wake the worker only when something is due.
         Returns whether it woke the worker."""
-        self.schedule_clock.observe(now)
-        if now < self._agent.worker.due_hint:
-            return False
-        self._agent.worker.post(Wake())
-        return True
+        return self._dispatcher.timer(now)
 
     # -- lifecycle ------------------------------------------------------------------------------
 
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no sync runs or is about to (debounced saves included)."""
-        return self._agent.worker.wait_idle(timeout)
+        return self._dispatcher.wait_idle(timeout)
 
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the background thread (a running sync stops at its next page); returns whether
         it ended within ``timeout``. The object cannot be used afterwards."""
-        return self._agent.worker.shutdown(timeout)
-
-    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
-        future: Future[_T] = Future()
-        if not self._agent.worker.post(Call(fn, future)):  # type: ignore[arg-type]
-            future.set_exception(ShuttingDown())
-        return future
+        return self._dispatcher.shutdown(timeout)
 
 
 def _wait(future: Future[_T], timeout: float) -> _T:
@@ -334,43 +316,3 @@ def _wait(future: Future[_T], timeout: float) -> _T:
         raise errors.OfflineAddonError(
             "The offline add-on is still busy; see 'psr-client offline status' and try "
             "again later.") from None
-
-
-def move_copies(old: Path, new: Path) -> list[str]:
-    """Move every copy in ``old`` to ``new`` (rules in :mod:`offline_addon.settings`). Returns
-    the ids of copies left in ``old`` because ``new`` already has one with the same id."""
-    kept: list[str] = []
-    for info in list_copies(old) if old.is_dir() else []:
-        source = paths.CopyPaths(old, info.copy_id)
-        target = paths.CopyPaths(new, info.copy_id)
-        if target.db.exists() or target.sidecar.exists():
-            kept.append(info.copy_id)
-            continue
-        paths.ensure_folder(new)
-        try:
-            # Database (and SQLite side files) first, sidecar last: until the sidecar arrives
-            # the copy is still complete and listed in the old folder.
-            for name in (source.db, *source.companions(source.db)):
-                if name.exists():
-                    _move_file(name, target.folder / name.name)
-            _move_file(source.sidecar, target.sidecar)
-        except OSError as exc:
-            raise errors.StorageError(
-                f"Could not move an offline copy from {old} to {new} ({exc.strerror}); it "
-                "stays in the old folder. Check the folder's permissions and free space.",
-            ) from None
-    return kept
-
-
-def _move_file(source: Path, target: Path) -> None:
-    try:
-        os.replace(source, target)  # same filesystem: one atomic rename
-        paths.fsync_folder(target.parent)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    # Another filesystem: copy durably under a temporary name and rename, then remove.
-    with source.open("rb") as reader:
-        paths.write_durably(target, lambda out: shutil.copyfileobj(reader, out), ".moving")
-    source.unlink()

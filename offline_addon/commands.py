@@ -14,7 +14,7 @@ from hookspecs import CommandInvocation, HostCommand
 from offline_addon import errors
 from offline_addon.api import CopyOverview, OfflineCopies
 from offline_addon.storage.sidecar import CopyInfo
-from offline_addon.sync.engine import SyncResult
+from offline_addon.sync.result import SyncResult
 
 GROUP = "offline"
 

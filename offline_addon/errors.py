@@ -5,6 +5,7 @@ password, a token or record content::
 
     OfflineAddonError
     ├── ConfigurationError      the configured folder is unusable
+    │   └── SettingsError       a setting has a value the add-on cannot use (``field``)
     ├── ServerUnreachable       connection refused, DNS, timeout
     ├── AuthenticationRequired  401: the server wants a new login
     ├── OfflineNotAllowed       403: database switch or user right is off (``reason``)
@@ -16,7 +17,9 @@ password, a token or record content::
     ├── CopyExpired             offline validity since the last server contact has passed
     ├── ClockWentBack           the computer's clock is earlier than the last server contact
     ├── CopyNotFound            there is no offline copy (yet)
-    └── StorageError            disk full, permissions, corrupt file
+    ├── StorageError            disk full, permissions, corrupt file
+    ├── SyncCancelled           a sync was stopped on request between two pages
+    └── ShuttingDown            the add-on was switched off before the work could run
 """
 
 from __future__ import annotations
@@ -32,6 +35,15 @@ class OfflineAddonError(Exception):
 
 class ConfigurationError(OfflineAddonError):
     """A setting (for example the database folder) cannot be used."""
+
+
+class SettingsError(ConfigurationError):
+    """A setting has a value the add-on cannot use. ``field`` names the setting."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"Offline Add-on setting '{field}': {problem} The old value stays.")
 
 
 class ServerUnreachable(OfflineAddonError):
@@ -82,12 +94,39 @@ class ClockWentBack(OfflineAddonError):
     """The computer's clock is earlier than the last contact with the server."""
 
 
+class StorageError(OfflineAddonError):
+    """The copy's file cannot be read or written (disk full, permissions, damaged file)."""
+
+
+class SyncCancelled(OfflineAddonError):
+    """A sync was stopped on request; every page applied before stays, and the next sync
+    continues from there."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The offline synchronisation was stopped; what it had received is kept and the "
+            "next synchronisation continues from there."
+        )
+
+
 class CopyNotFound(OfflineAddonError):
     """There is no offline copy for this server, database, user and computer."""
 
+    @classmethod
+    def of(cls, database: str | None = None) -> CopyNotFound:
+        """The one sentence for a missing copy (of ``database``, when known)."""
+        what = "this database" if database is None else f"'{database}'"
+        return cls(
+            f"There is no offline copy of {what} on this computer yet; log in online and "
+            "create one with 'offline create'."
+        )
 
-class StorageError(OfflineAddonError):
-    """The copy's file cannot be read or written (disk full, permissions, damaged file)."""
+
+class ShuttingDown(OfflineAddonError):
+    """The add-on was switched off before the requested work could run."""
+
+    def __init__(self) -> None:
+        super().__init__("The Offline Add-on is shutting down; run the command again later.")
 
 
 def offline_not_allowed_message(reason: OfflineReason) -> str:

@@ -26,8 +26,9 @@ from hookspecs import (
 from hookspecs.services import NotifyLevel
 from offline_addon import errors
 from offline_addon.api import OfflineCopies
+from offline_addon.errors import SettingsError
 from offline_addon.runtime.status import PROGRESS_TASK
-from offline_addon.settings import AddonSettings, SettingsError, parse_settings
+from offline_addon.settings import AddonSettings, parse_settings
 
 ADDON_ID = "offline"
 SHUTDOWN_WAIT_S = 15.0

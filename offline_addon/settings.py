@@ -28,20 +28,11 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates
 
-from offline_addon.errors import ConfigurationError
+from offline_addon.errors import SettingsError
 
 DEFAULT_INTERVAL_MINUTES = 30
 MIN_INTERVAL_MINUTES = 1
 MAX_INTERVAL_MINUTES = 1440
-
-
-class SettingsError(ConfigurationError):
-    """A setting has a value the add-on cannot use. ``field`` names the setting."""
-
-    def __init__(self, field: str, problem: str) -> None:
-        self.field = field
-        self.problem = problem
-        super().__init__(f"Offline Add-on setting '{field}': {problem} The old value stays.")
 
 
 @dataclass(frozen=True)

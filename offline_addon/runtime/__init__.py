@@ -1,1 +1,1 @@
-"""placeholder"""
+"""When and on which thread: the dispatcher, its worker, the schedule, events and status."""

@@ -1,7 +1,9 @@
-"""The sync agent: what the add-on's background thread does with the events hooks post.
+"""The sync dispatcher: owns the add-on's background thread and decides what it does.
 
-It applies login, logout, save and timer events to the schedule, runs at most one
-synchronisation per step, and publishes each copy's status for cheap reads from any thread.
+Hooks and API calls hand it events (from any thread, in microseconds); on the worker thread it
+applies them to the schedule, runs at most one synchronisation per step, and publishes each
+copy's status for cheap reads from any thread. It owns the settings in force, the worker, the
+schedule of the logged-in copy and the per-login cache; nobody reaches past it to those.
 """
 
 from __future__ import annotations
@@ -11,105 +13,171 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
+from typing import Protocol, TypeVar
 
-from hookspecs import Session
+from hookspecs import OfflineCredentials, SavedRecord, Session
 from offline_addon import errors
-from offline_addon.runtime.events import Call, Login, Logout, Saved, SyncRequest
-from offline_addon.runtime.login_cache import HeldClient, HeldCopy
+from offline_addon.runtime.clock import ScheduleClock
+from offline_addon.runtime.events import (
+    ClockMoved,
+    LoggedIn,
+    LoggedOut,
+    RecordSaved,
+    SyncRequested,
+    WorkerCall,
+)
+from offline_addon.runtime.login_cache import LoginCache
 from offline_addon.runtime.schedule import SyncSchedule, SyncTrigger
-from offline_addon.runtime.status import CopyStatus, Feedback, ShuttingDown
+from offline_addon.runtime.status import CopyStatus, Feedback
 from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
-from offline_addon.storage import paths
-from offline_addon.sync.engine import SyncResult
+from offline_addon.storage.offline_copy import Opening
+from offline_addon.storage.paths import CopyPaths, resolve_folder
+from offline_addon.sync.result import SyncResult, failure_message
+from offline_addon.sync.transport import SyncClient
 
 _log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
-class _Abandon(Exception):
-    """Raised from the progress callback to stop a sync at its next page on shutdown."""
+NO_COPY_HINT_DELAY_S = 1.0
+"""The "no copy yet" hint comes this long after a login, so that a login made only to run
+``offline create`` stays quiet."""
+
+_NOT_RETRYABLE = (errors.AuthenticationRequired, errors.CopyNotFound, errors.OfflineNotAllowed,
+                  errors.WrongPassword, errors.ShuttingDown)
 
 
-SyncFn = Callable[..., SyncResult]
+class SyncFn(Protocol):
+    """The engine's entry point (:func:`offline_addon.sync.engine.sync_copy`); injectable so
+    that tests can observe or slow down what the dispatcher runs."""
+
+    def __call__(self, paths: CopyPaths, session: Session, *, create: bool,
+                 opening: Opening | None = ..., progress: Callable[[int, int], None] | None = ...,
+                 cancel: Callable[[], bool] | None = ..., clock: Callable[[], float] = ...,
+                 client: SyncClient | None = ...) -> SyncResult: ...
 
 
-class SyncAgent:
-    """Applies events and runs synchronisations; used only on the worker thread, except the
-    read-only :meth:`status` and :meth:`has_pending`."""
+Account = Session | OfflineCredentials
 
-    def __init__(
-        self,
-        settings: AddonSettings,
-        folder: Callable[[], Path],
-        schedule_clock: Callable[[], float],
-        wall_clock: Callable[[], float],
-        feedback: Callable[[], Feedback],
-        sync: SyncFn,
-    ) -> None:
-        self.settings = settings
-        self._folder = folder
+
+class SyncDispatcher:
+    """The add-on's background work. Methods marked "worker thread" run only there."""
+
+    def __init__(self, settings: AddonSettings, *, schedule_clock: ScheduleClock,
+                 wall_clock: Callable[[], float], feedback: Callable[[], Feedback],
+                 sync: SyncFn) -> None:
+        self._settings = settings
         self._now = schedule_clock
         self._wall = wall_clock
         self._feedback = feedback
         self._sync = sync
-        self.worker = Worker("offline-addon-sync", self.step, schedule_clock,
-                             has_pending=self.has_pending)
+        self._worker = Worker("offline-addon-sync", self._step, schedule_clock,
+                              has_pending=self._has_pending)
         self._current: Session | None = None
         self._schedule: SyncSchedule | None = None
         self._status: dict[str, CopyStatus] = {}
         self._hint_at: float | None = None
-        self._held = HeldCopy()
-        self._client = HeldClient()
+        self._cache = LoginCache()
 
-    # -- read from any thread ---------------------------------------------------------------
+    # -- the settings and where copies live ------------------------------------------------------
+
+    @property
+    def settings(self) -> AddonSettings:
+        """The settings in force."""
+        return self._settings
+
+    @property
+    def folder(self) -> Path:
+        """The folder that holds the copies (the ``database_path`` setting or the default)."""
+        return resolve_folder(self._settings.database_path)
+
+    def paths_for(self, account: Account) -> CopyPaths:
+        """Where the copy of this server, database, user and client lives."""
+        return CopyPaths.for_copy(self.folder, account.server_url, account.database,
+                                  account.username, account.client_id)
+
+    # -- any thread: cheap, never blocking -------------------------------------------------------
 
     def status(self, copy_id: str) -> CopyStatus:
         """The latest status of ``copy_id`` (a frozen snapshot)."""
         return self._status.get(copy_id) or CopyStatus(copy_id)
 
-    def has_pending(self) -> bool:
-        """Whether a sync (or the "no copy yet" hint) is wanted now or after a debounce, not
-        held back by a back-off (what ``wait_idle`` waits for; a distant interval sync does
-        not count)."""
-        if self._hint_at is not None:  # the "no copy yet" hint is due in a moment
-            return True
-        schedule = self._schedule
-        if schedule is None or schedule.running:
+    def logged_in(self, session: Session) -> None:
+        """An online login: sync if the copy exists and ``sync_after_login`` is on."""
+        self._worker.post(LoggedIn(session))
+
+    def logged_out(self, session: Session) -> None:
+        """A logout: stop automatic syncs with this session's token."""
+        self._worker.post(LoggedOut(session))
+
+    def record_saved(self, session: Session, record: SavedRecord) -> bool:
+        """Whether a saved record counts for a sync (saved by this session's user into its
+        database, with ``sync_after_save`` on); if so, a debounced sync for it. Whether the
+        session is still the logged-in one is checked in order with the logins, on the worker
+        thread."""
+        counts = (record.saved_by == session.user_id and record.database == session.database
+                  and self._settings.sync_after_save)
+        if counts:
+            self._worker.post(RecordSaved(session))
+        return counts
+
+    def timer(self, now: float) -> bool:
+        """The host's tick: learn its time; wake the worker only when something is due.
+        Returns whether it woke the worker."""
+        self._now.observe(now)
+        if now < self._worker.due_hint:
             return False
-        if schedule.urgent or schedule.login_at is not None:
+        self._worker.post(ClockMoved())
+        return True
+
+    def request_sync(self, session: Session, create: bool) -> Future[SyncResult]:
+        """A sync of ``session``'s copy, served on the worker thread."""
+        future: Future[SyncResult] = Future()
+        if not self._worker.post(SyncRequested(session, create, future)):
+            future.set_exception(errors.ShuttingDown())
+        return future
+
+    def submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        """Run ``fn`` on the worker thread, serialised with syncs, after closing the cached
+        copy (``fn`` may touch the copy's files)."""
+        future: Future[_T] = Future()
+        if not self._worker.post(WorkerCall(fn, future)):  # type: ignore[arg-type]
+            future.set_exception(errors.ShuttingDown())
+        return future
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no sync runs or is about to (debounced saves included)."""
+        return self._worker.wait_idle(timeout)
+
+    def shutdown(self, timeout: float) -> bool:
+        """Stop the worker (a running sync stops at its next page); whether it ended in time."""
+        return self._worker.shutdown(timeout)
+
+    def _has_pending(self) -> bool:
+        """What ``wait_idle`` waits for: the "no copy yet" hint, or a sync the schedule wants
+        now or after a debounce."""
+        if self._hint_at is not None:
             return True
-        if schedule.retry_at is not None:
-            return False
-        return schedule.save_last is not None or schedule.interval_due(self._now())
+        return self._schedule is not None and self._schedule.has_pending(self._now())
 
-    def current_copy_id(self) -> str | None:
-        """The copy of the logged-in session, if any."""
-        session = self._current
-        return None if session is None else self.paths_for(session).copy_id
+    # -- worker thread: the step -----------------------------------------------------------------
 
-    def paths_for(self, session: Session) -> paths.CopyPaths:
-        """The file paths of ``session``'s copy in the configured folder."""
-        return paths.CopyPaths.for_copy(self._folder(), session.server_url, session.database,
-                                        session.username, session.client_id)
-
-    # -- the worker's step --------------------------------------------------------------------
-
-    def step(self, events: Sequence[object], stopping: bool) -> float | None:
+    def _step(self, events: Sequence[object], stopping: bool) -> float | None:
         """Apply ``events``, then run what is due: requested syncs first (one per copy, every
         request for it folded in), else the automatic one."""
-        requests: dict[str, list[SyncRequest]] = {}
+        requests: dict[str, list[SyncRequested]] = {}
         for event in events:
-            if isinstance(event, SyncRequest):
+            if isinstance(event, SyncRequested):
                 requests.setdefault(self.paths_for(event.session).copy_id, []).append(event)
             else:
                 self._apply(event, stopping)
         if stopping:
-            self._held.close()
-            self._client.close()
+            self._cache.close()
             for waiting in requests.values():
                 for request in waiting:
-                    request.future.set_exception(ShuttingDown())
+                    request.future.set_exception(errors.ShuttingDown())
             return None
-        if requests and self.current_copy_id() in requests:
+        if requests and self._current_copy_id() in requests:
             self._hint_at = None
         if self._hint_at is not None and self._now() >= self._hint_at:
             self._give_hint()
@@ -123,26 +191,24 @@ class SyncAgent:
         return self._publish_next()
 
     def _apply(self, event: object, stopping: bool) -> None:
-        if isinstance(event, Call | Logout) or stopping:
-            self._held.close()  # before a call touches the file; at logout; at shutdown
-            if not isinstance(event, Call):
-                self._client.close()
-        if isinstance(event, Call):
-            if stopping and not event.future.set_running_or_notify_cancel():
-                return
-            self._run_call(event)
+        if isinstance(event, WorkerCall):
+            self._cache.close_copy()  # before the call touches the file
+            if not stopping or event.future.set_running_or_notify_cancel():
+                self._run_call(event)
         elif stopping:
             return
-        elif isinstance(event, Login):
+        elif isinstance(event, LoggedIn):
             self._on_login(event.session)
-        elif isinstance(event, Logout):
+        elif isinstance(event, LoggedOut):
+            self._cache.close()
             if self._current is not None and self._current == event.session:
                 self._current, self._schedule, self._hint_at = None, None, None
-        elif (isinstance(event, Saved) and self._schedule is not None
+        elif (isinstance(event, RecordSaved) and self._schedule is not None
               and self._current == event.session):
             self._schedule.trigger(SyncTrigger.SAVE, self._now())
 
-    def _run_call(self, call: Call) -> None:
+    @staticmethod
+    def _run_call(call: WorkerCall) -> None:
         if call.future.done():
             return
         try:
@@ -150,16 +216,19 @@ class SyncAgent:
         except BaseException as exc:  # handed to the caller, who raises it in its thread
             call.future.set_exception(exc)
 
+    def _current_copy_id(self) -> str | None:
+        session = self._current
+        return None if session is None else self.paths_for(session).copy_id
+
     def _on_login(self, session: Session) -> None:
         now = self._now()
         self._current = session
-        self._schedule = SyncSchedule(self.settings.interval_seconds)
+        self._schedule = SyncSchedule(self._settings.interval_seconds)
         if self.paths_for(session).db.exists():
             self._schedule.arm(now)
-            if self.settings.sync_after_login:
+            if self._settings.sync_after_login:
                 self._schedule.trigger(SyncTrigger.LOGIN, now)
         else:
-            # Told a moment later, so that a login made to run 'offline create' stays quiet.
             self._hint_at = now + NO_COPY_HINT_DELAY_S
 
     def _give_hint(self) -> None:
@@ -180,13 +249,15 @@ class SyncAgent:
         """Whether the server lets this user keep a copy; ``True`` when it cannot be asked
         (a hint too many is better than none)."""
         try:
-            return self._client.get(session).policy(session.database).allowed
+            return self._cache.client(session).policy(session.database).allowed
         except errors.OfflineAddonError:
             return True
 
+    # -- worker thread: what calls change ----------------------------------------------------------
+
     def apply_settings(self, new: AddonSettings) -> None:
         """Use ``new`` settings from now on (worker thread; a moved folder is done before)."""
-        self.settings = new
+        self._settings = new
         if self._schedule is not None:
             self._schedule.set_interval(new.interval_seconds, self._now())
 
@@ -196,38 +267,41 @@ class SyncAgent:
             self._current = session
 
     def forget(self, copy_id: str) -> None:
-        """The copy is gone: no automatic syncs for it."""
-        if self._schedule is not None and self.current_copy_id() == copy_id:
+        """The copy is gone (worker thread): no automatic syncs for it."""
+        if self._schedule is not None and self._current_copy_id() == copy_id:
             self._schedule.disarm()
         self._set(copy_id, next_sync_at=None)
 
-    # -- running one sync -----------------------------------------------------------------------
+    # -- worker thread: running one sync -------------------------------------------------------
 
     def _serve(self, copy_id: str, session: Session, create: bool,
                futures: list[Future[SyncResult]]) -> None:
         live = [f for f in futures if f.set_running_or_notify_cancel()]
-        schedule = self._schedule if self.current_copy_id() == copy_id else None
+        schedule = self._schedule if self._current_copy_id() == copy_id else None
         target = self.paths_for(session)
-        if not create and not target.db.exists():
+        opening = self._cache.open(target, session.password)
+        if not create and not opening.exists:
             if schedule is not None:
                 schedule.disarm()
             for future in live:
-                future.set_exception(errors.CopyNotFound(_NO_COPY))
+                future.set_exception(errors.CopyNotFound.of(session.database))
             return
         if schedule is not None:
             schedule.started(self._now())
         try:
-            result = self._run(target, session, create)
+            result = self._run(target, session, create, opening)
         except BaseException as exc:
-            self._failed(copy_id, session, exc, schedule)
+            self._failed(copy_id, exc, schedule)
             for future in live:
-                future.set_exception(exc if isinstance(exc, Exception) else ShuttingDown())
+                future.set_exception(exc if isinstance(exc, Exception)
+                                     else errors.ShuttingDown())
             return
         self._succeeded(copy_id, session, result, schedule)
         for future in live:
             future.set_result(result)
 
-    def _run(self, target: paths.CopyPaths, session: Session, create: bool) -> SyncResult:
+    def _run(self, target: CopyPaths, session: Session, create: bool,
+             opening: Opening) -> SyncResult:
         feedback = self._feedback()
         self._set(target.copy_id, state="syncing", done=0, total=0)
         text = f"Synchronising the offline copy of '{session.database}'"
@@ -235,28 +309,25 @@ class SyncAgent:
         last = [0, 0]
 
         def progress(done: int, total: int) -> None:
-            if self.worker.stopping:
-                raise _Abandon
             last[:] = [done, total]
             self._set(target.copy_id, done=done, total=total)
             feedback.progress(done, total, text)
 
         ended = "Stopped"
         try:
-            copy = self._held.get(target, session.password)
             try:
-                result = self._sync(target, session, create=create, progress=progress,
-                                    clock=self._wall, copy=copy,
-                                    client=self._client.get(session))
+                result = self._sync(target, session, create=create, opening=opening,
+                                    progress=progress, cancel=lambda: self._worker.stopping,
+                                    clock=self._wall, client=self._cache.client(session))
             except BaseException:
-                self._held.close()  # its state is unknown; the next sync opens it afresh
+                self._cache.close_copy()  # its state is unknown; the next sync opens it afresh
                 raise
             if result.outcome == "wiped":
-                self._held.forget()
+                self._cache.forget_copy()
             ended = "Up to date" if result.outcome != "wiped" else "Offline copy deleted"
             return result
-        except _Abandon:
-            raise ShuttingDown() from None
+        except errors.SyncCancelled:
+            raise errors.ShuttingDown() from None
         finally:
             if not (last[1] > 0 and last[0] >= last[1]):  # else the display has ended
                 feedback.progress(last[0], -1, ended)
@@ -275,14 +346,9 @@ class SyncAgent:
         if result.outcome == "wiped":
             self._feedback().notify("Offline copy deleted", result.message, "warning")
             return
-        self._feedback().notify(
-            "Offline synchronisation completed",
-            f"{session.database}: {result.record_count} records "
-            f"({result.added} added, {result.changed} changed, {result.removed} removed).",
-        )
+        self._feedback().notify("Offline synchronisation completed", result.message)
 
-    def _failed(self, copy_id: str, session: Session, exc: BaseException,
-                schedule: SyncSchedule | None) -> None:
+    def _failed(self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None) -> None:
         message = failure_message(exc)
         self._set(copy_id, state="idle", last_error=message,
                   syncs=self.status(copy_id).syncs + 1)
@@ -298,7 +364,7 @@ class SyncAgent:
             notify = verdict.notify
             if isinstance(exc, errors.CopyNotFound | errors.OfflineNotAllowed):
                 schedule.disarm()
-        if notify and not isinstance(exc, ShuttingDown):
+        if notify and not isinstance(exc, errors.ShuttingDown | errors.SyncCancelled):
             self._feedback().notify("Offline synchronisation failed", message, "warning")
 
     # -- status ---------------------------------------------------------------------------------
@@ -309,35 +375,10 @@ class SyncAgent:
     def _publish_next(self) -> float | None:
         schedule = self._schedule
         due = schedule.next_due() if schedule is not None else None
-        copy_id = self.current_copy_id()
+        copy_id = self._current_copy_id()
         if copy_id is not None:
-            planned = due if due is not None and due != float("-inf") else None
-            if schedule is not None and not schedule.armed:
-                planned = None
+            planned = due if schedule is not None and schedule.armed else None
             self._set(copy_id, next_sync_at=planned)
         if self._hint_at is not None:
             due = self._hint_at if due is None else min(due, self._hint_at)
         return due
-
-
-NO_COPY_HINT_DELAY_S = 1.0
-_NO_COPY = ("There is no offline copy for this database yet; create one with "
-            "'psr-client offline create'.")
-_NOT_RETRYABLE = (errors.AuthenticationRequired, errors.CopyNotFound, errors.OfflineNotAllowed,
-                  errors.WrongPassword, ShuttingDown)
-
-
-def failure_message(exc: BaseException) -> str:
-    """A user-facing sentence for a failed sync: what went wrong and what to do."""
-    if isinstance(exc, errors.AuthenticationRequired):
-        return "The server wants you to log in again; log out and in, then sync again."
-    if isinstance(exc, errors.WrongPassword):
-        return ("The offline copy is encrypted with a different password. Delete it with "
-                "'psr-client offline delete' and create it again with 'psr-client offline "
-                "create'.")
-    if isinstance(exc, errors.ServerUnreachable | errors.ServerBusy | errors.ServerError):
-        return f"{exc} The add-on tries again by itself later."
-    if isinstance(exc, errors.OfflineAddonError):
-        return str(exc)
-    return ("An unexpected error stopped the offline synchronisation; it is retried later. "
-            "If this repeats, look at the host's log.")

@@ -1,4 +1,4 @@
-"""The events hooks and API calls post to the add-on's worker thread."""
+"""The events that hooks and API calls post to the add-on's worker thread."""
 
 from __future__ import annotations
 
@@ -7,38 +7,46 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from hookspecs import Session
-from offline_addon.sync.engine import SyncResult
+from offline_addon.sync.result import SyncResult
 
 
 @dataclass(frozen=True)
-class Login:
+class LoggedIn:
+    """An online login (``on_login``)."""
+
     session: Session
 
 
 @dataclass(frozen=True)
-class Logout:
+class LoggedOut:
+    """A logout (``on_logout``)."""
+
     session: Session
 
 
 @dataclass(frozen=True)
-class Saved:
+class RecordSaved:
+    """The logged-in user saved a record that counts for a sync (already decided)."""
+
     session: Session
 
 
 @dataclass(frozen=True)
-class Wake:
+class ClockMoved:
     """The schedule clock moved (``on_timer``): re-check what is due."""
 
 
 @dataclass(frozen=True)
-class SyncRequest:
+class SyncRequested:
+    """A sync asked for through the API (``create``: make the copy when there is none)."""
+
     session: Session
     create: bool
     future: Future[SyncResult]
 
 
 @dataclass(frozen=True)
-class Call:
+class WorkerCall:
     """Run ``fn`` on the worker thread (serialised with syncs), result into ``future``."""
 
     fn: Callable[[], object]

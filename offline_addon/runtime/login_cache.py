@@ -12,71 +12,64 @@ from __future__ import annotations
 import logging
 
 from hookspecs import Session
-from offline_addon.errors import OfflineAddonError
-from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.offline_copy import Opening, open_for_sync
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.transport import SyncClient
 
 _log = logging.getLogger(__name__)
 
 
-class HeldCopy:
-    """At most one open :class:`OfflineCopy`, for the copy being synchronised."""
+class LoginCache:
+    """At most one open copy (the one being synchronised) and one keep-alive HTTP client per
+    login (no new connection, no new TLS handshake per sync)."""
 
     def __init__(self) -> None:
         self._copy_id: str | None = None
-        self._copy: OfflineCopy | None = None
+        self._opening: Opening | None = None
+        self._client_key: tuple[str, str, str] | None = None
+        self._client: SyncClient | None = None
 
-    def get(self, target: CopyPaths, password: str) -> OfflineCopy | None:
-        """The open copy at ``target``, opened now if needed; ``None`` when there is no file
-        or it does not open with ``password`` (the sync then deals with it: it rebuilds a copy
-        locked with an older password and reports a damaged one)."""
-        if self._copy is not None and self._copy_id == target.copy_id:
-            return self._copy
-        self.close()
-        if not target.db.is_file():
-            return None
-        try:
-            self._copy = OfflineCopy.open(target, password)
-        except OfflineAddonError:
-            return None
-        self._copy_id = target.copy_id
-        return self._copy
+    def open(self, target: CopyPaths, password: str) -> Opening:
+        """The copy at ``target``, opened now if it is not open yet. A copy that does not open
+        is not kept: the sync deals with it (and the next sync opens afresh)."""
+        if self._opening is not None and self._copy_id == target.copy_id:
+            return self._opening
+        self.close_copy()
+        opening = open_for_sync(target, password)
+        if opening.copy is not None:
+            self._copy_id, self._opening = target.copy_id, opening
+        return opening
 
-    def forget(self) -> None:
-        """The sync closed or replaced the copy itself (after a wipe): drop it unclosed."""
-        self._copy_id, self._copy = None, None
+    def forget_copy(self) -> None:
+        """The sync closed the copy itself (after a wipe): drop it unclosed."""
+        self._copy_id, self._opening = None, None
 
-    def close(self) -> None:
+    def close_copy(self) -> None:
         """Close the open copy, if any."""
-        copy, self._copy_id, self._copy = self._copy, None, None
-        if copy is None:
+        opening, self._copy_id, self._opening = self._opening, None, None
+        if opening is None or opening.copy is None:
             return
         try:
-            copy.close()
+            opening.copy.close()
         except Exception:  # closing must never stop a logout or a shutdown
             _log.exception("offline add-on: closing the offline copy failed")
 
-
-class HeldClient:
-    """One keep-alive HTTP client per login, reused by every sync of that login (no new
-    connection, no new TLS handshake per sync). Closed at logout and shutdown."""
-
-    def __init__(self) -> None:
-        self._key: tuple[str, str, str] | None = None
-        self._client: SyncClient | None = None
-
-    def get(self, session: Session) -> SyncClient:
+    def client(self, session: Session) -> SyncClient:
         """The client for ``session`` (a new one when the server, token or client changed)."""
         key = (session.server_url, session.token, session.client_id)
-        if self._client is None or self._key != key:
-            self.close()
+        if self._client is None or self._client_key != key:
+            self.close_client()
             self._client = SyncClient(*key)
-            self._key = key
+            self._client_key = key
         return self._client
 
-    def close(self) -> None:
+    def close_client(self) -> None:
         """Close the client, if any."""
-        client, self._key, self._client = self._client, None, None
+        client, self._client_key, self._client = self._client, None, None
         if client is not None:
             client.close()
+
+    def close(self) -> None:
+        """Close everything (logout, shutdown)."""
+        self.close_copy()
+        self.close_client()

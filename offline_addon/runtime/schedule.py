@@ -2,7 +2,9 @@
 
 No threads, no I/O, no clock of its own: :class:`SyncSchedule` is told what happened (a
 trigger, a sync started, a sync ended) together with the time, and answers what is due next.
-The worker (:mod:`offline_addon.runtime.worker`) feeds it and sleeps until :meth:`SyncSchedule.next_due`.
+The dispatcher (:mod:`offline_addon.runtime.dispatcher`) feeds it and its worker sleeps until
+:meth:`SyncSchedule.next_due`. A sync asked for by hand does not go through the schedule: it
+runs at once (and serves every trigger that came before it).
 
 Rules (DESIGN.md "Synchronisation"):
 
@@ -10,7 +12,6 @@ Rules (DESIGN.md "Synchronisation"):
 * ``interval``: due ``interval_s`` after the last finished sync (or after arming).
 * ``save``: debounced; due ``debounce_s`` after the last save of a burst, but no later than
   ``max_delay_s`` after its first save, so a steady stream of saves still syncs.
-* ``manual``: due at once; it also skips a pending back-off, because the user asks for it now.
 * ``login``: due ``login_settle_s`` (1 s) after the login, also skipping a back-off. The short
   wait lets a manual sync that comes with the login (``psr-client offline sync`` logs in first)
   serve both, instead of two syncs back to back.
@@ -39,12 +40,8 @@ MIN_BACKOFF_S = 1.0
 class SyncTrigger(StrEnum):
     """Why a synchronisation is wanted."""
 
-    MANUAL = "manual"
     LOGIN = "login"
     SAVE = "save"
-    INTERVAL = "interval"
-
-
 
 
 @dataclass(frozen=True)
@@ -72,7 +69,6 @@ class SyncSchedule:
     running: bool = False
     last_finished: float | None = None
     next_interval_at: float | None = None
-    urgent: bool = False
     login_at: float | None = None
     save_first: float | None = None
     save_last: float | None = None
@@ -94,7 +90,6 @@ class SyncSchedule:
         self.armed = False
         self.next_interval_at = None
         self.save_first = self.save_last = None
-        self.urgent = False
         self.login_at = None
         self.retry_at = None
 
@@ -108,9 +103,7 @@ class SyncSchedule:
     def trigger(self, kind: SyncTrigger, now: float) -> bool:
         """Record a trigger. Returns ``False`` when it is ignored (automatic trigger for a copy
         that does not exist yet)."""
-        if kind is SyncTrigger.MANUAL:
-            self.urgent = True
-        elif not self.armed:
+        if not self.armed:
             return False
         elif kind is SyncTrigger.LOGIN:
             self.login_at = now + self.login_settle_s
@@ -118,8 +111,6 @@ class SyncSchedule:
             if self.save_first is None:
                 self.save_first = now
             self.save_last = now
-        elif kind is SyncTrigger.INTERVAL:
-            self.next_interval_at = min(self.next_interval_at or now, now)
         return True
 
     def interval_due(self, now: float) -> bool:
@@ -129,12 +120,10 @@ class SyncSchedule:
     # -- what is due -----------------------------------------------------------------------
 
     def next_due(self) -> float | None:
-        """The time at which the next sync is due, ``-inf`` for "now", ``None`` for never
+        """The time at which the next sync is due, ``None`` for never
         (until something happens). While a sync runs nothing is due."""
         if self.running:
             return None
-        if self.urgent:
-            return float("-inf")
         candidates: list[float] = []
         if self.save_last is not None and self.save_first is not None:
             candidates.append(
@@ -151,6 +140,17 @@ class SyncSchedule:
             return due
         return self.login_at
 
+    def has_pending(self, now: float) -> bool:
+        """Whether a sync is wanted now or after a debounce and not held back by a back-off
+        (what ``wait_idle`` waits for; a distant interval sync does not count)."""
+        if self.running:
+            return False
+        if self.login_at is not None:
+            return True
+        if self.retry_at is not None:
+            return False
+        return self.save_last is not None or self.interval_due(now)
+
     def is_due(self, now: float) -> bool:
         """Whether a sync should start at ``now``."""
         due = self.next_due()
@@ -161,7 +161,6 @@ class SyncSchedule:
     def started(self, now: float) -> None:
         """A sync starts: it serves every trigger so far."""
         self.running = True
-        self.urgent = False
         self.login_at = None
         self.save_first = self.save_last = None
 

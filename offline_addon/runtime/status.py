@@ -1,5 +1,5 @@
-"""What the add-on tells about its work: the feedback channel (progress, messages), each
-copy's status, and the error for work refused at shutdown."""
+"""What the add-on tells about its work: the feedback channel (progress, messages) and each
+copy's live status (in memory, in this process)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from offline_addon import errors
-from offline_addon.sync.engine import SyncResult
+from offline_addon.sync.result import SyncResult
 
 _log = logging.getLogger("offline_addon.runtime.dispatcher")
 
@@ -57,10 +56,3 @@ class CopyStatus:
     """Next automatic sync on the schedule clock; ``None`` when none is planned."""
     syncs: int = 0
     """Synchronisations finished (well or not) in this process."""
-
-
-class ShuttingDown(errors.OfflineAddonError):
-    """The add-on was switched off before the requested work could run."""
-
-    def __init__(self) -> None:
-        super().__init__("The Offline Add-on is shutting down; run the command again later.")

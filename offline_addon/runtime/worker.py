@@ -7,8 +7,8 @@ most one unit of work (one synchronisation); ``step`` returns when it wants to r
 time on the owner's clock, or ``None`` for "only when an event comes"). Draining everything
 before acting is what folds a burst of triggers into one follow-up sync.
 
-The thread knows nothing about syncing; :class:`offline_addon.api.OfflineCopies` owns the
-decisions.
+The thread knows nothing about syncing; :class:`offline_addon.runtime.dispatcher.SyncDispatcher`
+owns it and makes the decisions.
 """
 
 from __future__ import annotations
@@ -145,25 +145,3 @@ class Worker:
                     self._cond.notify_all()
             if stopping:
                 return
-
-
-
-class HostClock:
-    """The add-on's clock: the system clock shifted to the host's time.
-
-    ``on_timer`` hands the host's ``now``; the add-on keeps the offset to the system clock so
-    that decisions between ticks (debounce, back-off) use the same time line as the ticks. A
-    host that drives time in tests thereby drives the add-on too. ``base`` is injectable for
-    tests of the add-on alone.
-    """
-
-    def __init__(self, base: Callable[[], float] = time.time) -> None:
-        self._base = base
-        self._offset = 0.0
-
-    def observe(self, host_now: float) -> None:
-        """Learn the host's current time (one float store: safe from any thread)."""
-        self._offset = host_now - self._base()
-
-    def __call__(self) -> float:
-        return self._base() + self._offset

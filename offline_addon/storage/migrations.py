@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from offline_addon.errors import StorageError
-from offline_addon.protocol.page_plan import digest_of
+from offline_addon.protocol.digest import digest_of
 
 Connection = Any  # sqlcipher3.Connection (the module ships no type information)
 Migration = Callable[[Connection], None]

@@ -1,5 +1,5 @@
-"""The offline copy: one SQLCipher 4 file, keyed with the user's password (see
-:mod:`offline_addon.storage.cipher` for the keying, :mod:`offline_addon.storage.page_writer` for the writes).
+"""The offline copy: one SQLCipher 4 file, keyed with the user's password (keying:
+:mod:`~offline_addon.storage.cipher`; writing a page: :mod:`~offline_addon.storage.page_writer`).
 
 The key goes through SQLCipher's own KDF (``PRAGMA key`` with the password: PBKDF2-HMAC-SHA512
 with a random salt per file), so the file opens in any SQLCipher 4 tool with the same password.
@@ -22,10 +22,12 @@ from typing import Any
 import sqlcipher3
 
 from hookspecs import RecordView
-from offline_addon.errors import CopyNotFound, StorageError
+from offline_addon.errors import CopyNotFound, StorageError, WrongPassword
 from offline_addon.protocol.answers import ChangePage, Digest
-from offline_addon.protocol.page_plan import digest_after, digest_of, plan_page
+from offline_addon.protocol.digest import digest_after, digest_of
+from offline_addon.protocol.page_plan import plan_page
 from offline_addon.storage import cipher
+from offline_addon.storage.files import ensure_folder
 from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
@@ -34,27 +36,10 @@ from offline_addon.storage.migrations import (
     schema_version,
 )
 from offline_addon.storage.page_writer import held_revs, write_plan
-from offline_addon.storage.paths import CopyPaths, ensure_folder
+from offline_addon.storage.paths import CopyPaths
 from offline_addon.storage.search import DEFAULT_LIMIT, search_sql
-from offline_addon.storage.sidecar import (
-    CopyInfo,
-    delete_copy,
-    list_copies,
-    read_sidecar,
-    write_sidecar,
-)
+from offline_addon.storage.sidecar import CopyInfo
 
-__all__ = [
-    "CopyIdentity",
-    "CopyInfo",
-    "CopyMeta",
-    "OfflineCopy",
-    "PageOutcome",
-    "delete_copy",
-    "list_copies",
-    "read_sidecar",
-    "write_sidecar",
-]
 
 @dataclass(frozen=True)
 class CopyIdentity:
@@ -174,7 +159,7 @@ class OfflineCopy:
         """
         target = db_path or paths.db
         if not target.is_file():
-            raise CopyNotFound("There is no offline copy of this database yet; synchronise once.")
+            raise CopyNotFound.of()
         conn = cipher.connect(target, password)
         try:
             migrate(conn)
@@ -426,3 +411,30 @@ def _contact_values(contact: Contact) -> dict[str, object]:
 
 def _view(row: Sequence[Any]) -> RecordView:
     return RecordView(record_id=row[0], rev=row[1], name=row[2], fields=json.loads(row[3]))
+
+
+@dataclass(frozen=True)
+class Opening:
+    """A copy opened for a sync, or why it cannot be used: ``copy`` and ``problem`` both
+    None means there is no copy yet. The reason is established here, once, and passed on."""
+
+    copy: OfflineCopy | None
+    problem: str | None = None
+
+    @property
+    def exists(self) -> bool:
+        """Whether there is a copy file (usable or not)."""
+        return self.copy is not None or self.problem is not None
+
+
+def open_for_sync(paths: CopyPaths, password: str) -> Opening:
+    """Open the copy at ``paths`` for a sync; a copy that does not open becomes a reason to
+    rebuild it (the sync decides), never an exception."""
+    try:
+        return Opening(OfflineCopy.open(paths, password))
+    except CopyNotFound:
+        return Opening(None)
+    except WrongPassword:
+        return Opening(None, "it was locked with an older password")
+    except StorageError:
+        return Opening(None, "its file was damaged")

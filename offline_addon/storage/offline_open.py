@@ -12,8 +12,8 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from offline_addon.errors import ClockWentBack, CopyExpired, CopyNotFound
-from offline_addon.protocol.page_plan import offline_verdict
+from offline_addon.errors import ClockWentBack, CopyExpired
+from offline_addon.protocol.validity import offline_verdict
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
 
@@ -24,11 +24,6 @@ def open_offline(paths: CopyPaths, password: str, now: float | None = None) -> O
     Raises CopyNotFound, WrongPassword (file untouched), CopyExpired, ClockWentBack or
     StorageError; each message tells the user what to do.
     """
-    if not paths.db.is_file():
-        raise CopyNotFound(
-            "There is no offline copy of this database for this user on this computer; log in "
-            "online and create one first."
-        )
     copy = OfflineCopy.open(paths, password)
     try:
         meta = copy.meta

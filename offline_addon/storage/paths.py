@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 import appdirs
 
-from offline_addon.errors import ConfigurationError, StorageError
+from offline_addon.errors import ConfigurationError
 
 APP_NAME = "Password Safe and Repository Client"
 APP_AUTHOR = "MATESO"
@@ -121,46 +118,3 @@ class CopyPaths:
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
         return files
-
-
-def ensure_folder(folder: Path) -> None:
-    """Create ``folder`` owner-only (0700) if missing.
-
-    An existing folder keeps its permissions: it may be one the user chose on purpose; the
-    copies inside are 0600 regardless.
-    """
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StorageError(
-            f"Cannot create the offline database folder {folder} ({exc.strerror}); "
-            "check the 'database_path' setting and the folder's permissions."
-        ) from None
-
-
-def fsync_folder(folder: Path) -> None:
-    """Make a rename inside ``folder`` durable (best effort where unsupported)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def write_durably(target: Path, fill: Callable[[BinaryIO], object], temp_suffix: str) -> None:
-    """Write ``target`` so that a crash leaves either the old file or the whole new one:
-    ``fill`` writes a temporary file (owner-only), which is flushed to disk, renamed over
-    ``target``, and the rename made durable. Raises OSError."""
-    temporary = target.with_name(target.name + temp_suffix)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        fill(out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, target)
-    fsync_folder(target.parent)

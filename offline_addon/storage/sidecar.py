@@ -16,13 +16,8 @@ from typing import Any
 from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from offline_addon.errors import CopyNotFound, StorageError
-from offline_addon.storage.paths import (
-    DB_SUFFIX,
-    SIDECAR_SUFFIX,
-    CopyPaths,
-    fsync_folder,
-    write_durably,
-)
+from offline_addon.storage.files import write_durably
+from offline_addon.storage.paths import DB_SUFFIX, SIDECAR_SUFFIX, CopyPaths
 
 
 @dataclass(frozen=True)
@@ -89,7 +84,7 @@ def read_sidecar(paths: CopyPaths) -> CopyInfo:
     """The copy's description; CopyNotFound when there is no copy, StorageError when the
     sidecar is unreadable or does not belong to this file."""
     if not paths.db.exists():
-        raise CopyNotFound("There is no offline copy of this database yet; synchronise once.")
+        raise CopyNotFound.of()
     try:
         raw: Any = json.loads(paths.sidecar.read_bytes())
         data = _SCHEMA.load(raw if isinstance(raw, dict) else {})
@@ -126,24 +121,3 @@ def list_copies(folder: Path) -> list[CopyInfo]:
 def with_size(info: CopyInfo, paths: CopyPaths) -> CopyInfo:
     """``info`` with ``size_bytes`` measured now."""
     return replace(info, size_bytes=_size_of(paths))
-
-
-def delete_copy(paths: CopyPaths) -> bool:
-    """Remove the copy's file, SQLite side files and sidecar; True if anything was removed.
-
-    Close every connection to the copy first.
-    """
-    removed = False
-    for path in paths.all_files():
-        try:
-            path.unlink()
-            removed = True
-        except FileNotFoundError:
-            continue
-        except OSError as exc:
-            raise StorageError(
-                f"Cannot delete the offline copy file {path.name} ({exc.strerror}); "
-                "close other programs using it and check permissions."
-            ) from None
-    fsync_folder(paths.folder)
-    return removed

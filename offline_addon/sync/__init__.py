@@ -1,1 +1,1 @@
-"""placeholder"""
+"""One synchronisation run against a server: engine, HTTP transport, prefetch, result."""

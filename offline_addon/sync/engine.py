@@ -20,7 +20,6 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Literal
 
 from hookspecs import Session
 from offline_addon.errors import (
@@ -30,15 +29,22 @@ from offline_addon.errors import (
     OfflineReason,
     ProtocolError,
     StorageError,
-    WrongPassword,
-    offline_not_allowed_message,
+    SyncCancelled,
 )
 from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
-from offline_addon.storage.files import remove_partial, replace_copy
-from offline_addon.storage.offline_copy import Contact, CopyIdentity, CopyMeta, OfflineCopy
+from offline_addon.storage.files import delete_copy, remove_partial, replace_copy
+from offline_addon.storage.offline_copy import (
+    Contact,
+    CopyIdentity,
+    CopyMeta,
+    OfflineCopy,
+    Opening,
+    open_for_sync,
+)
 from offline_addon.storage.paths import CopyPaths
-from offline_addon.storage.sidecar import delete_copy, write_sidecar
+from offline_addon.storage.sidecar import write_sidecar
 from offline_addon.sync.prefetch import PagePrefetcher
+from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
 from offline_addon.sync.transport import SyncClient
 
 log = logging.getLogger(__name__)
@@ -52,23 +58,8 @@ COMPACT_INDEX_AFTER = 20_000
 """A sync that changed at least this many records compacts the search index afterwards
 (below it, the merge work FTS5 leaves for later syncs is small)."""
 
-Outcome = Literal["synced", "unchanged", "wiped", "repaired"]
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What a sync did. For ``"repaired"``, ``added`` is the rebuilt copy's record count and
-    ``removed`` the old copy's (the old copy is replaced as a whole)."""
-
-    outcome: Outcome
-    added: int
-    changed: int
-    removed: int
-    record_count: int
-    duration_s: float
-    server_time: float | None
-    message: str
+Cancel = Callable[[], bool]
 
 
 class DigestMismatch(Exception):
@@ -88,30 +79,34 @@ def sync_copy(
     session: Session,
     *,
     create: bool,
+    opening: Opening | None = None,
     progress: Progress | None = None,
+    cancel: Cancel | None = None,
     clock: Callable[[], float] = time.time,
     client: SyncClient | None = None,
     page_limit: int = DEFAULT_PAGE_LIMIT,
-    copy: OfflineCopy | None = None,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
 
     ``create=True`` creates the copy when absent (the manual first sync); with ``create=False``
-    a missing copy raises CopyNotFound. ``client`` and ``page_limit`` are for tests and
-    benchmarks. ``copy`` is an already open copy of ``paths`` to use (it stays open, except
-    after a wipe); without it the copy is opened (the password's KDF) and closed here.
-    Errors are raised as :class:`~offline_addon.errors.OfflineAddonError` children.
+    a missing copy raises CopyNotFound. ``opening`` is the caller's attempt to open the copy
+    (:func:`~offline_addon.storage.offline_copy.open_for_sync`); its copy stays open and the
+    caller's, except after a wipe. Without it the copy is opened (the password's KDF) and
+    closed here. ``cancel`` is asked after each page: when it answers true the sync stops
+    with :class:`~offline_addon.errors.SyncCancelled` (every page applied so far stays).
+    ``client`` and ``page_limit`` are for tests and benchmarks. Errors are raised as
+    :class:`~offline_addon.errors.OfflineAddonError` children.
     """
-    if copy is None and not create and not paths.db.is_file():
-        raise CopyNotFound(
-            f"There is no offline copy of '{session.database}' yet; create it by synchronising "
-            "once by hand."
-        )
+    own_copy = opening is None
+    if opening is None:
+        opening = open_for_sync(paths, session.password)
+    if not create and not opening.exists:
+        raise CopyNotFound.of(session.database)
     own_client = client is None
     active = client or SyncClient(session.server_url, session.token, session.client_id)
     try:
-        run = _SyncRun(paths, session, active, progress, clock, page_limit)
-        return run.execute(copy)
+        run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit)
+        return run.execute(opening, own_copy)
     finally:
         if own_client:
             active.close()
@@ -126,6 +121,7 @@ class _SyncRun:
         session: Session,
         client: SyncClient,
         progress: Progress | None,
+        cancel: Cancel | None,
         clock: Callable[[], float],
         page_limit: int,
     ) -> None:
@@ -133,6 +129,7 @@ class _SyncRun:
         self.session = session
         self.client = client
         self.progress = progress
+        self.cancel = cancel
         self.clock = clock
         self.page_limit = page_limit
         self.started = time.perf_counter()
@@ -146,9 +143,11 @@ class _SyncRun:
 
     # -- the run ------------------------------------------------------------------------
 
-    def execute(self, given: OfflineCopy | None) -> SyncResult:
+    def execute(self, opening: Opening, own_copy: bool) -> SyncResult:
+        """Run the sync; ``own_copy``: the opened copy is this run's to close."""
         remove_partial(self.paths)
-        copy, problem = self._open(given)
+        given = None if own_copy else opening.copy
+        copy, problem = self._check_owner(opening)
         try:
             try:
                 if copy is not None and problem is None:
@@ -170,7 +169,7 @@ class _SyncRun:
         except OfflineNotAllowed as exc:
             return self._wipe(copy, exc.reason)
         finally:
-            if copy is not None and given is None:
+            if copy is not None and own_copy:
                 copy.close()
 
     def _check_policy(self) -> None:
@@ -180,23 +179,13 @@ class _SyncRun:
         if not policy.allowed:
             raise OfflineNotAllowed(_reason(policy.offline_enabled))
 
-    def _open(self, given: OfflineCopy | None) -> tuple[OfflineCopy | None, str | None]:
+    def _check_owner(self, opening: Opening) -> tuple[OfflineCopy | None, str | None]:
         """The copy to sync (None: there is none yet, or it does not open), and why it must
         be rebuilt instead (None: it need not)."""
-        if given is not None:
-            copy = given
-        elif not self.paths.db.is_file():
-            return None, None
-        else:
-            try:
-                copy = OfflineCopy.open(self.paths, self.session.password)
-            except WrongPassword:
-                return None, "it was locked with an older password"
-            except StorageError:
-                return None, "its file was damaged"
-        if copy.meta.identity.user_id != self.session.user_id:
+        copy = opening.copy
+        if copy is not None and copy.meta.identity.user_id != self.session.user_id:
             return copy, "it belonged to another account of the same name"
-        return copy, None
+        return copy, opening.problem
 
     def _create(self) -> OfflineCopy:
         copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
@@ -267,6 +256,8 @@ class _SyncRun:
                 if self.progress is not None:
                     self.progress(tally.done, tally.done + page.remaining)
                 last = page
+                if page.has_more and self.cancel is not None and self.cancel():
+                    raise SyncCancelled
         if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
         if last is None or last.digest is None:  # the wire schema rules this out
@@ -349,9 +340,7 @@ class _SyncRun:
         if copy is not None:
             copy.close()
         existed = delete_copy(self.paths)
-        text = offline_not_allowed_message(reason)
-        if existed:
-            text += " The offline copy on this computer was deleted."
+        text = wiped_message(reason, existed)
         return SyncResult("wiped", 0, 0, 0, 0, self._elapsed(), None, text)
 
     def _finish(
@@ -365,19 +354,8 @@ class _SyncRun:
     ) -> SyncResult:
         info = copy.sidecar_info()
         write_sidecar(self.paths, info)
-        name = self.session.database
-        if outcome == "unchanged":
-            message = f"The offline copy of '{name}' is up to date ({info.record_count} records)."
-        elif outcome == "repaired":
-            message = (
-                f"The offline copy of '{name}' was rebuilt from the server because {why} "
-                f"({info.record_count} records)."
-            )
-        else:
-            message = (
-                f"The offline copy of '{name}' is synchronised: {tally.added} added, "
-                f"{tally.changed} changed, {tally.removed} removed ({info.record_count} records)."
-            )
+        message = outcome_message(outcome, self.session.database, info.record_count,
+                                  tally.added, tally.changed, tally.removed, why)
         return SyncResult(
             outcome,
             tally.added,

@@ -42,15 +42,8 @@ def test_nothing_is_automatic_before_the_copy_exists() -> None:
     schedule = SyncSchedule(30 * 60)
     assert not schedule.trigger(SyncTrigger.SAVE, T0)
     assert not schedule.trigger(SyncTrigger.LOGIN, T0)
-    assert not schedule.trigger(SyncTrigger.INTERVAL, T0)
     assert schedule.next_due() is None
     assert not schedule.is_due(T0 + 10 * 86400)
-
-
-def test_manual_trigger_works_without_a_copy_and_is_due_at_once() -> None:
-    schedule = SyncSchedule(30 * 60)
-    assert schedule.trigger(SyncTrigger.MANUAL, T0)
-    assert schedule.is_due(T0)
 
 
 def test_save_is_debounced_two_seconds() -> None:
@@ -89,18 +82,16 @@ def test_endless_saves_still_sync_within_the_maximum_delay() -> None:
 
 def test_nothing_is_due_while_a_sync_runs_and_triggers_fold_into_one_follow_up() -> None:
     schedule = armed()
-    schedule.trigger(SyncTrigger.MANUAL, T0)
     schedule.started(T0)
     for i in range(50):
         schedule.trigger(SyncTrigger.SAVE, T0 + i * 0.01)
-        schedule.trigger(SyncTrigger.MANUAL, T0 + i * 0.01)
-        schedule.trigger(SyncTrigger.INTERVAL, T0 + i * 0.01)
+        schedule.trigger(SyncTrigger.LOGIN, T0 + i * 0.01)
         assert not schedule.is_due(T0 + 100)
     schedule.succeeded(T0 + 1)
-    assert schedule.is_due(T0 + 1)
-    schedule.started(T0 + 1)  # the one follow-up serves every trigger that came
-    schedule.succeeded(T0 + 2)
-    assert not schedule.is_due(T0 + 3)
+    assert schedule.is_due(T0 + 3)
+    schedule.started(T0 + 3)  # the one follow-up serves every trigger that came
+    schedule.succeeded(T0 + 4)
+    assert not schedule.is_due(T0 + 5)
 
 
 def test_backoff_grows_with_full_jitter_and_is_capped() -> None:
@@ -144,14 +135,13 @@ def test_retry_after_is_honoured() -> None:
     assert schedule.is_due(T0 + 120)
 
 
-def test_automatic_triggers_wait_for_the_backoff_but_manual_does_not() -> None:
+def test_automatic_triggers_wait_for_the_backoff() -> None:
     schedule = armed(uniform=lambda low, high: high)
     schedule.started(T0)
     schedule.failed(T0, "ServerUnreachable")
     schedule.trigger(SyncTrigger.SAVE, T0 + 1)
     assert not schedule.is_due(T0 + 5)
-    schedule.trigger(SyncTrigger.MANUAL, T0 + 5)
-    assert schedule.is_due(T0 + 5)
+    assert not schedule.has_pending(T0 + 5)
 
 
 def test_failure_is_told_once_per_streak() -> None:
@@ -185,12 +175,6 @@ def test_changed_interval_applies_from_the_last_sync() -> None:
     assert schedule.is_due(T0 + 5 * 60)
 
 
-def test_manual_is_urgent() -> None:
-    schedule = armed()
-    schedule.trigger(SyncTrigger.MANUAL, T0)
-    assert schedule.next_due() == float("-inf")
-
-
 def test_login_sync_is_due_after_a_short_settle_even_during_a_backoff() -> None:
     schedule = armed()
     schedule.started(T0)
@@ -199,12 +183,13 @@ def test_login_sync_is_due_after_a_short_settle_even_during_a_backoff() -> None:
     assert schedule.next_due() == T0 + 1 + schedule.login_settle_s
 
 
-def test_manual_sync_right_after_login_serves_the_login_trigger_too() -> None:
+def test_a_sync_right_after_login_serves_the_login_trigger_too() -> None:
     schedule = armed()
     schedule.trigger(SyncTrigger.LOGIN, T0)
-    schedule.trigger(SyncTrigger.MANUAL, T0 + 0.01)
+    assert schedule.has_pending(T0)
     run_sync(schedule, T0 + 0.01)
     assert not schedule.is_due(T0 + 5)
+    assert not schedule.has_pending(T0 + 5)
 
 
 def test_disarm_drops_every_automatic_trigger() -> None:

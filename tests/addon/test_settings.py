@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_addon.errors import ConfigurationError
-from offline_addon.settings import AddonSettings, SettingsError, parse_settings
+from offline_addon.errors import ConfigurationError, SettingsError
+from offline_addon.settings import AddonSettings, parse_settings
 
 MANIFEST = Path(__file__).resolve().parents[2] / "manifest.json"
 

@@ -14,8 +14,8 @@ import pytest
 
 from hookspecs import OfflineCredentials, SavedRecord, Session
 from offline_addon.api import OfflineCopies
+from offline_addon.errors import ShuttingDown, SyncCancelled
 from offline_addon.plugin import OfflineAddon
-from offline_addon.runtime.status import ShuttingDown
 from offline_addon.settings import AddonSettings
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.engine import SyncResult
@@ -37,7 +37,8 @@ class HeldSync:
         self.entered = threading.Event()
 
     def __call__(self, paths: CopyPaths, session: Session, *, create: bool,
-                 progress: Callable[[int, int], None] | None = None, **_: Any) -> SyncResult:
+                 progress: Callable[[int, int], None] | None = None,
+                 cancel: Callable[[], bool] | None = None, **_: Any) -> SyncResult:
         self.running += 1
         self.overlap = self.overlap or self.running > 1
         self.calls.append(threading.current_thread().name)
@@ -47,6 +48,8 @@ class HeldSync:
                 self.release.wait(10)
                 if progress is not None:
                     progress(done + 1, 3)
+                if cancel is not None and cancel():  # as the engine: between pages
+                    raise SyncCancelled
             paths.folder.mkdir(parents=True, exist_ok=True)
             paths.db.touch()
             return RESULT

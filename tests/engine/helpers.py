@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from offline_addon.protocol.answers import ChangePage, load_page
-from offline_addon.protocol.page_plan import digest_of
+from offline_addon.protocol.digest import digest_of
 from offline_addon.storage.offline_copy import Contact, CopyIdentity, OfflineCopy
 from offline_addon.storage.paths import CopyPaths
 

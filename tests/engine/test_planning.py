@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-from offline_addon.protocol.page_plan import (
-    CLOCK_TOLERANCE_SECONDS,
-    digest_after,
-    digest_of,
-    offline_verdict,
-    plan_page,
-)
+from offline_addon.protocol.digest import digest_after, digest_of
+from offline_addon.protocol.page_plan import plan_page
+from offline_addon.protocol.validity import CLOCK_TOLERANCE_SECONDS, offline_verdict
 
 from .helpers import delete, page, upsert
 

@@ -12,12 +12,13 @@ import pytest
 import sqlcipher3
 
 from offline_addon.errors import StorageError, WrongPassword
-from offline_addon.protocol.page_plan import digest_of
+from offline_addon.protocol.digest import digest_of
 from offline_addon.storage.cipher import quote_password
+from offline_addon.storage.files import delete_copy
 from offline_addon.storage.migrations import SCHEMA_VERSION, migrate
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
-from offline_addon.storage.sidecar import delete_copy, list_copies, read_sidecar, write_sidecar
+from offline_addon.storage.sidecar import list_copies, read_sidecar, write_sidecar
 
 from .helpers import CONTACT, IDENTITY, delete, new_copy, page, upsert
 from .sqlcipher4 import HmacMismatch, decrypt_file, read_records

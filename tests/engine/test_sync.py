@@ -77,7 +77,7 @@ def test_first_sync_holds_exactly_the_exportable_records(
 def test_sync_without_a_copy_and_without_create_raises_copy_not_found(
     alice: Session, folder: Path
 ) -> None:
-    with pytest.raises(CopyNotFound, match="by hand"):
+    with pytest.raises(CopyNotFound, match="offline create"):
         sync_copy(paths_of(folder, alice), alice, create=False)
     assert not folder.exists() or not any(folder.iterdir())
 
