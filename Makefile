@@ -20,6 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(PY) -m ruff check --no-cache .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest
 
 bench: $(STAMP)
@@ -28,6 +29,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check --no-cache .
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
