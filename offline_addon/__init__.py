@@ -52,6 +52,7 @@ from offline_addon.errors import (
     SettingsError,
     ShuttingDown,
     StorageError,
+    SyncCancelled,
     WrongPassword,
 )
 from offline_addon.runtime.status import CopyStatus, Feedback
@@ -82,6 +83,7 @@ __all__ = [
     "SettingsError",
     "ShuttingDown",
     "StorageError",
+    "SyncCancelled",
     "SyncResult",
     "WrongPassword",
     "parse_settings",

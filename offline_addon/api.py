@@ -29,7 +29,7 @@ from typing import TypeVar
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors
 from offline_addon.runtime.clock import ScheduleClock
-from offline_addon.runtime.dispatcher import SyncDispatcher, SyncFn
+from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
 from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.files import delete_copy, move_copies
@@ -59,6 +59,7 @@ class OfflineReader:
         self._database = meta.identity.database
         self._username = meta.identity.username
         self._valid_until = meta.valid_until or 0.0
+        self._last_sync = meta.last_contact_local_time
 
     @property
     def database(self) -> str:
@@ -74,6 +75,11 @@ class OfflineReader:
     def valid_until(self) -> float:
         """UNIX time after which the copy refuses to open offline."""
         return self._valid_until
+
+    @property
+    def last_sync(self) -> float | None:
+        """UNIX time of the copy's last contact with the server (None: never)."""
+        return self._last_sync
 
     def list_records(self) -> list[RecordView]:
         """Every record in the copy."""
@@ -186,11 +192,11 @@ class OfflineCopies:
         """The copies in the configured folder, read from their sidecars (no password)."""
         return list_copies(self.folder)
 
-    def paths_for(self, session: Session | OfflineCredentials) -> CopyPaths:
+    def paths_for(self, session: Account) -> CopyPaths:
         """Where the copy of this server, database, user and client lives."""
         return self._dispatcher.paths_for(session)
 
-    def status(self, session: Session | OfflineCredentials) -> CopyOverview:
+    def status(self, session: Account) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
         result, last error, next automatic sync and offline validity left."""
         target = self.paths_for(session)
@@ -222,6 +228,12 @@ class OfflineCopies:
         """Sync ``session``'s existing copy now and wait; :class:`errors.CopyNotFound` when
         there is none yet."""
         return _wait(self.request_sync(session, create=False), timeout)
+
+    def cancel(self, session: Account) -> None:
+        """Stop the sync of this copy that runs or waits, at its next page (its callers get
+        :class:`~offline_addon.errors.SyncCancelled`); every page applied so far stays and
+        the next sync continues from there. Returns at once."""
+        self._dispatcher.cancel(self.paths_for(session).copy_id)
 
     # -- offline use ----------------------------------------------------------------------------
 
@@ -264,9 +276,10 @@ class OfflineCopies:
         self._dispatcher.rebind(session)
         return True
 
-    def delete(self, session: Session | OfflineCredentials,
-               timeout: float = DEFAULT_WAIT_S) -> bool:
-        """Delete this session's copy (file and sidecars). Returns whether one existed."""
+    def delete(self, session: Account, timeout: float = DEFAULT_WAIT_S) -> bool:
+        """Delete this account's copy (file and sidecars); needs no server, so ``session`` may
+        be a :class:`Session`, :class:`OfflineCredentials` or anything naming the copy's
+        server, database, user and client. Returns whether one existed."""
         target = self.paths_for(session)
 
         def remove() -> bool:

@@ -61,8 +61,8 @@ class Console:
             if last is not None and tenth <= last:
                 return
             self._plain[key] = tenth
-        # Unknown total (0) or an ended display (-1): no count is better than a lone "0".
-        count = f"{done}/{total} " if total > 0 else (f"{done} " if done else "")
+        # Unknown total (0): the count so far; an ended display (-1): its final words only.
+        count = f"{done}/{total} " if total > 0 else (f"{done} " if done and total == 0 else "")
         self.line(f"[progress] {label}: {count}{text}".rstrip())
 
     def _rich_progress(
