@@ -23,6 +23,7 @@ from werkzeug.http import http_date
 
 from reference_server import accounts, feed, records
 from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from reference_server.datadir import open_data_folder
 from reference_server.db import ConnectionPool, connect, get_meta, initialise, transaction
 from reference_server.errors import ApiError, bad_request, bad_token
 
@@ -48,11 +49,12 @@ class ServerState:
 
 
 def create_app(data_dir: Path, clock: Callable[[], float] = time.time) -> Flask:
-    """The API app over ``data_dir/server.sqlite3`` (created on first use).
+    """The API app over the existing data folder ``data_dir`` (see ``datadir``).
 
-    Call :func:`close_app` when done so that the pooled SQLite connections are closed.
+    Raises :class:`~reference_server.errors.DataFolderError` when ``data_dir`` is not a data
+    folder. Call :func:`close_app` when done so that the pooled SQLite connections are closed.
     """
-    conn = connect(data_dir)
+    conn = connect(open_data_folder(data_dir))
     try:
         initialise(conn)
     finally:
