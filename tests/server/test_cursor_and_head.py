@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 
+from reference_server.db import get_meta
 from reference_server.testing import RunningServer, running_server
 
 from .apiclient import ApiClient, assert_problem
@@ -122,6 +125,27 @@ def test_a_cursor_of_a_first_sync_interrupted_by_a_compaction_is_410(
     demo.admin.compact(horizon_days=0)
     # The first page was read before the tombstone was dropped: the rest might miss it.
     assert_problem(alice.changes(first["next_cursor"], limit=1), 410, "cursor_expired")
+
+
+def _old_format(demo: RunningServer, cursor: str) -> str:
+    """The same position as a server before cursors carried their horizon would sign it."""
+    body = cursor.split(".")[0]
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    del payload["horizon"]
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    secret = bytes.fromhex(get_meta(demo.admin.connection, "secret"))
+    sig = hmac.new(secret, raw, hashlib.sha256).digest()
+    return ".".join(base64.urlsafe_b64encode(part).rstrip(b"=").decode() for part in (raw, sig))
+
+
+def test_a_cursor_signed_before_cursors_carried_a_horizon_still_works_until_a_compaction(
+    demo: RunningServer, alice: ApiClient, cursor: str
+) -> None:
+    old = _old_format(demo, cursor)
+    assert alice.changes(old).status_code == 200
+    demo.admin.delete_record("demo", demo.admin.list_records("demo")[0][0])
+    demo.admin.compact(horizon_days=0)
+    assert_problem(alice.changes(old), 410, "cursor_expired")
 
 
 def test_default_compaction_keeps_tombstones_within_the_longest_validity(
