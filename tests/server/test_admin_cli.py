@@ -64,6 +64,8 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
 def test_every_command_and_argument_has_help_and_every_option_its_default() -> None:
     checked = 0
     for parser in _parsers(build_parser()):
+        assert parser.description, f"{parser.prog}: no description"
+        parser.format_help()  # a stray '%' in a help text fails here, not at a user's --help
         for action in parser._actions:
             if isinstance(action, argparse._HelpAction | argparse._SubParsersAction):
                 continue
