@@ -35,13 +35,14 @@ def test_progress_of_two_tasks_is_throttled_separately() -> None:
     assert _lines(out) == ["[progress] offline: 0/10 A", "[progress] offline: 0/10 B"]
 
 
-def test_progress_with_unknown_total_shows_start_and_end() -> None:
+def test_progress_with_unknown_total_shows_start_and_end_with_its_final_words() -> None:
     out = io.StringIO()
     services = services_for("offline", Console(out), lambda _: {})
     services.progress("sync", 0, 0, "Checking")
     services.progress("sync", 5, 0, "Checking")
-    services.progress("sync", 9, -1, "Done")
-    assert _lines(out) == ["[progress] offline: Checking", "[progress] offline: 9 Done"]
+    services.progress("sync", 9, -1, "Up to date: 9 records")
+    assert _lines(out) == ["[progress] offline: Checking",
+                           "[progress] offline: Up to date: 9 records"]
 
 
 def test_rich_progress_bar_on_a_terminal_ends_with_a_line() -> None:
