@@ -260,7 +260,7 @@ class _SyncRun:
                     raise SyncCancelled
         if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
-        if last is None or last.digest is None:  # the wire schema rules this out
+        if last is None or last.digest is None:  # protocol/answers rules this out
             raise ProtocolError(
                 "The server's last page carried no digest; tell your administrator."
             )
