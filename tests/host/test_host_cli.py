@@ -89,7 +89,20 @@ def test_disabled_addon_gets_no_hook_calls_and_contributes_no_commands(
     for args in (("addons", "list"), ("settings", "show"), ("probe", "ping", "hi")):
         cli(*args)
     assert cli.probe_calls() == []
-    assert "invalid choice: 'probe'" in cli("probe", "ping", "hi").stderr
+
+
+def test_a_command_of_a_switched_off_addon_says_how_to_switch_it_on(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    cli("addons", "disable", "probe")
+    cli.probe_log.unlink()
+    result = cli("probe", "ping", "hi")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "psr-client: error: the command group 'probe' belongs to the add-on 'probe', which is "
+        "switched off; switch it on with `psr-client addons enable probe`")
+    assert cli.probe_calls() == []
+    assert "invalid choice: 'nosuch'" in cli("nosuch").stderr
 
 
 def test_settings_set_stores_a_valid_value(cli: Cli, addon_site: AddonSite) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from reference_host.host import Host
-from reference_host.session import NO_OFFLINE_COPY, LoginTarget
+from reference_host.session import LoginTarget
 from reference_host.shell import Shell
 from reference_host.timer import HostClock
 from reference_server.testing import RunningServer, running_server
@@ -233,7 +233,9 @@ def test_unreachable_server_without_a_copy_says_how_to_create_one(
     s = session_for(_closed_port_url())
     ok, lines = s.run("list\n")
     assert not ok
-    assert lines[-1] == NO_OFFLINE_COPY
+    # In the shell the hint names the command as it is typed there.
+    assert lines[-1] == ("no offline copy for this user; create one with `offline create` "
+                         "while online")
     assert "cannot be reached" in lines[0]
 
 

@@ -33,7 +33,7 @@ def test_bad_input_is_answered_and_the_session_goes_on(
     assert _shell(host, script).run() == 0
     text = out.getvalue()
     assert "invalid choice: 'bogus'" in text
-    assert "the following arguments are required: record_id" in text
+    assert "the following arguments are required: NAME" in text
     assert "error: No closing quotation" in text
     assert "invalid float value: 'abc'" in text
     assert "not logged in; use `login`" in text
