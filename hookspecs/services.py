@@ -39,9 +39,9 @@ class HostServices(Protocol):
 
     def command_text(self, group: str, name: str) -> str:
         """How the user types the contributed command ``group name`` where they are now:
-        ``"offline create"`` inside the reference host's shell, ``"psr-client offline
-        create"`` on the command line (a GUI host may name its menu entry). Use it in hints
-        that tell the user what to run.
+        ``"offline create"`` inside the reference host's shell,
+        ``"psr-client offline create"`` on the command line (a GUI host may name its menu
+        entry). Use it in hints that tell the user what to run.
 
         Added in contract 1.1: a 1.0 host lacks it, so call it through
         ``getattr(host, "command_text", None)`` and fall back to a text of your own."""

@@ -122,6 +122,10 @@ class OnlineClient:
             return self._http.request(method, self.server_url + API_PREFIX + path, json=json,
                                       params=params, headers=headers,
                                       timeout=timeout or self._timeout)
+        except requests.ReadTimeout:
+            waited = (timeout or self._timeout)[1]
+            raise ServerUnreachable(f"the server {self.server_url} did not answer within "
+                                    f"{waited:g} s; try again later") from None
         except (requests.ConnectionError, requests.Timeout):
             raise ServerUnreachable(f"the server {self.server_url} cannot be reached; check "
                                     "your network or try again later") from None
@@ -144,7 +148,7 @@ class OnlineClient:
         except (ValueError, AttributeError):
             pass
         status = response.status_code
-        if status in (404, 405) and code in ("", "not_found", "method_not_allowed"):
+        if status in (404, 405, 501) and code in ("", "not_found", "method_not_allowed"):
             # Not one of the API's own refusals (unknown_record, unknown_database...): the
             # address is not the API's, as with a wrong URL or a path that is not the server's.
             raise self._not_a_server(status)

@@ -25,6 +25,7 @@ from hookspecs import HostServices
 from hookspecs.services import NotifyLevel
 
 NOTIFY_LEVELS = ("info", "warning", "error")
+BAR_WIDTH = 20  # characters of the status line's progress bar (ASCII: any console shows it)
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,10 @@ class _Task:
     def shown(self) -> str:
         if self.total > 0:
             percent = min(100, self.done * 100 // self.total)
-            return f"{self.label}: {self.text} {self.done:,}/{self.total:,} ({percent} %)"
+            filled = percent * BAR_WIDTH // 100
+            bar = "#" * filled + "." * (BAR_WIDTH - filled)
+            return (f"{self.label}: {self.text} [{bar}] {self.done:,}/{self.total:,} "
+                    f"({percent} %)")
         return f"{self.label}: {self.text}"
 
 

@@ -327,7 +327,7 @@ class Shell:
         sub.add_parser("list")
         sub.add_parser("search").add_argument("text", nargs="+")
         show = sub.add_parser("show")
-        show.add_argument("name", metavar="NAME")
+        show.add_argument("name", metavar="NAME", nargs="+")  # a name may have spaces
         show.add_argument("--reveal", action="store_true")
         copy = sub.add_parser("copy")
         copy.add_argument("name", metavar="NAME")
@@ -421,7 +421,7 @@ class Shell:
         return None
 
     def _cmd_show(self, ns: argparse.Namespace) -> None:
-        record = self._resolve(ns.name)
+        record = self._resolve(" ".join(ns.name))
         if record is None:
             return
         self.out(f"{record.name}  (id {record.record_id}, rev {record.rev})")

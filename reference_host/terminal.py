@@ -31,13 +31,13 @@ from reference_host.records import may_remember
 from reference_host.services import Console
 
 HISTORY_FILE = "shell-history"
-_CONTROL = {i: "?" for i in [*range(0x20), 0x7F] if i != 0x09}
+_CONTROL = {i: "?" for i in [*range(0x20), 0x7F] if i not in (0x09, 0x0A)}
 _ERASE_LINE = "\r\x1b[K"
 
 
 def printable(text: str) -> str:
-    """``text`` without control characters (but tabs): a record name from the server must not
-    move the cursor or change the terminal."""
+    """``text`` without control characters (but tabs and newlines): a record name from the
+    server must not move the cursor or change the terminal."""
     return text.translate(_CONTROL)
 
 

@@ -20,16 +20,21 @@ ROOT = Path(__file__).resolve().parents[2]
 # subprocess tests), contributes `GROUP ping` and `GROUP whoami`, and can answer
 # offline_login with a tiny in-memory session.
 PROBE_SOURCE = '''
-import json, os, time
+import json, logging, os, threading, time
 from hookspecs import (CommandArgument, HostCommand, OfflineLoginResult, RecordView,
                        hookimpl)
 
 CALLS = []
 SERVICES = []
-OFFLINE_ANSWER = {"mode": "none"}   # "none" | "session" | "message"
+# "none" | "session" | "message"; $PROBE_OFFLINE sets it for subprocess tests.
+OFFLINE_ANSWER = {"mode": os.environ.get("PROBE_OFFLINE", "none")}
+# The offline session's records beyond "Mail" ("Item 0000"...), and whether it can count the
+# matches of a search (contract 1.1); its search stops at 500 like the Offline Add-on's.
+OFFLINE_RECORDS = {"extra": 0, "count": False}
 SLOW_TIMER = {"seconds": 0}   # on_timer sleeps, then reads its settings through the host
 SETTINGS_SEEN = []
 ADDON_ID = __ADDON_ID__
+WAIT_S = 30.0
 
 
 def _note(hook, **info):
@@ -48,13 +53,20 @@ class _OfflineSession:
     def __init__(self):
         self._records = [RecordView("r1", 3, "Mail", {"username": "alice",
                                                       "password": "hunter2"})]
+        self._records += [RecordView(f"x{i}", 1, f"Item {i:04d}", {"password": f"pw-{i}"})
+                          for i in range(OFFLINE_RECORDS["extra"])]
         self.closed = False
+        if OFFLINE_RECORDS["count"]:
+            self.count_matches = lambda query: len(self._matching(query))
 
     def list_records(self):
         return list(self._records)
 
-    def search(self, query):
+    def _matching(self, query):
         return [r for r in self._records if query.lower() in r.name.lower()]
+
+    def search(self, query):
+        return self._matching(query)[:500]
 
     def get_record(self, record_id):
         return next((r for r in self._records if r.record_id == record_id), None)
@@ -77,6 +89,50 @@ def _whoami(invocation):
 
 def _explode(invocation):
     raise RuntimeError("handler exploded")
+
+
+def _account(invocation):
+    account = invocation.account
+    invocation.output("account " + (" ".join([account.server_url, account.database,
+                                              account.username, account.client_id])
+                                     if account else "none"))
+    return 0
+
+
+def _hint(invocation):
+    command_text = getattr(invocation.services, "command_text", None)
+    invocation.output("run " + (command_text(ADDON_ID, "ping") if command_text else "?"))
+    return 0
+
+
+def _wait(invocation):
+    invocation.output("waiting")
+    try:
+        time.sleep(WAIT_S)
+    except KeyboardInterrupt:
+        _note("wait_interrupted")
+        raise
+    return 0
+
+
+def _later(invocation):
+    host = invocation.services
+
+    def background():
+        time.sleep(0.3)
+        host.progress("job", 1, 4, "Working")
+        host.notify("Probe", "from the background", "warning")
+        host.progress("job", 4, 4, "Working")
+        host.notify("Probe", "background info")
+
+    threading.Thread(target=background, daemon=True).start()
+    return 0
+
+
+def _grumble(invocation):
+    logging.getLogger("probe_addon.worker").warning("grumble-warning from the add-on")
+    logging.getLogger("probe_addon.worker").error("grumble-error from the add-on")
+    return 0
 
 
 class Probe:
@@ -137,6 +193,11 @@ class Probe:
             HostCommand(ADDON_ID, "whoami", "show the session user", _whoami,
                         needs_session=True),
             HostCommand(ADDON_ID, "explode", "a handler that raises", _explode),
+            HostCommand(ADDON_ID, "account", "show the account", _account),
+            HostCommand(ADDON_ID, "hint", "how to type ping here", _hint),
+            HostCommand(ADDON_ID, "wait", "wait a long time", _wait),
+            HostCommand(ADDON_ID, "later", "report from a background thread", _later),
+            HostCommand(ADDON_ID, "grumble", "log a warning and an error", _grumble),
         ]
 
 
