@@ -152,7 +152,8 @@ def test_the_contract_is_version_1_1_and_a_1_0_addon_is_still_supported() -> Non
 
     assert hookspecs.CONTRACT_VERSION == "1.1"
     assert contract_supported(_root_manifest()["contract_version"])
-    assert contract_supported("1.0") and contract_supported("1.1")
+    assert contract_supported("1.0")
+    assert contract_supported("1.1")
     assert not contract_supported("1.2")
     assert not contract_supported("2.0")
 

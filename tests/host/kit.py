@@ -3,16 +3,27 @@ written into a temporary site folder that is put on ``sys.path`` (or ``PYTHONPAT
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import http.server
 import importlib
+import io
 import json
+import socket
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_host.addons import AddonInfo, discover
+from reference_host.host import Host
+from reference_host.session import LoginTarget
+from reference_host.shell import Shell
+from reference_host.timer import HostClock
+from reference_server.testing import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +63,7 @@ class _OfflineSession:
 
     def __init__(self):
         self._records = [RecordView("r1", 3, "Mail", {"username": "alice",
-                                                      "password": "hunter2"})]
+                                                      "password": "probe-Kx7!offline-pw"})]
         self._records += [RecordView(f"x{i}", 1, f"Item {i:04d}", {"password": f"pw-{i}"})
                           for i in range(OFFLINE_RECORDS["extra"])]
         self.closed = False
@@ -338,3 +349,129 @@ class AddonSite:
 def discovered(*ids: str) -> list[AddonInfo]:
     """The discovered add-ons with these ids only (keeps the real add-on out of a test)."""
     return [a for a in discover() if a.addon_id in ids]
+
+
+# -- servers that are not the reference server ------------------------------------------------
+
+
+class SilentServer:
+    """Accepts connections on a loopback port and never answers (a hung server, or one behind
+    a black-holing network). Closes everything when stopped, or after ``lifetime`` seconds at
+    the latest, so that a failing test cannot leave it behind."""
+
+    def __init__(self, lifetime: float = 60.0) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                self._held.append(conn)
+                self.accepted += 1
+        finally:
+            for conn in self._held:
+                conn.close()
+            self._sock.close()
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "9")
+        self.end_headers()
+        self.wfile.write(b"not here\n")
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *_: Any) -> None:  # quiet
+        pass
+
+
+@contextlib.contextmanager
+def web_server_that_is_not_psr() -> Iterator[str]:
+    """A real HTTP server on loopback that answers 404 to everything (a wrong URL)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# -- a world on the reference server, and shells driven by a script -----------------------
+
+PASSWORD = "pw-Kx7!alice-host"
+MAIL_SECRET = "mail-Kx7!secret"
+BANK_PIN = "pin-Qz8!bank"
+
+
+@dataclass(frozen=True)
+class World:
+    """The reference server with database ``demo`` (offline allowed) and alice, who may read
+    and write the records Mail and Bank."""
+
+    server: RunningServer
+    alice_id: str
+    mail_id: str
+    bank_id: str
+
+
+def closed_port_url() -> str:
+    """The URL of a loopback port where nothing listens (a server that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class ScriptedShell:
+    """A host with the probe add-on and a shell fed from a script."""
+
+    def __init__(self, host: Host, out: io.StringIO, probe: InstalledAddon, url: str,
+                 timer_seconds: float = 3600.0) -> None:
+        self.host, self.out, self.probe = host, out, probe
+        self.clock = HostClock()
+        self.url = url
+        self.timer_seconds = timer_seconds
+
+    def shell(self, script: str = "", **options: Any) -> Shell:
+        """A shell over this host that reads ``script``."""
+        return Shell(self.host, LoginTarget(self.url, "demo", "alice"), self.clock,
+                     self.timer_seconds, io.StringIO(script), interactive=False, **options)
+
+    def run(self, script: str, password: str = PASSWORD,
+            **options: Any) -> tuple[bool, list[str]]:
+        """Log in, run ``script``, quit; (logged in?, output lines)."""
+        shell = self.shell(script, **options)
+        ok = shell.login(password)
+        if ok:
+            shell.run()
+        return ok, self.out.getvalue().splitlines()
+
+    def calls(self, hook: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        calls: list[tuple[str, dict[str, Any]]] = list(self.probe.plugin_module().CALLS)
+        return [c for c in calls if hook is None or c[0] == hook]
