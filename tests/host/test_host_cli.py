@@ -206,3 +206,24 @@ def test_login_to_an_unreachable_server_without_copies_explains_and_logs_with_v(
                stdin="typed-secret\n")
     assert "INFO psr.host.session: online login failed" in loud.stderr
     assert "typed-secret" not in loud.stdout + loud.stderr
+
+
+def test_one_shot_commands_get_the_account_and_the_command_line_text(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    assert cli("probe", "account").stdout.strip() == "account none"
+    result = cli("--server", "http://127.0.0.1:1/", "--database", "demo", "--user", "alice",
+                 "probe", "account")
+    client_id = cli.config()["client_id"]
+    assert result.stdout.strip() == f"account http://127.0.0.1:1 demo alice {client_id}"
+    assert cli("probe", "hint").stdout.strip() == "run psr-client probe ping"
+
+
+def test_the_terminal_shows_addon_warnings_only_with_v(cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    quiet = cli("probe", "grumble")
+    assert quiet.stderr.splitlines() == [
+        "ERROR probe_addon.worker: grumble-error from the add-on"]
+    loud = cli("-v", "probe", "grumble")
+    assert "WARNING probe_addon.worker: grumble-warning from the add-on" in loud.stderr
+    assert "ERROR probe_addon.worker: grumble-error from the add-on" in loud.stderr
