@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import fcntl
 import http.server
 import importlib
 import io
 import json
+import os
+import pty
+import re
 import socket
+import struct
+import subprocess
+import sys
+import termios
 import threading
 import time
 import uuid
@@ -475,3 +483,88 @@ class ScriptedShell:
     def calls(self, hook: str | None = None) -> list[tuple[str, dict[str, Any]]]:
         calls: list[tuple[str, dict[str, Any]]] = list(self.probe.plugin_module().CALLS)
         return [c for c in calls if hook is None or c[0] == hook]
+
+
+# -- a real terminal ------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
+# Makes the pseudo-terminal the child's controlling terminal, so that Ctrl-C typed into it
+# reaches the child as SIGINT, as in a terminal window.
+_CONTROLLING_TTY = ("import fcntl, os, sys, termios; os.setsid(); "
+                    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class TerminalClient:
+    """``psr-client`` in a pseudo-terminal (80x24): keys in, screen text out, cursor position
+    requests answered.
+
+    :meth:`screen` is what was written so far with the terminal's control sequences taken
+    out, which is enough to see lines, prompts and the status line appear.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self._master = master
+        self._raw: list[bytes] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CONTROLLING_TTY, *args], stdin=slave, stdout=slave,
+            stderr=slave, env={**env, "TERM": "xterm"},
+            close_fds=True)
+        os.close(slave)
+        self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._raw.append(chunk)
+            # Answer cursor position requests as a terminal does (top left will do): without
+            # the answer prompt_toolkit does not know the room below the prompt and leaves
+            # its bottom toolbar out.
+            for _ in range(chunk.count(b"\x1b[6n")):
+                os.write(self._master, b"\x1b[1;1R")
+
+    def raw(self) -> str:
+        """Everything written to the terminal, control sequences included."""
+        with self._lock:
+            return b"".join(self._raw).decode("utf-8", "replace")
+
+    def screen(self) -> str:
+        """What was written, without control sequences."""
+        return _ANSI.sub("", self.raw())
+
+    def type(self, keys: str) -> None:
+        """Type ``keys`` (``"\\r"`` is Enter, ``"\\x03"`` Ctrl-C, ``"\\x04"`` Ctrl-D)."""
+        os.write(self._master, keys.encode("utf-8"))
+
+    def expect(self, text: str, timeout: float = 15.0, after: int = 0) -> int:
+        """Wait until ``text`` appears on the screen after position ``after``; its end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.screen().find(text, after)
+            if found >= 0:
+                return found + len(text)
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} did not appear; the screen had:\n{self.screen()}")
+
+    def close(self, timeout: float = 20.0) -> int:
+        """Wait for the program to end (killing it if it does not); its exit code."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self._reader.join(timeout=5)
+            if self._master >= 0:
+                os.close(self._master)
+                self._master = -1
