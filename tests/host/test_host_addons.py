@@ -225,7 +225,16 @@ def test_manifest_naming_another_entry_point_is_refused(addon_site: AddonSite) -
     assert "entry_point" in _refusal("probe")
 
 
-@pytest.mark.parametrize("needed", ["2.0", "1.9", "0.1"])
+@pytest.mark.parametrize("needed", ["1.0", "1.1"])
+def test_addons_written_for_contract_1_0_or_1_1_are_loaded(
+        addon_site: AddonSite, make_host: HostFactory, needed: str) -> None:
+    addon_site.install("probe", edit=lambda m: m.update(contract_version=needed))
+    host, _ = make_host("probe")
+    (status,) = host.statuses()
+    assert status.state == "enabled"
+
+
+@pytest.mark.parametrize("needed", ["2.0", "1.9", "1.2", "0.1"])
 def test_addon_needing_an_unsupported_contract_version_is_refused(
         addon_site: AddonSite, needed: str) -> None:
     addon_site.install("probe", edit=lambda m: m.update(contract_version=needed))

@@ -227,3 +227,14 @@ def test_the_terminal_shows_addon_warnings_only_with_v(cli: Cli, addon_site: Add
     loud = cli("-v", "probe", "grumble")
     assert "WARNING probe_addon.worker: grumble-warning from the add-on" in loud.stderr
     assert "ERROR probe_addon.worker: grumble-error from the add-on" in loud.stderr
+
+
+def test_a_piped_session_reads_plain_lines_without_prompt_toolkit(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, None)
+    probe = ("import sys; from reference_host.cli import main; code = main(sys.argv[1:]); "
+             "print('prompt_toolkit' in sys.modules, code)")
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "--server", "http://127.0.0.1:9", "--database", "demo",
+         "--user", "alice", "login"], input="pw-Kx7!piped\nlist\n", capture_output=True,
+        text=True, env=cli.env, timeout=60, check=False)
+    assert result.stdout.splitlines()[-1] == "False 1"
