@@ -49,8 +49,8 @@ def _base_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--tick-seconds", type=_positive,
                         help="seconds between timer ticks while logged in (default: settings)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="show the log on stderr: by default only the host's warnings and "
-                             "errors; -v info, -vv debug from the add-ons too")
+                        help="show more of the log on stderr (default: the host's warnings "
+                             "and all errors; -v: info, -vv: debug)")
     return parser
 
 
