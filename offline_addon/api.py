@@ -89,6 +89,10 @@ class OfflineReader:
         """Records whose name or fields match ``query`` (full-text)."""
         return self._copy.search(query)
 
+    def count_matches(self, query: str) -> int:
+        """How many records match ``query`` (``search`` returns the first 500 of them)."""
+        return self._copy.count_matches(query)
+
     def get_record(self, record_id: str) -> RecordView | None:
         """One record, or ``None`` when the copy does not hold it."""
         return self._copy.get(record_id)

@@ -37,7 +37,7 @@ from offline_addon.storage.migrations import (
 )
 from offline_addon.storage.page_writer import held_revs, write_plan
 from offline_addon.storage.paths import CopyPaths
-from offline_addon.storage.search import DEFAULT_LIMIT, search_sql
+from offline_addon.storage.search import DEFAULT_LIMIT, count_sql, search_sql
 from offline_addon.storage.sidecar import CopyInfo
 
 
@@ -284,6 +284,12 @@ class OfflineCopy:
         with self._lock:
             rows = self._db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
+
+    def count_matches(self, query: str) -> int:
+        """How many records :meth:`search` finds for ``query`` before its limit."""
+        sql, params = count_sql(query)
+        with self._lock:
+            return int(self._db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
         """The protocol digest of what the copy holds, as maintained page by page (O(1))."""

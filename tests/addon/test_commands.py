@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from offline_addon.commands import EXIT_INTERRUPTED, EXIT_NOT_ALLOWED, EXIT_OK
-from reference_server.testing import RunningServer, running_server
+from offline_addon.commands import EXIT_INTERRUPTED, EXIT_NO_COPY, EXIT_NOT_ALLOWED, EXIT_OK
+from reference_server.testing import ServerProcess
 
 PSR_CLIENT = Path(sys.executable).parent / "psr-client"
 DB = "cmds"
@@ -25,21 +25,21 @@ LARGE = 60_000
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RunningServer]:
-    with running_server(tmp_path / "srv") as running:
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(tmp_path / "srv").start() as running:
         running.admin.create_database(DB, offline_allowed=True)
         running.admin.create_user("alice", PASSWORD, offline_right=True, validity_days=7)
         yield running
 
 
-def _import(server: RunningServer, count: int) -> None:
+def _import(server: ServerProcess, count: int) -> None:
     items = [{"name": f"Entry {i:06d}", "fields": {"username": f"user{i}",
                                                     "password": f"pw-{i}-Zk3"}}
              for i in range(count)]
     server.admin.import_records(DB, items, grant={"alice": "rwe"})
 
 
-def _env(tmp_path: Path, server: RunningServer) -> dict[str, str]:
+def _env(tmp_path: Path, server: ServerProcess) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
     env.update(PSR_CLIENT_CONFIG_DIR=str(tmp_path / "client"), PSR_SERVER=server.url,
                PSR_DATABASE=DB, PSR_USER="alice", PSR_PASSWORD=PASSWORD,
@@ -53,7 +53,7 @@ def _client(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_create_reports_once_and_scripts_read_json(tmp_path: Path,
-                                                   server: RunningServer) -> None:
+                                                   server: ServerProcess) -> None:
     _import(server, SMALL)
     env = _env(tmp_path, server)
     created = _client(env, "offline", "create")
@@ -65,10 +65,28 @@ def test_create_reports_once_and_scripts_read_json(tmp_path: Path,
     listing = json.loads(_client(env, "offline", "list", "--json").stdout)
     (copy,) = listing["copies"]
     assert (copy["database"], copy["username"], copy["record_count"]) == (DB, "alice", SMALL)
+    status = _client(env, "offline", "status", "--json")
+    assert status.returncode == EXIT_OK, status.stdout + status.stderr
+    shown = json.loads(status.stdout)
+    assert shown["copy"]["copy_id"] == copy["copy_id"]
+    assert shown["state"] == "idle"
+    assert shown["validity_left_s"] > 6 * 86400
+
+
+def test_delete_works_without_the_server(tmp_path: Path, server: ServerProcess) -> None:
+    _import(server, SMALL)
+    env = _env(tmp_path, server)
+    assert _client(env, "offline", "create").returncode == EXIT_OK
+    server.stop()
+    deleted = _client(env, "offline", "delete")
+    assert deleted.returncode == EXIT_OK, deleted.stdout + deleted.stderr
+    assert "was deleted" in deleted.stdout
+    assert json.loads(_client(env, "offline", "list", "--json").stdout)["copies"] == []
+    assert _client(env, "offline", "delete").returncode == EXIT_NO_COPY
 
 
 def test_create_without_the_right_is_refused_and_deletes_nothing(
-        tmp_path: Path, server: RunningServer) -> None:
+        tmp_path: Path, server: ServerProcess) -> None:
     _import(server, SMALL)
     server.admin.set_user_offline("alice", enabled=False)
     result = _client(_env(tmp_path, server), "offline", "create")
@@ -78,7 +96,7 @@ def test_create_without_the_right_is_refused_and_deletes_nothing(
 
 
 def test_ctrl_c_stops_a_first_sync_and_keeps_what_it_received(
-        tmp_path: Path, server: RunningServer) -> None:
+        tmp_path: Path, server: ServerProcess) -> None:
     _import(server, LARGE)
     env = _env(tmp_path, server)
     child = subprocess.Popen([str(PSR_CLIENT), "offline", "create"], stdout=subprocess.PIPE,
