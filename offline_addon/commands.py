@@ -80,7 +80,7 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         if inv.args.get("json"):
             inv.output(json.dumps(status_json(overview, who.database), sort_keys=True))
         else:
-            for line in describe_status(overview, who.database):
+            for line in describe_status(overview, who.database, online=inv.session is not None):
                 inv.output(line)
         return EXIT_OK if overview.info is not None else EXIT_NO_COPY
 
@@ -206,12 +206,13 @@ def describe_age(last_sync: float | None, valid_until: float | None, now: float)
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
     return (f"{info.database} on {info.server_url} for {info.username}: "
-            f"{info.record_count} records, {info.size_bytes // 1024} KiB, "
+            f"{info.record_count:,} records, {info.size_bytes // 1024:,} KiB, "
             f"{describe_age(info.last_sync, info.valid_until, now)}")
 
 
-def describe_status(overview: CopyOverview, database: str) -> list[str]:
-    """The lines ``offline status`` prints for the logged-in database."""
+def describe_status(overview: CopyOverview, database: str, *, online: bool) -> list[str]:
+    """The lines ``offline status`` prints for the database of the account (``online``: the
+    user is logged in online)."""
     now = time.time()
     live = overview.status
     if overview.info is None:
@@ -226,7 +227,8 @@ def describe_status(overview: CopyOverview, database: str) -> list[str]:
     if overview.next_sync_in_s is not None and overview.info is not None:
         lines.append(f"Next automatic sync in {_ago(overview.next_sync_in_s)}.")
     elif overview.info is not None and live.state != "syncing":
-        lines.append("No automatic sync planned (log in online to sync).")
+        lines.append("No automatic sync planned; run 'offline sync' to synchronise now."
+                     if online else "No automatic sync planned (log in online to sync).")
     return lines
 
 

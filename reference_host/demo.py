@@ -124,7 +124,7 @@ def run_demo(work: Path) -> None:
             "quit",
         ]))
         expect("[progress] offline:" in out, "no progress was shown during the first sync")
-        expect(f"is synchronised: {RECORD_COUNT} added" in out,
+        expect(f"is synchronised: {RECORD_COUNT:,} added" in out,
                "the first sync did not copy all records")
         expect(out.count(UP_TO_DATE) >= 2,
                "expected the first sync and the sync after the save to end 'Up to date'")

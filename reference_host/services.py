@@ -25,6 +25,9 @@ from hookspecs import HostServices
 from hookspecs.services import NotifyLevel
 
 NOTIFY_LEVELS = ("info", "warning", "error")
+NOTE_SHOWN_S = 120.0
+"""How long an ``info`` notification stays on the status line: long enough to be read, not so
+long that it goes stale (a hint about a missing copy after the copy was made)."""
 BAR_WIDTH = 20  # characters of the status line's progress bar (ASCII: any console shows it)
 
 
@@ -94,6 +97,7 @@ class Console:
         self._tasks: dict[str, _Task] = {}
         self._outcome = ""
         self._note = ""
+        self._note_until = 0.0
 
     @property
     def stream(self) -> IO[str]:
@@ -124,6 +128,7 @@ class Console:
         with self._lock:
             if self._view is not None and level == "info":
                 self._note = f"{time.strftime('%H:%M')} {title}: {text}"
+                self._note_until = time.monotonic() + NOTE_SHOWN_S
                 self._view.status_changed()
                 return
             self.line(f"[{level}] {title}: {text}")
@@ -132,7 +137,8 @@ class Console:
         """What the status line shows now."""
         with self._lock:
             progress = " | ".join(task.shown() for task in self._tasks.values())
-            return StatusText(progress, self._outcome, self._note)
+            note = self._note if time.monotonic() < self._note_until else ""
+            return StatusText(progress, self._outcome, note)
 
     def progress(self, key: str, label: str, done: int, total: int, text: str) -> None:
         """Show progress of task ``key`` as ``label``; ``done >= total > 0`` or ``total == -1``

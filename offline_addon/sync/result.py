@@ -37,12 +37,12 @@ def outcome_message(
 ) -> str:
     """The sentence for a sync that ended well (``why``: the reason of a repair)."""
     if outcome == "unchanged":
-        return f"The offline copy of '{database}' is up to date ({count} records)."
+        return f"The offline copy of '{database}' is up to date ({count:,} records)."
     if outcome == "repaired":
         return (f"The offline copy of '{database}' was rebuilt from the server because {why} "
-                f"({count} records).")
-    return (f"The offline copy of '{database}' is synchronised: {added} added, {changed} "
-            f"changed, {removed} removed ({count} records).")
+                f"({count:,} records).")
+    return (f"The offline copy of '{database}' is synchronised: {added:,} added, {changed:,} "
+            f"changed, {removed:,} removed ({count:,} records).")
 
 
 def progress_summary(result: SyncResult) -> str:

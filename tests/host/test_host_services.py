@@ -7,6 +7,9 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
+import reference_host.services as services_module
 from reference_host.host import Host
 from reference_host.services import Console, services_for
 from reference_host.timer import HostClock, TimerThread
@@ -178,6 +181,18 @@ def test_with_a_status_line_progress_and_info_go_there_and_warnings_to_the_scrol
     console.attach(None)
     services.notify("Back", "to plain lines")
     assert console.stream.getvalue() == "[info] Back: to plain lines\n"  # type: ignore[attr-defined]
+
+
+def test_an_info_note_leaves_the_status_line_after_a_while(monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    now = [1000.0]
+    monkeypatch.setattr(services_module.time, "monotonic", lambda: now[0])
+    console = Console(io.StringIO())
+    console.attach(StatusRecorder())
+    services_for("offline", console, lambda _: {}).notify("Offline copy", "no copy yet")
+    assert console.status().note.endswith("Offline copy: no copy yet")
+    now[0] += services_module.NOTE_SHOWN_S + 1
+    assert console.status().note == ""
 
 
 def test_command_text_says_how_a_command_is_typed_where_the_user_is(tmp_path: Path) -> None:
