@@ -13,7 +13,8 @@ Records of two shapes (``bench/dataset.py``): realistic (about 600 bytes, a 200-
 note) for the targets, and today's small ones (about 250 bytes) for comparison.
 
 ``--quick``: small sizes, one run each, for a smoke check. ``--large``: also a first sync of
-1M records for the scale table (``make bench-large``). Results go to
+1M records for the scale table (``make bench-large``). ``--only first,memory``: some groups
+only (for working on one figure; the table file stays as it was). Results go to
 ``bench/results/latest.json`` (git-ignored) and the tables to ``bench/RESULTS.md`` (shown by
 the README).
 """
@@ -28,7 +29,7 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from bench import incremental, measure
@@ -48,6 +49,7 @@ from bench.stats import Figure, ScaleRow, as_json, machine, render_scale, render
 
 HERE = Path(__file__).resolve().parent
 LARGE = 1_000_000
+GROUPS = ("first", "memory", "incremental", "reference", "large")
 
 
 @dataclass(frozen=True)
@@ -60,12 +62,21 @@ class Plan:
     small_syncs: int
     quick: bool
     large: bool
+    gzip: bool = True
+    only: frozenset[str] = frozenset()
+    """The groups to run (empty: all); a partial run does not rewrite ``RESULTS.md``."""
 
     @classmethod
-    def of(cls, quick: bool, large: bool) -> Plan:
+    def of(cls, quick: bool, large: bool, gzip: bool = True, only: frozenset[str] = frozenset(),
+           runs: int | None = None) -> Plan:
         if quick:
-            return cls(2_000, 10_000, 1, 10, True, large)
-        return cls(10_000, 100_000, 3, 50, False, large)
+            plan = cls(2_000, 10_000, 1, 10, True, large, gzip, only)
+        else:
+            plan = cls(10_000, 100_000, 3, 50, False, large, gzip, only)
+        return plan if runs is None else replace(plan, runs=runs)
+
+    def wants(self, group: str) -> bool:
+        return not self.only or group in self.only
 
 
 def _guard(rows: list[Figure], name: str, unit: str, target: str,
@@ -97,7 +108,7 @@ def _fast_phase(plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Pat
                                      ("realistic", plan.big), ("small", plan.big)]
     started = time.perf_counter()
     with FeedServerProcess(loads, limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD) as fast:
+                           password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
         print(f"feed server {fast.url}: {loads} encoded in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
         who = {(kind, size): login(fast.url, database_name(kind, size), BENCH_USER,
@@ -113,19 +124,21 @@ def _fast_phase(plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Pat
             runs[kind, size] = got
             return got
 
-        _guard(rows, "first sync, realistic, big", "records/s", ">= 25k/s",
-               lambda: measure.headline_figures(first("realistic", plan.big), limit))
-        _guard(rows, "first sync, realistic, small", "records/s", "-",
-               lambda: [measure.other_figure(first("realistic", plan.small), limit)])
-        _guard(rows, "first sync, small records, big", "records/s", "-",
-               lambda: [measure.other_figure(first("small", plan.big), limit)])
-        scale += [runs[k].scale_row() for k in sorted(runs) if k[0] == "realistic"]
+        if plan.wants("first"):
+            _guard(rows, "first sync, realistic, big", "records/s", ">= 25k/s",
+                   lambda: measure.headline_figures(first("realistic", plan.big), limit))
+            _guard(rows, "first sync, realistic, small", "records/s", "-",
+                   lambda: [measure.other_figure(first("realistic", plan.small), limit)])
+            _guard(rows, "first sync, small records, big", "records/s", "-",
+                   lambda: [measure.other_figure(first("small", plan.big), limit)])
+            scale += [runs[k].scale_row() for k in sorted(runs) if k[0] == "realistic"]
+        if plan.wants("memory"):
+            from bench.memprobe import memory_figures
 
-        from bench.memprobe import memory_figures
-
-        _guard(rows, "peak memory", "MB", "< 15 MB growth", lambda: memory_figures(
-            {s: who["realistic", s] for s in (plan.small, plan.big)}, limit, "realistic"))
-        _incremental_phase(plan, rows, fast, who["realistic", plan.big], limit, work)
+            _guard(rows, "peak memory", "MB", "< 15 MB growth", lambda: memory_figures(
+                {s: who["realistic", s] for s in (plan.small, plan.big)}, limit, "realistic"))
+        if plan.wants("incremental"):
+            _incremental_phase(plan, rows, fast, who["realistic", plan.big], limit, work)
 
 
 def _incremental_phase(plan: Plan, rows: list[Figure], fast: FeedServerProcess, who: Login,
@@ -163,7 +176,7 @@ def _reference_phase(plan: Plan, rows: list[Figure], work: Path, limit: int) -> 
     started = time.perf_counter()
     with bench_server(work / "server", loads) as server, \
             FeedServerProcess([("realistic", plan.big)], limits=[limit], username=BENCH_USER,
-                              password=BENCH_PASSWORD) as fast:
+                              password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
         print(f"reference server {server.url}: loaded {loads} in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
         who = {size: login(server.url, database_name(kind, size), BENCH_USER, BENCH_PASSWORD,
@@ -182,11 +195,12 @@ def _reference_phase(plan: Plan, rows: list[Figure], work: Path, limit: int) -> 
                lambda: hook_figures(server, who[plan.small], work, plan.quick))
 
 
-def _large_phase(rows: list[Figure], scale: list[ScaleRow], work: Path, limit: int) -> None:
+def _large_phase(plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Path,
+                 limit: int) -> None:
     """A first sync of 1M realistic records (one run of each), for the scale table."""
     started = time.perf_counter()
     with FeedServerProcess([("realistic", LARGE)], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD) as fast:
+                           password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
         print(f"feed server {fast.url}: 1M records encoded in "
               f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
         who = login(fast.url, database_name("realistic", LARGE), BENCH_USER, BENCH_PASSWORD,
@@ -210,10 +224,12 @@ def run(plan: Plan) -> tuple[list[Figure], list[ScaleRow]]:
     work = Path(tempfile.mkdtemp(prefix="psr-bench-"))
     limit = page_limit()
     try:
-        _fast_phase(plan, rows, scale, work, limit)
-        _reference_phase(plan, rows, work, limit)
-        if plan.large:
-            _large_phase(rows, scale, work, limit)
+        if any(plan.wants(g) for g in ("first", "memory", "incremental")):
+            _fast_phase(plan, rows, scale, work, limit)
+        if plan.wants("reference"):
+            _reference_phase(plan, rows, work, limit)
+        if plan.large or "large" in plan.only:
+            _large_phase(plan, rows, scale, work, limit)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return rows, sorted(scale, key=lambda r: r.records)
@@ -227,7 +243,7 @@ def write(rows: list[Figure], scale: list[ScaleRow], plan: Plan, seconds: float)
     (HERE / "results").mkdir(exist_ok=True)
     payload = {
         "when": stamp,
-        "plan": asdict(plan),
+        "plan": {**asdict(plan), "only": sorted(plan.only)},
         "seconds": round(seconds, 1),
         "machine": info,
         "figures": as_json(rows),
@@ -237,13 +253,15 @@ def write(rows: list[Figure], scale: list[ScaleRow], plan: Plan, seconds: float)
     where = f"{info['cpu']}, {info['cores']} cores, Python {info['python']}, {info['system']}"
     flag = " --quick" if plan.quick else ""
     flag += " --large" if plan.large else ""
+    flag += "" if plan.gzip else " --no-gzip"
     large = "" if plan.large else " (1M records: `make bench-large`)"
     md = (
         "# Benchmark results\n\n"
         f"Latest `python -m bench{flag}` run, {stamp}, {seconds:.0f} s, on {where}.\n\n"
         "The add-on's figures are measured against the bench's feed server "
         "(`bench/feedserver.py`: the documented protocol served from memory, every page "
-        "encoded and gzipped in advance), so that they measure the add-on, not the server; "
+        f"encoded{' and gzipped' if plan.gzip else ''} in advance), so that they measure the "
+        "add-on, not the server; "
         "the reference server's rows say so. Realistic records are about 600 bytes (a "
         "200-character note), small ones about 250. Each figure is the median of several "
         "runs; ratios are medians of per-run ratios against two baselines run in the same "
@@ -256,7 +274,8 @@ def write(rows: list[Figure], scale: list[ScaleRow], plan: Plan, seconds: float)
         "Realistic records, fast feed server, public API, to a searchable copy.\n\n"
         f"{render_scale(scale)}\n"
     )
-    (HERE / "RESULTS.md").write_text(md, encoding="utf-8")
+    if not plan.only:
+        (HERE / "RESULTS.md").write_text(md, encoding="utf-8")
     return md
 
 
@@ -265,13 +284,24 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--large", action="store_true", help="also a first sync of 1M records")
+    parser.add_argument("--no-gzip", action="store_true",
+                        help="the feed server sends pages uncompressed (default: gzipped to a "
+                        "client that accepts it, as the reference server does)")
+    parser.add_argument("--only", default="", metavar="GROUPS",
+                        help=f"comma-separated groups to run, of {', '.join(GROUPS)} "
+                        "(a partial run leaves RESULTS.md as it is)")
+    parser.add_argument("--runs", type=int, help="runs per first-sync figure (default 3)")
     args = parser.parse_args(argv)
-    plan = Plan.of(args.quick, args.large)
+    only = frozenset(g for g in args.only.split(",") if g)
+    if only - set(GROUPS):
+        parser.error(f"unknown groups: {', '.join(sorted(only - set(GROUPS)))}")
+    plan = Plan.of(args.quick, args.large, gzip=not args.no_gzip, only=only, runs=args.runs)
     started = time.perf_counter()
     rows, scale = run(plan)
     text = write(rows, scale, plan, time.perf_counter() - started)
     print(text)
-    print(f"written: {HERE / 'results' / 'latest.json'} and {HERE / 'RESULTS.md'}")
+    written = HERE / "results" / "latest.json"
+    print(f"written: {written}" + ("" if plan.only else f" and {HERE / 'RESULTS.md'}"))
     missed = [r.name for r in rows if r.status == "MISSED"]
     if missed:
         print("targets missed: " + ", ".join(missed))

@@ -81,6 +81,8 @@ class Sections:
 
 _STATEMENTS = (
     (r"^INSERT INTO records\(rowid", "sql: insert records"),
+    (r"^UPDATE records", "sql: update records (+ index triggers)"),
+    (r"^DELETE FROM records", "sql: delete records (+ index triggers)"),
     (r"^INSERT INTO records_fts\(rowid", "sql: insert records_fts"),
     (r"^INSERT INTO records_name_trigrams\(rowid", "sql: insert name trigrams"),
     (r"^INSERT INTO records_fts\(records_fts\)", "sql: optimize records_fts"),
@@ -256,11 +258,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("realistic", "small"), default="realistic")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--no-gzip", action="store_true",
+                        help="serve pages uncompressed (the reference server gzips them)")
     args = parser.parse_args(argv)
     kind: Kind = args.kind
     limit = engine.page_limit()
     with FeedServerProcess([(kind, args.size)], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD) as fast, \
+                           password=BENCH_PASSWORD, gzip=not args.no_gzip) as fast, \
             tempfile.TemporaryDirectory() as tmp, ExitStack():
         who = login(fast.url, database_name(kind, args.size), BENCH_USER, BENCH_PASSWORD,
                     CLIENT_ID)
@@ -275,7 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             wall_p, _ = _sync(who, Path(tmp) / "c")
     n = args.size
     text = (
-        f"# First sync of {n:,} {kind} records, fast feed server, page limit {limit}\n\n"
+        f"# First sync of {n:,} {kind} records, fast feed server, page limit {limit}, "
+        f"{'uncompressed' if args.no_gzip else 'gzipped'} pages\n\n"
         f"- add-on: {wall:.2f} s wall = {n / wall:,.0f} records/s, process CPU {cpu:.2f} s "
         f"({cpu / wall:.0%} of wall)\n"
         f"- plain loop: {plain.seconds:.2f} s ({n / plain.seconds:,.0f}/s); plain loop + "

@@ -385,10 +385,17 @@ def small_syncs(size: int, limit: int, syncs: int) -> None:
                              for t in ("records_fts", "records_name_trigrams")]),
                 [_idle_merge, _idle_checkpoint]),
         }
+        from bench.profiling import Sections, instrumented, section_table
+
+        sections = Sections()
         for name, (setup, idle) in variants.items():
             folder = Path(tmp) / f"v{len(name)}"
             shutil.copytree(base, folder)
-            copy = OfflineCopy.open(engine.paths_for(folder, who), who.password)
+            if name == "today":  # the statements of today's small syncs, timed
+                with instrumented(sections):
+                    copy = OfflineCopy.open(engine.paths_for(folder, who), who.password)
+            else:
+                copy = OfflineCopy.open(engine.paths_for(folder, who), who.password)
             times, idle_ms = [], 0.0
             try:
                 if setup is not None:
@@ -408,6 +415,8 @@ def small_syncs(size: int, limit: int, syncs: int) -> None:
                 copy.close()
             print(f"| {name} | {statistics.median(times):.1f} | {percentile(times, 95):.1f} | "
                   f"{max(times):.1f} | {idle_ms:.0f} |")
+        print(f"\nToday's {syncs} small syncs by statement (totals; the connection was timed):\n")
+        print(section_table(sections, sum(s.wall for s in sections.data.values()), syncs * 100))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -131,9 +131,12 @@ def render_scale(rows: Sequence[ScaleRow]) -> str:
         for a, b in itertools.pairwise(ordered)
     ]
     if steps:
+        per_record = ordered[-1].file_bytes / ordered[-1].records
         text += ("\n\nHow the cost grows: " + "; ".join(steps) + ". An exponent of 1.00 is "
-                 "linear; above it, each record costs more in a larger copy (the B-trees and "
-                 "the full-text index get deeper), and the file grows linearly.")
+                 "linear; below it, fixed costs (the KDF of a new file, about 0.1 s) still "
+                 "weigh; above it, each record costs more in a larger copy (deeper B-trees, "
+                 "more full-text segments to merge). The file grows about linearly "
+                 f"({per_record:,.0f} bytes per record at the largest size).")
     return text
 
 
