@@ -89,6 +89,7 @@ _STATEMENTS = (
     (r"^INSERT INTO records_name_trigrams\(records_name_trigrams\)", "sql: optimize trigrams"),
     (r"json_each", "sql: held revs (page ids)"),
     (r"max\(rowid\)", "sql: max(rowid)"),
+    (r"count\(\*\) FROM records", "sql: count(*) FROM records (digest guard)"),
     (r"^COMMIT", "sql: COMMIT"),
     (r"^BEGIN", "sql: BEGIN"),
     (r"^PRAGMA key", "sql: PRAGMA key (KDF)"),
@@ -165,6 +166,10 @@ def instrumented(sections: Sections) -> Iterator[None]:
         (sync_engine._SyncRun, "_finish", "py: finish (sidecar)"),
         (sync_engine._SyncRun, "_check_policy", "http: policy"),
         (sync_engine._SyncRun, "_full_head", "http: head"),
+        (transport.SyncClient, "head", "http: head"),
+        (offline_copy.OfflineCopy, "record_contact", "py: record_contact"),
+        (offline_copy.OfflineCopy, "sidecar_info", "py: sidecar_info"),
+        (sync_engine, "write_sidecar", "file: write_sidecar (durable write)"),
     ]
     del digest, search  # (imported so that the names above resolve the same modules)
     saved: list[tuple[Any, str, Any]] = []
@@ -234,6 +239,35 @@ def _sync(who: Login, folder: Path) -> tuple[float, float]:
     return seconds, time.process_time() - cpu0
 
 
+def _small_syncs(fast: FeedServerProcess, who: Login, folder: Path, syncs: int) -> str:
+    """``syncs`` times: 100 changes on the server, one sync of the open copy, by section."""
+    if syncs <= 0:
+        return ""
+    sections = Sections()
+    walls = []
+    with instrumented(sections):
+        copy, _ = engine.open_copy(folder, who)
+        client = engine.sync_client(who)
+        sections.data.clear()  # the opening is not part of the syncs
+        try:
+            for _ in range(syncs):
+                fast.change(who.database, update=100)
+                result, seconds = engine.engine_sync(folder, who, create=False, copy=copy,
+                                                     client=client)
+                if result.changed != 100:
+                    raise RuntimeError(f"expected 100 changes, got {result}")
+                walls.append(seconds)
+        finally:
+            client.close()
+            copy.close()
+    walls.sort()
+    total = sum(walls)
+    return (f"## {syncs} syncs of 100 changes into the open copy\n\n"
+            f"median {walls[len(walls) // 2] * 1000:.1f} ms, max {walls[-1] * 1000:.1f} ms; "
+            "sections are totals over all syncs (µs/record = per changed record):\n\n"
+            + section_table(sections, total, syncs * 100))
+
+
 def section_table(sections: Sections, wall: float, records: int) -> str:
     rows = sorted(sections.data.items(), key=lambda kv: -kv[1].cpu)
     lines = ["| thread | section | calls | wall s | CPU s | CPU µs/record | share of sync wall |",
@@ -258,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("realistic", "small"), default="realistic")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--small-syncs", type=int, default=0, metavar="K",
+                        help="also K syncs of 100 changes into the copy, kept open, by section")
     parser.add_argument("--no-gzip", action="store_true",
                         help="serve pages uncompressed (the reference server gzips them)")
     args = parser.parse_args(argv)
@@ -277,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         profiles: dict[str, cProfile.Profile] = {}
         with profiled(profiles):
             wall_p, _ = _sync(who, Path(tmp) / "c")
+        small = _small_syncs(fast, who, Path(tmp) / "a", args.small_syncs)
     n = args.size
     text = (
         f"# First sync of {n:,} {kind} records, fast feed server, page limit {limit}, "
@@ -291,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
         "out of their parent; shares are of the instrumented sync's wall time):\n\n"
         f"{section_table(sections, wall_i, n)}\n"
     )
+    if small:
+        text += f"\n{small}\n"
     for thread, prof in profiles.items():
         text += f"\n## cProfile, thread {thread}, top {args.top} by own time\n\n```\n"
         text += _top(prof, args.top) + "```\n"
