@@ -29,7 +29,8 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(PY) -m bench --quick
 
-# Also a first sync of 1M records for the scale table (several minutes, ~2 GB of memory).
+# Also a first sync of 1M records for the scale table (several minutes more; the feed server
+# holds the 1M records and their pages in memory, about 4 GB).
 bench-large: $(STAMP)
 	$(PY) -m bench --large
 
