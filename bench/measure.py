@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,10 +22,6 @@ MIN_RATE = 25_000.0
 MIN_RATIO_INDEXED = 1.5
 MIN_RATIO_PLAIN = 0.6
 MIN_SERVING_RATE = 60_000.0
-
-
-def _ms(seconds: float) -> float:
-    return seconds * 1000.0
 
 
 @dataclass
@@ -182,8 +177,3 @@ def not_measured(name: str, unit: str, target: str, exc: BaseException) -> Figur
     """A row for a measurement that failed or whose code is not there yet."""
     why = f"{type(exc).__name__}: {str(exc)[:120]}"
     return pending(name, unit, target, why)
-
-
-def wait_a_moment() -> None:
-    """Let the disk settle between heavy phases (WAL checkpoints of the last run)."""
-    time.sleep(0.2)
