@@ -30,6 +30,13 @@ RECORD_NAME = ""
 """The slot key of the record's name (no field may have an empty name)."""
 PASSWORD_FIELD = "password"  # noqa: S105 - a field name, not a password
 
+# The server's limits on a record (docs/sync-api.yaml): a change outside them could never be
+# pushed, so it is refused when it is made.
+MAX_NAME_LENGTH = 1_000
+MAX_FIELDS = 200
+MAX_FIELD_NAME_LENGTH = 200
+MAX_FIELD_VALUE_LENGTH = 100_000
+
 ChangeKind = Literal["create", "update", "delete"]
 ServerGone = Literal["deleted", "refused"]
 """What stands in for the server's record when there is none to merge with: the record was
@@ -40,9 +47,9 @@ MergeAction = Literal["write", "delete", "nothing", "report"]
 
 @dataclass(frozen=True)
 class RecordContent:
-    """A record's name and fields (what a write sends); ``fields`` is hidden from ``repr``."""
+    """A record's name and fields (what a write sends); both are hidden from ``repr``."""
 
-    name: str
+    name: str = field(repr=False)
     fields: Mapping[str, str] = field(repr=False)
 
     def slots(self) -> dict[str, str]:
@@ -152,6 +159,33 @@ def changes_between(before: RecordContent | None, after: RecordContent) -> dict[
         for slot in dict.fromkeys([*old, *new])
         if old.get(slot) != new.get(slot)
     }
+
+
+def content_problem(content: RecordContent) -> str | None:
+    """Why the server would refuse this record, in words (never quoting a value); None when
+    it is acceptable."""
+    if not content.name or len(content.name) > MAX_NAME_LENGTH:
+        return f"A record needs a name of 1 to {MAX_NAME_LENGTH} characters."
+    if len(content.fields) > MAX_FIELDS:
+        return f"A record may have at most {MAX_FIELDS} fields."
+    for key, value in content.fields.items():
+        if not key or len(key) > MAX_FIELD_NAME_LENGTH:
+            return f"Field names must have 1 to {MAX_FIELD_NAME_LENGTH} characters."
+        if len(value) > MAX_FIELD_VALUE_LENGTH:
+            return f"A field value may have at most {MAX_FIELD_VALUE_LENGTH} characters."
+    if not all(_encodable(text) for text in (content.name, *content.slots())) or not all(
+        _encodable(v) for v in content.fields.values()
+    ):
+        return "The record holds text that is not valid Unicode."
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def merge_change(change: PendingChange, theirs: ServerRecord | ServerGone | None) -> MergeResult:
