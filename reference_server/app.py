@@ -269,9 +269,8 @@ def _register_record_routes(app: Flask) -> None:
         actor = _actor(owner)
         body = _body()
         name, fields = records.check_content(body.get("name"), body.get("fields"))
-        record = records.create_record(_conn(), db, name, fields, _now(), owner.user_id,
-                                       actor=actor)
-        return _json(record, 201)
+        result = records.create_for_user(_conn(), db, name, fields, _now(), actor)
+        return _json(result.record, 201 if result.created else 200)
 
     @app.put(f"{API}/databases/<db>/records/<record_id>")
     def update_record(db: str, record_id: str) -> Response:

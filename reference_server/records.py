@@ -107,18 +107,13 @@ _OWNER_RIGHTS = Rights(True, True, True, True)
 
 def create_record(
     conn: sqlite3.Connection, db: str, name: str, fields: Mapping[str, str], now: float,
-    owner: str | None, *, actor: Actor | None = None,
+    owner: str | None,
 ) -> dict[str, Any]:
     """Create a record at rev 1; the owner (if any) gets read, write, export and delete
-    rights. With ``actor`` (a user through the API) the user's create right is checked and
-    the audit trail gets the create."""
+    rights."""
     with transaction(conn):
-        if actor is not None and actor.user_id is not None:
-            _require_create_right(conn, db, actor.user_id)
         record_id = str(uuid.uuid4())
         _insert(conn, db, record_id, name, fields, now, owner)
-        if actor is not None:
-            audit.record_event(conn, actor, "create", db, record_id, now, rev=1)
         return to_json(_row(conn, db, record_id))
 
 
@@ -152,6 +147,12 @@ def update_record(
             rights = _rights(conn, db, record_id, by_user)
             if not rights.read or row[5]:
                 raise unknown_record()
+            earlier = None if actor is None else audit.earlier_change(conn, actor)
+            if earlier is not None:
+                if (earlier.kind, earlier.record_id, earlier.base_rev) != (
+                        "update", record_id, expected_rev):
+                    raise _change_id_reused()
+                return to_json(row)  # a resend of a save that is done
             if not rights.write:
                 raise _no_write_right()
         if expected_rev is not None and expected_rev != row[1]:
@@ -381,6 +382,31 @@ class WriteResult:
     record: dict[str, Any] | None
     created: bool = False
     replayed: bool = False
+
+
+def create_for_user(
+    conn: sqlite3.Connection, db: str, name: str, fields: Mapping[str, str], now: float,
+    actor: Actor,
+) -> WriteResult:
+    """Create a record under a server-made id (``POST``), if the user has the create right.
+    A resend with the change id of a create that is done answers that record as it is now
+    (``replayed``) instead of creating a second one."""
+    assert actor.user_id is not None
+    with transaction(conn):
+        earlier = audit.earlier_change(conn, actor)
+        if earlier is not None:
+            if earlier.kind != "create" or earlier.record_id is None:
+                raise _change_id_reused()
+            row = _row_or_none(conn, db, earlier.record_id)
+            if row is None:
+                raise _record_deleted()
+            _visible_rights(conn, db, row, actor.user_id)
+            return WriteResult(to_json(row), replayed=True)
+        _require_create_right(conn, db, actor.user_id)
+        record_id = str(uuid.uuid4())
+        _insert(conn, db, record_id, name, fields, now, actor.user_id)
+        audit.record_event(conn, actor, "create", db, record_id, now, rev=1)
+        return WriteResult(to_json(_row(conn, db, record_id)), created=True)
 
 
 def put_for_user(

@@ -211,6 +211,31 @@ def test_an_id_that_was_deleted_is_never_created_again(
     assert demo.admin.list_records("demo") == []
 
 
+def test_the_online_create_and_save_recognise_a_resend_by_its_change_id(
+    demo: RunningServer, alice: ApiClient, router: str
+) -> None:
+    url = f"{alice.base}/databases/demo/records"
+    once = {"X-Change-Id": "post-1"}
+    first = alice.http.post(url, json=record("Door"), headers=once)
+    assert first.status_code == 201
+    again = alice.http.post(url, json=record("Door"), headers=once)
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert len(demo.admin.list_records("demo")) == 2
+    saved = put(alice, router, {"rev": 1, **record("R2")}, change_id="save-1")
+    assert saved.status_code == 200
+    assert put(alice, router, {"rev": 1, **record("R2")}, change_id="save-1").json() == (
+        saved.json())
+    assert_problem(put(alice, router, {"rev": 2, **record("R3")}, change_id="save-1"), 400,
+                   "change_id_reused")
+    assert_problem(alice.http.post(url, json=record("x"), headers={"X-Change-Id": "save-1"}),
+                   400, "change_id_reused")
+    demo.admin.delete_record("demo", first.json()["id"])
+    assert_problem(alice.http.post(url, json=record("Door"), headers=once), 410,
+                   "record_deleted")
+    assert [e.kind for e in demo.admin.audit_entries(user="alice")] == ["create", "update"]
+
+
 # --- deletes -------------------------------------------------------------------------------
 
 

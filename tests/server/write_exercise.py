@@ -51,6 +51,10 @@ def exercise_writes(srv: RunningServer) -> list[requests.Response]:
         http.delete(f"{db}/{mine}", headers={**auth, "If-Match": '"5"'}),
         http.put(f"{db}/{mine}", json=body, headers={**auth, "If-Match": '"2"'}),
     ]
+    once = {**auth, "X-Change-Id": "post-1"}
+    out += [http.post(db, json=body, headers=once), http.post(db, json=body, headers=once)]
+    admin.delete_record("edits", out[-1].json()["id"])
+    out.append(http.post(db, json=body, headers=once))
     admin.set_create_right("edits", "carol", False)
     out.append(http.post(db, json=body, headers=auth))
     http.close()
