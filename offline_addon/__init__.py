@@ -12,14 +12,17 @@ CI by import-linter, see ``pyproject.toml``)::
     sync/                   one run against a server: the engine, the HTTP transport,
                             page prefetching, the result and its words
     storage/                the encrypted file and every file operation: the copy, keying,
-                            migrations, search, the sidecar, paths, moves, deletes
+                            migrations, search, the sidecar, paths, moves, deletes, the
+                            offline edits (pending changes, conflicts)
     protocol/               pure: what the server says (answers) and what it means (page plan,
-                            digest, validity); no I/O, no clock
+                            digest, validity, the merge of an offline change); no I/O, no clock
     settings, errors        values every layer may use: the four settings, the exception tree
 
 Where a change belongs: retries and timeouts ``sync/transport.py``; the file format
 ``storage/migrations.py``; what is due when ``runtime/schedule.py``; what a page does
-``protocol/page_plan.py``; the words of a sync's outcome ``sync/result.py``.
+``protocol/page_plan.py``; the words of a sync's outcome ``sync/result.py``; how an offline
+change meets the server's record ``protocol/merge.py``; the queue of offline changes
+``storage/local_changes.py``.
 
 Glossary of the records that describe one copy, by where they live:
 
@@ -31,6 +34,10 @@ Glossary of the records that describe one copy, by where they live:
   without a password.
 - ``CopyStatus`` (runtime/status): what this process is doing with the copy now; in memory.
 - ``CopyOverview`` (api): ``CopyInfo`` plus ``CopyStatus`` plus time left, for ``status()``.
+
+Offline edits: ``PendingChange`` (protocol/merge) is one change made offline and not yet on
+the server, in the copy's ``pending_changes`` table; ``ConflictEntry`` (storage/local_changes)
+is one value of the user's that the server did not take, in the copy's ``conflicts`` table.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ password, a token or record content::
     ├── ClockWentBack           the computer's clock is earlier than the last server contact
     ├── CopyNotFound            there is no offline copy (yet)
     ├── StorageError            disk full, permissions, corrupt file
+    ├── OfflineEditError        an offline edit that cannot be made as asked
     ├── SyncCancelled           a sync was stopped on request between two pages
     └── ShuttingDown            the add-on was switched off before the work could run
 """
@@ -96,6 +97,11 @@ class ClockWentBack(OfflineAddonError):
 
 class StorageError(OfflineAddonError):
     """The copy's file cannot be read or written (disk full, permissions, damaged file)."""
+
+
+class OfflineEditError(OfflineAddonError):
+    """An offline edit cannot be made as asked (no such record in the copy, a value the server
+    would refuse); nothing was changed."""
 
 
 class SyncCancelled(OfflineAddonError):

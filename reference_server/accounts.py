@@ -28,6 +28,7 @@ class DatabaseInfo:
     name: str
     offline_allowed: bool
     record_count: int
+    offline_editing: bool = False
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,31 @@ def set_database_offline(conn: sqlite3.Connection, name: str, allowed: bool) -> 
             raise unknown_database(name)
 
 
+def database_offline_editing(conn: sqlite3.Connection, name: str) -> bool:
+    """The database's "offline editing allowed" setting (off unless switched on)."""
+    row = conn.execute("SELECT offline_editing FROM databases WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise unknown_database(name)
+    return bool(row[0])
+
+
+def set_database_editing(conn: sqlite3.Connection, name: str, allowed: bool) -> None:
+    """Allow or forbid editing offline copies of a database."""
+    with transaction(conn):
+        cur = conn.execute("UPDATE databases SET offline_editing = ? WHERE name = ?",
+                           (int(allowed), name))
+        if cur.rowcount == 0:
+            raise unknown_database(name)
+
+
 def list_databases(conn: sqlite3.Connection) -> list[DatabaseInfo]:
-    """All databases with their switch and record count."""
+    """All databases with their switches and record count."""
     rows = conn.execute(
-        "SELECT d.name, d.offline_allowed, (SELECT COUNT(*) FROM records r WHERE r.db = d.name)"
-        " FROM databases d ORDER BY d.name"
+        "SELECT d.name, d.offline_allowed, (SELECT COUNT(*) FROM records r WHERE r.db = d.name),"
+        " d.offline_editing FROM databases d ORDER BY d.name"
     ).fetchall()
-    return [DatabaseInfo(name, bool(allowed), count) for name, allowed, count in rows]
+    return [DatabaseInfo(name, bool(allowed), count, bool(editing))
+            for name, allowed, count, editing in rows]
 
 
 def delete_database(conn: sqlite3.Connection, name: str, now: float) -> DatabaseDeletion:
@@ -138,6 +157,7 @@ def delete_database(conn: sqlite3.Connection, name: str, now: float) -> Database
         offline_allowed = database_offline_allowed(conn, name)
         sessions = _end_sessions(conn, "db", name, now)
         conn.execute("DELETE FROM rights WHERE db = ?", (name,))
+        conn.execute("DELETE FROM create_rights WHERE db = ?", (name,))
         records = conn.execute("DELETE FROM records WHERE db = ?", (name,)).rowcount
         feed.forget_database(conn, name)
         conn.execute("DELETE FROM databases WHERE name = ?", (name,))
@@ -219,6 +239,7 @@ def delete_user(conn: sqlite3.Connection, user_id: str, now: float) -> UserDelet
         validity = user_by_id(conn, user_id).validity_seconds
         sessions = _end_sessions(conn, "user_id", user_id, now)
         rights = conn.execute("DELETE FROM rights WHERE user_id = ?", (user_id,)).rowcount
+        conn.execute("DELETE FROM create_rights WHERE user_id = ?", (user_id,))
         feed.forget_user(conn, user_id)
         conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
     return UserDeletion(rights, sessions, validity)

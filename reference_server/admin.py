@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reference_server import accounts, digests, feed, records
+from reference_server import accounts, audit, digests, feed, records
 from reference_server.datadir import open_data_folder
 from reference_server.db import connect, initialise, new_epoch, set_meta, transaction
 from reference_server.errors import bad_request
@@ -41,11 +41,11 @@ class CompactionResult:
     make a full sync at its next one (None when nothing was removed)."""
 
 
-def parse_grant(text: str) -> tuple[bool, bool, bool]:
-    """``"rwe"``-style rights (any of r, w, e) as (read, write, export)."""
-    if not set(text) <= set("rwe"):
-        raise bad_request(f"Rights {text!r} must be made of the letters r, w and e.")
-    return "r" in text, "w" in text, "e" in text
+def parse_grant(text: str) -> records.Rights:
+    """``"rwed"``-style rights (any of r read, w write, e export, d delete)."""
+    if not set(text) <= set("rwed"):
+        raise bad_request(f"Rights {text!r} must be made of the letters r, w, e and d.")
+    return records.Rights("r" in text, "w" in text, "e" in text, "d" in text)
 
 
 class Admin:
@@ -81,6 +81,11 @@ class Admin:
     def set_database_offline(self, name: str, allowed: bool) -> None:
         """Switch offline use of a database on or off."""
         accounts.set_database_offline(self._conn, name, allowed)
+
+    def set_database_editing(self, name: str, allowed: bool) -> None:
+        """Allow or forbid editing offline copies of a database (clients see it in the offline
+        policy; changes already made offline are still pushed, under the record rights)."""
+        accounts.set_database_editing(self._conn, name, allowed)
 
     def delete_database(self, name: str) -> accounts.DatabaseDeletion:
         """Delete a database with its records, rights, feeds and sessions (no undo)."""
@@ -153,7 +158,7 @@ class Admin:
     ) -> list[str]:
         """Bulk-create records from ``{"name", "fields"}`` dicts in one transaction.
 
-        ``grant`` maps user names to rights letters, e.g. ``{"alice": "rwe"}``.
+        ``grant`` maps user names to rights letters, e.g. ``{"alice": "rwed"}``.
         """
         accounts.require_database(self._conn, db)
         grants = {self.user_id(u): parse_grant(r) for u, r in (grant or {}).items()}
@@ -184,11 +189,31 @@ class Admin:
 
     def set_rights(
         self, db: str, user: str, record_id: str, *, read: bool | None = None,
-        write: bool | None = None, export: bool | None = None,
-    ) -> tuple[bool, bool, bool]:
+        write: bool | None = None, export: bool | None = None, delete: bool | None = None,
+    ) -> records.Rights:
         """Set a user's rights on a record (None keeps a right as it is); return them."""
         return records.set_rights(self._conn, db, record_id, self.user_id(user), self._clock(),
-                                  read=read, write=write, export=export)
+                                  read=read, write=write, export=export, delete=delete)
+
+    def set_create_right(self, db: str, user: str, allowed: bool) -> None:
+        """Give or take a user's right to create records in a database (every user has it
+        until it is taken)."""
+        accounts.require_database(self._conn, db)
+        records.set_create_right(self._conn, db, self.user_id(user), allowed)
+
+    def create_allowed(self, db: str, user: str) -> bool:
+        """Whether a user may create records in a database."""
+        accounts.require_database(self._conn, db)
+        return records.create_allowed(self._conn, db, self.user_id(user))
+
+    def audit_entries(
+        self, user: str | None = None, db: str | None = None, since: float | None = None,
+        limit: int = 1000,
+    ) -> list[audit.AuditEntry]:
+        """The newest ``limit`` entries of the audit trail (oldest first), optionally of one
+        user (by name: entries stay when the user is deleted), one database, and at or after
+        ``since`` (UNIX seconds)."""
+        return audit.list_entries(self._conn, user_name=user, db=db, since=since, limit=limit)
 
     def seal_record(self, db: str, record_id: str) -> None:
         """Seal a record: it leaves every feed (reason ``sealed``) and every listing."""

@@ -12,6 +12,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from reference_server.admin import (
     MAX_VALIDITY_DAYS,
     Admin,
 )
+from reference_server.audit import AuditEntry
 from reference_server.datadir import init_data_folder
 from reference_server.errors import CommandError
 from reference_server.records import RightInfo
@@ -45,6 +47,7 @@ def add_admin_parser(sub: Any) -> None:
     _add_user_commands(cmds)
     _add_right_commands(cmds)
     _add_record_commands(cmds)
+    _add_audit_commands(cmds)
     imp = _command(cmds, "import", "bulk-import records from a file of JSON lines")
     imp.add_argument("db", help="database to import into")
     imp.add_argument("file", type=Path, help='one {"name": ..., "fields": {...}} per line')
@@ -69,6 +72,11 @@ def _add_db_commands(cmds: Any) -> None:
     offline.add_argument("name", help="database name")
     offline.add_argument("state", choices=ON_OFF, help="on: allow offline copies; off: forbid "
                          "them (clients delete their copies at their next sync)")
+    editing = _command(db, "editing", "allow or forbid editing offline copies of a database")
+    editing.add_argument("name", help="database name")
+    editing.add_argument("state", choices=ON_OFF, help="on: users may edit, create and delete "
+                         "records offline (under their record rights, checked when the changes "
+                         "are pushed); off: offline copies are read-only (new databases: off)")
     delete = _command(db, "delete", "delete a database with all its records (no undo)")
     delete.add_argument("name", help="database name")
     _add_yes(delete)
@@ -94,6 +102,12 @@ def _add_user_commands(cmds: Any) -> None:
     delete.add_argument("name", help="user name")
     _add_yes(delete)
     _command(user, "list", "list the users with their offline right and validity")
+    create_right = _command(user, "create-right",
+                            "give or take a user's right to create records in a database")
+    create_right.add_argument("name", help="user name")
+    create_right.add_argument("db", help="database name")
+    create_right.add_argument("state", choices=ON_OFF, help="on: the user may create records "
+                              "there (every user may, until it is taken); off: may not")
 
 
 def _add_right_commands(cmds: Any) -> None:
@@ -102,7 +116,7 @@ def _add_right_commands(cmds: Any) -> None:
     rset.add_argument("db", help="database name")
     rset.add_argument("user", help="user name")
     rset.add_argument("record_id", help="record id (first column of 'record list')")
-    for flag in ("read", "write", "export"):
+    for flag in ("read", "write", "export", "delete"):
         rset.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
                           help=f"give (--{flag}) or take (--no-{flag}) the {flag} right "
                                "(default: unchanged)")
@@ -137,6 +151,34 @@ def _add_record_commands(cmds: Any) -> None:
         p = _command(record, action, text)
         p.add_argument("db", help="database name")
         p.add_argument("record_id", help="record id (first column of 'record list')")
+
+
+def _add_audit_commands(cmds: Any) -> None:
+    audit_group = _group(cmds, "audit", "the audit trail of record changes")
+    alist = _command(audit_group, "list", "show who changed which record, when, and whether "
+                     "the change was made offline")
+    alist.add_argument("--user", help="only this user's changes (default: everyone's)")
+    alist.add_argument("--db", help="only changes in this database (default: every database)")
+    alist.add_argument("--since", type=_moment, metavar="T",
+                       help="only changes at or after T: UNIX seconds, or a UTC date or time "
+                            "like 2024-05-01 or 2024-05-01T10:30 (default: all)")
+    alist.add_argument("--limit", type=_whole("entries", 1, 100_000), default=1000,
+                       metavar="N", help="show at most the newest N entries (default: 1000)")
+
+
+def _moment(text: str) -> float:
+    """An argparse type: UNIX seconds, or an ISO date or date-time taken as UTC."""
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]+)?", text):
+        return float(text)
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be UNIX seconds or a date like 2024-05-01 or 2024-05-01T10:30, not {text!r}"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def _command(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
@@ -177,9 +219,9 @@ def _add_validity(parser: argparse.ArgumentParser, *, default_days: bool) -> Non
 
 def _add_grant(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--grant", action="append", default=[], metavar="USER=rwe",
-        help=f"give USER these rights on {what}: r read, w write, e export (repeatable; "
-             "default: nobody)")
+        "--grant", action="append", default=[], metavar="USER=rwed",
+        help=f"give USER these rights on {what}: r read, w write, e export, d delete "
+             "(repeatable; default: nobody)")
 
 
 def _whole(unit: str, low: int, high: int) -> Callable[[str], int]:
@@ -216,12 +258,23 @@ def _db_create(admin: Admin, args: argparse.Namespace) -> None:
 def _db_list(admin: Admin, _args: argparse.Namespace) -> None:
     for db in admin.list_databases():
         state = "offline allowed" if db.offline_allowed else "offline off"
-        print(f"{db.name}\t{state}\t{db.record_count} records")
+        editing = "editing on" if db.offline_editing else "editing off"
+        print(f"{db.name}\t{state}\t{db.record_count} records\t{editing}")
 
 
 def _db_offline(admin: Admin, args: argparse.Namespace) -> None:
     admin.set_database_offline(args.name, args.state == "on")
     print(f"offline use of database {args.name} is now {args.state}")
+
+
+def _db_editing(admin: Admin, args: argparse.Namespace) -> None:
+    admin.set_database_editing(args.name, args.state == "on")
+    if args.state == "on":
+        print(f"offline editing of database {args.name} is now on: users may change their "
+              "offline copies; the changes are pushed under their record rights")
+    else:
+        print(f"offline editing of database {args.name} is now off: offline copies are "
+              "read-only; changes made offline before are still pushed")
 
 
 def _db_delete(admin: Admin, args: argparse.Namespace) -> None:
@@ -277,10 +330,17 @@ def _user_list(admin: Admin, _args: argparse.Namespace) -> None:
 
 
 def _right_set(admin: Admin, args: argparse.Namespace) -> None:
-    r, w, e = admin.set_rights(args.db, args.user, args.record_id, read=args.read,
-                               write=args.write, export=args.export)
-    letters = "".join(c for c, on in zip("rwe", (r, w, e), strict=True) if on) or "none"
+    rights = admin.set_rights(args.db, args.user, args.record_id, read=args.read,
+                              write=args.write, export=args.export, delete=args.delete)
+    held = (rights.read, rights.write, rights.export, rights.delete)
+    letters = "".join(c for c, on in zip("rwed", held, strict=True) if on) or "none"
     print(f"rights of {args.user} on record {args.record_id} in {args.db}: {letters}")
+
+
+def _user_create_right(admin: Admin, args: argparse.Namespace) -> None:
+    admin.set_create_right(args.db, args.name, args.state == "on")
+    may = "may" if args.state == "on" else "may not"
+    print(f"user {args.name} {may} create records in {args.db}")
 
 
 def _right_list(admin: Admin, args: argparse.Namespace) -> None:
@@ -290,12 +350,13 @@ def _right_list(admin: Admin, args: argparse.Namespace) -> None:
         on = f" on record {args.record}" if args.record else ""
         print(f"no rights in {args.db}{whose}{on}")
         return
-    print_table(["USER", "RECORD ID", "READ", "WRITE", "EXPORT", "STATE", "NAME"],
+    print_table(["USER", "RECORD ID", "READ", "WRITE", "EXPORT", "DELETE", "STATE", "NAME"],
                 [_right_row(right) for right in rights])
 
 
 def _right_row(right: RightInfo) -> list[str]:
-    yes_no = ["yes" if on else "no" for on in (right.read, right.write, right.export)]
+    yes_no = ["yes" if on else "no"
+              for on in (right.read, right.write, right.export, right.delete)]
     return [right.user, right.record_id, *yes_no, "sealed" if right.sealed else "open",
             right.record_name]
 
@@ -392,6 +453,30 @@ def _grants_text(grant: dict[str, str]) -> str:
     return ", ".join(f"{u}={r}" for u, r in grant.items()) or "nobody"
 
 
+def _audit_list(admin: Admin, args: argparse.Namespace) -> None:
+    entries = admin.audit_entries(args.user, args.db, args.since, args.limit)
+    if not entries:
+        print("no audit entries" + (" match" if args.user or args.db or args.since else ""))
+        return
+    print_table(["TIME (UTC)", "USER", "DATABASE", "KIND", "RECORD ID", "REV", "MADE",
+                 "CLIENT"], [_audit_row(entry) for entry in entries])
+
+
+def _audit_row(entry: AuditEntry) -> list[str]:
+    made = "online"
+    if entry.offline and entry.local_time is not None:
+        made = f"offline {_utc_seconds(entry.local_time)} (client clock)"
+    rev = "" if entry.rev is None else str(entry.rev)
+    if entry.base_rev is not None:
+        rev = f"{entry.base_rev}->{rev}" if rev else f"{entry.base_rev}"
+    return [_utc_seconds(entry.at), entry.user_name, entry.db, entry.kind,
+            entry.record_id or "-", rev or "-", made, entry.client_id or "-"]
+
+
+def _utc_seconds(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
+
+
 def _epoch_bump(admin: Admin, _args: argparse.Namespace) -> None:
     epoch = admin.bump_epoch()
     print(f"started a new feed epoch ({epoch}): every client makes a full sync at its next "
@@ -431,13 +516,13 @@ def _utc(timestamp: float) -> str:
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[Admin, argparse.Namespace], None]] = {
     ("db", "create"): _db_create, ("db", "list"): _db_list, ("db", "offline"): _db_offline,
-    ("db", "delete"): _db_delete,
+    ("db", "editing"): _db_editing, ("db", "delete"): _db_delete,
     ("user", "create"): _user_create, ("user", "password"): _user_password,
     ("user", "offline"): _user_offline, ("user", "delete"): _user_delete,
-    ("user", "list"): _user_list,
+    ("user", "list"): _user_list, ("user", "create-right"): _user_create_right,
     ("right", "set"): _right_set, ("right", "list"): _right_list,
     ("record", "add"): _record_add, ("record", "seal"): _record_seal,
     ("record", "unseal"): _record_unseal, ("record", "delete"): _record_delete,
-    ("record", "list"): _record_list,
+    ("record", "list"): _record_list, ("audit", "list"): _audit_list,
     ("import", None): _import, ("epoch", "bump"): _epoch_bump, ("compact", None): _compact,
 }

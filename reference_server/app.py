@@ -12,6 +12,7 @@ import logging
 import re
 import sqlite3
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date
 
 from reference_server import accounts, feed, records
+from reference_server.audit import Actor
 from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from reference_server.datadir import open_data_folder
 from reference_server.db import ConnectionPool, connect, get_meta, initialise, transaction
@@ -264,24 +266,110 @@ def _register_record_routes(app: Flask) -> None:
     @app.post(f"{API}/databases/<db>/records")
     def create_record(db: str) -> Response:
         owner = _owner(db)
+        actor = _actor(owner)
         body = _body()
         name, fields = records.check_content(body.get("name"), body.get("fields"))
-        record = records.create_record(_conn(), db, name, fields, _now(), owner.user_id)
-        return _json(record, 201)
+        result = records.create_for_user(_conn(), db, name, fields, _now(), actor)
+        return _json(result.record, 201 if result.created else 200)
 
     @app.put(f"{API}/databases/<db>/records/<record_id>")
     def update_record(db: str, record_id: str) -> Response:
         owner = _owner(db)
+        actor = _actor(owner)
+        condition = _write_condition(required=False)
         body = _body()
+        if condition is not None:
+            return _conditional_put(db, record_id, body, actor, condition)
+        # The host's online save: the revision in the body, 409 when it is stale.
         rev = body.get("rev")
         if isinstance(rev, float) and rev.is_integer():
             rev = int(rev)  # JSON does not tell 3 from 3.0
         if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
-            raise bad_request("'rev' must be the record's current revision (an integer >= 1).")
+            raise bad_request("'rev' must be the record's current revision (an integer >= 1), "
+                              "or send the write as a conditional one (If-Match, "
+                              "If-None-Match).")
         name, fields = records.check_content(body.get("name"), body.get("fields"))
         record = records.update_record(_conn(), db, record_id, _now(), name=name, fields=fields,
-                                       expected_rev=rev, by_user=owner.user_id)
-        return _json(record)
+                                       expected_rev=rev, by_user=owner.user_id, actor=actor)
+        return _json(record, headers={"ETag": f'"{record["rev"]}"'})
+
+    @app.delete(f"{API}/databases/<db>/records/<record_id>")
+    def delete_record(db: str, record_id: str) -> Response:
+        owner = _owner(db)
+        actor = _actor(owner)
+        condition = _write_condition(required=True)
+        if condition is None or condition == CREATE:
+            raise bad_request("A delete is conditional on the record's revision: send "
+                              "'If-Match: \"<rev>\"', not If-None-Match.")
+        records.delete_for_user(_conn(), db, record_id, _now(), actor, condition)
+        return Response(status=204)
+
+
+CREATE = 0
+"""The write condition of a create (``If-None-Match: *``); an update's is its base rev."""
+_ETAG_REV = re.compile(r'^(?:W/)?"([1-9][0-9]{0,9})"$')
+_CHANGE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_LOCAL_TIME = re.compile(r"^[0-9]{1,12}(?:\.[0-9]{1,9})?$")
+
+
+def _write_condition(*, required: bool) -> int | None:
+    """The write's precondition: a base revision from ``If-Match: "<rev>"``, :data:`CREATE`
+    for ``If-None-Match: *``, None for neither (the legacy online save); 428 when a delete
+    has none."""
+    if_match = request.headers.get("If-Match")
+    if_none_match = request.headers.get("If-None-Match")
+    if if_match is not None and if_none_match is not None:
+        raise bad_request("Send If-Match (an update) or If-None-Match: * (a create), not both.")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise bad_request("A create sends 'If-None-Match: *'.")
+        return CREATE
+    if if_match is None:
+        if required:
+            raise ApiError(428, "precondition_required", "Precondition required",
+                           "Send 'If-Match: \"<rev>\"' with the revision your change is "
+                           "based on.")
+        return None
+    found = _ETAG_REV.match(if_match.strip())
+    if found is None:
+        raise bad_request("If-Match must be one revision in quotes, like '\"3\"'.")
+    return int(found.group(1))
+
+
+def _actor(owner: accounts.TokenOwner) -> Actor:
+    """Who writes, with the optional ``X-Offline-Change`` (the client's local time of an
+    offline change) and ``X-Change-Id`` (the client's id of the change)."""
+    local_time = request.headers.get("X-Offline-Change")
+    if local_time is not None and not _LOCAL_TIME.match(local_time.strip()):
+        raise bad_request("X-Offline-Change must be the local time of the change in UNIX "
+                          "seconds, like 1714550400 or 1714550400.25.")
+    change_id = request.headers.get("X-Change-Id")
+    if change_id is not None and not _CHANGE_ID.match(change_id):
+        raise bad_request("X-Change-Id must be 1-128 letters, digits or '._:-' (a UUID "
+                          "will do).")
+    return Actor(owner.user_id, owner.username, owner.client_id,
+                 None if local_time is None else float(local_time), change_id)
+
+
+def _conditional_put(
+    db: str, record_id: str, body: dict[str, Any], actor: Actor, condition: int
+) -> Response:
+    if condition == CREATE and not _is_uuid(record_id):
+        raise bad_request("A record created by a client needs a UUID as its id, like "
+                          "123e4567-e89b-42d3-a456-426614174000 (lower case).", "bad_record_id")
+    name, fields = records.check_content(body.get("name"), body.get("fields"))
+    result = records.put_for_user(_conn(), db, record_id, name, fields, _now(), actor,
+                                  None if condition == CREATE else condition)
+    assert result.record is not None
+    return _json(result.record, 201 if result.created else 200,
+                 headers={"ETag": f'"{result.record["rev"]}"'})
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
 
 
 def _register_offline_routes(app: Flask) -> None:
@@ -292,6 +380,7 @@ def _register_offline_routes(app: Flask) -> None:
         user = accounts.user_by_id(conn, owner.user_id)
         return _json({
             "offline_enabled": accounts.database_offline_allowed(conn, db),
+            "offline_editing": accounts.database_offline_editing(conn, db),
             "offline_right": user.offline_right,
             "validity_seconds": user.validity_seconds,
             "server_time": _now(),
@@ -306,18 +395,20 @@ def _register_offline_routes(app: Flask) -> None:
         with transaction(conn, write=False):
             _offline_check(conn, owner)
             validity = accounts.user_by_id(conn, owner.user_id).validity_seconds
+            editing = accounts.database_offline_editing(conn, db)
             seq = feed.head_seq(conn, owner.user_id, db)
-            # Everything a client caches from head is in the ETag: a changed validity must
-            # not be hidden behind a 304.
-            etag = f'"{get_meta(conn, "epoch")}-{seq}-{validity}"'
+            # Everything a client caches from head is in the ETag: a changed validity or
+            # editing setting must not be hidden behind a 304.
+            etag = f'"{get_meta(conn, "epoch")}-{seq}-{validity}-{int(editing)}"'
         now = _now()
         # The Date header is the server time of a 304 (which has no body); set from the
         # server's own clock rather than left to waitress (which uses the real one).
         headers = {"ETag": etag, "Date": http_date(now)}
         if etag in _etags(request.headers.get("If-None-Match", "")):
             return Response(status=304, headers=headers)
-        return _json({"seq": seq, "offline_enabled": True, "offline_right": True,
-                      "validity_seconds": validity, "server_time": now}, headers=headers)
+        return _json({"seq": seq, "offline_enabled": True, "offline_editing": editing,
+                      "offline_right": True, "validity_seconds": validity,
+                      "server_time": now}, headers=headers)
 
     @app.get(f"{API}/databases/<db>/offline/changes")
     def changes(db: str) -> Response:

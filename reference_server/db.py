@@ -26,7 +26,8 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS databases (
     name TEXT PRIMARY KEY,
-    offline_allowed INTEGER NOT NULL
+    offline_allowed INTEGER NOT NULL,
+    offline_editing INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -53,7 +54,16 @@ CREATE TABLE IF NOT EXISTS rights (
     can_read INTEGER NOT NULL,
     can_write INTEGER NOT NULL,
     can_export INTEGER NOT NULL,
+    can_delete INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (db, record_id, user_id)
+);
+-- Per database and user: may the user create records there? No row: yes (as before the right
+-- existed), so only a taken right is stored.
+CREATE TABLE IF NOT EXISTS create_rights (
+    db TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    can_create INTEGER NOT NULL,
+    PRIMARY KEY (db, user_id)
 );
 CREATE INDEX IF NOT EXISTS rights_by_user ON rights (user_id, db);
 -- One row per (user, record): the latest change only. seq is the global change sequence;
@@ -88,6 +98,27 @@ CREATE TABLE IF NOT EXISTS feed_digests (
     sum_hex TEXT NOT NULL,
     PRIMARY KEY (user_id, db)
 );
+-- The audit trail: who changed which record how and when, online or offline (see audit.py).
+-- Kept when users, records or databases are deleted: it is the history.
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    kind TEXT NOT NULL,
+    db TEXT NOT NULL,
+    record_id TEXT,
+    user_id TEXT,
+    user_name TEXT NOT NULL,
+    client_id TEXT,
+    offline INTEGER NOT NULL,
+    local_time REAL,
+    change_id TEXT,
+    base_rev INTEGER,
+    rev INTEGER
+);
+CREATE UNIQUE INDEX IF NOT EXISTS audit_by_change ON audit (user_id, client_id, change_id)
+    WHERE change_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS audit_by_record ON audit (db, record_id);
+CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -129,11 +160,28 @@ def initialise(conn: sqlite3.Connection) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_missing_columns(conn)
         digests.migrate(conn)
         conn.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('secret', ?)", (secrets.token_hex(32),)
         )
         conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('epoch', ?)", (new_epoch(),))
+
+
+# Columns added after the first release: ``CREATE TABLE IF NOT EXISTS`` leaves an older file's
+# table as it was, so they are added here. The defaults keep what the older file meant:
+# offline editing off, no delete right.
+_ADDED_COLUMNS = (
+    ("databases", "offline_editing", "INTEGER NOT NULL DEFAULT 0"),
+    ("rights", "can_delete", "INTEGER NOT NULL DEFAULT 0"),
+)
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for table, column, declaration in _ADDED_COLUMNS:
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
 
 
 def new_epoch() -> str:

@@ -3,6 +3,7 @@
 ::
 
     ApiError           a refused request: an answer in ``application/problem+json``
+    PreconditionFailed a conditional write met another revision (412, with the record now)
     DataFolderError    the data folder is missing, not one of ours, or unusable
     CommandError       a ``psr-server`` command that cannot be carried out as given
 
@@ -68,6 +69,19 @@ def unknown_record() -> ApiError:
         404, "unknown_record", "Unknown record",
         "No such record in this database, or you have no right to read it.",
     )
+
+
+class PreconditionFailed(ApiError):
+    """A conditional write whose condition does not hold (412): the body carries the record
+    as it is now (``current``), as the caller may read it, so the client can merge."""
+
+    def __init__(self, code: str, detail: str, current: dict[str, Any]) -> None:
+        super().__init__(412, code, "Precondition failed", detail)
+        self.current = current
+
+    def to_problem(self) -> dict[str, Any]:
+        """The problem+json body, with the current record."""
+        return {**super().to_problem(), "current": self.current}
 
 
 class DataFolderError(Exception):

@@ -112,11 +112,44 @@ def _v4_fast_search(conn: Connection) -> None:
     )
 
 
+def _v5_offline_edits(conn: Connection) -> None:
+    # Offline edits (see storage/local_changes.py). The records table holds each record as the
+    # user now sees it; pending_changes holds what is not on the server yet, in the order it
+    # was made; conflicts holds what the server did not take, until the user dismisses it.
+    # Both live only here, inside the encrypted file.
+    conn.execute(
+        "CREATE TABLE pending_changes ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " change_id TEXT NOT NULL UNIQUE,"  # made by the client: a resend is recognised
+        " record_id TEXT NOT NULL,"
+        " kind TEXT NOT NULL CHECK (kind IN ('create', 'update', 'delete')),"
+        " base_rev INTEGER,"  # NULL: a create, or a change made after an unsettled one
+        " base_record TEXT,"  # JSON {name, fields}: the server's record at base_rev
+        " changes TEXT NOT NULL,"  # JSON {slot: [base, new]}; slot "" is the name
+        " local_time REAL NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0)"
+    )
+    conn.execute("CREATE INDEX pending_changes_by_record ON pending_changes (record_id, seq)")
+    conn.execute(
+        "CREATE TABLE conflicts ("
+        " id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " record_id TEXT NOT NULL,"
+        " record_name TEXT NOT NULL,"
+        " slot TEXT,"  # the field; "" the name; NULL the whole record (a delete)
+        " mine TEXT,"
+        " theirs TEXT,"
+        " reason TEXT NOT NULL CHECK (reason IN ('conflict', 'refused', 'deleted')),"
+        " change_id TEXT NOT NULL,"
+        " local_time REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_records_and_meta,
     _v2_full_text_search,
     _v3_maintained_digest,
     _v4_fast_search,
+    _v5_offline_edits,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

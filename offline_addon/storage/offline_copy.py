@@ -210,6 +210,32 @@ class OfflineCopy:
                 raise
             db.execute("COMMIT")
 
+    @contextmanager
+    def local_write(self) -> Iterator[Any]:
+        """One write transaction on the copy, for the offline edits of
+        :mod:`~offline_addon.storage.local_changes` (the copy keeps the one connection and its
+        lock); an SQLCipher failure becomes :class:`StorageError`."""
+        try:
+            with self._transaction() as db:
+                yield db
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
+
+    @contextmanager
+    def local_read(self) -> Iterator[Any]:
+        """One read transaction (a consistent snapshot that never waits for a writer), for
+        :mod:`~offline_addon.storage.local_changes`."""
+        try:
+            with self._lock:
+                db = self._db
+                db.execute("BEGIN")
+                try:
+                    yield db
+                finally:
+                    db.execute("COMMIT")
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("read", exc) from None
+
     def _put_meta(self, values: dict[str, object]) -> None:
         self._db.executemany(
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items())
@@ -298,9 +324,10 @@ class OfflineCopy:
 
     def recompute_digest(self) -> Digest:
         """The digest computed from scratch over the records (streaming, constant memory):
-        for tests and for the log of a repair."""
+        for tests and for the log of a repair. A record created offline (rev 0) is not on the
+        server yet, so it is not part of the digest."""
         with self._lock:
-            return digest_of(self._db.execute("SELECT id, rev FROM records"))
+            return digest_of(self._db.execute("SELECT id, rev FROM records WHERE rev > 0"))
 
     def _stored_digest(self) -> Digest:
         count = self._meta_value(DIGEST_COUNT_KEY)

@@ -238,7 +238,7 @@ def test_record_add_takes_the_password_from_stdin_and_grants_rights(
     (["a=1", "a=2"], "the field 'a' is given twice"),
     (["--password-prompt"], "no terminal: use --password-stdin"),
     (["--grant", "carol=r"], "There is no user named 'carol'."),
-    (["--grant", "alice=rwx"], "must be made of the letters r, w and e"),
+    (["--grant", "alice=rwx"], "must be made of the letters r, w, e and d"),
 ])
 def test_record_add_refusals_add_nothing_and_never_echo_a_secret(
     data: Path, psr: PsrRunner, args: list[str], message: str
@@ -259,16 +259,17 @@ def test_right_list_shows_a_table_of_everyone_one_user_or_one_record(
         admin.create_user("carol", SECRET)
     lines = psr("admin", "--data", data, "right", "list", "demo").out.splitlines()
     assert [line.split() for line in lines] == [
-        ["USER", "RECORD", "ID", "READ", "WRITE", "EXPORT", "STATE", "NAME"],
-        ["bob", wiki, "yes", "yes", "no", "sealed", "Team", "wiki"],
-        ["alice", vpn, "yes", "yes", "yes", "open", "VPN"],
-        ["bob", vpn, "yes", "no", "no", "open", "VPN"],
+        ["USER", "RECORD", "ID", "READ", "WRITE", "EXPORT", "DELETE", "STATE", "NAME"],
+        ["bob", wiki, "yes", "yes", "no", "no", "sealed", "Team", "wiki"],
+        ["alice", vpn, "yes", "yes", "yes", "no", "open", "VPN"],
+        ["bob", vpn, "yes", "no", "no", "no", "open", "VPN"],
     ]
     # The columns line up: every row's record id starts where the header's does.
     assert {line.index(token) for line, token in zip(lines, ["RECORD ID", wiki, vpn, vpn],
                                                       strict=True)} == {7}
     by_user = psr("admin", "--data", data, "right", "list", "demo", "--user", "alice").out
-    assert by_user.splitlines()[1].split() == ["alice", vpn, "yes", "yes", "yes", "open", "VPN"]
+    assert by_user.splitlines()[1].split() == ["alice", vpn, "yes", "yes", "yes", "no", "open",
+                                               "VPN"]
     by_record = psr("admin", "--data", data, "right", "list", "demo", "--record", vpn).out
     assert [line.split()[0] for line in by_record.splitlines()] == ["USER", "alice", "bob"]
     out = psr("admin", "--data", data, "right", "list", "demo", "--user", "carol")
