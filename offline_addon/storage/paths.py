@@ -115,6 +115,13 @@ class CopyPaths:
     def all_files(self) -> list[Path]:
         """Every file that may belong to this copy."""
         files = [self.db, *self.companions(self.db), self.partial, *self.companions(self.partial)]
+        files.append(damage_mark(self.db))
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
         return files
+
+
+def damage_mark(db: Path) -> Path:
+    """The empty file beside ``db`` that says "a reader found this copy damaged: check it at
+    the next sync" (see ``offline_copy.mark_damaged``)."""
+    return db.with_name(db.name + "-damaged")
