@@ -117,6 +117,9 @@ def _ago(seconds: float) -> str:
 
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
+    if not info.database:
+        return (f"an offline copy without its description ({info.size_bytes // 1024} KiB); "
+                "its next online synchronisation describes it again")
     last = "never" if info.last_sync is None else f"{_ago(now - info.last_sync)} ago"
     if info.valid_until is None:
         validity = "validity unknown"

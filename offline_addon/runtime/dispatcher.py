@@ -44,7 +44,7 @@ NO_COPY_HINT_DELAY_S = 1.0
 ``offline create`` stays quiet."""
 
 _NOT_RETRYABLE = (errors.AuthenticationRequired, errors.CopyNotFound, errors.OfflineNotAllowed,
-                  errors.WrongPassword, errors.ShuttingDown)
+                  errors.WrongPassword, errors.ShuttingDown, errors.ConfigurationError)
 
 
 class SyncFn(Protocol):
@@ -214,7 +214,10 @@ class SyncDispatcher:
         try:
             call.future.set_result(call.fn())
         except BaseException as exc:  # handed to the caller, who raises it in its thread
-            call.future.set_exception(exc)
+            if not isinstance(exc, errors.OfflineAddonError):
+                _log.error("offline add-on: a job failed unexpectedly", exc_info=exc)
+            call.future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
+                                      else errors.ShuttingDown())
 
     def _current_copy_id(self) -> str | None:
         session = self._current
@@ -292,8 +295,8 @@ class SyncDispatcher:
             result = self._run(target, session, create, opening)
         except BaseException as exc:
             self._failed(copy_id, exc, schedule)
-            for future in live:
-                future.set_exception(exc if isinstance(exc, Exception)
+            for future in live:  # only the add-on's own errors reach the caller
+                future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
                                      else errors.ShuttingDown())
             return
         self._succeeded(copy_id, session, result, schedule)
