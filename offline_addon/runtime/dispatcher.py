@@ -282,7 +282,7 @@ class SyncDispatcher:
         live = [f for f in futures if f.set_running_or_notify_cancel()]
         schedule = self._schedule if self._current_copy_id() == copy_id else None
         target = self.paths_for(session)
-        opening = self._cache.open(target, session.password)
+        opening = self._cache.open(target, session.password, self._wall())
         if not create and not opening.exists:
             if schedule is not None:
                 schedule.disarm()

@@ -48,7 +48,7 @@ from offline_addon.storage.offline_copy import (
     clear_damage_mark,
     open_for_sync,
 )
-from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.paths import CopyPaths, damage_mark
 from offline_addon.storage.sidecar import write_sidecar
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
@@ -115,7 +115,7 @@ def sync_copy(
     """
     own_copy = opening is None
     if opening is None:
-        opening = open_for_sync(paths, session.password)
+        opening = open_for_sync(paths, session.password, clock())
     if not create and not opening.exists:
         raise CopyNotFound.of(session.database)
     own_client = client is None
@@ -209,7 +209,24 @@ class _SyncRun:
             return copy, "its file was damaged"
         if copy is not None and owner != self.session.user_id:
             return copy, "it belonged to another account of the same name"
+        if copy is not None and opening.problem is None and self._damaged(copy):
+            return copy, "its file was damaged"
         return copy, opening.problem
+
+    def _damaged(self, copy: OfflineCopy) -> bool:
+        """The full check of a copy kept open for a long time (weekly), or found damaged by
+        a reader since it was opened (the damage mark)."""
+        now = self.clock()
+        try:
+            if not (damage_mark(copy.db_path).exists() or copy.full_check_due(now)):
+                return False
+        except CopyDamaged:
+            return True
+        if not copy.integrity_ok():
+            return True
+        copy.record_full_check(now)
+        clear_damage_mark(copy.db_path)
+        return False
 
     def _create(self) -> OfflineCopy:
         copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
