@@ -57,14 +57,20 @@ def resolve_folder(setting: str) -> Path:
 def normalise_server_url(server_url: str) -> str:
     """The server URL in one canonical spelling (lower-case scheme and host, no default
     port, no trailing slash), so that equivalent spellings share one copy."""
-    parts = urlsplit(server_url.strip())
+    try:
+        parts = urlsplit(server_url.strip())
+        port = parts.port
+    except (ValueError, AttributeError, TypeError):
+        raise ConfigurationError(
+            "The server address is not a valid URL; check the server address of your login."
+        ) from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{host}:{parts.port}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 

@@ -293,12 +293,12 @@ class RequestsTransport:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._request_deadline = request_deadline_s
+        self._verify = verify
         self._http = requests.Session()
         self._http.verify = verify
-        self._http.max_redirects = 0
-        adapter = _WatchedAdapter()
-        self._http.mount("http://", adapter)
-        self._http.mount("https://", adapter)
+        self._adapter = _WatchedAdapter()
+        self._http.mount("http://", self._adapter)
+        self._http.mount("https://", self._adapter)
 
     def get(self, url: str, params: Mapping[str, str | int] | None,
             headers: Mapping[str, str], *, deadline: float | None = None,
@@ -314,7 +314,11 @@ class RequestsTransport:
         cap = self._max_body if max_bytes is None else min(max_bytes, self._max_body)
         with _Cutoff(end - now) as cutoff:
             try:
-                return self._exchange(url, params, headers, cap, end, cutoff)
+                answer = self._exchange(url, params, headers, cap, end, cutoff)
+            except ProtocolError:
+                if cutoff.fired:  # what was cut off may look malformed: say why
+                    raise TimedOut(_timed_out_message()) from None
+                raise
             except (requests.RequestException, OSError, ValueError) as exc:
                 if cutoff.fired or time.monotonic() >= end:
                     raise TimedOut(_timed_out_message()) from None
@@ -326,6 +330,9 @@ class RequestsTransport:
                     "The server's answer broke off (incomplete); check your network "
                     "connection. The offline copy is unchanged."
                 ) from None
+            if cutoff.fired:  # http.client takes headers cut short for whole ones
+                raise TimedOut(_timed_out_message())
+            return answer
 
     def close(self) -> None:
         """Close the keep-alive connections."""
@@ -336,9 +343,16 @@ class RequestsTransport:
                   cutoff: _Cutoff) -> HttpAnswer:
         connect, read = self._timeout
         left = max(0.001, end - time.monotonic())
-        response = self._http.get(url, params=params, headers=dict(headers),
-                                  timeout=(min(connect, left), min(read, left)), stream=True,
-                                  allow_redirects=False)
+        # The adapter directly: requests' Session.send would work out where a redirect leads
+        # even when not following it (and raise ValueError on a Location with a bad port).
+        prepared = self._http.prepare_request(
+            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers)))
+        settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify,
+                                                         None)
+        response = self._adapter.send(prepared, stream=True,
+                                      timeout=(min(connect, left), min(read, left)),
+                                      verify=settings["verify"], proxies=settings["proxies"],
+                                      cert=settings["cert"])
         with response:
             lowered = {key.lower(): value for key, value in response.headers.items()}
             if response.status_code == 304 or 300 <= response.status_code < 400:
