@@ -44,7 +44,8 @@ PRAGMAS = (
 )
 PAGE_SIZE = 4096
 """SQLCipher 4's page size; a copy's file is always a whole number of pages."""
-_DAMAGE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+_SQLITE_CORRUPT = 11
+_DAMAGE_CODES = frozenset({_SQLITE_CORRUPT, 26})  # and SQLITE_NOTADB
 KEY_REFUSED = (
     "The password does not open the offline copy. Use the password of your last online "
     "login; if you changed it since, log in online once so that the copy is rebuilt."
@@ -65,11 +66,16 @@ def quote_password(password: str) -> str:
     return "'" + password.replace("'", "''") + "'"
 
 
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code & 0xFF if isinstance(code, int) else None
+
+
 def is_damage(exc: BaseException) -> bool:
     """Whether a SQLCipher error says the file is damaged (not full, locked or unwritable)."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    if isinstance(code, int):
-        return code & 0xFF in _DAMAGE_CODES
+    code = _code(exc)
+    if code is not None:
+        return code in _DAMAGE_CODES
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
 
@@ -96,8 +102,10 @@ def connect(db_path: Path, password: str) -> Any:
         conn.execute("PRAGMA cipher_log_level = NONE")
         conn.execute(f"PRAGMA key = {quote_password(password)}")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    except sqlcipher3.DatabaseError:
-        damaged = _damaged_not_refused(conn, db_path)
+    except sqlcipher3.DatabaseError as exc:
+        # SQLITE_CORRUPT: the key worked but the file is broken (e.g. shorter than its header
+        # says); SQLITE_NOTADB: page 1 failed, by the key or by damage; the witness decides.
+        damaged = _code(exc) == _SQLITE_CORRUPT or _damaged_not_refused(conn, db_path)
         conn.close()
         if damaged:
             raise CopyDamaged() from None

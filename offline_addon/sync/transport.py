@@ -351,7 +351,8 @@ class RequestsTransport:
                                                          None)
         response = self._adapter.send(prepared, stream=True,
                                       timeout=(min(connect, left), min(read, left)),
-                                      verify=settings["verify"], proxies=settings["proxies"],
+                                      verify=settings["verify"] or self._verify,
+                                      proxies=settings["proxies"],
                                       cert=settings["cert"])
         with response:
             lowered = {key.lower(): value for key, value in response.headers.items()}
