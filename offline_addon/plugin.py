@@ -146,6 +146,8 @@ class OfflineAddon:
         try:
             if addon_id != ADDON_ID:
                 return
+            if not isinstance(settings, Mapping):  # None too: it would mean "all defaults"
+                raise SettingsError("settings", "must be a mapping of setting names to values.")
             parsed = parse_settings(settings)
         except SettingsError as exc:
             self._log.warning("offline add-on: refused setting %s", exc.field)

@@ -62,6 +62,16 @@ def _pages(path: Path) -> int:
     return path.stat().st_size // PAGE_SIZE
 
 
+def _told(action: Any) -> str | None:
+    """What the user is told when ``action`` meets damage (None: it worked); any error that
+    is not the add-on's fails the test."""
+    try:
+        action()
+    except errors.StorageError as exc:
+        return str(exc)
+    return None
+
+
 def _assert_repaired_by_the_next_sync(world: World, copies: OfflineCopies,
                                       session: Session) -> None:
     result = copies.sync_now(session)
@@ -105,20 +115,16 @@ def test_a_flipped_byte_anywhere_is_never_a_raw_error_and_is_repaired_by_the_nex
             "middle": lambda: _pages(db) // 2,
             "last": lambda: _pages(db)}[where]()
     _flip(db, page)
-    try:
+    told = [_told(lambda: copies.open_offline(_credentials(world)).close())]
+    if told == [None]:  # it opened: the damage shows, if at all, when a read meets it
         reader = copies.open_offline(_credentials(world))
-    except CopyDamaged as exc:
-        assert str(exc) == DAMAGED
-    else:
         try:
-            for read in (reader.list_records, lambda: reader.search("Proof Account"),
-                         lambda: reader.search("note"), lambda: reader.get_record("x")):
-                try:
-                    read()
-                except errors.StorageError as exc:
-                    assert str(exc) == DAMAGED
+            told += [_told(read) for read in (
+                reader.list_records, lambda: reader.search("Proof Account"),
+                lambda: reader.search("note"), lambda: reader.get_record("x"))]
         finally:
             reader.close()
+    assert {text for text in told if text is not None} <= {DAMAGED}
     # Nothing new on the server: the sync still finds the damage and rebuilds.
     _assert_repaired_by_the_next_sync(world, copies, session)
 
