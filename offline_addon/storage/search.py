@@ -41,7 +41,8 @@ def fts_query(text: str) -> str:
     Quoting each word keeps FTS5 operators (AND, NEAR, ``*``, ``:``) typed by the user from
     being interpreted; an empty string means "no words".
     """
-    return " AND ".join(f'"{word}"*' for word in _WORD.findall(text))
+    # A word typed twice adds nothing but another pass over its postings.
+    return " AND ".join(f'"{word}"*' for word in dict.fromkeys(_WORD.findall(text)))
 
 
 def like_pattern(text: str) -> str:
