@@ -328,12 +328,22 @@ def load_policy(payload: object) -> OfflinePolicy:
 def load_head(payload: object, etag: str | None) -> Head:
     """Validate an ``/offline/head`` answer (``200``)."""
     data = _load(_HEAD, payload, "feed head")
-    return Head(etag=etag, **data)
+    return Head(etag=_checked_etag(etag), **data)
 
 
 def load_unchanged(etag: str | None, date: str | None) -> HeadUnchanged:
     """An ``/offline/head`` ``304``: its ETag and the server time from its ``Date`` header."""
-    return HeadUnchanged(etag=etag, server_time=parse_http_date(date))
+    return HeadUnchanged(etag=_checked_etag(etag), server_time=parse_http_date(date))
+
+
+def _checked_etag(etag: str | None) -> str | None:
+    """The head's ETag, kept in the copy: short printable text (ProtocolError otherwise)."""
+    if etag is not None and (len(etag) > MAX_ETAG_LENGTH or not etag.isprintable()):
+        raise ProtocolError(
+            "The server sent an invalid feed head (its ETag is too long or not text); nothing "
+            "was changed. Tell your administrator."
+        )
+    return etag
 
 
 def parse_http_date(value: str | None) -> float | None:

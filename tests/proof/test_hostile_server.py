@@ -297,3 +297,12 @@ def test_a_long_retry_after_date_reaches_the_caller(srv: HostileServer) -> None:
         client.policy("hostiledb")
     assert busy.value.retry_after is not None
     assert 3500 < busy.value.retry_after <= 3600
+
+
+def test_a_head_with_an_absurd_etag_is_refused(synced: HostileServer, tmp_path: Path) -> None:
+    before = _records(tmp_path, synced)
+    synced.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
+                                             headers=[("ETag", '"' + "e" * 5000 + '"')]))
+    with pytest.raises(errors.ProtocolError, match="ETag"):
+        _sync(tmp_path, synced)
+    assert _records(tmp_path, synced) == before
