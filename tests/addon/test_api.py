@@ -23,7 +23,8 @@ from .conftest import DB, RECORDS, Site
 DOCUMENTED = {
     "AddonSettings", "AuthenticationRequired", "ClockWentBack", "ConfigurationError",
     "CopyDamaged", "CopyExpired", "CopyInfo", "CopyNotFound", "CopyOverview", "CopyStatus",
-    "CursorExpired", "Feedback", "InvalidArgument", "OfflineAddonError", "OfflineCopies", "OfflineNotAllowed", "OfflineReader",
+    "CursorExpired", "Feedback", "InvalidArgument", "OfflineAddonError", "OfflineCopies",
+    "OfflineNotAllowed", "OfflineReader",
     "ProtocolError", "ServerBusy", "ServerError", "ServerUnreachable", "SettingsError",
     "ShuttingDown", "StorageError", "SyncResult", "WrongPassword", "parse_settings",
 }
