@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench lint clean venv
+.PHONY: demo test bench bench-quick bench-large lint clean venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+bench-quick: $(STAMP)
+	$(PY) -m bench --quick
+
+# Also a first sync of 1M records for the scale table (several minutes more; the feed server
+# holds the 1M records and their pages in memory, about 4 GB).
+bench-large: $(STAMP)
+	$(PY) -m bench --large
 
 lint: $(STAMP)
 	$(PY) -m ruff check --no-cache .

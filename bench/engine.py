@@ -48,6 +48,30 @@ def engine_sync(
     return result, time.perf_counter() - started
 
 
+def api_first_sync(folder: Path, who: Login) -> tuple[Any, float, int]:
+    """A first sync through the public API, as a host or script makes one:
+    ``OfflineCopies(...).create(session)``. Returns (SyncResult, seconds, file bytes). The
+    object is made before the clock starts and shut down after it stops (which closes the
+    copy, so that the file size includes the checkpointed WAL)."""
+    from offline_addon import AddonSettings, OfflineCopies
+
+    copies = OfflineCopies(AddonSettings(database_path=str(folder)))
+    try:
+        session = session_of(who)
+        started = time.perf_counter()
+        result = copies.create(session)
+        seconds = time.perf_counter() - started
+    finally:
+        copies.shutdown()
+    return result, seconds, file_bytes(paths_for(folder, who).db)
+
+
+def file_bytes(db: Path) -> int:
+    """Bytes on disk of a SQLite file with its WAL (if any)."""
+    wal = db.with_name(db.name + "-wal")
+    return db.stat().st_size + (wal.stat().st_size if wal.exists() else 0)
+
+
 def open_copy(folder: Path, who: Login) -> tuple[Any, float]:
     """Open the copy with the password (the KDF). Returns (OfflineCopy, seconds)."""
     from offline_addon.storage.offline_copy import OfflineCopy

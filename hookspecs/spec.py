@@ -95,5 +95,11 @@ def register_commands() -> list[HostCommand]:
     """Return the commands this add-on contributes (the host's Account menu; ``psr-client
     GROUP NAME`` in the reference host). Called when the host loads the add-on, before
     ``on_addon_enabled`` and possibly without it (a short command-line run builds its command
-    line from it), so it must not need the host services."""
+    line from it), so it must not need the host services.
+
+    A handler receives a :class:`~hookspecs.types.CommandInvocation`: the online ``session``
+    when there is one, and (contract 1.1) the ``account`` the host is set up for even without
+    a login, so that a command like "delete my offline copy" works with no server. A handler
+    may be interrupted by the user (``KeyboardInterrupt`` on the host's thread): stop the work
+    it waits for and return (the reference host's shell then goes on)."""
     return []

@@ -32,6 +32,22 @@ class Session:
 
 
 @dataclass(frozen=True)
+class Account:
+    """The account the host is set up for: where and as whom the user logs in (contract 1.1).
+
+    Known without a login and while offline, so that a command can act on what belongs to the
+    account (the Offline Add-on deletes a copy with it) without a server. It carries no secret:
+    a command that needs the password or a token needs a :class:`Session`. ``server_url`` has
+    no trailing slash, as in :class:`Session` and :class:`OfflineCredentials`.
+    """
+
+    server_url: str
+    database: str
+    username: str
+    client_id: str
+
+
+@dataclass(frozen=True)
 class SavedRecord:
     """A record the host has just saved on the server."""
 
@@ -64,7 +80,14 @@ class RecordView:
 
 @runtime_checkable
 class OfflineSession(Protocol):
-    """A read-only session over an add-on's local copy, returned by ``offline_login``."""
+    """A read-only session over an add-on's local copy, returned by ``offline_login``.
+
+    An implementation may also offer ``count_matches(query: str) -> int`` (contract 1.1,
+    optional, so not a member of this protocol: sessions of 1.0 add-ons still satisfy it): the
+    number of records that match ``query`` as :meth:`search` matches them, before any cap. A
+    host that finds it (``getattr``) says "first 500 of 7,550" instead of showing a cut list as
+    if it were complete.
+    """
 
     @property
     def database(self) -> str: ...
@@ -125,6 +148,11 @@ class CommandInvocation:
     services: HostServices
     output: Callable[[str], None]
     """Writes one line to the user (the host's console or message area)."""
+    account: Account | None = None
+    """The account the host is set up for (contract 1.1); known without a login and while
+    offline, so that a command can act without a server. ``None`` when the host does not know
+    where the user logs in (no server, database or user configured), and always from a 1.0
+    host."""
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from offline_addon.errors import (
     SettingsError,
     ShuttingDown,
     StorageError,
+    SyncCancelled,
     WrongPassword,
 )
 from offline_addon.runtime.status import CopyStatus, Feedback
@@ -86,6 +87,7 @@ __all__ = [
     "SettingsError",
     "ShuttingDown",
     "StorageError",
+    "SyncCancelled",
     "SyncResult",
     "WrongPassword",
     "parse_settings",

@@ -34,7 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors
 from offline_addon.runtime.clock import ScheduleClock
-from offline_addon.runtime.dispatcher import SyncDispatcher, SyncFn
+from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
 from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.files import delete_copy, move_copies
@@ -75,6 +75,16 @@ def check_time(now: object) -> float:
     return float(now)
 
 
+def check_names(account: object) -> None:
+    """InvalidArgument unless ``account`` names a copy: text ``server_url``, ``database``,
+    ``username`` and ``client_id`` (a Session, OfflineCredentials or the host's Account)."""
+    if not all(isinstance(getattr(account, name, None), str)
+               for name in ("server_url", "database", "username", "client_id")):
+        raise errors.InvalidArgument(
+            "The Offline Add-on was handed something that does not name an offline copy "
+            "(server, database, user and client as text); nothing was done.")
+
+
 def check_account(account: object, kind: type[Any]) -> None:
     """InvalidArgument unless ``account`` is a ``kind`` (Session, OfflineCredentials,
     SavedRecord) whose fields are all text."""
@@ -100,6 +110,7 @@ class OfflineReader:
         self._database = meta.identity.database
         self._username = meta.identity.username
         self._valid_until = meta.valid_until or 0.0
+        self._last_sync = meta.last_contact_local_time
 
     @property
     def database(self) -> str:
@@ -116,6 +127,11 @@ class OfflineReader:
         """UNIX time after which the copy refuses to open offline."""
         return self._valid_until
 
+    @property
+    def last_sync(self) -> float | None:
+        """UNIX time of the copy's last contact with the server (None: never)."""
+        return self._last_sync
+
     @_guarded
     def list_records(self) -> list[RecordView]:
         """Every record in the copy. A damaged file raises :class:`errors.CopyDamaged`."""
@@ -126,6 +142,11 @@ class OfflineReader:
         """Records whose name or fields match ``query`` (full-text); at most 1000 characters
         and 16 words, no control characters (else :class:`errors.InvalidArgument`)."""
         return self._copy.search(query)
+
+    @_guarded
+    def count_matches(self, query: str) -> int:
+        """How many records match ``query`` (``search`` returns the first 500 of them)."""
+        return self._copy.count_matches(query)
 
     @_guarded
     def get_record(self, record_id: str) -> RecordView | None:
@@ -239,14 +260,13 @@ class OfflineCopies:
         return list_copies(self.folder)
 
     @_guarded
-    def paths_for(self, session: Session | OfflineCredentials) -> CopyPaths:
+    def paths_for(self, session: Account) -> CopyPaths:
         """Where the copy of this server, database, user and client lives."""
-        check_account(session, OfflineCredentials if isinstance(session, OfflineCredentials)
-                      else Session)
+        check_names(session)
         return self._dispatcher.paths_for(session)
 
     @_guarded
-    def status(self, session: Session | OfflineCredentials) -> CopyOverview:
+    def status(self, session: Account) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
         result, last error, next automatic sync and offline validity left."""
         target = self.paths_for(session)
@@ -282,6 +302,13 @@ class OfflineCopies:
         """Sync ``session``'s existing copy now and wait; :class:`errors.CopyNotFound` when
         there is none yet."""
         return _wait(self.request_sync(session, create=False), timeout)
+
+    @_guarded
+    def cancel(self, session: Account) -> None:
+        """Stop the sync of this copy that runs or waits, at its next page (its callers get
+        :class:`~offline_addon.errors.SyncCancelled`); every page applied so far stays and
+        the next sync continues from there. Returns at once."""
+        self._dispatcher.cancel(self.paths_for(session).copy_id)
 
     # -- offline use ----------------------------------------------------------------------------
 
@@ -332,9 +359,10 @@ class OfflineCopies:
         return True
 
     @_guarded
-    def delete(self, session: Session | OfflineCredentials,
-               timeout: float = DEFAULT_WAIT_S) -> bool:
-        """Delete this session's copy (file and sidecars). Returns whether one existed."""
+    def delete(self, session: Account, timeout: float = DEFAULT_WAIT_S) -> bool:
+        """Delete this account's copy (file and sidecars); needs no server, so ``session`` may
+        be a :class:`Session`, :class:`OfflineCredentials` or anything naming the copy's
+        server, database, user and client. Returns whether one existed."""
         target = self.paths_for(session)
 
         def remove() -> bool:

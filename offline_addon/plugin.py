@@ -26,7 +26,8 @@ from hookspecs import (
 )
 from hookspecs.services import NotifyLevel
 from offline_addon import errors
-from offline_addon.api import OfflineCopies
+from offline_addon.api import OfflineCopies, OfflineReader
+from offline_addon.commands import build_commands, describe_age
 from offline_addon.errors import SettingsError
 from offline_addon.runtime.status import PROGRESS_TASK
 from offline_addon.settings import AddonSettings, parse_settings
@@ -62,6 +63,19 @@ class HostFeedback:
             self._host.notify(title, text, level)
         except Exception:
             self._log.exception("host notification failed")
+
+    def command_text(self, group: str, name: str) -> str:
+        """How the user types a command where they are: the host's ``command_text``
+        (contract 1.1) when it has one, else the one-shot form."""
+        spell = getattr(self._host, "command_text", None)
+        if callable(spell):
+            try:
+                text = spell(group, name)
+                if isinstance(text, str) and text:
+                    return text
+            except Exception:
+                self._log.exception("host command_text failed")
+        return f"psr-client {group} {name}"
 
 
 class OfflineAddon:
@@ -234,18 +248,24 @@ class OfflineAddon:
             return OfflineLoginResult(
                 None, "The offline copy could not be opened because of an unexpected error; "
                 "see the host's log.")
-        return OfflineLoginResult(reader, "Logged in offline: read-only, from your offline copy.")
+        return OfflineLoginResult(reader, offline_login_message(reader, self.wall_clock()))
 
     @hookimpl
     def register_commands(self) -> list[HostCommand]:
         """The ``offline`` commands of the Account menu."""
         try:
-            from offline_addon.commands import build_commands
-
             return build_commands(lambda: self.copies)
         except Exception:
             self._failed("register_commands")
             return []
 
 
+def offline_login_message(reader: OfflineReader, now: float) -> str:
+    """What the host shows after an offline login: read-only, how old the copy is and how long
+    it stays usable."""
+    return (f"Logged in offline: read-only, from your offline copy "
+            f"({describe_age(reader.last_sync, reader.valid_until, now)}).")
+
+
 addon = OfflineAddon()
+

@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from hookspecs import HostCommand
+from hookspecs import Account, HostCommand
 from reference_host.commands import add_command_parsers, invocation_args, run_command
 from reference_host.config import ConfigError, default_config_dir
 from reference_host.host import Host
-from reference_host.manage import add_manage_parsers, run_manage
-from reference_host.services import Console, services_for
+from reference_host.logs import setup_logging
+from reference_host.manage import add_manage_parsers, run_manage, switched_off_text
+from reference_host.services import Console
 from reference_host.session import LoginTarget, log_in
 from reference_host.shell import Shell, read_secret
 from reference_host.timer import HostClock
@@ -48,18 +49,26 @@ def _base_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser.add_argument("--tick-seconds", type=_positive,
                         help="seconds between timer ticks while logged in (default: settings)")
     parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="log more (-v info, -vv debug); the log goes to stderr")
+                        help="show more of the log on stderr (default: the host's warnings "
+                             "and all errors; -v: info, -vv: debug)")
     return parser
 
 
-def _setup_logging(verbosity: int) -> None:
-    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else \
-        logging.DEBUG
-    root = logging.getLogger()
-    if not root.handlers:
-        logging.basicConfig(stream=sys.stderr, level=level,
-                            format="%(levelname)s %(name)s: %(message)s")
-    root.setLevel(level)
+def _command_word(args: Sequence[str]) -> str | None:
+    """The command word of a command line (the first word after the global options)."""
+    pre = _base_parser(add_help=False)
+    pre.add_argument("command", nargs="?")
+    pre.add_argument("rest", nargs=argparse.REMAINDER)
+    try:
+        ns, _ = pre.parse_known_args(list(args))
+    except SystemExit:  # a bad global option: the real parser says what is wrong
+        return None
+    return ns.command if isinstance(ns.command, str) else None
+
+
+def _stderr_notice(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def _target(ns: argparse.Namespace) -> LoginTarget | str:
@@ -81,33 +90,44 @@ def _run(host: Host, ns: argparse.Namespace) -> int:
         return run_manage(host, ns, out)
     timer_seconds = ns.tick_seconds or host.config.timer_seconds
     contributed: tuple[str, HostCommand] | None = getattr(ns, "contributed", None)
+    target = _target(ns)
     if contributed is not None and not contributed[1].needs_session:
         host.start()
         addon_id, command = contributed
+        account = None if isinstance(target, str) else target.account(host.config.client_id)
         return run_command(addon_id, command, invocation_args(ns, command), None,
-                           services_for(addon_id, host.console, host.settings), out)
-    target = _target(ns)
+                           host.services_for(addon_id), out, account=account)
     if isinstance(target, str):
         out(f"error: {target}")
         return 2
     host.start()
     if ns.command == "login":
-        shell = Shell(host, target, HostClock(), timer_seconds, sys.stdin, sys.stdin.isatty())
-        if not shell.login():
-            return 1
-        return shell.run()
+        interactive = sys.stdin.isatty()
+        shell = Shell(host, target, HostClock(), timer_seconds, sys.stdin, interactive,
+                      line_editing=interactive and sys.stdout.isatty())
+        return shell.main()
     assert contributed is not None
+    return _run_online(host, ns, target, contributed, timer_seconds)
+
+
+def _run_online(host: Host, ns: argparse.Namespace, target: LoginTarget,
+                contributed: tuple[str, HostCommand], timer_seconds: float) -> int:
+    """A contributed command that needs a session: log in, run it, log out; its exit code is
+    the process's."""
+    out = host.console.line
     addon_id, command = contributed
     password = read_secret(f"password for {target.username}: ", "PSR_PASSWORD", sys.stdin)
-    outcome = log_in(host, target, password, HostClock(), timer_seconds, offline_fallback=False)
+    outcome = log_in(host, target, password, HostClock(), timer_seconds, offline_fallback=False,
+                     notice=_stderr_notice)
     if outcome.online is None:
         out(f"error: {outcome.message}")
         return 1
     outcome.online.start()
+    account: Account = outcome.online.account
     try:
         return run_command(addon_id, command, invocation_args(ns, command),
-                           outcome.online.session,
-                           services_for(addon_id, host.console, host.settings), out)
+                           outcome.online.session, host.services_for(addon_id), out,
+                           account=account)
     finally:
         outcome.online.close()
 
@@ -116,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``psr-client``; returns the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     pre, _ = _base_parser(add_help=False).parse_known_args(args)
-    _setup_logging(pre.verbose)
+    setup_logging(pre.verbose)
     try:
         host = Host(pre.config_dir or default_config_dir(), Console())
     except ConfigError as exc:
@@ -130,6 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         sub.add_parser("login", help="log in and read commands (online, or offline from an "
                                      "add-on's copy when the server cannot be reached)")
         add_command_parsers(sub, host.commands())
+        word = _command_word(args)
+        explained = None if word is None or word in sub.choices else \
+            switched_off_text(host, word)
+        if explained is not None:
+            print(f"psr-client: error: {explained}", file=sys.stderr)
+            return 2
         try:
             ns = parser.parse_args(args)
         except SystemExit as exc:

@@ -15,6 +15,10 @@ import requests
 
 API_PREFIX = "/api/v1"
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds: the host never hangs
+# A login is what the user waits for with nothing else to do; a server that does not answer in
+# this time is as good as gone, and the offline copy is the better offer.
+LOGIN_TIMEOUT = (3.0, 10.0)
+PAGE_LIMIT = 500  # the server's largest page
 
 
 class HostApiError(Exception):
@@ -48,6 +52,10 @@ class LoginAnswer:
     token: str = field(repr=False)
 
 
+class NotAServer(HostApiError):
+    """The address answers, but not as a Password Safe server (a wrong URL)."""
+
+
 @dataclass(frozen=True)
 class OnlineRecord:
     """A record as the server sent it. ``fields`` is hidden from ``repr``."""
@@ -57,6 +65,14 @@ class OnlineRecord:
     name: str
     updated_at: float
     fields: Mapping[str, str] = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RecordPage:
+    """One page of a record list, and how many records match in all."""
+
+    records: list[OnlineRecord]
+    total: int
 
 
 def _records_path(database: str, record_id: str | None = None) -> str:
@@ -97,13 +113,19 @@ class OnlineClient:
         self.close()
 
     def _request(self, method: str, path: str, *, json: Any = None,
-                 params: Mapping[str, Any] | None = None) -> requests.Response:
+                 params: Mapping[str, Any] | None = None,
+                 timeout: tuple[float, float] | None = None) -> requests.Response:
         headers = {"X-Client-Id": self._client_id, "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
             return self._http.request(method, self.server_url + API_PREFIX + path, json=json,
-                                      params=params, headers=headers, timeout=self._timeout)
+                                      params=params, headers=headers,
+                                      timeout=timeout or self._timeout)
+        except requests.ReadTimeout:
+            waited = (timeout or self._timeout)[1]
+            raise ServerUnreachable(f"the server {self.server_url} did not answer within "
+                                    f"{waited:g} s; try again later") from None
         except (requests.ConnectionError, requests.Timeout):
             raise ServerUnreachable(f"the server {self.server_url} cannot be reached; check "
                                     "your network or try again later") from None
@@ -118,8 +140,7 @@ class OnlineClient:
             try:
                 return response.json()
             except ValueError:
-                raise HostApiError("the server sent an answer that is not JSON; try again "
-                                   "or contact your administrator") from None
+                raise self._not_a_server(response.status_code) from None
         code, detail = "", ""
         try:
             problem = response.json()
@@ -127,6 +148,10 @@ class OnlineClient:
         except (ValueError, AttributeError):
             pass
         status = response.status_code
+        if status in (404, 405, 501) and code in ("", "not_found", "method_not_allowed"):
+            # Not one of the API's own refusals (unknown_record, unknown_database...): the
+            # address is not the API's, as with a wrong URL or a path that is not the server's.
+            raise self._not_a_server(status)
         if status == 401 and code == "bad_credentials":
             raise BadCredentials("wrong user name or password", status=status, code=code)
         if status == 401:
@@ -135,14 +160,23 @@ class OnlineClient:
         if status >= 500:
             raise HostApiError(f"the server had a problem (HTTP {status}); try again later",
                                status=status, code=code)
-        raise HostApiError(detail or f"the server refused the request (HTTP {status} {code})",
+        shown = f"HTTP {status} {code}".rstrip()
+        raise HostApiError(detail or f"the server refused the request ({shown})",
                            status=status, code=code)
 
-    def login(self, database: str, username: str, password: str) -> LoginAnswer:
+    def _not_a_server(self, status: int) -> NotAServer:
+        return NotAServer(f"{self.server_url} does not look like a Password Safe server (it "
+                          f"answered HTTP {status} where the API should be); check the server "
+                          "URL", status=status, code="not_a_server")
+
+    def login(self, database: str, username: str, password: str, *,
+              timeout: tuple[float, float] = LOGIN_TIMEOUT) -> LoginAnswer:
         """``POST /session``; keeps the token for the following calls."""
         body = {"database": database, "username": username, "password": password,
                 "client_id": self._client_id}
-        data = self._check(self._request("POST", "/session", json=body), 200)
+        data = self._check(self._request("POST", "/session", json=body, timeout=timeout), 200)
+        if not isinstance(data, dict):
+            raise self._not_a_server(200)
         try:
             answer = LoginAnswer(str(data["user_id"]), str(data.get("username", username)),
                                  float(data["server_time"]), token=str(data["token"]))
@@ -164,19 +198,23 @@ class OnlineClient:
         """Every record the user may read (all pages), optionally filtered by name."""
         records: list[OnlineRecord] = []
         while True:
-            params: dict[str, Any] = {"limit": 500, "offset": len(records)}
-            if query:
-                params["q"] = query
-            data = self._check(self._request("GET", _records_path(database),
-                                             params=params), 200)
-            try:
-                page = [_record(item) for item in data["records"]]
-                total = int(data["total"])
-            except (KeyError, TypeError, ValueError):
-                raise HostApiError("the server sent a malformed record list") from None
-            records.extend(page)
-            if not page or len(records) >= total:
+            page = self.list_page(database, query, offset=len(records))
+            records.extend(page.records)
+            if not page.records or len(records) >= page.total:
                 return records
+
+    def list_page(self, database: str, query: str = "", *, limit: int = PAGE_LIMIT,
+                  offset: int = 0) -> RecordPage:
+        """One page of the records the user may read, by name, whose name contains ``query``
+        (case-insensitive); with the number of all such records."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if query:
+            params["q"] = query
+        data = self._check(self._request("GET", _records_path(database), params=params), 200)
+        try:
+            return RecordPage([_record(item) for item in data["records"]], int(data["total"]))
+        except (KeyError, TypeError, ValueError):
+            raise HostApiError("the server sent a malformed record list") from None
 
     def get_record(self, database: str, record_id: str) -> OnlineRecord:
         """One record; :class:`HostApiError` with code ``unknown_record`` when not readable."""

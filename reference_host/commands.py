@@ -7,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from hookspecs import CommandInvocation, HostCommand, HostServices, Session
+from hookspecs import Account, CommandInvocation, HostCommand, HostServices, Session
 
 log = logging.getLogger("psr.host.commands")
 
@@ -71,11 +71,13 @@ def invocation_args(namespace: argparse.Namespace,
 def run_command(
     addon_id: str, command: HostCommand, args: dict[str, str | bool | None],
     session: Session | None, services: HostServices, output: Callable[[str], None],
+    *, account: Account | None = None,
 ) -> int:
     """Run a contributed command's handler; a handler that raises is logged, told to the user
-    and gives exit code 1."""
+    and gives exit code 1. ``KeyboardInterrupt`` (the user pressed Ctrl-C) passes through to
+    the caller, which decides whether that ends the program."""
     invocation = CommandInvocation(args=args, session=session, services=services,
-                                   output=output)
+                                   output=output, account=account)
     try:
         code = command.handler(invocation)
     except Exception as exc:

@@ -28,7 +28,7 @@ USER = "alice"
 PASSWORD = "alice-demo-pw"  # noqa: S105  (throw-away demo account)
 RECORD_COUNT = 3000
 STEP_TIMEOUT_S = 60.0
-COMPLETED = "Offline synchronisation completed"
+UP_TO_DATE = f"Up to date: {RECORD_COUNT:,} records"
 
 
 class DemoFailed(Exception):
@@ -111,8 +111,9 @@ def run_demo(work: Path) -> None:
 
         say("3. Log in online. The first offline copy is always created by hand "
             "('offline create'); watch its progress. Then edit a record: the add-on syncs a "
-            "moment after the save. Then let the 30-minute interval pass ('tick 31'): "
-            "another sync, without anyone asking.")
+            "moment after the save, and its status line says so. Then let the 30-minute "
+            "interval pass ('tick 31'): another sync, without anyone asking; with nothing new "
+            "it says nothing, and 'offline status' shows the next one 30 minutes on.")
         out = client(env, ["login"], "\n".join([
             "offline create",
             f"edit {ids[42]} notes=changed-in-the-demo",
@@ -123,9 +124,14 @@ def run_demo(work: Path) -> None:
             "quit",
         ]))
         expect("[progress] offline:" in out, "no progress was shown during the first sync")
-        expect(f"Done: {RECORD_COUNT} records" in out, "the first sync did not copy all records")
-        expect(out.count(COMPLETED) >= 3,
-               "expected three completed syncs (by hand, after the save, by the interval)")
+        expect(f"is synchronised: {RECORD_COUNT:,} added" in out,
+               "the first sync did not copy all records")
+        expect(out.count(UP_TO_DATE) >= 2,
+               "expected the first sync and the sync after the save to end 'Up to date'")
+        expect("Offline synchronisation completed" not in out,
+               "a sync was announced in the scroll-back instead of the status line")
+        expect("Next automatic sync in 30 min" in out,
+               "the interval sync did not run (the next one is not 30 minutes away)")
 
         say("4. The server goes away. The user logs in anyway: the client falls back to the "
             "offline copy (read-only) and can search and show records.")

@@ -14,10 +14,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from hookspecs import HostCommand
+from hookspecs import HostCommand, HostServices
 from reference_host.addons import AddonInfo, HookCaller, discover
 from reference_host.config import HostConfig, load_config, save_config
-from reference_host.services import Console, services_for
+from reference_host.services import Console, one_shot_command_text, services_for
 from reference_host.settings import effective_settings, with_change
 
 log = logging.getLogger("psr.host")
@@ -56,6 +56,7 @@ class Host:
         self._addons = {a.addon_id: a for a in (discover() if addons is None else addons)}
         self._commands: dict[str, list[HostCommand]] = {}
         self._running = False
+        self._in_shell = False
         self.config = load_config(config_dir)
         if self._remember_new_addons(self.config):
             save_config(config_dir, self.config)
@@ -168,8 +169,33 @@ class Host:
             self._enable_hook(addon_id)
 
     def _enable_hook(self, addon_id: str) -> None:
-        services = services_for(addon_id, self.console, self.settings)
-        self.hooks.call_one(addon_id, "on_addon_enabled", host=services)
+        self.hooks.call_one(addon_id, "on_addon_enabled", host=self.services_for(addon_id))
+
+    def services_for(self, addon_id: str) -> HostServices:
+        """The host services as ``addon_id`` sees them."""
+        return services_for(addon_id, self.console, self.settings, self.command_text)
+
+    # -- where the user types commands ----------------------------------------------------
+
+    def enter_shell(self) -> None:
+        """The user types commands in the interactive shell from now on (``login``)."""
+        self._in_shell = True
+
+    def command_text(self, group: str, name: str) -> str:
+        """How the user types ``group name`` where they are: ``offline create`` in the shell,
+        ``psr-client offline create`` on the command line."""
+        if self._in_shell:
+            return " ".join(part for part in (group, name) if part)
+        return one_shot_command_text(group, name)
+
+    def switched_off_owner(self, group: str) -> AddonStatus | None:
+        """The installed add-on that a command group unknown to the host belongs to while it
+        is switched off or refused (its commands are then not registered). Found by its id:
+        a disabled add-on is never asked for its commands."""
+        info = self._addons.get(group)
+        if info is None or self.is_enabled(group):
+            return None
+        return AddonStatus(info, self._switched_on(group))
 
     def _deactivate(self, addon_id: str) -> None:
         if self._running:

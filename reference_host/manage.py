@@ -29,6 +29,20 @@ def add_manage_parsers(subparsers: Any) -> None:
     change.add_argument("value", metavar="VALUE")
 
 
+def switched_off_text(host: Host, group: str) -> str | None:
+    """Why the command group ``group``, unknown to the host, is missing when it belongs to an
+    installed add-on that is switched off (or refused); ``None`` for any other word."""
+    owner = host.switched_off_owner(group)
+    if owner is None:
+        return None
+    addon_id = owner.info.addon_id
+    if owner.info.refused:
+        return (f"the command group {group!r} belongs to the add-on {addon_id!r}, which cannot "
+                f"be loaded: {owner.info.refused}")
+    return (f"the command group {group!r} belongs to the add-on {addon_id!r}, which is switched "
+            f"off; switch it on with `{host.command_text('addons', f'enable {addon_id}')}`")
+
+
 def _show_value(value: Any) -> str:
     return json.dumps(value)
 

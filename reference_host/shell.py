@@ -1,24 +1,31 @@
-"""The interactive session of ``psr-client login``: one command per line from stdin.
+"""The interactive session of ``psr-client login``: one command per line.
 
-A prompt is shown only on a terminal, so that tests and the demo can pipe a script. Online the
-user reads and saves records; offline (an add-on's copy) the session is read-only.
+On a terminal the line is read with prompt_toolkit (editing, history, completion, a status
+line: ``terminal.py``); piped scripts (tests, the demo) are read line by line without a prompt,
+and their output is deterministic. Online the user reads and saves records; offline (an
+add-on's copy) the session is read-only. When the server goes away during an online session,
+the shell moves to the offline copy with the same credentials, without a new login.
+
+Ctrl-C on a terminal stops the running command, never the shell; Ctrl-D (or ``quit``) ends it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
 import logging
 import os
 import shlex
+import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
-from hookspecs import OfflineSession, SavedRecord
-from reference_host.client import HostApiError
+from hookspecs import Account, OfflineSession, SavedRecord
+from reference_host.client import LOGIN_TIMEOUT, HostApiError, ServerUnreachable
+from reference_host.clipboard import Clipboard, ClipboardUnavailable
 from reference_host.commands import (
     ShellParser,
     UsageError,
@@ -27,34 +34,41 @@ from reference_host.commands import (
     run_command,
 )
 from reference_host.host import Host
-from reference_host.manage import add_manage_parsers, run_manage
-from reference_host.services import services_for
-from reference_host.session import LoginTarget, OnlineSession, log_in
+from reference_host.manage import add_manage_parsers, run_manage, switched_off_text
+from reference_host.records import (
+    MASK,
+    ShownRecord,
+    count_line,
+    describe_candidates,
+    is_password_like,
+    pick_record,
+)
+from reference_host.session import (
+    LoginOutcome,
+    LoginTarget,
+    OnlineSession,
+    continue_offline,
+    log_in,
+)
+from reference_host.sources import OfflineRecords, OnlineRecords, RecordSource
 from reference_host.timer import HostClock
+
+if TYPE_CHECKING:
+    from reference_host.terminal import PromptScreen
+
+__all__ = ["Shell", "ShownRecord", "is_password_like", "parse_assignments", "read_secret"]
 
 log = logging.getLogger("psr.host.shell")
 
-PASSWORD_LIKE = ("password", "passwd", "pwd", "secret", "pin", "token", "otp")
-MASK = "********"
 MAX_SLEEP_SECONDS = 600.0
 READ_ONLY = "read-only while offline"
 NOT_LOGGED_IN = "not logged in; use `login`"
-
-
-@dataclass(frozen=True)
-class ShownRecord:
-    """A record as the shell shows it, from either the server or an offline copy."""
-
-    record_id: str
-    rev: int
-    name: str
-    fields: dict[str, str]
-
-
-def is_password_like(field_name: str) -> bool:
-    """Whether a field's value is masked unless the user asks to reveal it."""
-    lowered = field_name.lower()
-    return any(part in lowered for part in PASSWORD_LIKE)
+INTERRUPTED = "stopped (Ctrl-C)"
+DEFAULT_COPY_FIELD = "password"
+SIMPLE_COMMANDS = ("help", "list", "search", "show", "copy", "new", "edit", "passwd", "tick",
+                   "sleep", "say", "login", "logout", "quit", "exit")
+READ_COMMANDS = frozenset({"list", "search", "show", "copy"})
+"""Commands that the offline copy answers as well: run again from it after the server left."""
 
 
 def parse_assignments(items: list[str]) -> dict[str, str]:
@@ -80,24 +94,44 @@ def read_secret(prompt: str, env_name: str, stdin: IO[str]) -> str:
     return stdin.readline().rstrip("\n")
 
 
+def _field_of(record: ShownRecord, name: str) -> str | None:
+    """The field ``name`` of ``record``: exactly so named, else the one so named ignoring case."""
+    if name in record.fields:
+        return name
+    return next((k for k in record.fields if k.casefold() == name.casefold()), None)
+
+
 class Shell:
-    """Reads commands line by line and runs them against the current session."""
+    """Reads commands line by line and runs them against the current session.
+
+    ``interactive``: a person types (prompts, hidden password input, Ctrl-C stops a command).
+    ``line_editing``: use prompt_toolkit (both stdin and stdout are a terminal).
+    """
 
     def __init__(self, host: Host, target: LoginTarget, clock: HostClock, timer_seconds: float,
-                 stdin: IO[str], interactive: bool) -> None:
+                 stdin: IO[str], interactive: bool, *, line_editing: bool = False,
+                 clipboard: Clipboard | None = None,
+                 login_timeout: tuple[float, float] = LOGIN_TIMEOUT) -> None:
         self.host = host
         self.target = target
         self.clock = clock
         self.timer_seconds = timer_seconds
         self._lines: Iterator[str] = iter(stdin.readline, "")
         self._interactive = interactive
+        self._line_editing = interactive and line_editing
+        self._screen: PromptScreen | None = None
+        self.clipboard = clipboard or Clipboard()
+        self._login_timeout = login_timeout
         self.online: OnlineSession | None = None
         self.offline: OfflineSession | None = None
         self.out: Callable[[str], None] = host.console.line
+        host.enter_shell()
 
     # -- reading ------------------------------------------------------------------------------
 
     def _read_line(self, prompt: str) -> str | None:
+        if self._screen is not None:
+            return self._screen.read_line(prompt)
         if self._interactive:
             try:
                 return input(prompt)
@@ -111,24 +145,61 @@ class Shell:
         value = os.environ.get(env_name)
         if value is not None:
             return value
+        if self._screen is not None:
+            return self._screen.read_secret(prompt)
         if self._interactive:
             return getpass.getpass(prompt)
         return self._read_line("") or ""
 
+    def _notice(self, text: str) -> None:
+        """Tell that the shell waits (a slow login). Piped scripts get it on stderr, so that
+        their output stays the same however fast the server answers."""
+        if self._interactive:
+            self.out(text)
+        else:
+            sys.stderr.write(text + "\n")
+            sys.stderr.flush()
+
+    @contextlib.contextmanager
+    def _terminal(self) -> Iterator[None]:
+        if not self._line_editing:
+            yield
+            return
+        from reference_host.terminal import PromptScreen, history_in
+
+        self._screen = PromptScreen(self.host.console, history_in(self.host.config_dir),
+                                    self.completion_words, self.session_state)
+        try:
+            with self._screen.active():
+                yield
+        finally:
+            self._screen = None
+
     # -- session ------------------------------------------------------------------------------
+
+    def main(self) -> int:
+        """``psr-client login``: log in, run commands until the end; the exit code."""
+        with self._terminal():
+            if not self.login():
+                return 1
+            return self.run()
 
     def login(self, password: str | None = None) -> bool:
         """Log in online, or offline when the server cannot be reached. Prints the outcome."""
         self.logout()
         if password is None:
             password = self.ask_secret(f"password for {self.target.username}: ", "PSR_PASSWORD")
-        outcome = log_in(self.host, self.target, password, self.clock, self.timer_seconds)
-        self.online, self.offline = outcome.online, outcome.offline
-        if outcome.message:
-            self.out(outcome.message)
+        outcome = log_in(self.host, self.target, password, self.clock, self.timer_seconds,
+                         notice=self._notice, timeout=self._login_timeout)
+        self._take(outcome)
         if self.online is not None:
             self.online.start()
         return self.online is not None or self.offline is not None
+
+    def _take(self, outcome: LoginOutcome) -> None:
+        self.online, self.offline = outcome.online, outcome.offline
+        if outcome.message:
+            self.out(outcome.message)
 
     def logout(self) -> None:
         """End the current session, if any."""
@@ -144,6 +215,21 @@ class Shell:
                 log.error("closing the offline session failed: %s", type(exc).__name__)
             self.out("offline session closed")
 
+    def account(self) -> Account:
+        """The account the shell is set up for (as the server named the user, when online)."""
+        if self.online is not None:
+            return self.online.account
+        return self.target.account(self.host.config.client_id)
+
+    def session_state(self) -> str:
+        """The start of the status line: who is logged in where, and how."""
+        who = f"{self.target.username}@{self.target.database}"
+        if self.online is not None:
+            return f"online: {who}"
+        if self.offline is not None:
+            return f"offline (read-only): {who}"
+        return "not logged in"
+
     # -- loop -------------------------------------------------------------------------------
 
     def run(self) -> int:
@@ -155,6 +241,7 @@ class Shell:
                     break
         finally:
             self.logout()
+            self.clipboard.clear_now()
         return 0
 
     def execute(self, line: str) -> bool:
@@ -168,20 +255,69 @@ class Shell:
             return True
         if word in ("quit", "exit"):
             return False
+        if not self._interactive:
+            self._execute(stripped, word)
+            return True
         try:
-            ns = self._parser().parse_args(shlex.split(stripped))
-            self._dispatch(ns)
+            self._execute(stripped, word)
+        except KeyboardInterrupt:
+            # The command stops; the user stays in the shell (a contributed command's
+            # handler cancels its own work on its side).
+            self.out(INTERRUPTED)
+        return True
+
+    def _execute(self, stripped: str, word: str) -> None:
+        try:
+            if not self._explain_switched_off(word):
+                self._dispatch(self._parser().parse_args(shlex.split(stripped)))
         except UsageError as exc:
             if str(exc):
                 self.out(str(exc))
         except ValueError as exc:  # shlex: unbalanced quotes
             self.out(f"error: {exc}")
+        except ServerUnreachable as exc:
+            if self._continue_offline(exc) and word in READ_COMMANDS:
+                self._execute(stripped, word)
         except HostApiError as exc:
             self.out(f"error: {exc}")
         except Exception as exc:  # one failing command must not end the session
             log.error("command %r failed: %s", word, type(exc).__name__, exc_info=True)
             self.out(f"error: {word} failed: {exc or type(exc).__name__}")
+
+    def _continue_offline(self, exc: ServerUnreachable) -> bool:
+        """The server went away: go on from the offline copy if there is one (the login's
+        credentials open it); ``True`` when the shell is offline now."""
+        if self.online is None:
+            self.out(f"error: {exc}")
+            return False
+        outcome = continue_offline(self.host, self.target, self.online)
+        if outcome.offline is None:
+            self.out(f"error: {exc}")
+            return False
+        self._take(outcome)
         return True
+
+    def _explain_switched_off(self, word: str) -> bool:
+        """Say so when ``word`` is the command group of an add-on that is switched off."""
+        if word in SIMPLE_COMMANDS or word in ("addons", "settings"):
+            return False
+        if any(command.group == word for _, command in self.host.commands()):
+            return False
+        text = switched_off_text(self.host, word)
+        if text is None:
+            return False
+        self.out(text)
+        return True
+
+    def completion_words(self) -> dict[str, Any]:
+        """The command words the prompt completes: commands, their actions, add-on ids."""
+        words: dict[str, Any] = dict.fromkeys(SIMPLE_COMMANDS)
+        ids = {status.info.addon_id: None for status in self.host.statuses()}
+        words["addons"] = {"list": None, "enable": ids, "disable": ids}
+        words["settings"] = {"show": ids, "set": ids}
+        for _addon_id, command in self.host.commands():
+            words.setdefault(command.group, {})[command.name] = None
+        return words
 
     def _parser(self) -> ShellParser:
         parser = ShellParser(prog="psr", add_help=False)
@@ -191,13 +327,16 @@ class Shell:
         sub.add_parser("list")
         sub.add_parser("search").add_argument("text", nargs="+")
         show = sub.add_parser("show")
-        show.add_argument("record_id")
+        show.add_argument("name", metavar="NAME", nargs="+")  # a name may have spaces
         show.add_argument("--reveal", action="store_true")
+        copy = sub.add_parser("copy")
+        copy.add_argument("name", metavar="NAME")
+        copy.add_argument("field", metavar="FIELD", nargs="?", default=DEFAULT_COPY_FIELD)
         new = sub.add_parser("new")
         new.add_argument("name")
         new.add_argument("fields", nargs="*", metavar="key=value")
         edit = sub.add_parser("edit")
-        edit.add_argument("record_id")
+        edit.add_argument("record", metavar="NAME")
         edit.add_argument("fields", nargs="*", metavar="key=value")
         edit.add_argument("--name", dest="new_name")
         sub.add_parser("passwd")
@@ -221,76 +360,95 @@ class Shell:
         elif getattr(ns, "contributed", None) is not None:
             addon_id, contributed = ns.contributed
             session = self.online.session if self.online else None
-            services = services_for(addon_id, self.host.console, self.host.settings)
-            code = run_command(addon_id, contributed, invocation_args(ns, contributed),
-                               session, services, self.out)
-            if code:
-                self.out(f"({contributed.group} {contributed.name} exited with {code})")
+            # The exit code is not shown: the handler has said what happened.
+            run_command(addon_id, contributed, invocation_args(ns, contributed), session,
+                        self.host.services_for(addon_id), self.out, account=self.account())
         else:
             getattr(self, f"_cmd_{command}")(ns)
 
     # -- commands -----------------------------------------------------------------------------
 
     def _cmd_help(self, _: argparse.Namespace) -> None:
-        self.out("commands: list | search TEXT | show ID [--reveal] | new NAME key=value... | "
-                 "edit ID key=value... [--name NAME] | passwd | tick [MINUTES] | "
-                 "sleep SECONDS | say TEXT | addons ... | settings ... | login | logout | quit")
+        self.out("commands: list | search TEXT | show NAME [--reveal] | copy NAME [FIELD] | "
+                 "new NAME key=value... | edit NAME key=value... [--name NEW] | passwd | "
+                 "tick [MINUTES] | sleep SECONDS | say TEXT | addons ... | settings ... | "
+                 "login | logout | quit")
+        self.out("  NAME: a record's id, its name, or a unique part of the name")
         for _addon, command in self.host.commands():
             self.out(f"  {command.group} {command.name}: {command.help}")
 
-    def _records(self, query: str | None = None) -> list[ShownRecord] | None:
+    def _source(self) -> RecordSource | None:
         if self.online is not None:
-            database = self.online.session.database
-            return [ShownRecord(r.record_id, r.rev, r.name, dict(r.fields))
-                    for r in self.online.client.list_records(database, query or "")]
+            return OnlineRecords(self.online.client, self.online.session.database)
         if self.offline is not None:
-            views = (self.offline.search(query) if query else self.offline.list_records())
-            return [ShownRecord(v.record_id, v.rev, v.name, dict(v.fields)) for v in views]
+            return OfflineRecords(self.offline)
         self.out(NOT_LOGGED_IN)
         return None
 
-    def _print_list(self, records: list[ShownRecord] | None) -> None:
-        if records is None:
-            return
+    def _print_list(self, records: list[ShownRecord], total: int | None = None,
+                    capped: bool = False) -> None:
         for record in records:
             self.out(f"{record.record_id}\trev {record.rev}\t{record.name}")
-        self.out(f"({len(records)} record{'s' if len(records) != 1 else ''})")
+        self.out(count_line(len(records), total, capped))
 
     def _cmd_list(self, _: argparse.Namespace) -> None:
-        self._print_list(self._records())
+        source = self._source()
+        if source is not None:
+            self._print_list(source.all())
 
     def _cmd_search(self, ns: argparse.Namespace) -> None:
-        self._print_list(self._records(" ".join(ns.text)))
+        source = self._source()
+        if source is not None:
+            found = source.search(" ".join(ns.text))
+            self._print_list(found.records, found.total, found.capped)
 
-    def _fetch(self, record_id: str) -> ShownRecord | None:
-        if self.online is not None:
-            r = self.online.client.get_record(self.online.session.database, record_id)
-            return ShownRecord(r.record_id, r.rev, r.name, dict(r.fields))
-        if self.offline is not None:
-            view = self.offline.get_record(record_id)
-            if view is None:
-                return None
-            return ShownRecord(view.record_id, view.rev, view.name, dict(view.fields))
-        self.out(NOT_LOGGED_IN)
+    def _resolve(self, typed: str) -> ShownRecord | None:
+        """The record ``typed`` names (id, name, unique part of the name); else says why not."""
+        source = self._source()
+        if source is None:
+            return None
+        record = source.by_id(typed)
+        if record is not None:
+            return record
+        pick = pick_record(typed, source.named(typed))
+        if pick.record is not None:
+            return pick.record
+        if pick.candidates:
+            for line in describe_candidates(typed, pick.candidates):
+                self.out(line)
+        else:
+            self.out(f"no record {typed!r}")
         return None
 
     def _cmd_show(self, ns: argparse.Namespace) -> None:
-        if self.online is None and self.offline is None:
-            self.out(NOT_LOGGED_IN)
-            return
-        try:
-            record = self._fetch(ns.record_id)
-        except HostApiError as exc:
-            if exc.code != "unknown_record":
-                raise
-            record = None
+        record = self._resolve(" ".join(ns.name))
         if record is None:
-            self.out(f"no record {ns.record_id!r}")
             return
         self.out(f"{record.name}  (id {record.record_id}, rev {record.rev})")
         for key, value in sorted(record.fields.items()):
             shown = MASK if is_password_like(key) and not ns.reveal and value else value
             self.out(f"  {key}: {shown}")
+
+    def _cmd_copy(self, ns: argparse.Namespace) -> None:
+        record = self._resolve(ns.name)
+        if record is None:
+            return
+        key = _field_of(record, ns.field)
+        if key is None:
+            fields = ", ".join(sorted(record.fields)) or "none"
+            self.out(f"{record.name!r} has no field {ns.field!r} (its fields: {fields})")
+            return
+        value = record.fields[key]
+        if not value:
+            self.out(f"the {key} of {record.name!r} is empty; nothing copied")
+            return
+        try:
+            self.clipboard.copy(value)
+        except ClipboardUnavailable as exc:
+            self.out(f"{exc}; use `show {shlex.quote(ns.name)} --reveal` to see the value")
+            return
+        self.out(f"copied the {key} of {record.name!r} to the clipboard; it is cleared in "
+                 f"{self.clipboard.clear_after:g} s")
 
     def _writable(self) -> OnlineSession | None:
         if self.offline is not None:
@@ -320,8 +478,12 @@ class Shell:
         if online is None:
             return
         changes = parse_assignments(ns.fields)
+        found = self._resolve(ns.record)
+        if found is None:
+            return
         database = online.session.database
-        current = online.client.get_record(database, ns.record_id)
+        # Read again by id: the list the name was found in may be older than the record.
+        current = online.client.get_record(database, found.record_id)
         fields = {**current.fields, **changes}
         try:
             record = online.client.update_record(database, current.record_id, current.rev,
@@ -343,6 +505,10 @@ class Shell:
         new = self.ask_secret("new password: ", "PSR_NEW_PASSWORD")
         if not new:
             self.out("the new password must not be empty; nothing changed")
+            return
+        again = self.ask_secret("new password again: ", "PSR_NEW_PASSWORD")
+        if again != new:
+            self.out("the two new passwords differ; nothing changed")
             return
         online.client.change_password(old, new)
         session = online.session
@@ -368,3 +534,4 @@ class Shell:
         if self.online is None and self.offline is None:
             self.out("not logged in")
         self.logout()
+

@@ -10,6 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
+from reference_server import feed
 from reference_server.db import transaction
 from reference_server.errors import ApiError, bad_request, bad_token, unknown_database, unknown_user
 from reference_server.passwords import hash_password, verify_password
@@ -37,6 +38,24 @@ class UserInfo:
     name: str
     offline_right: bool
     validity_seconds: int
+
+
+@dataclass(frozen=True)
+class UserDeletion:
+    """What deleting a user removed."""
+
+    rights: int
+    sessions: int
+    validity_seconds: int
+
+
+@dataclass(frozen=True)
+class DatabaseDeletion:
+    """What deleting a database removed."""
+
+    records: int
+    sessions: int
+    offline_allowed: bool
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,23 @@ def list_databases(conn: sqlite3.Connection) -> list[DatabaseInfo]:
     return [DatabaseInfo(name, bool(allowed), count) for name, allowed, count in rows]
 
 
+def delete_database(conn: sqlite3.Connection, name: str, now: float) -> DatabaseDeletion:
+    """Delete a database with its records, rights, feeds and sessions, in one transaction.
+
+    Its sessions end (their tokens get 401, a new login 404 ``unknown_database``); neither
+    answer makes a client wipe its copy (only an authenticated 403 does), so copies stop
+    opening when their offline validity runs out.
+    """
+    with transaction(conn):
+        offline_allowed = database_offline_allowed(conn, name)
+        sessions = _end_sessions(conn, "db", name, now)
+        conn.execute("DELETE FROM rights WHERE db = ?", (name,))
+        records = conn.execute("DELETE FROM records WHERE db = ?", (name,)).rowcount
+        feed.forget_database(conn, name)
+        conn.execute("DELETE FROM databases WHERE name = ?", (name,))
+    return DatabaseDeletion(records, sessions, offline_allowed)
+
+
 def create_user(
     conn: sqlite3.Connection, name: str, password: str, *, offline_right: bool,
     validity_seconds: int,
@@ -171,6 +207,39 @@ def set_user_offline(
         if validity_seconds is not None:
             conn.execute("UPDATE users SET validity_seconds = ? WHERE id = ?",
                          (validity_seconds, user_id))
+
+
+def delete_user(conn: sqlite3.Connection, user_id: str, now: float) -> UserDeletion:
+    """Delete a user with their rights, feeds and sessions, in one transaction.
+
+    The records stay (other users may hold rights on them). The user's tokens get 401 and a
+    new login fails like a wrong password.
+    """
+    with transaction(conn):
+        validity = user_by_id(conn, user_id).validity_seconds
+        sessions = _end_sessions(conn, "user_id", user_id, now)
+        rights = conn.execute("DELETE FROM rights WHERE user_id = ?", (user_id,)).rowcount
+        feed.forget_user(conn, user_id)
+        conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
+    return UserDeletion(rights, sessions, validity)
+
+
+def end_sessions(conn: sqlite3.Connection, user_id: str, now: float) -> int:
+    """Revoke every token of a user (for example after a password reset); return how many
+    of them were still valid."""
+    with transaction(conn):
+        return _end_sessions(conn, "user_id", user_id, now)
+
+
+def _end_sessions(
+    conn: sqlite3.Connection, column: Literal["user_id", "db"], value: str, now: float
+) -> int:
+    # The column is one of two literals, never input: S608 does not apply.
+    active = conn.execute(
+        f"SELECT COUNT(*) FROM tokens WHERE {column} = ? AND expires_at >= ?",  # noqa: S608
+        (value, now)).fetchone()[0]
+    conn.execute(f"DELETE FROM tokens WHERE {column} = ?", (value,))  # noqa: S608
+    return int(active)
 
 
 def longest_validity(conn: sqlite3.Connection) -> int:

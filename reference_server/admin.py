@@ -2,7 +2,8 @@
 
 Users and databases are named; record ids are the server's. Every method runs in its own
 transaction, and every change to records or rights writes its feed rows in that transaction.
-Errors are :class:`~reference_server.errors.ApiError` with a readable ``detail``.
+Errors are :class:`~reference_server.errors.ApiError` with a readable ``detail``. An
+:class:`Admin` opens an existing data folder only; ``datadir.init_data_folder`` creates one.
 """
 
 from __future__ import annotations
@@ -10,15 +11,34 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_server import accounts, digests, feed, records
+from reference_server.datadir import open_data_folder
 from reference_server.db import connect, initialise, new_epoch, set_meta, transaction
 from reference_server.errors import bad_request
 
 DAY = 86_400
 MIN_HORIZON_DAYS = 7
+MAX_HORIZON_DAYS = 3650
+MAX_VALIDITY_DAYS = 365
+# Validity in seconds exists so that tests can watch a copy expire; a day is plenty for that.
+MAX_TEST_VALIDITY_SECONDS = DAY
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What :meth:`Admin.compact` did."""
+
+    dropped: int
+    """Delete rows (tombstones) removed."""
+    horizon_seconds: int
+    """Tombstones older than this were removed."""
+    newest_dropped_at: float | None
+    """When the newest removed tombstone was written: a client whose last sync is older may
+    make a full sync at its next one (None when nothing was removed)."""
 
 
 def parse_grant(text: str) -> tuple[bool, bool, bool]:
@@ -32,7 +52,9 @@ class Admin:
     """Manage databases, users, records and rights in ``data_dir/server.sqlite3``."""
 
     def __init__(self, data_dir: Path, clock: Callable[[], float] = time.time) -> None:
-        self._conn = connect(Path(data_dir))
+        """Open the existing data folder ``data_dir`` (``DataFolderError`` if it is not one;
+        group and other access to it are taken away)."""
+        self._conn = connect(open_data_folder(Path(data_dir)))
         initialise(self._conn)
         self._clock = clock
 
@@ -60,32 +82,59 @@ class Admin:
         """Switch offline use of a database on or off."""
         accounts.set_database_offline(self._conn, name, allowed)
 
+    def delete_database(self, name: str) -> accounts.DatabaseDeletion:
+        """Delete a database with its records, rights, feeds and sessions (no undo)."""
+        return accounts.delete_database(self._conn, name, self._clock())
+
     def create_user(
         self, name: str, password: str, offline_right: bool = False,
-        validity_days: float = accounts.DEFAULT_VALIDITY_DAYS,
+        validity_days: int | None = None, *, validity_seconds: int | None = None,
     ) -> str:
-        """Create a user; return the user id."""
-        return accounts.create_user(self._conn, name, password, offline_right=offline_right,
-                                    validity_seconds=_seconds(validity_days))
+        """Create a user; return the user id.
+
+        The offline validity is ``validity_days`` whole days (1-365, default 7), or, for tests
+        that watch a copy expire, ``validity_seconds`` (1-86400).
+        """
+        seconds = offline_validity(validity_days, validity_seconds)
+        return accounts.create_user(
+            self._conn, name, password, offline_right=offline_right,
+            validity_seconds=accounts.DEFAULT_VALIDITY_DAYS * DAY if seconds is None else seconds)
 
     def list_users(self) -> list[accounts.UserInfo]:
         """All users."""
         return accounts.list_users(self._conn)
+
+    def user(self, name: str) -> accounts.UserInfo:
+        """The user with this name (404 ``unknown_user`` if there is none)."""
+        return accounts.user_by_name(self._conn, name)
 
     def user_id(self, name: str) -> str:
         """The id of the user with this name."""
         return accounts.user_by_name(self._conn, name).id
 
     def set_user_offline(
-        self, name: str, enabled: bool, validity_days: float | None = None
+        self, name: str, enabled: bool, validity_days: int | None = None, *,
+        validity_seconds: int | None = None,
     ) -> None:
-        """Set the user's offline mode right and (optionally) the offline validity."""
-        seconds = None if validity_days is None else _seconds(validity_days)
+        """Set the user's offline mode right and (optionally) the offline validity, in whole
+        days (1-365) or, for tests, in seconds (1-86400)."""
+        seconds = offline_validity(validity_days, validity_seconds)
         accounts.set_user_offline(self._conn, self.user_id(name), enabled, seconds)
 
     def set_password(self, name: str, password: str) -> None:
-        """Set a user's password."""
+        """Set a user's password; the user's sessions stay valid."""
         accounts.set_password(self._conn, self.user_id(name), password)
+
+    def reset_password(self, name: str, password: str) -> int:
+        """Give a user a new password and end the user's sessions (as after a leaked
+        password); return how many sessions were still valid."""
+        user_id = self.user_id(name)
+        accounts.set_password(self._conn, user_id, password)
+        return accounts.end_sessions(self._conn, user_id, self._clock())
+
+    def delete_user(self, name: str) -> accounts.UserDeletion:
+        """Delete a user with their rights, feeds and sessions (no undo); records stay."""
+        return accounts.delete_user(self._conn, self.user_id(name), self._clock())
 
     # --- records and rights ----------------------------------------------------------------
 
@@ -111,6 +160,15 @@ class Admin:
         checked = [records.check_content(item.get("name"), item.get("fields", {}))
                    for item in items]
         return records.import_records(self._conn, db, checked, grants, self._clock())
+
+    def add_record(
+        self, db: str, name: str, fields: Mapping[str, str],
+        grant: Mapping[str, str] | None = None,
+    ) -> str:
+        """Create one record and give users rights on it (``{"alice": "rwe"}``); return its
+        id."""
+        [record_id] = self.import_records(db, [{"name": name, "fields": dict(fields)}], grant)
+        return record_id
 
     def update_record(
         self, db: str, record_id: str, name: str | None = None,
@@ -149,6 +207,14 @@ class Admin:
         accounts.require_database(self._conn, db)
         return records.list_all(self._conn, db)
 
+    def list_rights(
+        self, db: str, user: str | None = None, record_id: str | None = None
+    ) -> list[records.RightInfo]:
+        """The rights in a database, optionally only those of one user and/or one record."""
+        accounts.require_database(self._conn, db)
+        user_id = None if user is None else self.user_id(user)
+        return records.list_rights(self._conn, db, user_id=user_id, record_id=record_id)
+
     # --- feed maintenance and ground truth -------------------------------------------------
 
     def bump_epoch(self) -> str:
@@ -158,19 +224,20 @@ class Admin:
             set_meta(self._conn, "epoch", epoch)
         return epoch
 
-    def compact(self, horizon_days: float | None = None) -> tuple[int, int]:
-        """Drop delete rows older than the horizon; return (rows dropped, highest horizon seq).
+    def compact(self, horizon_days: int | None = None) -> CompactionResult:
+        """Drop delete rows (tombstones) older than the horizon, in whole days (0-3650).
 
         The default horizon is the longest offline validity of any user, at least 7 days, so
         that a copy still usable offline never misses a delete.
         """
         if horizon_days is None:
-            longest = accounts.longest_validity(self._conn)
-            horizon_s = max(float(longest), MIN_HORIZON_DAYS * DAY)
+            horizon_s = max(accounts.longest_validity(self._conn), MIN_HORIZON_DAYS * DAY)
         else:
-            horizon_s = _seconds(horizon_days) if horizon_days else 0.0
+            _check_whole("horizon_days", horizon_days, 0, MAX_HORIZON_DAYS)
+            horizon_s = horizon_days * DAY
         with transaction(self._conn):
-            return feed.compact(self._conn, self._clock() - horizon_s)
+            dropped, newest = feed.compact(self._conn, self._clock() - horizon_s)
+        return CompactionResult(dropped, horizon_s, newest)
 
     def exportable_view(self, db: str, user: str) -> dict[str, tuple[int, str, dict[str, str]]]:
         """Ground truth from records and rights: {id: (rev, name, fields)} the user may export."""
@@ -198,7 +265,21 @@ class Admin:
         return self._conn
 
 
-def _seconds(days: float) -> int:
-    if days <= 0:
-        raise bad_request("A number of days must be positive.")
-    return round(days * DAY)
+def offline_validity(days: int | None, seconds: int | None = None) -> int | None:
+    """The offline validity in seconds, from whole days (1-365) or test seconds (1-86400);
+    None when neither is given."""
+    if days is not None and seconds is not None:
+        raise bad_request("Give the offline validity in days or in seconds, not both.")
+    if seconds is not None:
+        _check_whole("validity_seconds", seconds, 1, MAX_TEST_VALIDITY_SECONDS)
+        return seconds
+    if days is None:
+        return None
+    _check_whole("validity_days", days, 1, MAX_VALIDITY_DAYS)
+    return days * DAY
+
+
+def _check_whole(name: str, value: object, low: int, high: int) -> None:
+    # bool is an int to Python, but True days is a mistake, not one day.
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise bad_request(f"{name} must be a whole number from {low} to {high}, not {value!r}.")

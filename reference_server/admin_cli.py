@@ -1,83 +1,207 @@
-"""``psr-server admin``: the server manager's commands; each change prints what it did."""
+"""``psr-server admin``: the server manager's commands; each change prints what it did.
+
+Every command opens an existing data folder (``--data``); only ``init`` creates one, so a
+mistyped folder is an error, not a new empty server. Secrets are read by ``prompting``, never
+taken from the command line.
+"""
 
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
-import os
-import sys
+import re
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from reference_server.admin import Admin
-from reference_server.errors import bad_request
+from reference_server import prompting
+from reference_server.admin import (
+    DAY,
+    MAX_HORIZON_DAYS,
+    MAX_TEST_VALIDITY_SECONDS,
+    MAX_VALIDITY_DAYS,
+    Admin,
+)
+from reference_server.datadir import init_data_folder
+from reference_server.errors import CommandError
+from reference_server.records import RightInfo
 
 ON_OFF = ("on", "off")
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# The field that holds a record's password: never accepted as FIELD=VALUE on the command line.
+PASSWORD_FIELD = "password"  # noqa: S105 - a field name, not a password
 
 
 def add_admin_parser(sub: Any) -> None:
     """Add the ``admin`` sub-command tree to ``psr-server``'s sub-parsers."""
-    admin = sub.add_parser("admin", help="manage databases, users, records and rights")
-    admin.add_argument("--data", type=Path, required=True, help="data folder of the server")
-    cmds = admin.add_subparsers(dest="area", required=True)
-
-    db = cmds.add_parser("db", help="databases").add_subparsers(dest="action", required=True)
-    create = db.add_parser("create", help="create a database")
-    create.add_argument("name")
-    create.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
-                        help="allow offline copies (default: allowed)")
-    db.add_parser("list", help="list databases")
-    offline = db.add_parser("offline", help="switch offline use on or off")
-    offline.add_argument("name")
-    offline.add_argument("state", choices=ON_OFF)
-
-    user = cmds.add_parser("user", help="users").add_subparsers(dest="action", required=True)
-    ucreate = user.add_parser("create", help="create a user")
-    ucreate.add_argument("name")
-    ucreate.add_argument("--offline-right", action="store_true", help="grant offline mode")
-    ucreate.add_argument("--validity-days", type=float, default=7.0,
-                         help="offline validity in days (default 7)")
-    ucreate.add_argument("--password-stdin", action="store_true",
-                         help="read the password from stdin (else $PSR_NEW_PASSWORD or a prompt)")
-    uoffline = user.add_parser("offline", help="set a user's offline right")
-    uoffline.add_argument("name")
-    uoffline.add_argument("state", choices=ON_OFF)
-    uoffline.add_argument("--validity-days", type=float, default=None)
-    user.add_parser("list", help="list users")
-
-    right = cmds.add_parser("right", help="record rights").add_subparsers(dest="action",
-                                                                          required=True)
-    rset = right.add_parser("set", help="set a user's rights on a record")
-    for arg in ("db", "user", "record_id"):
-        rset.add_argument(arg)
-    for flag in ("read", "write", "export"):
-        rset.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None)
-
-    record = cmds.add_parser("record", help="records").add_subparsers(dest="action",
-                                                                     required=True)
-    for action in ("seal", "unseal", "delete"):
-        p = record.add_parser(action, help=f"{action} a record")
-        p.add_argument("db")
-        p.add_argument("record_id")
-    rlist = record.add_parser("list", help="list a database's records")
-    rlist.add_argument("db")
-
-    imp = cmds.add_parser("import", help="bulk-import records from JSON lines")
-    imp.add_argument("db")
+    admin = _command(sub, "admin", "manage databases, users, records and rights")
+    admin.add_argument(
+        "--data", type=Path, required=True, metavar="DIR",
+        help="the server's data folder; it must exist (create one with 'init')")
+    cmds = admin.add_subparsers(dest="area", required=True, metavar="COMMAND")
+    _command(cmds, "init", "create a new data folder at --data (owner-only, 0700)")
+    _add_db_commands(cmds)
+    _add_user_commands(cmds)
+    _add_right_commands(cmds)
+    _add_record_commands(cmds)
+    imp = _command(cmds, "import", "bulk-import records from a file of JSON lines")
+    imp.add_argument("db", help="database to import into")
     imp.add_argument("file", type=Path, help='one {"name": ..., "fields": {...}} per line')
-    imp.add_argument("--grant", action="append", default=[], metavar="USER=rwe",
-                     help="give USER these rights on every imported record (repeatable)")
+    _add_grant(imp, "every imported record")
+    epoch = _group(cmds, "epoch", "the feed epoch")
+    _command(epoch, "bump", "start a new epoch after a restore: every client makes a full sync")
+    compact = _command(cmds, "compact", "remove old tombstones (delete rows) from the feed")
+    compact.add_argument(
+        "--horizon-days", type=_whole("days", 0, MAX_HORIZON_DAYS), default=None, metavar="N",
+        help="remove tombstones older than N days (default: the longest offline validity of "
+             "any user, at least 7 days)")
 
-    epoch = cmds.add_parser("epoch", help="feed epoch").add_subparsers(dest="action",
-                                                                      required=True)
-    epoch.add_parser("bump", help="new epoch, as after a restore: old cursors get 410")
-    compact = cmds.add_parser("compact", help="drop tombstones older than the horizon")
-    compact.add_argument("--horizon-days", type=float, default=None)
+
+def _add_db_commands(cmds: Any) -> None:
+    db = _group(cmds, "db", "databases")
+    create = _command(db, "create", "create a database")
+    create.add_argument("name", help="database name (letters, digits, '_', '.', '@', '-')")
+    create.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
+                        help="allow offline copies of this database (default: allowed)")
+    _command(db, "list", "list the databases with their offline switch and record counts")
+    offline = _command(db, "offline", "switch offline use of a database on or off")
+    offline.add_argument("name", help="database name")
+    offline.add_argument("state", choices=ON_OFF, help="on: allow offline copies; off: forbid "
+                         "them (clients delete their copies at their next sync)")
+    delete = _command(db, "delete", "delete a database with all its records (no undo)")
+    delete.add_argument("name", help="database name")
+    _add_yes(delete)
+
+
+def _add_user_commands(cmds: Any) -> None:
+    user = _group(cmds, "user", "users")
+    create = _command(user, "create", "create a user (the password is read, never an argument)")
+    create.add_argument("name", help="user name (letters, digits, '_', '.', '@', '-')")
+    create.add_argument("--offline-right", action="store_true",
+                        help="give the offline mode right (default: not given)")
+    _add_validity(create, default_days=True)
+    _add_password_stdin(create, "the new password")
+    password = _command(user, "password", "reset a user's password and end their sessions")
+    password.add_argument("name", help="user name")
+    _add_password_stdin(password, "the new password")
+    offline = _command(user, "offline", "give or take a user's offline right")
+    offline.add_argument("name", help="user name")
+    offline.add_argument("state", choices=ON_OFF, help="on: give the right; off: take it (the "
+                         "user's copies are deleted at their next sync)")
+    _add_validity(offline, default_days=False)
+    delete = _command(user, "delete", "delete a user with their rights and sessions (no undo)")
+    delete.add_argument("name", help="user name")
+    _add_yes(delete)
+    _command(user, "list", "list the users with their offline right and validity")
+
+
+def _add_right_commands(cmds: Any) -> None:
+    right = _group(cmds, "right", "per-user rights on records")
+    rset = _command(right, "set", "give or take a user's rights on one record")
+    rset.add_argument("db", help="database name")
+    rset.add_argument("user", help="user name")
+    rset.add_argument("record_id", help="record id (first column of 'record list')")
+    for flag in ("read", "write", "export"):
+        rset.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
+                          help=f"give (--{flag}) or take (--no-{flag}) the {flag} right "
+                               "(default: unchanged)")
+    rlist = _command(right, "list", "show the rights in a database as a table")
+    rlist.add_argument("db", help="database name")
+    rlist.add_argument("--user", help="only this user's rights (default: every user's)")
+    rlist.add_argument("--record", metavar="RECORD_ID",
+                       help="only the rights on this record (default: on every record)")
+
+
+def _add_record_commands(cmds: Any) -> None:
+    record = _group(cmds, "record", "records")
+    add = _command(record, "add", "add one record")
+    add.add_argument("db", help="database name")
+    add.add_argument("name", help="the record's name")
+    add.add_argument("fields", nargs="*", metavar="FIELD=VALUE",
+                     help=f"a field of the record, e.g. username=alice; the {PASSWORD_FIELD!r} "
+                          "field only through --password-stdin or --password-prompt")
+    source = add.add_mutually_exclusive_group()
+    source.add_argument("--password-stdin", action="store_true",
+                        help=f"read the record's {PASSWORD_FIELD!r} field from the first line "
+                             "of stdin (default: the record has no password field)")
+    source.add_argument("--password-prompt", action="store_true",
+                        help=f"ask for the record's {PASSWORD_FIELD!r} field without echo "
+                             "(default: no prompt)")
+    _add_grant(add, "the record")
+    rlist = _command(record, "list", "list a database's records (id, revision, state, name)")
+    rlist.add_argument("db", help="database name")
+    for action, text in (("seal", "seal a record: no user gets it, online or offline"),
+                         ("unseal", "unseal a record: its rights apply again"),
+                         ("delete", "delete a record (no undo)")):
+        p = _command(record, action, text)
+        p.add_argument("db", help="database name")
+        p.add_argument("record_id", help="record id (first column of 'record list')")
+
+
+def _command(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
+    parser: argparse.ArgumentParser = sub.add_parser(
+        name, help=text, description=text[0].upper() + text[1:] + ".")
+    return parser
+
+
+def _group(cmds: Any, name: str, text: str) -> Any:
+    return _command(cmds, name, text).add_subparsers(dest="action", required=True,
+                                                     metavar="ACTION")
+
+
+def _add_yes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--yes", action="store_true",
+                        help="really delete (default: refuse, and delete nothing)")
+
+
+def _add_password_stdin(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--password-stdin", action="store_true",
+        help=f"read {what} from the first line of stdin (default: ${prompting.NEW_PASSWORD_ENV}"
+             " if set, else a prompt without echo)")
+
+
+def _add_validity(parser: argparse.ArgumentParser, *, default_days: bool) -> None:
+    group = parser.add_mutually_exclusive_group()
+    default = "7" if default_days else "unchanged"
+    group.add_argument(
+        "--validity-days", type=_whole("days", 1, MAX_VALIDITY_DAYS), metavar="N",
+        help=f"how long a copy may be used without contact to the server, 1-{MAX_VALIDITY_DAYS}"
+             f" days (default: {default})")
+    group.add_argument(
+        "--validity-seconds", type=_whole("seconds", 1, MAX_TEST_VALIDITY_SECONDS), metavar="N",
+        help=f"FOR TESTS ONLY: the validity in seconds, 1-{MAX_TEST_VALIDITY_SECONDS}, to watch "
+             "a copy expire (default: not used)")
+
+
+def _add_grant(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--grant", action="append", default=[], metavar="USER=rwe",
+        help=f"give USER these rights on {what}: r read, w write, e export (repeatable; "
+             "default: nobody)")
+
+
+def _whole(unit: str, low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (argparse names the flag)."""
+    def parse(text: str) -> int:
+        if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number of {unit} from {low} to {high}, not {text!r}")
+        return int(text)
+    return parse
+
+
+# --- running a command ---------------------------------------------------------------------
 
 
 def run_admin(args: argparse.Namespace) -> int:
     """Run one ``admin`` command."""
+    if args.area == "init":
+        init_data_folder(args.data)
+        print(f"created the server data folder {args.data} (readable by you only); "
+              "next: create a database and users, then 'psr-server serve'")
+        return 0
     with Admin(args.data) as admin:
         handler = _HANDLERS[(args.area, getattr(args, "action", None))]
         handler(admin, args)
@@ -100,36 +224,56 @@ def _db_offline(admin: Admin, args: argparse.Namespace) -> None:
     print(f"offline use of database {args.name} is now {args.state}")
 
 
-def _read_password(args: argparse.Namespace) -> str:
-    if args.password_stdin:
-        return sys.stdin.readline().rstrip("\r\n")
-    env = os.environ.get("PSR_NEW_PASSWORD")
-    if env:
-        return env
-    first = getpass.getpass("New password: ")
-    if getpass.getpass("Repeat it: ") != first:
-        raise bad_request("The two passwords differ; nothing was created.")
-    return first
+def _db_delete(admin: Admin, args: argparse.Namespace) -> None:
+    _require_yes(args, f"database {args.name}")
+    gone = admin.delete_database(args.name)
+    print(f"deleted database {args.name}: {_count(gone.records, 'record')} with their rights "
+          f"and feeds; {_count(gone.sessions, 'session')} ended")
+    print(f"Offline copies of database {args.name} can no longer sync; each stops opening when "
+          "its offline validity has passed since its last sync.")
 
 
 def _user_create(admin: Admin, args: argparse.Namespace) -> None:
-    user_id = admin.create_user(args.name, _read_password(args), offline_right=args.offline_right,
-                                validity_days=args.validity_days)
+    password = prompting.new_password(args.password_stdin, args.name)
+    user_id = admin.create_user(args.name, password, offline_right=args.offline_right,
+                                validity_days=args.validity_days,
+                                validity_seconds=args.validity_seconds)
     right = "with" if args.offline_right else "without"
+    validity = admin.user(args.name).validity_seconds
     print(f"created user {args.name} (id {user_id}) {right} offline right, "
-          f"validity {args.validity_days:g} days")
+          f"validity {_duration(validity)}")
+
+
+def _user_password(admin: Admin, args: argparse.Namespace) -> None:
+    admin.user(args.name)  # an unknown name fails before anyone types a password
+    ended = admin.reset_password(args.name, prompting.new_password(args.password_stdin,
+                                                                   args.name))
+    print(f"set a new password for user {args.name}; {_count(ended, 'session')} ended "
+          "(the user logs in again with the new password)")
 
 
 def _user_offline(admin: Admin, args: argparse.Namespace) -> None:
-    admin.set_user_offline(args.name, args.state == "on", args.validity_days)
-    extra = "" if args.validity_days is None else f", validity {args.validity_days:g} days"
+    admin.set_user_offline(args.name, args.state == "on", args.validity_days,
+                           validity_seconds=args.validity_seconds)
+    extra = ""
+    if args.validity_days is not None or args.validity_seconds is not None:
+        extra = f", validity {_duration(admin.user(args.name).validity_seconds)}"
     print(f"offline right of user {args.name} is now {args.state}{extra}")
+
+
+def _user_delete(admin: Admin, args: argparse.Namespace) -> None:
+    _require_yes(args, f"user {args.name}")
+    gone = admin.delete_user(args.name)
+    print(f"deleted user {args.name}: {_count(gone.rights, 'record right')} removed, "
+          f"{_count(gone.sessions, 'session')} ended")
+    print(f"Offline copies of user {args.name} can no longer sync; each stops opening "
+          f"{_duration(gone.validity_seconds)} after its last sync.")
 
 
 def _user_list(admin: Admin, _args: argparse.Namespace) -> None:
     for user in admin.list_users():
         right = "offline" if user.offline_right else "no-offline"
-        print(f"{user.name}\t{user.id}\t{right}\t{user.validity_seconds / 86400:g} days")
+        print(f"{user.name}\t{user.id}\t{right}\t{_duration(user.validity_seconds)}")
 
 
 def _right_set(admin: Admin, args: argparse.Namespace) -> None:
@@ -137,6 +281,62 @@ def _right_set(admin: Admin, args: argparse.Namespace) -> None:
                                write=args.write, export=args.export)
     letters = "".join(c for c, on in zip("rwe", (r, w, e), strict=True) if on) or "none"
     print(f"rights of {args.user} on record {args.record_id} in {args.db}: {letters}")
+
+
+def _right_list(admin: Admin, args: argparse.Namespace) -> None:
+    rights = admin.list_rights(args.db, user=args.user, record_id=args.record)
+    if not rights:
+        whose = f" for {args.user}" if args.user else ""
+        on = f" on record {args.record}" if args.record else ""
+        print(f"no rights in {args.db}{whose}{on}")
+        return
+    print_table(["USER", "RECORD ID", "READ", "WRITE", "EXPORT", "STATE", "NAME"],
+                [_right_row(right) for right in rights])
+
+
+def _right_row(right: RightInfo) -> list[str]:
+    yes_no = ["yes" if on else "no" for on in (right.read, right.write, right.export)]
+    return [right.user, right.record_id, *yes_no, "sealed" if right.sealed else "open",
+            right.record_name]
+
+
+def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    """Print rows under a header in columns two spaces apart (the last one not padded)."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print("  ".join([*cells, row[-1]]))
+
+
+def _record_add(admin: Admin, args: argparse.Namespace) -> None:
+    fields = _parse_fields(args.fields)
+    if args.password_stdin:
+        fields[PASSWORD_FIELD] = prompting.read_stdin_line()
+    elif args.password_prompt:
+        fields[PASSWORD_FIELD] = prompting.prompt_twice(
+            f"Password of record {args.name}: ", "no terminal: use --password-stdin")
+    grant = _parse_grants(args.grant)
+    record_id = admin.add_record(args.db, args.name, fields, grant)
+    names = ", ".join(fields) or "none"
+    print(f"added record {args.name} (id {record_id}) to {args.db}; fields: {names}; "
+          f"rights: {_grants_text(grant)}")
+
+
+def _parse_fields(items: Sequence[str]) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for number, item in enumerate(items, 1):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            # Not quoted back: a mistyped field may be a secret.
+            raise CommandError(f"field {number} must look like NAME=VALUE; nothing added")
+        if key.lower() == PASSWORD_FIELD:
+            raise CommandError(
+                f"give the {PASSWORD_FIELD!r} field with --password-stdin or --password-prompt,"
+                " not on the command line (other users can see command lines); nothing added")
+        if key in fields:
+            raise CommandError(f"the field {key!r} is given twice; nothing added")
+        fields[key] = value
+    return fields
 
 
 def _record_seal(admin: Admin, args: argparse.Namespace) -> None:
@@ -160,12 +360,7 @@ def _record_list(admin: Admin, args: argparse.Namespace) -> None:
 
 
 def _import(admin: Admin, args: argparse.Namespace) -> None:
-    grant: dict[str, str] = {}
-    for item in args.grant:
-        user, sep, rights = item.partition("=")
-        if not sep or not user:
-            raise bad_request(f"--grant {item!r} must look like USER=rwe.")
-        grant[user] = rights
+    grant = _parse_grants(args.grant)
     items = []
     with args.file.open(encoding="utf-8") as fh:
         for number, line in enumerate(fh, 1):
@@ -174,30 +369,75 @@ def _import(admin: Admin, args: argparse.Namespace) -> None:
             try:
                 item = json.loads(line)
             except ValueError as exc:
-                raise bad_request(
-                    f"{args.file}:{number}: not valid JSON; nothing imported.") from exc
+                raise CommandError(f"{args.file}:{number}: not valid JSON; nothing imported") \
+                    from exc
             if not isinstance(item, dict):
-                raise bad_request(f"{args.file}:{number}: not a JSON object; nothing imported.")
+                raise CommandError(f"{args.file}:{number}: not a JSON object; nothing imported")
             items.append(item)
     ids = admin.import_records(args.db, items, grant=grant)
-    granted = ", ".join(f"{u}={r}" for u, r in grant.items()) or "nobody"
-    print(f"imported {len(ids)} records into {args.db} (rights: {granted})")
+    print(f"imported {len(ids)} records into {args.db} (rights: {_grants_text(grant)})")
+
+
+def _parse_grants(items: Sequence[str]) -> dict[str, str]:
+    grant: dict[str, str] = {}
+    for item in items:
+        user, sep, rights = item.partition("=")
+        if not sep or not user:
+            raise CommandError(f"--grant {item!r} must look like USER=rwe")
+        grant[user] = rights
+    return grant
+
+
+def _grants_text(grant: dict[str, str]) -> str:
+    return ", ".join(f"{u}={r}" for u, r in grant.items()) or "nobody"
 
 
 def _epoch_bump(admin: Admin, _args: argparse.Namespace) -> None:
-    print(f"new epoch {admin.bump_epoch()}: every older cursor now gets 410 cursor_expired")
+    epoch = admin.bump_epoch()
+    print(f"started a new feed epoch ({epoch}): every client makes a full sync at its next "
+          "sync, as it should after the server was restored from a backup")
 
 
 def _compact(admin: Admin, args: argparse.Namespace) -> None:
-    dropped, horizon = admin.compact(args.horizon_days)
-    print(f"dropped {dropped} tombstones; cursors before position {horizon} now get 410")
+    result = admin.compact(args.horizon_days)
+    age = f" older than {_duration(result.horizon_seconds)}" if result.horizon_seconds else ""
+    if result.newest_dropped_at is None:
+        print(f"Nothing to compact: there are no tombstones{age}.")
+        return
+    print(f"Compacted the change feed: {_count(result.dropped, 'tombstone')}{age} removed; "
+          f"clients that last synced before {_utc(result.newest_dropped_at)} make a full sync "
+          "at their next sync.")
 
 
-_HANDLERS = {
+def _require_yes(args: argparse.Namespace, what: str) -> None:
+    if not args.yes:
+        raise CommandError(f"deleting {what} cannot be undone; add --yes to delete it")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _duration(seconds: int) -> str:
+    """Whole days as days, anything else (test validities) as seconds."""
+    if seconds % DAY == 0:
+        return _count(seconds // DAY, "day")
+    return _count(seconds, "second")
+
+
+def _utc(timestamp: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(timestamp))
+
+
+_HANDLERS: dict[tuple[str, str | None], Callable[[Admin, argparse.Namespace], None]] = {
     ("db", "create"): _db_create, ("db", "list"): _db_list, ("db", "offline"): _db_offline,
-    ("user", "create"): _user_create, ("user", "offline"): _user_offline,
-    ("user", "list"): _user_list, ("right", "set"): _right_set,
-    ("record", "seal"): _record_seal, ("record", "unseal"): _record_unseal,
-    ("record", "delete"): _record_delete, ("record", "list"): _record_list,
+    ("db", "delete"): _db_delete,
+    ("user", "create"): _user_create, ("user", "password"): _user_password,
+    ("user", "offline"): _user_offline, ("user", "delete"): _user_delete,
+    ("user", "list"): _user_list,
+    ("right", "set"): _right_set, ("right", "list"): _right_list,
+    ("record", "add"): _record_add, ("record", "seal"): _record_seal,
+    ("record", "unseal"): _record_unseal, ("record", "delete"): _record_delete,
+    ("record", "list"): _record_list,
     ("import", None): _import, ("epoch", "bump"): _epoch_bump, ("compact", None): _compact,
 }

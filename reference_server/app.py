@@ -23,6 +23,7 @@ from werkzeug.http import http_date
 
 from reference_server import accounts, feed, records
 from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
+from reference_server.datadir import open_data_folder
 from reference_server.db import ConnectionPool, connect, get_meta, initialise, transaction
 from reference_server.errors import ApiError, bad_request, bad_token
 
@@ -48,11 +49,12 @@ class ServerState:
 
 
 def create_app(data_dir: Path, clock: Callable[[], float] = time.time) -> Flask:
-    """The API app over ``data_dir/server.sqlite3`` (created on first use).
+    """The API app over the existing data folder ``data_dir`` (see ``datadir``).
 
-    Call :func:`close_app` when done so that the pooled SQLite connections are closed.
+    Raises :class:`~reference_server.errors.DataFolderError` when ``data_dir`` is not a data
+    folder. Call :func:`close_app` when done so that the pooled SQLite connections are closed.
     """
-    conn = connect(data_dir)
+    conn = connect(open_data_folder(data_dir))
     try:
         initialise(conn)
     finally:
@@ -338,11 +340,13 @@ def _changes_page(
     """One page of the feed as JSON text, read in the caller's snapshot transaction."""
     secret = bytes.fromhex(get_meta(conn, "secret"))
     epoch = get_meta(conn, "epoch")
+    horizon = feed.horizon(conn, owner.user_id, db)
     after = 0
     if raw_cursor:
-        after = _check_cursor(conn, raw_cursor, secret, epoch, owner, db).seq
+        after = _check_cursor(raw_cursor, secret, epoch, horizon, owner, db).seq
     page = feed.read_page(conn, owner.user_id, db, after, limit, include_deletes=bool(raw_cursor))
-    next_cursor = encode_cursor(Cursor(epoch, page.last_seq, owner.user_id, db, _now()), secret)
+    next_cursor = encode_cursor(
+        Cursor(epoch, page.last_seq, owner.user_id, db, _now(), horizon), secret)
     has_more = page.remaining > 0
     text = (f'{{"changes":{page.changes_json},"next_cursor":"{next_cursor}",'
             f'"has_more":{"true" if has_more else "false"},"remaining":{page.remaining}')
@@ -352,8 +356,7 @@ def _changes_page(
 
 
 def _check_cursor(
-    conn: sqlite3.Connection, raw: str, secret: bytes, epoch: str,
-    owner: accounts.TokenOwner, db: str,
+    raw: str, secret: bytes, epoch: str, horizon: int, owner: accounts.TokenOwner, db: str,
 ) -> Cursor:
     try:
         cursor = decode_cursor(raw, secret)
@@ -363,7 +366,10 @@ def _check_cursor(
     if cursor.user_id != owner.user_id or cursor.db != db:
         raise bad_request("This cursor belongs to another user or database; "
                           "start again without a cursor.", "bad_cursor")
-    if cursor.epoch != epoch or cursor.seq < feed.horizon(conn, owner.user_id, db):
+    # Behind the horizon *and* issued before the horizon last moved: this cursor may have
+    # missed a dropped delete. One issued since (a first sync's next page) has not: a first
+    # sync starts from nothing, so it needs no deletes from before it began.
+    if cursor.epoch != epoch or (cursor.seq < horizon and cursor.horizon < horizon):
         raise ApiError(410, "cursor_expired", "Cursor expired",
                        "The server no longer knows this position (restored or compacted); "
                        "sync again from the beginning.")

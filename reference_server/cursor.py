@@ -1,8 +1,11 @@
 """The opaque feed cursor: a signed position in one user's feed of one database.
 
-Format: ``base64url(compact JSON {epoch, seq, user_id, db, issued_at}) "." base64url(HMAC)``.
-The HMAC (SHA-256, server secret) stops a client from forging a position; the epoch lets a
-server restored from a backup answer 410 instead of silently skipping changes.
+Format: ``base64url(compact JSON {epoch, seq, user_id, db, issued_at, horizon}) "."
+base64url(HMAC)``. The HMAC (SHA-256, server secret) stops a client from forging a position;
+the epoch lets a server restored from a backup answer 410 instead of silently skipping changes.
+``horizon`` is the user's compaction horizon when the cursor was issued: a cursor behind the
+horizon is still good if no compaction moved the horizon since (it was issued by a first sync,
+which needs no deletes); cursors from before version 2 of this format count as horizon 0.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Cursor:
     user_id: str
     db: str
     issued_at: float
+    horizon: int = 0
 
 
 class InvalidCursor(ValueError):
@@ -41,6 +45,7 @@ def encode_cursor(cursor: Cursor, secret: bytes) -> str:
             "user_id": cursor.user_id,
             "db": cursor.db,
             "issued_at": round(cursor.issued_at, 3),
+            "horizon": cursor.horizon,
         },
         separators=(",", ":"),
     ).encode("utf-8")
@@ -63,11 +68,12 @@ def decode_cursor(text: str, secret: bytes) -> Cursor:
         data = json.loads(payload)
         cursor = Cursor(
             epoch=data["epoch"], seq=data["seq"], user_id=data["user_id"],
-            db=data["db"], issued_at=data["issued_at"],
+            db=data["db"], issued_at=data["issued_at"], horizon=data.get("horizon", 0),
         )
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidCursor("malformed cursor payload") from exc
-    if not (isinstance(cursor.seq, int) and isinstance(cursor.epoch, str)):
+    if not (isinstance(cursor.seq, int) and isinstance(cursor.epoch, str)
+            and isinstance(cursor.horizon, int)):
         raise InvalidCursor("malformed cursor payload")
     return cursor
 

@@ -104,14 +104,16 @@ def db_path(data_dir: Path) -> Path:
 
 
 def connect(data_dir: Path) -> sqlite3.Connection:
-    """Open (and on first use create) the server's database; autocommit, WAL, busy timeout.
+    """Open the server's existing database file; autocommit, WAL, busy timeout.
 
-    ``check_same_thread`` is off because pooled connections move between waitress threads;
-    a connection is only ever used by one thread at a time.
+    Never creates the file (``mode=rw``): only ``datadir.init_data_folder`` makes one, so a
+    wrong path fails here instead of starting an empty server. ``check_same_thread`` is off
+    because pooled connections move between waitress threads; a connection is only ever used
+    by one thread at a time.
     """
-    Path(data_dir).mkdir(parents=True, exist_ok=True)
+    uri = db_path(data_dir).absolute().as_uri() + "?mode=rw"
     conn = sqlite3.connect(
-        db_path(data_dir), isolation_level=None, check_same_thread=False,
+        uri, uri=True, isolation_level=None, check_same_thread=False,
         timeout=BUSY_TIMEOUT_MS / 1000,
     )
     conn.execute("PRAGMA journal_mode=WAL")

@@ -1,8 +1,16 @@
-"""The one error type of the reference server: an answer in ``application/problem+json``.
+"""The reference server's errors; messages never contain passwords, tokens or record contents.
 
-Domain code (``records``, ``feed``, ``auth``) raises :class:`ApiError`; the Flask app turns it
-into a problem document, and :class:`~reference_server.admin.Admin` lets it reach the caller.
-Messages never contain passwords, tokens or record contents.
+::
+
+    ApiError           a refused request: an answer in ``application/problem+json``
+    DataFolderError    the data folder is missing, not one of ours, or unusable
+    CommandError       a ``psr-server`` command that cannot be carried out as given
+
+Domain code (``records``, ``feed``, ``accounts``) raises :class:`ApiError`; the Flask app turns
+it into a problem document, and :class:`~reference_server.admin.Admin` lets it reach the caller.
+``datadir`` raises :class:`DataFolderError` before any request is served, and the command line
+raises :class:`CommandError` (no terminal for a prompt, a delete without ``--yes``);
+``psr-server`` prints each of them as one line on stderr.
 """
 
 from __future__ import annotations
@@ -60,3 +68,11 @@ def unknown_record() -> ApiError:
         404, "unknown_record", "Unknown record",
         "No such record in this database, or you have no right to read it.",
     )
+
+
+class DataFolderError(Exception):
+    """The data folder cannot be used as it is; ``str(error)`` says why and what to do."""
+
+
+class CommandError(Exception):
+    """A command that cannot be carried out as given; ``str(error)`` says what to do instead."""

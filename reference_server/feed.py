@@ -5,14 +5,15 @@ Rule: a user's feed holds an ``upsert`` row exactly for the records that user ma
 row with the reason. Every function that writes here must run inside the caller's
 ``BEGIN IMMEDIATE`` transaction, so a change and its feed rows commit together. Feed rows are
 written only by :func:`_write_row` and :func:`add_upserts`, which also keep the user's digest
-(``digests``) up to date; compaction drops only delete rows, which the digest does not count.
+(``digests``) up to date; compaction drops only delete rows, which the digest does not count,
+and deleting a user or a database drops its rows and digests together.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from reference_server import digests
@@ -161,24 +162,57 @@ def digest(conn: sqlite3.Connection, user_id: str, db: str) -> dict[str, object]
     return digests.as_wire(*digests.read(conn, user_id, db))
 
 
-def compact(conn: sqlite3.Connection, older_than: float) -> tuple[int, int]:
-    """Drop delete rows changed before ``older_than``; return (rows dropped, highest horizon).
+def compact(conn: sqlite3.Connection, older_than: float) -> tuple[int, float | None]:
+    """Drop delete rows changed before ``older_than``; return how many, and when the newest
+    of them was written (None if none was dropped).
 
-    Each user's horizon in a database is the highest seq of a dropped delete row: a cursor
-    before it may have missed that delete, so it gets 410. Call inside a write transaction.
+    Each user's horizon in a database becomes the highest seq of a dropped delete row: a
+    cursor before it may have missed that delete, so it gets 410. Call inside a write
+    transaction.
     """
     per_user = conn.execute(
-        "SELECT user_id, db, COUNT(*), MAX(seq) FROM feed"
+        "SELECT user_id, db, COUNT(*), MAX(seq), MAX(changed_at) FROM feed"
         " WHERE op = 'delete' AND changed_at < ? GROUP BY user_id, db",
         (older_than,),
     ).fetchall()
+    _raise_horizons(conn, ((user_id, db, seq) for user_id, db, _n, seq, _at in per_user))
+    conn.execute("DELETE FROM feed WHERE op = 'delete' AND changed_at < ?", (older_than,))
+    newest = max((at for *_r, at in per_user), default=None)
+    return sum(n for _u, _d, n, _s, _a in per_user), newest
+
+
+def forget_database(conn: sqlite3.Connection, db: str) -> None:
+    """Drop every feed row and digest of a database that is being deleted (inside the
+    caller's write transaction), and keep only a horizon for each user who had a feed there.
+
+    The horizon is past every seq handed out so far, so that if a database of the same name is
+    created later, no cursor issued for the old one is taken as a position in the new one (it
+    gets 410, and the client starts again from nothing).
+    """
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'feed'").fetchone()
+    past_everything = int(row[0] if row else 0) + 1
+    users = conn.execute(
+        "SELECT user_id FROM feed WHERE db = ? UNION SELECT user_id FROM horizons WHERE db = ?",
+        (db, db),
+    ).fetchall()
+    _raise_horizons(conn, ((user_id, db, past_everything) for (user_id,) in users))
+    conn.execute("DELETE FROM feed WHERE db = ?", (db,))
+    conn.execute("DELETE FROM feed_digests WHERE db = ?", (db,))
+
+
+def forget_user(conn: sqlite3.Connection, user_id: str) -> None:
+    """Drop a deleted user's feed rows, digests and horizons (inside the caller's write
+    transaction). User ids are never reused, so no cursor can point into them again."""
+    for table in ("feed", "feed_digests", "horizons"):
+        conn.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))  # noqa: S608 - one of three literals
+
+
+def _raise_horizons(conn: sqlite3.Connection, rows: Iterable[tuple[str, str, int]]) -> None:
     conn.executemany(
         "INSERT INTO horizons (user_id, db, seq) VALUES (?, ?, ?)"
         " ON CONFLICT (user_id, db) DO UPDATE SET seq = MAX(seq, excluded.seq)",
-        ((user_id, db, seq) for user_id, db, _n, seq in per_user),
+        rows,
     )
-    conn.execute("DELETE FROM feed WHERE op = 'delete' AND changed_at < ?", (older_than,))
-    return sum(n for _u, _d, n, _s in per_user), max((s for *_r, s in per_user), default=0)
 
 
 def horizon(conn: sqlite3.Connection, user_id: str, db: str) -> int:

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from reference_server import feed
@@ -222,6 +223,39 @@ def list_all(conn: sqlite3.Connection, db: str) -> list[tuple[str, int, str, boo
         "SELECT id, rev, name, sealed FROM records WHERE db = ? ORDER BY lower(name), id", (db,)
     ).fetchall()
     return [(r[0], r[1], r[2], bool(r[3])) for r in rows]
+
+
+@dataclass(frozen=True)
+class RightInfo:
+    """One user's rights on one record, as the server manager sees them."""
+
+    user: str
+    record_id: str
+    record_name: str
+    read: bool
+    write: bool
+    export: bool
+    sealed: bool
+
+
+def list_rights(
+    conn: sqlite3.Connection, db: str, *, user_id: str | None = None,
+    record_id: str | None = None,
+) -> list[RightInfo]:
+    """The rights rows of a database, optionally of one user and/or one record; by record
+    name, then user name. 404 ``unknown_record`` for a ``record_id`` the database lacks."""
+    if record_id is not None:
+        _row(conn, db, record_id)
+    rows = conn.execute(
+        "SELECT u.name, r.id, r.name, g.can_read, g.can_write, g.can_export, r.sealed"
+        " FROM rights g JOIN records r ON r.db = g.db AND r.id = g.record_id"
+        " JOIN users u ON u.id = g.user_id"
+        " WHERE g.db = :db AND (:user IS NULL OR g.user_id = :user)"
+        " AND (:rid IS NULL OR g.record_id = :rid)"
+        " ORDER BY lower(r.name), r.id, u.name",
+        {"db": db, "user": user_id, "rid": record_id},
+    ).fetchall()
+    return [RightInfo(r[0], r[1], r[2], *(bool(v) for v in r[3:7])) for r in rows]
 
 
 def exportable_view(

@@ -2,7 +2,8 @@
 
 ``running_server`` serves with waitress on ``127.0.0.1:<free port>`` in a thread and stops and
 joins it on exit; ``ServerProcess`` runs the real ``psr-server serve`` command so that tests and
-benchmarks can kill it (SIGKILL) mid-sync.
+benchmarks can kill it (SIGKILL) mid-sync. Both take a fresh path or an existing data folder:
+unlike ``psr-server``, they create a missing folder (:func:`ensure_data_folder`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from typing import IO, Any
 
 from reference_server.admin import Admin
 from reference_server.app import create_app
+from reference_server.datadir import init_data_folder
+from reference_server.db import DB_FILENAME
 from reference_server.faults import FaultPlan, WsgiApp
 from reference_server.serving import ApiServer
 
@@ -70,16 +73,26 @@ class RequestLog:
             self._seen.clear()
 
 
+def ensure_data_folder(data_dir: Path) -> Path:
+    """``data_dir`` as a server data folder: created by ``init_data_folder`` unless it is one
+    already (tests hand over fresh paths; ``psr-server`` itself never creates one unasked)."""
+    data_dir = Path(data_dir)
+    if not (data_dir / DB_FILENAME).exists():
+        init_data_folder(data_dir)
+    return data_dir
+
+
 @contextmanager
 def running_server(
     data_dir: Path, clock: Callable[[], float] = time.time
 ) -> Iterator[RunningServer]:
-    """Serve ``data_dir`` on a free loopback port in a thread for the ``with`` block.
+    """Serve ``data_dir`` (created if missing) on a free loopback port in a thread for the
+    ``with`` block.
 
     ``clock`` is the server's clock (server_time, token expiry, feed timestamps); tests may pass
     a fake one. At exit the server thread is stopped and joined and all connections closed.
     """
-    data_dir = Path(data_dir)
+    data_dir = ensure_data_folder(data_dir)
     app = create_app(data_dir, clock=clock)
     faults = FaultPlan(app.wsgi_app)
     log = RequestLog(faults)
@@ -97,7 +110,8 @@ def running_server(
 
 
 class ServerProcess:
-    """``python -m reference_server.cli serve --data DIR --port 0`` as a child process."""
+    """``python -m reference_server.cli serve --data DIR --port 0`` as a child process (the
+    folder is created first if it is missing)."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -107,6 +121,7 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         """Start the process and wait for its ``listening on`` line."""
+        ensure_data_folder(self.data_dir)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "reference_server.cli", "serve", "--data", str(self.data_dir),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.metadata
 import importlib.resources
 import json
@@ -14,8 +15,12 @@ import pytest
 
 import hookspecs
 from hookspecs import (
+    Account,
+    CommandInvocation,
+    HostServices,
     ManifestError,
     OfflineCredentials,
+    OfflineSession,
     RecordView,
     Session,
     validate_manifest,
@@ -137,3 +142,60 @@ def test_a_format_on_a_non_string_setting_is_refused() -> None:
     with pytest.raises(ManifestError) as caught:
         validate_manifest(manifest)
     assert "settings.sync_after_save.format" in caught.value.problems
+
+
+# -- contract 1.1 -------------------------------------------------------------------------
+
+
+def test_the_contract_is_version_1_1_and_a_1_0_addon_is_still_supported() -> None:
+    from reference_host.addons import contract_supported
+
+    assert hookspecs.CONTRACT_VERSION == "1.1"
+    assert contract_supported(_root_manifest()["contract_version"])
+    assert contract_supported("1.0")
+    assert contract_supported("1.1")
+    assert not contract_supported("1.2")
+    assert not contract_supported("2.0")
+
+
+def test_account_is_frozen_and_has_no_secret() -> None:
+    account = Account("http://127.0.0.1:1", "demo", "alice", "client-1")
+    assert [f.name for f in dataclasses.fields(Account)] == [
+        "server_url", "database", "username", "client_id"]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        account.database = "other"  # type: ignore[misc]
+
+
+def test_command_invocation_has_an_account_that_defaults_to_none() -> None:
+    fields = {f.name: f for f in dataclasses.fields(CommandInvocation)}
+    assert list(fields)[-1] == "account"
+    assert fields["account"].default is None
+
+
+def test_command_text_is_a_documented_host_service() -> None:
+    assert "command_text" in dir(HostServices)
+    doc = HostServices.command_text.__doc__ or ""
+    assert "psr-client offline create" in doc
+    assert "getattr" in doc  # a 1.0 host lacks it
+
+
+def test_count_matches_is_optional_for_an_offline_session() -> None:
+    class OneZeroSession:
+        database = "demo"
+        username = "alice"
+        valid_until = 0.0
+
+        def list_records(self) -> list[RecordView]:
+            return []
+
+        def search(self, query: str) -> list[RecordView]:
+            return []
+
+        def get_record(self, record_id: str) -> RecordView | None:
+            return None
+
+        def close(self) -> None:
+            pass
+
+    assert isinstance(OneZeroSession(), OfflineSession)
+    assert "count_matches" in (OfflineSession.__doc__ or "")

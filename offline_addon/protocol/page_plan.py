@@ -33,7 +33,7 @@ def plan_page(existing: Mapping[str, int], changes: Sequence[Change]) -> PagePla
     for change in changes:
         if change.op == "upsert":
             record = change.record
-            if record is None:  # ruled out by the wire schema
+            if record is None:  # ruled out by the answer schema (protocol/answers)
                 continue
             current = held.get(change.id)
             if current is not None and current >= record.rev:

@@ -4,18 +4,25 @@ Hooks and API calls hand it events (from any thread, in microseconds); on the wo
 applies them to the schedule, runs at most one synchronisation per step, and publishes each
 copy's status for cheap reads from any thread. It owns the settings in force, the worker, the
 schedule of the logged-in copy and the per-login cache; nobody reaches past it to those.
+
+What the user hears (quiet by default): a sync asked for through the API (a command, a script)
+shows its progress and is reported by its caller, so it sends no notification of its own. An
+automatic sync shows a progress display only once it receives changes, and that display ends
+with what happened ("Up to date: 3,000 records"); a rebuild and a deleted copy are notified; a
+failure is notified once per streak of the same kind. The log keeps the details.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from hookspecs import OfflineCredentials, SavedRecord, Session
+from hookspecs import SavedRecord, Session
 from offline_addon import errors
 from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.events import (
@@ -28,12 +35,12 @@ from offline_addon.runtime.events import (
 )
 from offline_addon.runtime.login_cache import LoginCache
 from offline_addon.runtime.schedule import SyncSchedule, SyncTrigger
-from offline_addon.runtime.status import CopyStatus, Feedback
+from offline_addon.runtime.status import CopyStatus, Feedback, command_text
 from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
-from offline_addon.sync.result import SyncResult, failure_message
+from offline_addon.sync.result import SyncResult, failure_message, progress_summary
 from offline_addon.sync.transport import SyncClient
 
 _log = logging.getLogger(__name__)
@@ -57,7 +64,21 @@ class SyncFn(Protocol):
                  client: SyncClient | None = ...) -> SyncResult: ...
 
 
-Account = Session | OfflineCredentials
+class Account(Protocol):
+    """Whose copy: anything with the four fields that name a copy (a :class:`Session`,
+    :class:`OfflineCredentials`, or the host's ``Account``)."""
+
+    @property
+    def server_url(self) -> str: ...
+
+    @property
+    def database(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
+
+    @property
+    def client_id(self) -> str: ...
 
 
 class SyncDispatcher:
@@ -78,6 +99,8 @@ class SyncDispatcher:
         self._status: dict[str, CopyStatus] = {}
         self._hint_at: float | None = None
         self._cache = LoginCache()
+        self._cancelled: set[str] = set()
+        self._cancel_lock = threading.Lock()
 
     # -- the settings and where copies live ------------------------------------------------------
 
@@ -145,6 +168,16 @@ class SyncDispatcher:
             future.set_exception(errors.ShuttingDown())
         return future
 
+    def cancel(self, copy_id: str) -> None:
+        """Stop the sync of ``copy_id`` that runs or waits (at its next page); its callers get
+        :class:`~offline_addon.errors.SyncCancelled`. Every page applied so far stays."""
+        with self._cancel_lock:
+            self._cancelled.add(copy_id)
+        self._worker.post(ClockMoved())
+
+    def _cancel_asked(self, copy_id: str) -> bool:
+        return self._worker.stopping or copy_id in self._cancelled
+
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no sync runs or is about to (debounced saves included)."""
         return self._worker.wait_idle(timeout)
@@ -187,7 +220,9 @@ class SyncDispatcher:
         schedule, session = self._schedule, self._current
         if (not requests and schedule is not None and session is not None
                 and schedule.is_due(self._now())):
-            self._serve(self.paths_for(session).copy_id, session, False, [])
+            self._serve(self.paths_for(session).copy_id, session, False, None)
+        with self._cancel_lock:
+            self._cancelled.clear()  # a cancel asks to stop what runs or waits, not later work
         return self._publish_next()
 
     def _apply(self, event: object, stopping: bool) -> None:
@@ -241,11 +276,12 @@ class SyncDispatcher:
             return
         if not self._may_go_offline(session):
             return  # no right, or the database does not allow it: nothing to suggest
-        self._feedback().notify(
+        feedback = self._feedback()
+        feedback.notify(
             "Offline copy",
             f"There is no offline copy of '{session.database}' on this computer yet. "
-            "Create one with 'psr-client offline create' (Account menu > Offline > "
-            "Create offline copy) to log in without a server connection.",
+            f"Create one with '{command_text(feedback, 'offline', 'create')}' (Account menu > "
+            "Offline > Create offline copy) to log in without a server connection.",
         )
 
     def _may_go_offline(self, session: Session) -> bool:
@@ -278,8 +314,11 @@ class SyncDispatcher:
     # -- worker thread: running one sync -------------------------------------------------------
 
     def _serve(self, copy_id: str, session: Session, create: bool,
-               futures: list[Future[SyncResult]]) -> None:
-        live = [f for f in futures if f.set_running_or_notify_cancel()]
+               futures: list[Future[SyncResult]] | None) -> None:
+        """Run one sync of ``copy_id``: for the callers waiting on ``futures`` (a requested
+        sync), or automatic (``None``)."""
+        requested = futures is not None
+        live = [f for f in futures or () if f.set_running_or_notify_cancel()]
         schedule = self._schedule if self._current_copy_id() == copy_id else None
         target = self.paths_for(session)
         opening = self._cache.open(target, session.password, self._wall())
@@ -292,51 +331,59 @@ class SyncDispatcher:
         if schedule is not None:
             schedule.started(self._now())
         try:
-            result = self._run(target, session, create, opening)
+            result = self._run(target, session, create, opening, requested)
         except BaseException as exc:
-            self._failed(copy_id, exc, schedule)
+            self._failed(copy_id, exc, schedule, requested)
             for future in live:  # only the add-on's own errors reach the caller
                 future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
                                      else errors.ShuttingDown())
             return
-        self._succeeded(copy_id, session, result, schedule)
+        self._succeeded(copy_id, result, schedule, requested)
         for future in live:
             future.set_result(result)
 
-    def _run(self, target: CopyPaths, session: Session, create: bool,
-             opening: Opening) -> SyncResult:
+    def _run(self, target: CopyPaths, session: Session, create: bool, opening: Opening,
+             requested: bool) -> SyncResult:
         feedback = self._feedback()
         self._set(target.copy_id, state="syncing", done=0, total=0)
         text = f"Synchronising the offline copy of '{session.database}'"
-        feedback.progress(0, 0, text)
+        shown = requested  # an automatic sync shows itself only once changes arrive
+        if shown:
+            feedback.progress(0, 0, text)
         last = [0, 0]
 
         def progress(done: int, total: int) -> None:
+            nonlocal shown
             last[:] = [done, total]
             self._set(target.copy_id, done=done, total=total)
-            feedback.progress(done, total, text)
+            shown = shown or done > 0
+            if shown and done < total:  # the end is told with the outcome, below
+                feedback.progress(done, total, text)
 
         ended = "Stopped"
         try:
             try:
                 result = self._sync(target, session, create=create, opening=opening,
-                                    progress=progress, cancel=lambda: self._worker.stopping,
+                                    progress=progress,
+                                    cancel=lambda: self._cancel_asked(target.copy_id),
                                     clock=self._wall, client=self._cache.client(session))
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh
                 raise
             if result.outcome == "wiped":
                 self._cache.forget_copy()
-            ended = "Up to date" if result.outcome != "wiped" else "Offline copy deleted"
+            ended = progress_summary(result)
             return result
         except errors.SyncCancelled:
-            raise errors.ShuttingDown() from None
+            if self._worker.stopping:
+                raise errors.ShuttingDown() from None
+            raise
         finally:
-            if not (last[1] > 0 and last[0] >= last[1]):  # else the display has ended
+            if shown:
                 feedback.progress(last[0], -1, ended)
 
-    def _succeeded(self, copy_id: str, session: Session, result: SyncResult,
-                   schedule: SyncSchedule | None) -> None:
+    def _succeeded(self, copy_id: str, result: SyncResult, schedule: SyncSchedule | None,
+                   requested: bool) -> None:
         now = self._now()
         if schedule is not None:
             schedule.succeeded(now)
@@ -346,29 +393,37 @@ class SyncDispatcher:
                 schedule.arm(now)
         self._set(copy_id, state="idle", last_result=result, last_error=None,
                   syncs=self.status(copy_id).syncs + 1)
+        if requested:
+            return  # the caller reports the result
         if result.outcome == "wiped":
             self._feedback().notify("Offline copy deleted", result.message, "warning")
-            return
-        self._feedback().notify("Offline synchronisation completed", result.message)
+        elif result.outcome == "repaired":
+            self._feedback().notify("Offline copy rebuilt", result.message)
 
-    def _failed(self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None) -> None:
-        message = failure_message(exc)
+    def _failed(self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None,
+                requested: bool) -> None:
+        feedback = self._feedback()
+        message = failure_message(exc, lambda group, name: command_text(feedback, group, name))
         self._set(copy_id, state="idle", last_error=message,
                   syncs=self.status(copy_id).syncs + 1)
         if isinstance(exc, errors.OfflineAddonError):
-            _log.warning("offline sync of %s failed: %s", copy_id[:12], type(exc).__name__)
+            _log.info("offline sync of %s failed: %s", copy_id[:12], type(exc).__name__)
         else:
             _log.error("offline sync of %s failed unexpectedly", copy_id[:12], exc_info=exc)
-        notify = True
+        if isinstance(exc, errors.SyncCancelled):
+            if schedule is not None:
+                schedule.stopped(self._now())
+            return
+        notify = not requested  # a caller reports its own failure
         if schedule is not None:
             retry_after = exc.retry_after if isinstance(exc, errors.ServerBusy) else None
             verdict = schedule.failed(self._now(), type(exc).__name__, retry_after=retry_after,
                                       retryable=not isinstance(exc, _NOT_RETRYABLE))
-            notify = verdict.notify
+            notify = notify and verdict.notify
             if isinstance(exc, errors.CopyNotFound | errors.OfflineNotAllowed):
                 schedule.disarm()
-        if notify and not isinstance(exc, errors.ShuttingDown | errors.SyncCancelled):
-            self._feedback().notify("Offline synchronisation failed", message, "warning")
+        if notify and not isinstance(exc, errors.ShuttingDown):
+            feedback.notify("Offline synchronisation failed", message, "warning")
 
     # -- status ---------------------------------------------------------------------------------
 

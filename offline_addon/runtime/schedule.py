@@ -176,6 +176,12 @@ class SyncSchedule:
             self.next_interval_at = now + self.interval_s
         return ended_streak
 
+    def stopped(self, now: float) -> None:
+        """A sync was stopped on request: no failure, and the interval counts from now."""
+        self.running = False
+        if self.armed:
+            self.next_interval_at = now + self.interval_s
+
     def failed(
         self,
         now: float,

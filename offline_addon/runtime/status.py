@@ -27,6 +27,20 @@ class Feedback(Protocol):
         ...
 
 
+def command_text(feedback: Feedback, group: str, name: str) -> str:
+    """How the user types the command ``group name`` where they are: the host says so when it
+    can (``command_text``, contract 1.1), else the one-shot form."""
+    spell = getattr(feedback, "command_text", None)
+    if callable(spell):
+        try:
+            text = spell(group, name)
+        except Exception:  # a host's helper must never break a message
+            text = None
+        if isinstance(text, str) and text:
+            return text
+    return f"psr-client {group} {name}"
+
+
 class LogFeedback:
     """Feedback for scripts without a host: everything goes to the ``offline_addon`` log."""
 

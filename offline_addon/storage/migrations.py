@@ -45,7 +45,7 @@ def _v2_full_text_search(conn: Connection) -> None:
     # Contentless with delete support: the text lives once (in records), the index holds only
     # tokens, and deleting by rowid removes every index entry of a record. Deletes and updates
     # keep the index right through triggers, whatever the code path; inserts are indexed by the
-    # store in one batch per page (see OfflineCopy._insert), which is about 1.7x faster than an
+    # page writer in one batch per page (storage/page_writer.py), about 1.7x faster than an
     # insert trigger on a first sync.
     conn.execute(
         "CREATE VIRTUAL TABLE records_fts USING fts5("
@@ -90,7 +90,7 @@ def _v4_fast_search(conn: Connection) -> None:
     # the records with all their fields, which is what makes a search with thousands of hits
     # fast. detail=none (no positions: the re-check replaces phrase matching) halves the index
     # and makes it cheaper to build during a first sync. Triggers keep it right on delete and
-    # on a changed name; the store fills it in batches on insert, like records_fts.
+    # on a changed name; the page writer fills it in batches on insert, like records_fts.
     conn.execute(
         "CREATE VIRTUAL TABLE records_name_trigrams USING fts5("
         " name, detail=none, tokenize='trigram')"

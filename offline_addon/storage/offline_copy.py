@@ -48,7 +48,12 @@ from offline_addon.storage.migrations import (
 )
 from offline_addon.storage.page_writer import held_revs, write_plan
 from offline_addon.storage.paths import CopyPaths, damage_mark
-from offline_addon.storage.search import DEFAULT_LIMIT, check_query, search_sql
+from offline_addon.storage.search import (
+    DEFAULT_LIMIT,
+    check_query,
+    count_sql,
+    search_sql,
+)
 from offline_addon.storage.sidecar import CopyInfo
 
 FULL_CHECK_INTERVAL_S = 7 * 86400.0
@@ -327,6 +332,13 @@ class OfflineCopy:
         with self._reading() as db:
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
+
+    def count_matches(self, query: str) -> int:
+        """How many records :meth:`search` finds for ``query`` before its limit."""
+        check_query(query)
+        sql, params = count_sql(query)
+        with self._reading() as db:
+            return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
         """The protocol digest of what the copy holds, as maintained page by page (O(1))."""

@@ -98,6 +98,33 @@ def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
     text = query.strip()
     if not text:
         return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
+    hits, params = _hits_sql(text)
+    # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
+    # id order among equal names stays exact) is read in full, sorted and limited.
+    sql = (
+        f"WITH hit(r) AS MATERIALIZED ({hits}),"  # noqa: S608 - built from constants
+        " cut(name) AS (SELECT name FROM records_name_trigrams WHERE rowid IN hit"
+        "  ORDER BY name COLLATE NOCASE LIMIT 1 OFFSET ?)"
+        f" SELECT {_COLUMNS} FROM records WHERE rowid IN ("
+        "  SELECT rowid FROM records_name_trigrams WHERE rowid IN hit AND (NOT EXISTS"
+        "  (SELECT 1 FROM cut) OR name COLLATE NOCASE <= (SELECT name FROM cut)))"
+        f" {_ORDER} LIMIT ?"
+    )
+    return sql, [*params, max(0, limit - 1), limit]
+
+
+def count_sql(query: str) -> tuple[str, list[object]]:
+    """SQL and parameters for how many records :func:`search_sql` finds without its limit
+    (reads only the indexes: the hit row ids are counted, no record is read)."""
+    text = query.strip()
+    if not text:
+        return "SELECT count(*) FROM records", []
+    hits, params = _hits_sql(text)
+    return f"SELECT count(*) FROM ({hits})", params  # noqa: S608 - built from constants
+
+
+def _hits_sql(text: str) -> tuple[str, list[object]]:
+    """The row ids whose name contains ``text`` or whose words start with its words."""
     params: list[object] = []
     if len(text) < TRIGRAM_MIN_CHARS:
         hits = "SELECT rowid FROM records_name_trigrams WHERE name LIKE ? ESCAPE '\\'"
@@ -112,15 +139,4 @@ def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
     if match:
         hits += " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
         params.append(match)
-    # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
-    # id order among equal names stays exact) is read in full, sorted and limited.
-    sql = (
-        f"WITH hit(r) AS MATERIALIZED ({hits}),"  # noqa: S608 - built from constants
-        " cut(name) AS (SELECT name FROM records_name_trigrams WHERE rowid IN hit"
-        "  ORDER BY name COLLATE NOCASE LIMIT 1 OFFSET ?)"
-        f" SELECT {_COLUMNS} FROM records WHERE rowid IN ("
-        "  SELECT rowid FROM records_name_trigrams WHERE rowid IN hit AND (NOT EXISTS"
-        "  (SELECT 1 FROM cut) OR name COLLATE NOCASE <= (SELECT name FROM cut)))"
-        f" {_ORDER} LIMIT ?"
-    )
-    return sql, [*params, max(0, limit - 1), limit]
+    return hits, params

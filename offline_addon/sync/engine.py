@@ -186,8 +186,8 @@ class _SyncRun:
                 return self._rebuild(copy, given, "its content differed from the server's")
             except CopyDamaged:
                 return self._rebuild(copy, given, "its file was damaged")
-        except OfflineNotAllowed as exc:
-            return self._wipe(copy, exc.reason)
+        except OfflineNotAllowed as refusal:
+            return self._wipe(copy, refusal)
         finally:
             if copy is not None and own_copy:
                 copy.close()
@@ -304,7 +304,7 @@ class _SyncRun:
                     raise SyncCancelled
         if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
-        if last is None or last.digest is None:  # the wire schema rules this out
+        if last is None or last.digest is None:  # protocol/answers rules this out
             raise ProtocolError(
                 "The server's last page carried no digest; tell your administrator."
             )
@@ -385,11 +385,16 @@ class _SyncRun:
         with OfflineCopy.open(self.paths, self.session.password) as copy:
             return self._finish(copy, "repaired", tally, contact, why=why)
 
-    def _wipe(self, copy: OfflineCopy | None, reason: OfflineReason) -> SyncResult:
+    def _wipe(self, copy: OfflineCopy | None, refusal: OfflineNotAllowed) -> SyncResult:
+        """The server refused: delete the copy (the outcome ``wiped``); when there was no
+        copy to delete (a first sync without the right), the refusal is the answer."""
         if copy is not None:
             copy.close()
-        existed = delete_copy(self.paths)
-        text = wiped_message(reason, existed)
+        existed = self.paths.db.exists()
+        delete_copy(self.paths)
+        if not existed:
+            raise refusal
+        text = wiped_message(refusal.reason, existed)
         return SyncResult("wiped", 0, 0, 0, 0, self._elapsed(), None, text)
 
     def _finish(

@@ -6,6 +6,7 @@ so that one outcome reads the same wherever the user meets it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,12 +37,19 @@ def outcome_message(
 ) -> str:
     """The sentence for a sync that ended well (``why``: the reason of a repair)."""
     if outcome == "unchanged":
-        return f"The offline copy of '{database}' is up to date ({count} records)."
+        return f"The offline copy of '{database}' is up to date ({count:,} records)."
     if outcome == "repaired":
         return (f"The offline copy of '{database}' was rebuilt from the server because {why} "
-                f"({count} records).")
-    return (f"The offline copy of '{database}' is synchronised: {added} added, {changed} "
-            f"changed, {removed} removed ({count} records).")
+                f"({count:,} records).")
+    return (f"The offline copy of '{database}' is synchronised: {added:,} added, {changed:,} "
+            f"changed, {removed:,} removed ({count:,} records).")
+
+
+def progress_summary(result: SyncResult) -> str:
+    """The few words a finished progress display ends with (the status line)."""
+    if result.outcome == "wiped":
+        return "Offline copy deleted"
+    return f"Up to date: {result.record_count:,} records"
 
 
 def wiped_message(reason: errors.OfflineReason, existed: bool) -> str:
@@ -52,14 +60,20 @@ def wiped_message(reason: errors.OfflineReason, existed: bool) -> str:
     return text
 
 
-def failure_message(exc: BaseException) -> str:
-    """A user-facing sentence for a failed sync: what went wrong and what to do."""
+def _as_typed(group: str, name: str) -> str:
+    return f"psr-client {group} {name}"
+
+
+def failure_message(exc: BaseException,
+                    command: Callable[[str, str], str] = _as_typed) -> str:
+    """A user-facing sentence for a failed sync: what went wrong and what to do.
+    ``command(group, name)`` says how the user types a command where they are."""
     if isinstance(exc, errors.AuthenticationRequired):
         return "The server wants you to log in again; log out and in, then sync again."
     if isinstance(exc, errors.WrongPassword):
         return ("The offline copy is encrypted with a different password. Delete it with "
-                "'psr-client offline delete' and create it again with 'psr-client offline "
-                "create'.")
+                f"'{command('offline', 'delete')}' and create it again with "
+                f"'{command('offline', 'create')}'.")
     if isinstance(exc, errors.ServerUnreachable | errors.ServerBusy | errors.ServerError):
         return f"{exc} The add-on tries again by itself later."
     if isinstance(exc, errors.OfflineAddonError):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import offline_addon.plugin as plugin_module
+from hookspecs import Session
 from offline_addon.api import OfflineCopies
 from reference_host.host import Host
 from reference_host.services import Console
@@ -69,13 +70,23 @@ class HostRun:
         self.shell = Shell(self.host, LoginTarget(server_url, DB, user), self.clock, 3600.0,
                            io.StringIO(""), interactive=False)
         self._seen = 0
+        self._session: Session | None = None
 
     @property
     def copies(self) -> OfflineCopies:
         return plugin_module.addon.copies
 
     def login(self, password: str) -> bool:
-        return self.shell.login(password)
+        ok = self.shell.login(password)
+        if self.shell.online is not None:
+            self._session = self.shell.online.session
+        return ok
+
+    def syncs(self) -> int:
+        """How many syncs of this user's copy the add-on finished in this process (its live
+        status), so that a test sees a sync that said nothing."""
+        assert self._session is not None, "log in online first"
+        return self.copies.status(self._session).status.syncs
 
     def run(self, *lines: str) -> str:
         """Run shell lines; return what they (and the add-on meanwhile) printed."""
@@ -120,6 +131,3 @@ def make_run(tmp_path: Path, site: Site, offline_dir: Path
     plugin_module.addon.wall_clock = time.time
 
 
-def completed(text: str) -> int:
-    """How many "sync completed" notifications ``text`` holds."""
-    return text.count("Offline synchronisation completed")

@@ -17,7 +17,7 @@ from hookspecs import SavedRecord
 from offline_addon.errors import WrongPassword
 from offline_addon.storage.offline_copy import OfflineCopy
 
-from .conftest import DB, RECORDS, HostRun, Site, completed
+from .conftest import DB, RECORDS, HostRun, Site
 
 Make = Callable[..., HostRun]
 
@@ -28,8 +28,14 @@ def copy_files(folder: Path) -> list[str]:
 
 def create_copy(run: HostRun) -> str:
     out = run.run("offline create")
-    assert "Done: " in out, out
+    assert "is synchronised" in out, out
     return out + run.settle()
+
+
+def automatic_lines(out: str) -> list[str]:
+    """What the add-on said by itself: notifications (``[level] …``) and progress lines."""
+    return [line for line in out.splitlines() if line.startswith(("[info]", "[warning]",
+                                                                   "[error]", "[progress]"))]
 
 
 def test_nothing_syncs_before_the_first_manual_sync(make_run: Make, site: Site,
@@ -40,11 +46,12 @@ def test_nothing_syncs_before_the_first_manual_sync(make_run: Make, site: Site,
     out = run.settle()
     assert "offline create" in out
     out = run.run(f"edit {site.ids[0]} notes=changed", "tick 31", "tick 61") + run.settle()
-    assert completed(out) == 0
+    assert run.syncs() == 0
     assert copy_files(offline_dir) == []
     out = create_copy(run)
-    assert completed(out) == 1
+    assert run.syncs() == 1
     assert f"{RECORDS} records" in out
+    assert out.count("is synchronised") == 1  # said once: by the command, not again
     assert "[progress] offline:" in out
     assert any(name.endswith(".offline.db") for name in copy_files(offline_dir))
 
@@ -55,7 +62,9 @@ def test_login_syncs_an_existing_copy(make_run: Make) -> None:
     create_copy(run)
     run.run("logout")
     run.login("alice-pw")
-    assert completed(run.settle()) == 1
+    out = run.settle()
+    assert run.syncs() == 2
+    assert automatic_lines(out) == []  # nothing new: nothing said
 
 
 def test_login_does_not_sync_when_sync_after_login_is_off(make_run: Make) -> None:
@@ -65,7 +74,8 @@ def test_login_does_not_sync_when_sync_after_login_is_off(make_run: Make) -> Non
     run.run("logout")
     run.login("alice-pw")
     time.sleep(0.3)
-    assert completed(run.settle()) == 0
+    run.settle()
+    assert run.syncs() == 1
 
 
 def test_save_by_other_user_does_not_trigger_sync(make_run: Make, site: Site) -> None:
@@ -79,10 +89,13 @@ def test_save_by_other_user_does_not_trigger_sync(make_run: Make, site: Site) ->
     record = SavedRecord(record_id=site.ids[1], database=DB, saved_by=bob)
     run.host.hooks.call("on_record_saved", session=online.session, record=record)
     time.sleep(2.5)  # longer than the debounce
-    assert completed(run.settle()) == 0
+    run.settle()
+    assert run.syncs() == 1
     run.run(f"edit {site.ids[2]} notes=mine")  # alice's own save does sync
     time.sleep(2.5)
-    assert completed(run.settle()) == 1
+    out = run.settle()
+    assert run.syncs() == 2
+    assert any("Up to date" in line for line in automatic_lines(out)), out
 
 
 def test_burst_of_saves_makes_at_most_two_syncs(make_run: Make, site: Site,
@@ -93,8 +106,8 @@ def test_burst_of_saves_makes_at_most_two_syncs(make_run: Make, site: Site,
     for i in range(100):
         run.shell.execute(f"edit {site.ids[i % 5]} notes=burst-{i}")
     time.sleep(2.5)
-    out = run.settle()
-    assert 1 <= completed(out) <= 2, out
+    run.settle()
+    assert 1 <= run.syncs() - 1 <= 2
     online = run.shell.online
     assert online is not None
     with OfflineCopy.open(run.copies.paths_for(online.session), "alice-pw") as copy:
@@ -108,10 +121,18 @@ def test_interval_sync_comes_after_thirty_minutes(make_run: Make, site: Site) ->
     run.login("alice-pw")
     create_copy(run)
     site.server.admin.update_record(DB, site.ids[3], name="Renamed on the server")
-    assert completed(run.run("tick 29") + run.settle()) == 0
+    run.run("tick 29")
+    run.settle()
+    assert run.syncs() == 1
     out = run.run("tick 1.5") + run.settle()
-    assert completed(out) == 1
-    assert "1 changed" in out
+    assert run.syncs() == 2
+    # A change arrived: the progress display ends with the outcome; no notification.
+    assert [line for line in automatic_lines(out) if line.startswith("[progress]")]
+    assert "Up to date" in out
+    assert not [line for line in automatic_lines(out) if line.startswith("[info]")]
+    out = run.run("tick 31") + run.settle()
+    assert run.syncs() == 3
+    assert automatic_lines(out) == []  # nothing new: an automatic sync says nothing
 
 
 def test_offline_login_reads_records_without_the_server(make_run: Make, site: Site) -> None:
@@ -213,7 +234,7 @@ def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path,
     assert copy_files(moved) == before
     out = run.run("offline status")
     assert f"{RECORDS} records" in out
-    assert completed(run.run("offline sync") + run.settle()) == 1
+    assert "is up to date" in run.run("offline sync") + run.settle()
 
 
 def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
@@ -242,7 +263,7 @@ def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
     assert not [p for p in moved.iterdir() if p.name.endswith(".moving")]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in moved.iterdir())
     assert f"{RECORDS} records" in run.run("offline status")
-    assert completed(run.run("offline sync") + run.settle()) == 1
+    assert "is up to date" in run.run("offline sync") + run.settle()
 
 
 def test_bad_setting_is_refused_and_the_old_value_stays(make_run: Make,
@@ -272,7 +293,10 @@ def test_delete_removes_the_copy(make_run: Make, offline_dir: Path) -> None:
     create_copy(run)
     assert "was deleted" in run.run("offline delete")
     assert copy_files(offline_dir) == []
-    assert completed(run.run("tick 31") + run.settle()) == 0
+    assert "Next automatic sync" not in run.run("offline status")
+    run.run("tick 31")
+    run.settle()
+    assert run.syncs() == 1
 
 
 def test_no_copy_hint_for_a_user_without_the_offline_right(make_run: Make, site: Site) -> None:

@@ -15,9 +15,16 @@ DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
 def test_admin_guide_commands_print_what_the_guide_shows(tmp_path: Path) -> None:
-    with running_server(tmp_path / "server-data") as server:
-        ran, failures = run_console(DOCS / "admin.md", tmp_path, tool_env(tmp_path), {})
-        [user] = server.admin.list_users()
+    servers: list[RunningServer] = []
+    with ExitStack() as stack:
+        # The guide makes the data folder with 'init' first; then the server serves it.
+        def start_server() -> None:
+            servers.append(stack.enter_context(running_server(tmp_path / "server-data")))
+
+        ran, failures = run_console(DOCS / "admin.md", tmp_path, tool_env(tmp_path),
+                                    {"start-server": start_server})
+        assert servers, "the guide never started the server"
+        [user] = servers[0].admin.list_users()
     assert not failures, "\n\n".join(failures)
     assert ran >= 8
     # The guide's last step took alice's offline right away; the server agrees.

@@ -209,6 +209,17 @@ def test_search_returns_the_first_hits_by_name_up_to_the_limit(tmp_path: Path) -
     copy.close()
 
 
+def test_count_matches_counts_every_hit_beyond_the_limit(tmp_path: Path) -> None:
+    copy = new_copy(tmp_path)
+    copy.apply_page(page([upsert(f"r{i:02d}", 1, f"Host {i:02d}", notes=f"rack{i % 3}")
+                          for i in range(40)]), None, CONTACT)
+    for query in ("host", "ost 1", "rack1", "h", "", "nothing-like-this"):
+        assert copy.count_matches(query) == len(copy.search(query, limit=1000)), query
+    assert copy.count_matches("host") == 40
+    assert len(copy.search("host", limit=5)) == 5
+    copy.close()
+
+
 def test_search_cut_at_the_limit_keeps_name_then_id_order_among_equal_names(
     tmp_path: Path,
 ) -> None:

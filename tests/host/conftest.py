@@ -11,8 +11,11 @@ import pytest
 
 from reference_host.host import Host
 from reference_host.services import Console
+from reference_server.testing import running_server
 
-from .kit import AddonSite, discovered
+from .kit import BANK_PIN, MAIL_SECRET, PASSWORD, AddonSite, ScriptedShell, World, discovered
+
+HostFactory = Callable[..., tuple[Host, io.StringIO]]
 
 
 @pytest.fixture
@@ -43,3 +46,30 @@ def make_host(tmp_path: Path) -> Iterator[Callable[..., tuple[Host, io.StringIO]
     yield build
     for host in hosts:
         host.shutdown()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    """The reference server on a free loopback port with alice, Mail and Bank."""
+    with running_server(tmp_path / "srv") as srv:
+        admin = srv.admin
+        admin.create_database("demo", offline_allowed=True)
+        alice_id = admin.create_user("alice", PASSWORD, offline_right=True, validity_days=7)
+        mail_id, bank_id = admin.import_records("demo", [
+            {"name": "Mail", "fields": {"username": "alice", "password": MAIL_SECRET}},
+            {"name": "Bank", "fields": {"username": "a123", "pin": BANK_PIN}},
+        ], grant={"alice": "rwe"})
+        yield World(srv, alice_id, mail_id, bank_id)
+
+
+@pytest.fixture
+def session_for(addon_site: AddonSite,
+                make_host: HostFactory) -> Callable[..., ScriptedShell]:
+    """A host with the probe add-on, started, and a shell for alice at ``url``."""
+    def build(url: str, timer_seconds: float = 3600.0) -> ScriptedShell:
+        probe = addon_site.install("probe")
+        host, out = make_host("probe")
+        host.start()
+        return ScriptedShell(host, out, probe, url, timer_seconds)
+
+    return build

@@ -3,16 +3,35 @@ written into a temporary site folder that is put on ``sys.path`` (or ``PYTHONPAT
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import http.server
 import importlib
+import io
 import json
+import os
+import pty
+import re
+import socket
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from reference_host.addons import AddonInfo, discover
+from reference_host.host import Host
+from reference_host.session import LoginTarget
+from reference_host.shell import Shell
+from reference_host.timer import HostClock
+from reference_server.testing import RunningServer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -20,16 +39,21 @@ ROOT = Path(__file__).resolve().parents[2]
 # subprocess tests), contributes `GROUP ping` and `GROUP whoami`, and can answer
 # offline_login with a tiny in-memory session.
 PROBE_SOURCE = '''
-import json, os, time
+import json, logging, os, threading, time
 from hookspecs import (CommandArgument, HostCommand, OfflineLoginResult, RecordView,
                        hookimpl)
 
 CALLS = []
 SERVICES = []
-OFFLINE_ANSWER = {"mode": "none"}   # "none" | "session" | "message"
+# "none" | "session" | "message"; $PROBE_OFFLINE sets it for subprocess tests.
+OFFLINE_ANSWER = {"mode": os.environ.get("PROBE_OFFLINE", "none")}
+# The offline session's records beyond "Mail" ("Item 0000"...), and whether it can count the
+# matches of a search (contract 1.1); its search stops at 500 like the Offline Add-on's.
+OFFLINE_RECORDS = {"extra": 0, "count": False}
 SLOW_TIMER = {"seconds": 0}   # on_timer sleeps, then reads its settings through the host
 SETTINGS_SEEN = []
 ADDON_ID = __ADDON_ID__
+WAIT_S = 30.0
 
 
 def _note(hook, **info):
@@ -47,14 +71,21 @@ class _OfflineSession:
 
     def __init__(self):
         self._records = [RecordView("r1", 3, "Mail", {"username": "alice",
-                                                      "password": "hunter2"})]
+                                                      "password": "probe-Kx7!offline-pw"})]
+        self._records += [RecordView(f"x{i}", 1, f"Item {i:04d}", {"password": f"pw-{i}"})
+                          for i in range(OFFLINE_RECORDS["extra"])]
         self.closed = False
+        if OFFLINE_RECORDS["count"]:
+            self.count_matches = lambda query: len(self._matching(query))
 
     def list_records(self):
         return list(self._records)
 
-    def search(self, query):
+    def _matching(self, query):
         return [r for r in self._records if query.lower() in r.name.lower()]
+
+    def search(self, query):
+        return self._matching(query)[:500]
 
     def get_record(self, record_id):
         return next((r for r in self._records if r.record_id == record_id), None)
@@ -77,6 +108,50 @@ def _whoami(invocation):
 
 def _explode(invocation):
     raise RuntimeError("handler exploded")
+
+
+def _account(invocation):
+    account = invocation.account
+    invocation.output("account " + (" ".join([account.server_url, account.database,
+                                              account.username, account.client_id])
+                                     if account else "none"))
+    return 0
+
+
+def _hint(invocation):
+    command_text = getattr(invocation.services, "command_text", None)
+    invocation.output("run " + (command_text(ADDON_ID, "ping") if command_text else "?"))
+    return 0
+
+
+def _wait(invocation):
+    invocation.output("waiting")
+    try:
+        time.sleep(WAIT_S)
+    except KeyboardInterrupt:
+        _note("wait_interrupted")
+        raise
+    return 0
+
+
+def _later(invocation):
+    host = invocation.services
+
+    def background():
+        time.sleep(0.3)
+        host.progress("job", 1, 4, "Working")
+        host.notify("Probe", "from the background", "warning")
+        host.progress("job", 4, 4, "Working")
+        host.notify("Probe", "background info")
+
+    threading.Thread(target=background, daemon=True).start()
+    return 0
+
+
+def _grumble(invocation):
+    logging.getLogger("probe_addon.worker").warning("grumble-warning from the add-on")
+    logging.getLogger("probe_addon.worker").error("grumble-error from the add-on")
+    return 0
 
 
 class Probe:
@@ -137,6 +212,11 @@ class Probe:
             HostCommand(ADDON_ID, "whoami", "show the session user", _whoami,
                         needs_session=True),
             HostCommand(ADDON_ID, "explode", "a handler that raises", _explode),
+            HostCommand(ADDON_ID, "account", "show the account", _account),
+            HostCommand(ADDON_ID, "hint", "how to type ping here", _hint),
+            HostCommand(ADDON_ID, "wait", "wait a long time", _wait),
+            HostCommand(ADDON_ID, "later", "report from a background thread", _later),
+            HostCommand(ADDON_ID, "grumble", "log a warning and an error", _grumble),
         ]
 
 
@@ -277,3 +357,214 @@ class AddonSite:
 def discovered(*ids: str) -> list[AddonInfo]:
     """The discovered add-ons with these ids only (keeps the real add-on out of a test)."""
     return [a for a in discover() if a.addon_id in ids]
+
+
+# -- servers that are not the reference server ------------------------------------------------
+
+
+class SilentServer:
+    """Accepts connections on a loopback port and never answers (a hung server, or one behind
+    a black-holing network). Closes everything when stopped, or after ``lifetime`` seconds at
+    the latest, so that a failing test cannot leave it behind."""
+
+    def __init__(self, lifetime: float = 60.0) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self._sock.settimeout(0.2)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.accepted = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._deadline = time.monotonic() + lifetime
+        self._thread = threading.Thread(target=self._serve, name="silent-server", daemon=True)
+
+    def __enter__(self) -> SilentServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        try:
+            while not self._stop.is_set() and time.monotonic() < self._deadline:
+                try:
+                    conn, _ = self._sock.accept()
+                except TimeoutError:
+                    continue
+                self._held.append(conn)
+                self.accepted += 1
+        finally:
+            for conn in self._held:
+                conn.close()
+            self._sock.close()
+
+
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        self.send_response(404)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", "9")
+        self.end_headers()
+        self.wfile.write(b"not here\n")
+
+    do_GET = do_POST = do_DELETE = _answer
+
+    def log_message(self, *_: Any) -> None:  # quiet
+        pass
+
+
+@contextlib.contextmanager
+def web_server_that_is_not_psr() -> Iterator[str]:
+    """A real HTTP server on loopback that answers 404 to everything (a wrong URL)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# -- a world on the reference server, and shells driven by a script -----------------------
+
+PASSWORD = "pw-Kx7!alice-host"
+MAIL_SECRET = "mail-Kx7!secret"
+BANK_PIN = "pin-Qz8!bank"
+
+
+@dataclass(frozen=True)
+class World:
+    """The reference server with database ``demo`` (offline allowed) and alice, who may read
+    and write the records Mail and Bank."""
+
+    server: RunningServer
+    alice_id: str
+    mail_id: str
+    bank_id: str
+
+
+def closed_port_url() -> str:
+    """The URL of a loopback port where nothing listens (a server that is down)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+class ScriptedShell:
+    """A host with the probe add-on and a shell fed from a script."""
+
+    def __init__(self, host: Host, out: io.StringIO, probe: InstalledAddon, url: str,
+                 timer_seconds: float = 3600.0) -> None:
+        self.host, self.out, self.probe = host, out, probe
+        self.clock = HostClock()
+        self.url = url
+        self.timer_seconds = timer_seconds
+
+    def shell(self, script: str = "", **options: Any) -> Shell:
+        """A shell over this host that reads ``script``."""
+        return Shell(self.host, LoginTarget(self.url, "demo", "alice"), self.clock,
+                     self.timer_seconds, io.StringIO(script), interactive=False, **options)
+
+    def run(self, script: str, password: str = PASSWORD,
+            **options: Any) -> tuple[bool, list[str]]:
+        """Log in, run ``script``, quit; (logged in?, output lines)."""
+        shell = self.shell(script, **options)
+        ok = shell.login(password)
+        if ok:
+            shell.run()
+        return ok, self.out.getvalue().splitlines()
+
+    def calls(self, hook: str | None = None) -> list[tuple[str, dict[str, Any]]]:
+        calls: list[tuple[str, dict[str, Any]]] = list(self.probe.plugin_module().CALLS)
+        return [c for c in calls if hook is None or c[0] == hook]
+
+
+# -- a real terminal ------------------------------------------------------------------------
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
+# Makes the pseudo-terminal the child's controlling terminal, so that Ctrl-C typed into it
+# reaches the child as SIGINT, as in a terminal window.
+_CONTROLLING_TTY = ("import fcntl, os, sys, termios; os.setsid(); "
+                    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])")
+
+
+class TerminalClient:
+    """``psr-client`` in a pseudo-terminal (80x24): keys in, screen text out, cursor position
+    requests answered.
+
+    :meth:`screen` is what was written so far with the terminal's control sequences taken
+    out, which is enough to see lines, prompts and the status line appear.
+    """
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+        self._master = master
+        self._raw: list[bytes] = []
+        self._lock = threading.Lock()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _CONTROLLING_TTY, *args], stdin=slave, stdout=slave,
+            stderr=slave, env={**env, "TERM": "xterm"},
+            close_fds=True)
+        os.close(slave)
+        self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                chunk = os.read(self._master, 4096)
+            except OSError:  # the child closed the terminal
+                return
+            if not chunk:
+                return
+            with self._lock:
+                self._raw.append(chunk)
+            # Answer cursor position requests as a terminal does (top left will do): without
+            # the answer prompt_toolkit does not know the room below the prompt and leaves
+            # its bottom toolbar out.
+            for _ in range(chunk.count(b"\x1b[6n")):
+                os.write(self._master, b"\x1b[1;1R")
+
+    def raw(self) -> str:
+        """Everything written to the terminal, control sequences included."""
+        with self._lock:
+            return b"".join(self._raw).decode("utf-8", "replace")
+
+    def screen(self) -> str:
+        """What was written, without control sequences."""
+        return _ANSI.sub("", self.raw())
+
+    def type(self, keys: str) -> None:
+        """Type ``keys`` (``"\\r"`` is Enter, ``"\\x03"`` Ctrl-C, ``"\\x04"`` Ctrl-D)."""
+        os.write(self._master, keys.encode("utf-8"))
+
+    def expect(self, text: str, timeout: float = 15.0, after: int = 0) -> int:
+        """Wait until ``text`` appears on the screen after position ``after``; its end."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.screen().find(text, after)
+            if found >= 0:
+                return found + len(text)
+            time.sleep(0.05)
+        raise AssertionError(f"{text!r} did not appear; the screen had:\n{self.screen()}")
+
+    def close(self, timeout: float = 20.0) -> int:
+        """Wait for the program to end (killing it if it does not); its exit code."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise
+        finally:
+            self._reader.join(timeout=5)
+            if self._master >= 0:
+                os.close(self._master)
+                self._master = -1

@@ -89,7 +89,20 @@ def test_disabled_addon_gets_no_hook_calls_and_contributes_no_commands(
     for args in (("addons", "list"), ("settings", "show"), ("probe", "ping", "hi")):
         cli(*args)
     assert cli.probe_calls() == []
-    assert "invalid choice: 'probe'" in cli("probe", "ping", "hi").stderr
+
+
+def test_a_command_of_a_switched_off_addon_says_how_to_switch_it_on(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    cli("addons", "disable", "probe")
+    cli.probe_log.unlink()
+    result = cli("probe", "ping", "hi")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "psr-client: error: the command group 'probe' belongs to the add-on 'probe', which is "
+        "switched off; switch it on with `psr-client addons enable probe`")
+    assert cli.probe_calls() == []
+    assert "invalid choice: 'nosuch'" in cli("nosuch").stderr
 
 
 def test_settings_set_stores_a_valid_value(cli: Cli, addon_site: AddonSite) -> None:
@@ -193,3 +206,35 @@ def test_login_to_an_unreachable_server_without_copies_explains_and_logs_with_v(
                stdin="typed-secret\n")
     assert "INFO psr.host.session: online login failed" in loud.stderr
     assert "typed-secret" not in loud.stdout + loud.stderr
+
+
+def test_one_shot_commands_get_the_account_and_the_command_line_text(
+        cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    assert cli("probe", "account").stdout.strip() == "account none"
+    result = cli("--server", "http://127.0.0.1:1/", "--database", "demo", "--user", "alice",
+                 "probe", "account")
+    client_id = cli.config()["client_id"]
+    assert result.stdout.strip() == f"account http://127.0.0.1:1 demo alice {client_id}"
+    assert cli("probe", "hint").stdout.strip() == "run psr-client probe ping"
+
+
+def test_the_terminal_shows_addon_warnings_only_with_v(cli: Cli, addon_site: AddonSite) -> None:
+    addon_site.install("probe")
+    quiet = cli("probe", "grumble")
+    assert quiet.stderr.splitlines() == [
+        "ERROR probe_addon.worker: grumble-error from the add-on"]
+    loud = cli("-v", "probe", "grumble")
+    assert "WARNING probe_addon.worker: grumble-warning from the add-on" in loud.stderr
+    assert "ERROR probe_addon.worker: grumble-error from the add-on" in loud.stderr
+
+
+def test_a_piped_session_reads_plain_lines_without_prompt_toolkit(tmp_path: Path) -> None:
+    cli = Cli(tmp_path, None)
+    probe = ("import sys; from reference_host.cli import main; code = main(sys.argv[1:]); "
+             "print('prompt_toolkit' in sys.modules, code)")
+    result = subprocess.run(
+        [sys.executable, "-c", probe, "--server", "http://127.0.0.1:9", "--database", "demo",
+         "--user", "alice", "login"], input="pw-Kx7!piped\nlist\n", capture_output=True,
+        text=True, env=cli.env, timeout=60, check=False)
+    assert result.stdout.splitlines()[-1] == "False 1"

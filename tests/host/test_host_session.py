@@ -2,96 +2,27 @@
 
 from __future__ import annotations
 
-import io
-import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from reference_host.host import Host
-from reference_host.session import NO_OFFLINE_COPY, LoginTarget
-from reference_host.shell import Shell
-from reference_host.timer import HostClock
-from reference_server.testing import RunningServer, running_server
-
-from .kit import AddonSite, InstalledAddon
+from .kit import (
+    BANK_PIN,
+    MAIL_SECRET,
+    PASSWORD,
+    AddonSite,
+    ScriptedShell,
+    World,
+    closed_port_url,
+)
 from .test_host_cli import Cli
-
-HostFactory = Callable[..., tuple[Host, io.StringIO]]
-PASSWORD = "alice-pw"
-
-
-@dataclass(frozen=True)
-class World:
-    server: RunningServer
-    alice_id: str
-    mail_id: str
-    bank_id: str
-
-
-@pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    with running_server(tmp_path / "srv") as srv:
-        admin = srv.admin
-        admin.create_database("demo", offline_allowed=True)
-        alice_id = admin.create_user("alice", PASSWORD, offline_right=True, validity_days=7)
-        mail_id, bank_id = admin.import_records("demo", [
-            {"name": "Mail", "fields": {"username": "alice", "password": "mail-secret"}},
-            {"name": "Bank", "fields": {"username": "a123", "pin": "4711"}},
-        ], grant={"alice": "rwe"})
-        yield World(srv, alice_id, mail_id, bank_id)
-
-
-def _closed_port_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
-
-
-class Session:
-    """A host with the probe add-on and a shell fed from a script."""
-
-    def __init__(self, host: Host, out: io.StringIO, probe: InstalledAddon, url: str,
-                 timer_seconds: float = 3600.0) -> None:
-        self.host, self.out, self.probe = host, out, probe
-        self.clock = HostClock()
-        self.url = url
-        self.timer_seconds = timer_seconds
-
-    def run(self, script: str, password: str = PASSWORD) -> tuple[bool, list[str]]:
-        """Log in, run ``script``, quit; (logged in?, output lines)."""
-        shell = Shell(self.host, LoginTarget(self.url, "demo", "alice"), self.clock,
-                      self.timer_seconds, io.StringIO(script), interactive=False)
-        ok = shell.login(password)
-        if ok:
-            shell.run()
-        return ok, self.out.getvalue().splitlines()
-
-    def calls(self, hook: str | None = None) -> list[tuple[str, dict[str, Any]]]:
-        calls: list[tuple[str, dict[str, Any]]] = list(self.probe.plugin_module().CALLS)
-        return [c for c in calls if hook is None or c[0] == hook]
-
-
-@pytest.fixture
-def session_for(addon_site: AddonSite,
-                make_host: HostFactory) -> Callable[..., Session]:
-    def build(url: str, timer_seconds: float = 3600.0) -> Session:
-        probe = addon_site.install("probe")
-        host, out = make_host("probe")
-        host.start()
-        return Session(host, out, probe, url, timer_seconds)
-
-    return build
 
 
 def test_login_calls_on_login_and_quit_calls_on_logout(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     ok, lines = s.run("list\nquit\n")
     assert ok
@@ -104,14 +35,14 @@ def test_login_calls_on_login_and_quit_calls_on_logout(
 
 
 def test_saving_a_record_changes_the_server_and_calls_on_record_saved(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
-    ok, lines = s.run(f"edit {world.mail_id} password=new-secret\nnew Wiki url=https://w\n")
+    ok, lines = s.run(f"edit {world.mail_id} password=mail-Kx7!new\nnew Wiki url=https://w\n")
     assert ok
     assert f"saved {world.mail_id} (rev 2)" in lines
     view = world.server.admin.exportable_view("demo", "alice")
     assert view[world.mail_id][0] == 2
-    assert view[world.mail_id][2]["password"] == "new-secret"
+    assert view[world.mail_id][2]["password"] == "mail-Kx7!new"
     assert any(name == "Wiki" for _, name, _ in view.values())
     saved = s.calls("on_record_saved")
     assert len(saved) == 2
@@ -120,17 +51,17 @@ def test_saving_a_record_changes_the_server_and_calls_on_record_saved(
 
 
 def test_show_masks_password_like_fields_unless_revealed(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     _, lines = s.run(f"show {world.bank_id}\nshow {world.mail_id} --reveal\nshow nope\n")
     assert "  pin: ********" in lines
     assert "  username: a123" in lines
-    assert "  password: mail-secret" in lines
-    assert "4711" not in "\n".join(lines)
+    assert f"  password: {MAIL_SECRET}" in lines
+    assert BANK_PIN not in "\n".join(lines)
     assert "no record 'nope'" in lines
 
 
-def test_search_filters_by_name(world: World, session_for: Callable[..., Session]) -> None:
+def test_search_filters_by_name(world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     _, lines = s.run("search mai\n")
     assert f"{world.mail_id}\trev 1\tMail" in lines
@@ -138,7 +69,7 @@ def test_search_filters_by_name(world: World, session_for: Callable[..., Session
 
 
 def test_tick_advances_the_host_clock_and_calls_on_timer_on_the_timer_thread(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     start = time.time()
     s.run("tick 30\n")
@@ -147,7 +78,7 @@ def test_tick_advances_the_host_clock_and_calls_on_timer_on_the_timer_thread(
 
 
 def test_timer_calls_on_timer_periodically_while_logged_in(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url, timer_seconds=0.05)
     s.run("sleep 0.4\n")
     ticks = len(s.calls("on_timer"))
@@ -158,7 +89,7 @@ def test_timer_calls_on_timer_periodically_while_logged_in(
 
 
 def test_disabling_the_addon_in_a_live_session_stops_its_timer_hook(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     _, lines = s.run("tick\naddons disable probe\ntick\naddons enable probe\ntick\n")
     hooks = [h for h, _ in s.calls()]
@@ -169,7 +100,7 @@ def test_disabling_the_addon_in_a_live_session_stops_its_timer_hook(
 
 
 def test_an_addon_switched_on_in_a_live_session_learns_of_the_session(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     s.run("addons disable probe\naddons enable probe\n")
     hooks = [h for h, _ in s.calls()]
@@ -179,7 +110,7 @@ def test_an_addon_switched_on_in_a_live_session_learns_of_the_session(
 
 
 def test_contributed_command_gets_the_online_session(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     _, lines = s.run("probe whoami\nprobe ping there\n")
     assert "session user alice" in lines
@@ -187,7 +118,7 @@ def test_contributed_command_gets_the_online_session(
 
 
 def test_wrong_password_is_refused_and_no_offline_login_is_tried(
-        world: World, session_for: Callable[..., Session]) -> None:
+        world: World, session_for: Callable[..., ScriptedShell]) -> None:
     s = session_for(world.server.url)
     ok, lines = s.run("list\n", password="wrong")
     assert not ok
@@ -197,21 +128,21 @@ def test_wrong_password_is_refused_and_no_offline_login_is_tried(
 
 
 def test_password_change_calls_on_password_changed_and_the_new_password_works(
-        world: World, session_for: Callable[..., Session],
+        world: World, session_for: Callable[..., ScriptedShell],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PSR_PASSWORD", PASSWORD)
-    monkeypatch.setenv("PSR_NEW_PASSWORD", "alice-new-pw")
+    monkeypatch.setenv("PSR_NEW_PASSWORD", "pw-Kx7!alice-new")
     s = session_for(world.server.url)
     _, lines = s.run("passwd\n")
     assert "password changed" in lines
     assert s.calls("on_password_changed") == [("on_password_changed", {"new_is_old": False})]
-    ok, _ = s.run("", password="alice-new-pw")
+    ok, _ = s.run("", password="pw-Kx7!alice-new")
     assert ok
 
 
 def test_unreachable_server_opens_a_read_only_offline_session_from_an_addon(
-        session_for: Callable[..., Session]) -> None:
-    s = session_for(_closed_port_url())
+        session_for: Callable[..., ScriptedShell]) -> None:
+    s = session_for(closed_port_url())
     s.probe.plugin_module().OFFLINE_ANSWER["mode"] = "session"
     ok, lines = s.run("list\nshow r1\nsearch ma\nedit r1 password=x\nnew X a=b\npasswd\n")
     assert ok
@@ -229,17 +160,19 @@ READ_ONLY_LINE = "read-only while offline"
 
 
 def test_unreachable_server_without_a_copy_says_how_to_create_one(
-        session_for: Callable[..., Session]) -> None:
-    s = session_for(_closed_port_url())
+        session_for: Callable[..., ScriptedShell]) -> None:
+    s = session_for(closed_port_url())
     ok, lines = s.run("list\n")
     assert not ok
-    assert lines[-1] == NO_OFFLINE_COPY
+    # In the shell the hint names the command as it is typed there.
+    assert lines[-1] == ("no offline copy for this user; create one with `offline create` "
+                         "while online")
     assert "cannot be reached" in lines[0]
 
 
 def test_unreachable_server_shows_the_addons_refusal_message(
-        session_for: Callable[..., Session]) -> None:
-    s = session_for(_closed_port_url())
+        session_for: Callable[..., ScriptedShell]) -> None:
+    s = session_for(closed_port_url())
     s.probe.plugin_module().OFFLINE_ANSWER["mode"] = "message"
     ok, lines = s.run("list\n")
     assert not ok
@@ -254,7 +187,7 @@ def test_login_as_a_subprocess_runs_a_piped_script_and_never_prints_secrets(
     addon_site.install("probe")
     cli = Cli(tmp_path, addon_site.site)
     script = (f"say hello there\nlist\nshow {world.bank_id}\n"
-              f"edit {world.bank_id} pin=1234\ntick 31\nlogout\n")
+              f"edit {world.bank_id} pin=pin-Qz8!edited\ntick 31\nlogout\n")
     result = cli("--server", world.server.url, "--database", "demo", "--user", "alice",
                  "addons", "disable", "offline")
     assert result.returncode == 0  # keep the real add-on out of this test's hook log
@@ -269,7 +202,7 @@ def test_login_as_a_subprocess_runs_a_piped_script_and_never_prints_secrets(
     hooks = [c["hook"] for c in cli.probe_calls()]
     assert hooks == ["register_commands", "on_addon_enabled", "on_login", "on_record_saved",
                      "on_timer", "on_logout", "on_addon_disabled"]
-    for secret in (PASSWORD, "4711", "1234", "mail-secret"):
+    for secret in (PASSWORD, BANK_PIN, "pin-Qz8!edited", MAIL_SECRET):
         assert secret not in result.stdout + result.stderr
 
 

@@ -33,7 +33,7 @@ def test_bad_input_is_answered_and_the_session_goes_on(
     assert _shell(host, script).run() == 0
     text = out.getvalue()
     assert "invalid choice: 'bogus'" in text
-    assert "the following arguments are required: record_id" in text
+    assert "the following arguments are required: NAME" in text
     assert "error: No closing quotation" in text
     assert "invalid float value: 'abc'" in text
     assert "not logged in; use `login`" in text
@@ -82,3 +82,33 @@ def test_tick_without_an_online_session_explains(make_host: HostFactory) -> None
 
 
 NOT_LOGGED = "not logged in; use `login`"
+
+
+def test_a_failing_command_is_not_announced_a_second_time(
+        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site.install("probe")
+    host, out = make_host("probe")
+    host.start()
+    _shell(host, "probe ping word --code 3\n").run()
+    assert out.getvalue().splitlines() == ["pong word"]
+
+
+def test_commands_get_the_account_without_a_login_and_the_command_text_of_the_shell(
+        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site.install("probe")
+    host, out = make_host("probe")
+    host.start()
+    _shell(host, "probe account\nprobe hint\n").run()
+    assert out.getvalue().splitlines() == [
+        f"account http://127.0.0.1:1 demo alice {host.config.client_id}", "run probe ping"]
+
+
+def test_a_switched_off_addons_group_is_explained_in_the_shell(
+        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site.install("probe")
+    host, out = make_host("probe")
+    host.start()
+    _shell(host, "addons disable probe\nprobe ping\n").run()
+    assert out.getvalue().splitlines()[-1] == (
+        "the command group 'probe' belongs to the add-on 'probe', which is switched off; "
+        "switch it on with `addons enable probe`")

@@ -1,14 +1,32 @@
-"""Fixtures: the reference server on a free loopback port, and logged-in API clients."""
+"""Fixtures: the reference server on a free loopback port, logged-in API clients, and
+``psr-server`` run in this process."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 
+from reference_server import prompting
+from reference_server.cli import main
 from reference_server.testing import RunningServer
 
 from .apiclient import ApiClient
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """What one ``psr-server`` run left: its exit code, stdout and stderr."""
+
+    code: int
+    out: str
+    err: str
+
+
+PsrRunner = Callable[..., CliResult]
 
 
 @pytest.fixture
@@ -23,3 +41,23 @@ def bob(demo: RunningServer) -> Iterator[ApiClient]:
     client = ApiClient(demo.url, "demo").login("bob", "bob-pw")
     yield client
     client.close()
+
+
+@pytest.fixture
+def psr(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> PsrRunner:
+    """``psr(*argv, stdin="")``: the real ``psr-server`` entry point, run in this process."""
+    monkeypatch.delenv(prompting.NEW_PASSWORD_ENV, raising=False)
+    # In-process runs must never prompt on the terminal of whoever runs the tests; the real
+    # no-terminal case runs as a subprocess without one (test_cli.py).
+    monkeypatch.setattr(prompting, "has_terminal", lambda: False)
+
+    def run(*argv: object, stdin: str = "") -> CliResult:
+        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        try:
+            code = main([str(arg) for arg in argv])
+        except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

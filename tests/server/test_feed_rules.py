@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from reference_server.admin import Admin
+from reference_server.datadir import init_data_folder
 from reference_server.testing import RunningServer
 
 from .apiclient import ApiClient, apply
@@ -179,7 +180,7 @@ def test_remaining_counts_rows_after_each_page(demo: RunningServer, alice: ApiCl
 
 
 def test_a_server_file_from_before_maintained_digests_gets_them_at_open(tmp_path: Path) -> None:
-    data = tmp_path / "srv"
+    data = init_data_folder(tmp_path / "srv")
     with Admin(data) as admin:
         admin.create_database("demo", offline_allowed=True)
         admin.create_user("alice", "alice-pw", offline_right=True)
