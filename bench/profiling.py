@@ -153,7 +153,7 @@ def instrumented(sections: Sections) -> Iterator[None]:
 
     patches: list[tuple[Any, str, str]] = [
         (transport.RequestsTransport, "get", "http: GET + gunzip + read"),
-        (transport, "_decode", "decode: json.loads"),
+        (transport, "decode_json", "decode: bounds on the bytes + json.loads"),
         (transport, "load_page", "validate: load_page (marshmallow + checks + fields_json)"),
         (offline_copy, "plan_page", "plan: plan_page"),
         (offline_copy, "digest_after", "digest: digest_after (sha256 per record)"),

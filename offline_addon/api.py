@@ -8,7 +8,10 @@ one offline for reading, re-key and delete. The hooks (:mod:`offline_addon.plugi
 Every synchronisation runs on the add-on's one background thread (owned by
 :mod:`offline_addon.runtime.dispatcher`), so syncs never overlap; the blocking methods wait for
 it. Errors are
-:class:`offline_addon.errors.OfflineAddonError` children with messages a user can act on.
+:class:`offline_addon.errors.OfflineAddonError` children with messages a user can act on, and
+nothing else: every public method checks its arguments (:class:`errors.InvalidArgument`) and
+turns any other exception into an add-on error (logged with its traceback), see
+:func:`_guarded`.
 
 Two clocks: ``schedule_clock`` decides what is due (a host drives it through ``on_timer``);
 ``wall_clock`` stamps contacts with the server and checks offline validity (the system clock,
@@ -17,14 +20,16 @@ injectable for tests).
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors
@@ -42,6 +47,52 @@ from offline_addon.sync.result import SyncResult
 
 _log = logging.getLogger("offline_addon")
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
+
+
+def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Only the add-on's exception tree leaves ``method``: anything else (a bug, a library's
+    error) is logged with its traceback and raised as an :class:`errors.OfflineAddonError`."""
+
+    @functools.wraps(method)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(*args, **kwargs)
+        except errors.OfflineAddonError:
+            raise
+        except Exception as exc:
+            _log.error("offline add-on: %s failed unexpectedly", method.__name__, exc_info=exc)
+            raise errors.unexpected(exc) from None
+
+    return guarded
+
+
+def check_time(now: object) -> float:
+    """``now`` as a float, or InvalidArgument when it is not a finite real number."""
+    if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
+        raise errors.InvalidArgument("The time handed to the Offline Add-on is not a finite "
+                                     "number of seconds; the tick was ignored.")
+    return float(now)
+
+
+def check_names(account: object) -> None:
+    """InvalidArgument unless ``account`` names a copy: text ``server_url``, ``database``,
+    ``username`` and ``client_id`` (a Session, OfflineCredentials or the host's Account)."""
+    if not all(isinstance(getattr(account, name, None), str)
+               for name in ("server_url", "database", "username", "client_id")):
+        raise errors.InvalidArgument(
+            "The Offline Add-on was handed something that does not name an offline copy "
+            "(server, database, user and client as text); nothing was done.")
+
+
+def check_account(account: object, kind: type[Any]) -> None:
+    """InvalidArgument unless ``account`` is a ``kind`` (Session, OfflineCredentials,
+    SavedRecord) whose fields are all text."""
+    if not isinstance(account, kind) or not all(
+            isinstance(getattr(account, f.name), str) for f in fields(account)):
+        raise errors.InvalidArgument(
+            f"The Offline Add-on was handed something other than a {kind.__name__} with text "
+            "fields; nothing was done.")
 
 DEFAULT_WAIT_S = 600.0
 """How long the blocking methods wait for the worker by default (a first sync of a large
@@ -81,22 +132,28 @@ class OfflineReader:
         """UNIX time of the copy's last contact with the server (None: never)."""
         return self._last_sync
 
+    @_guarded
     def list_records(self) -> list[RecordView]:
-        """Every record in the copy."""
+        """Every record in the copy. A damaged file raises :class:`errors.CopyDamaged`."""
         return self._copy.list_records()
 
+    @_guarded
     def search(self, query: str) -> list[RecordView]:
-        """Records whose name or fields match ``query`` (full-text)."""
+        """Records whose name or fields match ``query`` (full-text); at most 1000 characters
+        and 16 words, no control characters (else :class:`errors.InvalidArgument`)."""
         return self._copy.search(query)
 
+    @_guarded
     def count_matches(self, query: str) -> int:
         """How many records match ``query`` (``search`` returns the first 500 of them)."""
         return self._copy.count_matches(query)
 
+    @_guarded
     def get_record(self, record_id: str) -> RecordView | None:
         """One record, or ``None`` when the copy does not hold it."""
         return self._copy.get(record_id)
 
+    @_guarded
     def close(self) -> None:
         """Close the copy's file."""
         self._copy.close()
@@ -158,10 +215,12 @@ class OfflineCopies:
         """The folder that holds the copies (the ``database_path`` setting or the default)."""
         return self._dispatcher.folder
 
+    @_guarded
     def set_feedback(self, feedback: Feedback | None) -> None:
         """Send progress and messages to ``feedback`` from now on (``None``: the log)."""
         self._feedback = feedback or LogFeedback()
 
+    @_guarded
     def apply_settings(self, raw: AddonSettings | Mapping[str, object],
                        timeout: float = DEFAULT_WAIT_S) -> AddonSettings:
         """Validate and apply new settings without a restart and wait; raises
@@ -170,8 +229,11 @@ class OfflineCopies:
         new = raw if isinstance(raw, AddonSettings) else parse_settings(raw)
         return _wait(self.request_settings(new), timeout)
 
+    @_guarded
     def request_settings(self, new: AddonSettings) -> Future[AddonSettings]:
         """Apply validated settings on the background thread (serialised with syncs)."""
+        if not isinstance(new, AddonSettings):
+            raise errors.InvalidArgument("Settings must be an AddonSettings; nothing changed.")
         new_folder = resolve_folder(new.database_path)
         return self._dispatcher.submit(lambda: self._switch(new, new_folder))
 
@@ -192,14 +254,18 @@ class OfflineCopies:
 
     # -- listing and status (no password) -----------------------------------------------------
 
+    @_guarded
     def list(self) -> list[CopyInfo]:
         """The copies in the configured folder, read from their sidecars (no password)."""
         return list_copies(self.folder)
 
+    @_guarded
     def paths_for(self, session: Account) -> CopyPaths:
         """Where the copy of this server, database, user and client lives."""
+        check_names(session)
         return self._dispatcher.paths_for(session)
 
+    @_guarded
     def status(self, session: Account) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
         result, last error, next automatic sync and offline validity left."""
@@ -219,20 +285,25 @@ class OfflineCopies:
 
     # -- synchronising ------------------------------------------------------------------------
 
+    @_guarded
     def request_sync(self, session: Session, *, create: bool = False) -> Future[SyncResult]:
         """Ask for a sync of ``session``'s copy without waiting. ``create=True`` creates the
         copy when there is none (the manual first sync)."""
+        check_account(session, Session)
         return self._dispatcher.request_sync(session, create)
 
+    @_guarded
     def create(self, session: Session, timeout: float = DEFAULT_WAIT_S) -> SyncResult:
         """Create the copy for ``session`` (or bring an existing one up to date) and wait."""
         return _wait(self.request_sync(session, create=True), timeout)
 
+    @_guarded
     def sync_now(self, session: Session, timeout: float = DEFAULT_WAIT_S) -> SyncResult:
         """Sync ``session``'s existing copy now and wait; :class:`errors.CopyNotFound` when
         there is none yet."""
         return _wait(self.request_sync(session, create=False), timeout)
 
+    @_guarded
     def cancel(self, session: Account) -> None:
         """Stop the sync of this copy that runs or waits, at its next page (its callers get
         :class:`~offline_addon.errors.SyncCancelled`); every page applied so far stays and
@@ -241,9 +312,11 @@ class OfflineCopies:
 
     # -- offline use ----------------------------------------------------------------------------
 
+    @_guarded
     def open_offline(self, credentials: OfflineCredentials) -> OfflineReader:
         """Open the copy for reading without the server. Raises CopyNotFound, WrongPassword,
         CopyExpired (validity since the last server contact passed) or ClockWentBack."""
+        check_account(credentials, OfflineCredentials)
         target = self.paths_for(credentials)
         try:
             copy = open_offline(target, credentials.password, self._wall())
@@ -253,14 +326,19 @@ class OfflineCopies:
 
     # -- re-key and delete ------------------------------------------------------------------
 
+    @_guarded
     def rekey(self, session: Session, old_password: str,
               timeout: float = DEFAULT_WAIT_S) -> bool:
         """Re-encrypt ``session``'s copy from ``old_password`` to ``session.password`` and
         wait. Returns ``False`` when there is no copy."""
         return _wait(self.request_rekey(session, old_password), timeout)
 
+    @_guarded
     def request_rekey(self, session: Session, old_password: str) -> Future[bool]:
         """Re-key on the background thread (serialised with syncs) without waiting."""
+        check_account(session, Session)
+        if not isinstance(old_password, str):
+            raise errors.InvalidArgument("The old password must be text; nothing was done.")
         return self._dispatcher.submit(lambda: self._rekey(session, old_password))
 
     def _rekey(self, session: Session, old_password: str) -> bool:
@@ -280,6 +358,7 @@ class OfflineCopies:
         self._dispatcher.rebind(session)
         return True
 
+    @_guarded
     def delete(self, session: Account, timeout: float = DEFAULT_WAIT_S) -> bool:
         """Delete this account's copy (file and sidecars); needs no server, so ``session`` may
         be a :class:`Session`, :class:`OfflineCredentials` or anything naming the copy's
@@ -296,30 +375,41 @@ class OfflineCopies:
 
     # -- what the hooks call: cheap, never blocking ---------------------------------------------
 
+    @_guarded
     def session_started(self, session: Session) -> None:
         """An online login: sync if the copy exists and ``sync_after_login`` is on."""
+        check_account(session, Session)
         self._dispatcher.logged_in(session)
 
+    @_guarded
     def session_ended(self, session: Session) -> None:
         """A logout: stop automatic syncs with this session's token."""
+        check_account(session, Session)
         self._dispatcher.logged_out(session)
 
+    @_guarded
     def record_saved(self, session: Session, record: SavedRecord) -> bool:
         """A saved record: schedule a debounced sync when the logged-in user saved it and
         ``sync_after_save`` is on. Returns whether it counted."""
+        check_account(session, Session)
+        check_account(record, SavedRecord)
         return self._dispatcher.record_saved(session, record)
 
+    @_guarded
     def timer(self, now: float) -> bool:
         """The host's tick: learn its time; wake the worker only when something is due.
-        Returns whether it woke the worker."""
-        return self._dispatcher.timer(now)
+        Returns whether it woke the worker. ``now`` must be a finite number
+        (:class:`errors.InvalidArgument` otherwise: a NaN would make every wait end at once)."""
+        return self._dispatcher.timer(check_time(now))
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    @_guarded
     def wait_idle(self, timeout: float) -> bool:
         """Wait until no sync runs or is about to (debounced saves included)."""
         return self._dispatcher.wait_idle(timeout)
 
+    @_guarded
     def shutdown(self, timeout: float = 10.0) -> bool:
         """Stop the background thread (a running sync stops at its next page); returns whether
         it ended within ``timeout``. The object cannot be used afterwards."""

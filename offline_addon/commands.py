@@ -205,6 +205,9 @@ def describe_age(last_sync: float | None, valid_until: float | None, now: float)
 
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
+    if not info.database:
+        return (f"an offline copy without its description ({info.size_bytes // 1024:,} KiB); "
+                "its next online synchronisation describes it again")
     return (f"{info.database} on {info.server_url} for {info.username}: "
             f"{info.record_count:,} records, {info.size_bytes // 1024:,} KiB, "
             f"{describe_age(info.last_sync, info.valid_until, now)}")

@@ -4,8 +4,9 @@ Every message is written for the user: it says what is wrong and what to do, and
 password, a token or record content::
 
     OfflineAddonError
-    ├── ConfigurationError      the configured folder is unusable
+    ├── ConfigurationError      the configured folder or the server address is unusable
     │   └── SettingsError       a setting has a value the add-on cannot use (``field``)
+    ├── InvalidArgument         a value handed to the add-on cannot be used (a time, a query)
     ├── ServerUnreachable       connection refused, DNS, timeout
     ├── AuthenticationRequired  401: the server wants a new login
     ├── OfflineNotAllowed       403: database switch or user right is off (``reason``)
@@ -18,6 +19,7 @@ password, a token or record content::
     ├── ClockWentBack           the computer's clock is earlier than the last server contact
     ├── CopyNotFound            there is no offline copy (yet)
     ├── StorageError            disk full, permissions, corrupt file
+    │   └── CopyDamaged         the copy's file is damaged; the next online sync rebuilds it
     ├── OfflineEditError        an offline edit that cannot be made as asked
     ├── SyncCancelled           a sync was stopped on request between two pages
     └── ShuttingDown            the add-on was switched off before the work could run
@@ -45,6 +47,11 @@ class SettingsError(ConfigurationError):
         self.field = field
         self.problem = problem
         super().__init__(f"Offline Add-on setting '{field}': {problem} The old value stays.")
+
+
+class InvalidArgument(OfflineAddonError):
+    """A value handed to the add-on (by a host, a hook or a script) cannot be used: a time that
+    is not a finite number, a search with control characters or too many words, a wrong type."""
 
 
 class ServerUnreachable(OfflineAddonError):
@@ -99,6 +106,17 @@ class StorageError(OfflineAddonError):
     """The copy's file cannot be read or written (disk full, permissions, damaged file)."""
 
 
+class CopyDamaged(StorageError):
+    """The copy's file is damaged (a failed page check, a truncated file). The next online
+    sync rebuilds it from the server; offline it cannot be used until then."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or COPY_DAMAGED)
+
+
+COPY_DAMAGED = "The offline copy is damaged; it will be rebuilt at the next online login."
+
+
 class OfflineEditError(OfflineAddonError):
     """An offline edit cannot be made as asked (no such record in the copy, a value the server
     would refuse); nothing was changed."""
@@ -143,3 +161,14 @@ def offline_not_allowed_message(reason: OfflineReason) -> str:
             "ask your administrator to allow it."
         )
     return "You do not have the offline right for this database; ask your administrator for it."
+
+
+def unexpected(exc: BaseException) -> OfflineAddonError:
+    """The add-on error that stands for ``exc`` (one that is not the add-on's own), so that
+    only this tree crosses the API and the hooks; the caller logs ``exc`` itself."""
+    if isinstance(exc, OfflineAddonError):
+        return exc
+    return OfflineAddonError(
+        f"The Offline Add-on met an unexpected problem ({type(exc).__name__}) and did not "
+        "finish it. If it repeats, look at the host's log."
+    )

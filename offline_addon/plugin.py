@@ -1,6 +1,7 @@
 """Hook implementations of the Offline Add-on: thin, guarded layers over :mod:`offline_addon.api`.
 
-Every implementation catches, logs and returns, because an exception in one add-on's hook
+Every implementation checks its arguments (a non-finite time, a value of the wrong type is
+logged and ignored), catches, logs and returns, because an exception in one add-on's hook
 would stop the other add-ons' implementations and reach the host. Hooks on the host's threads
 only hand work to the add-on's background thread (a queue append); only ``offline_login`` may
 block (the host waits for the key derivation by contract). Importing this module does no I/O.
@@ -32,7 +33,11 @@ from offline_addon.runtime.status import PROGRESS_TASK
 from offline_addon.settings import AddonSettings, parse_settings
 
 ADDON_ID = "offline"
-SHUTDOWN_WAIT_S = 15.0
+SHUTDOWN_WAIT_S = 1.0
+"""How long ``on_addon_disabled`` (on the host's UI thread) waits for the worker. A sync writes
+nothing once asked to stop (it checks inside each page's transaction, before the commit), so
+the wait only lets a commit in progress finish; a sync blocked in a network read ends later,
+by its request deadline, without writing."""
 
 _fallback_log = logging.getLogger("offline_addon")
 
@@ -93,6 +98,9 @@ class OfflineAddon:
         # Exception types and add-on messages only: no secrets reach these messages.
         self._log.exception("offline add-on: hook %s failed", hook)
 
+    def _refused(self, hook: str, exc: errors.InvalidArgument) -> None:
+        self._log.warning("offline add-on: hook %s ignored: %s", hook, exc)
+
     def _notify(self, title: str, text: str, level: NotifyLevel = "warning") -> None:
         host = self._host
         if host is None:
@@ -121,6 +129,8 @@ class OfflineAddon:
         try:
             self._host = host
             self._log = host.logger(ADDON_ID)
+            if not isinstance(self._log, logging.Logger):
+                self._log = _fallback_log
             try:
                 settings = parse_settings(host.addon_settings(ADDON_ID))
             except SettingsError as exc:
@@ -147,13 +157,18 @@ class OfflineAddon:
     @hookimpl
     def on_settings_changed(self, addon_id: str, settings: Mapping[str, Any]) -> None:
         """Validate and apply new settings; a bad value is refused and the old one stays."""
-        if addon_id != ADDON_ID:
-            return
         try:
+            if addon_id != ADDON_ID:
+                return
+            if not isinstance(settings, Mapping):  # None too: it would mean "all defaults"
+                raise SettingsError("settings", "must be a mapping of setting names to values.")
             parsed = parse_settings(settings)
         except SettingsError as exc:
             self._log.warning("offline add-on: refused setting %s", exc.field)
             self._notify("Offline Add-on settings", str(exc))
+            return
+        except Exception:
+            self._failed("on_settings_changed")
             return
         try:
             future = self.copies.request_settings(parsed)
@@ -169,6 +184,8 @@ class OfflineAddon:
         tell the user where to create one."""
         try:
             self.copies.session_started(session)
+        except errors.InvalidArgument as exc:
+            self._refused("on_login", exc)
         except Exception:
             self._failed("on_login")
 
@@ -177,6 +194,8 @@ class OfflineAddon:
         """Stop automatic syncs with this session's token."""
         try:
             self.copies.session_ended(session)
+        except errors.InvalidArgument as exc:
+            self._refused("on_logout", exc)
         except Exception:
             self._failed("on_logout")
 
@@ -185,6 +204,8 @@ class OfflineAddon:
         """A debounced sync when the logged-in user saved the record (``sync_after_save``)."""
         try:
             self.copies.record_saved(session, record)
+        except errors.InvalidArgument as exc:
+            self._refused("on_record_saved", exc)
         except Exception:
             self._failed("on_record_saved")
 
@@ -193,6 +214,8 @@ class OfflineAddon:
         """Learn the host's time; wake the worker only when a sync is due."""
         try:
             self.copies.timer(now)
+        except errors.InvalidArgument as exc:
+            self._refused("on_timer", exc)
         except Exception:
             self._failed("on_timer")
 
@@ -202,6 +225,8 @@ class OfflineAddon:
         try:
             future = self.copies.request_rekey(session, old_password)
             future.add_done_callback(self._report_failure("Offline copy not re-encrypted"))
+        except errors.InvalidArgument as exc:
+            self._refused("on_password_changed", exc)
         except Exception:
             self._failed("on_password_changed")
 
@@ -212,6 +237,9 @@ class OfflineAddon:
         try:
             reader = self.copies.open_offline(credentials)
         except errors.CopyNotFound:
+            return None
+        except errors.InvalidArgument as exc:
+            self._refused("offline_login", exc)
             return None
         except errors.OfflineAddonError as exc:
             return OfflineLoginResult(None, str(exc))

@@ -37,12 +37,24 @@ MAX_INTERVAL_MINUTES = 1440
 
 @dataclass(frozen=True)
 class AddonSettings:
-    """The add-on's settings, validated. ``database_path`` "" means the system default."""
+    """The add-on's settings, validated however they are made (``AddonSettings(...)`` too:
+    a bad value raises :class:`SettingsError` naming the field). ``database_path`` ""
+    means the system default."""
 
     sync_after_save: bool = True
     sync_after_login: bool = True
     sync_interval_minutes: int = DEFAULT_INTERVAL_MINUTES
     database_path: str = ""
+
+    def __post_init__(self) -> None:
+        # The same schema as for a mapping, on the values as given: a dataclass field must
+        # already have its type ("true" is a setting file's spelling, not a bool here).
+        for name, kind, words in (("sync_after_save", bool, "true or false"),
+                                  ("sync_after_login", bool, "true or false"),
+                                  ("database_path", str, "a folder path (text)")):
+            if not isinstance(getattr(self, name), kind):
+                raise SettingsError(name, f"must be {words}.")
+        _validated(asdict(self))
 
     @property
     def interval_seconds(self) -> float:
@@ -66,12 +78,21 @@ class _StrictBoolean(fields.Boolean):
         raise ValidationError("must be true or false.")
 
 
+class _StrictInteger(fields.Integer):
+    """A whole number that is not a boolean (``True`` would otherwise count as 1)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise ValidationError("must be a whole number.")
+        return int(super()._deserialize(value, attr, data, **kwargs))
+
+
 class SettingsSchema(Schema):
     """marshmallow schema of the add-on's settings (mirrors ``manifest.json``)."""
 
     sync_after_save = _StrictBoolean(load_default=True)
     sync_after_login = _StrictBoolean(load_default=True)
-    sync_interval_minutes = fields.Integer(
+    sync_interval_minutes = _StrictInteger(
         strict=True,
         load_default=DEFAULT_INTERVAL_MINUTES,
         validate=validate.Range(MIN_INTERVAL_MINUTES, MAX_INTERVAL_MINUTES),
@@ -102,14 +123,25 @@ def parse_settings(mapping: Mapping[str, Any] | None) -> AddonSettings:
 
     Missing keys take their defaults; unknown keys (from a newer manifest) are ignored. Raises
     :class:`SettingsError` naming the first bad field."""
-    data = dict(mapping or {})
-    known = {k: v for k, v in data.items() if k in SettingsSchema().fields}
+    if mapping is None:
+        mapping = {}
+    if not isinstance(mapping, Mapping):
+        raise SettingsError("settings", "must be a mapping of setting names to values.")
     try:
-        loaded: dict[str, Any] = SettingsSchema().load(known)
+        known = {k: v for k, v in mapping.items() if k in SettingsSchema().fields}
+    except Exception:  # a mapping that fails to iterate
+        raise SettingsError("settings", "could not be read.") from None
+    return AddonSettings(**_validated(known))
+
+
+def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` loaded by :class:`SettingsSchema`; SettingsError naming the first bad one."""
+    try:
+        loaded: dict[str, Any] = SettingsSchema().load(values)
     except ValidationError as exc:
         field, problem = _first_problem(exc.messages)
         if problem and not problem.endswith("."):
             problem += "."
         raise SettingsError(field, problem) from None
-    return AddonSettings(**loaded)
+    return loaded
 

@@ -3,6 +3,12 @@
 Every answer is validated here *before* anything is applied; a malformed answer raises
 :class:`~offline_addon.errors.ProtocolError` and the copy stays as it was.
 
+Before an answer becomes objects, :func:`decode_json` bounds what it can cost: the number of
+objects, arrays and values counted on the bytes (a page may not hold more changes than the
+client asked for), so a 286 KiB gzip of 64 MiB ``{},`` is refused before it is decoded; nesting
+is bounded by the decoder's recursion guard, which is caught. Field sizes, integers (SQLite's
+64-bit range) and text (valid UTF-8, no lone surrogates) are checked during validation.
+
 Validation runs once per change of a first sync (100k changes and more), so the list of changes
 is checked by one lean custom field (:class:`ChangeListField`) instead of nested schemas: nested
 schemas cost about 35 µs per change here and would be the bottleneck of the whole sync.
@@ -26,7 +32,26 @@ from offline_addon.errors import ProtocolError
 ChangeOp = Literal["upsert", "delete"]
 DeleteReason = Literal["deleted", "revoked", "sealed"]
 MAX_ID_LENGTH = 256
-MAX_CURSOR_LENGTH = 4096
+MAX_CURSOR_LENGTH = 1024
+"""The feed's ``cursor`` query parameter is at most 1024 characters (``docs/sync-api.yaml``)."""
+MAX_NAME_LENGTH = 1000
+MAX_FIELDS = 200
+MAX_FIELD_NAME_LENGTH = 200
+MAX_FIELD_LENGTH = 100_000
+"""Record limits of the protocol, the same as the server's (``docs/sync-api.yaml``)."""
+MAX_ETAG_LENGTH = 256
+MAX_INT = 2**63 - 1
+"""SQLite's largest integer: a bigger ``rev`` or count could not be stored."""
+MAX_VALIDITY_SECONDS = 2**31
+"""About 68 years: a longer validity is not a policy but a broken number."""
+MAX_TIMESTAMP = 1e11
+"""UNIX seconds of the year 5138: later times are not times (and break date formatting)."""
+OFFLINE_REFUSALS = frozenset({"offline_disabled", "offline_right_missing"})
+"""The problem codes of a ``403`` that delete the copy; no other answer does."""
+_STRUCTURE_PER_CHANGE = 3  # the change, its record and the record's fields
+_VALUES_PER_CHANGE = MAX_FIELDS + 16
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _REASONS = frozenset({"deleted", "revoked", "sealed"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DIGEST_ALGORITHM = "sha256-sum"
@@ -118,9 +143,11 @@ class ChangePage:
 
 
 class StrictInteger(fields.Integer):
-    """An integer that is a JSON number without fraction (and not a boolean)."""
+    """An integer that is a JSON number without fraction (and not a boolean), in SQLite's
+    64-bit range."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("validate", validate.Range(min=0, max=MAX_INT))
         super().__init__(strict=True, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
@@ -144,10 +171,9 @@ class Timestamp(fields.Field[float]):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValidationError("Not a number.")
-        result = float(value)
-        if not math.isfinite(result):
-            raise ValidationError("Not a finite number.")
-        return result
+        if not abs(value) <= MAX_TIMESTAMP:  # also NaN
+            raise ValidationError("Not a time.")
+        return float(value)
 
 
 def check_record(value: Any) -> RecordData:
@@ -161,18 +187,19 @@ def check_record(value: Any) -> RecordData:
     updated_at = value.get("updated_at")
     if type(rid) is not str or not 0 < len(rid) <= MAX_ID_LENGTH:
         raise ValidationError("Record id missing or not a short string.")
-    if type(rev) is not int or rev < 1:
-        raise ValidationError("Record rev missing or not a positive integer.")
-    if type(name) is not str:
-        raise ValidationError("Record name missing or not a string.")
-    if type(values) is not dict or not all(
-        type(k) is str and type(v) is str for k, v in values.items()
+    if type(rev) is not int or not 1 <= rev <= MAX_INT:
+        raise ValidationError("Record rev missing or not a positive 64-bit integer.")
+    if type(name) is not str or len(name) > MAX_NAME_LENGTH:
+        raise ValidationError("Record name missing, not a string or too long.")
+    if type(values) is not dict or len(values) > MAX_FIELDS or not all(
+        type(k) is str and type(v) is str and len(k) <= MAX_FIELD_NAME_LENGTH
+        and len(v) <= MAX_FIELD_LENGTH for k, v in values.items()
     ):
-        raise ValidationError("Record fields missing or not an object of strings.")
-    if type(updated_at) is int:
+        raise ValidationError("Record fields missing, not an object of strings or too large.")
+    if type(updated_at) is int and abs(updated_at) <= MAX_TIMESTAMP:
         updated_at = float(updated_at)
-    if type(updated_at) is not float or not math.isfinite(updated_at):
-        raise ValidationError("Record updated_at missing or not a number.")
+    if type(updated_at) is not float or not abs(updated_at) <= MAX_TIMESTAMP:
+        raise ValidationError("Record updated_at missing or not a time.")
     return RecordData(rid, rev, name, values, updated_at, _encode(values))
 
 
@@ -186,8 +213,8 @@ def check_change(item: Any) -> Change:
     op = item.get("op")
     if op == "upsert":
         rev = item.get("rev")
-        if type(rev) is not int or rev < 1:
-            raise ValidationError("Upsert rev missing or not a positive integer.")
+        if type(rev) is not int or not 1 <= rev <= MAX_INT:
+            raise ValidationError("Upsert rev missing or not a positive 64-bit integer.")
         record = check_record(item.get("record"))
         if record.id != change_id or record.rev != rev:
             raise ValidationError("The record's id and rev differ from the change's.")
@@ -228,16 +255,17 @@ class _Lenient(Schema):
 class PolicySchema(_Lenient):
     offline_enabled = StrictBoolean(required=True)
     offline_right = StrictBoolean(required=True)
-    validity_seconds = StrictInteger(required=True, validate=validate.Range(min=0))
+    validity_seconds = StrictInteger(
+        required=True, validate=validate.Range(min=0, max=MAX_VALIDITY_SECONDS))
     server_time = Timestamp(required=True)
 
 
 class HeadSchema(PolicySchema):
-    seq = StrictInteger(required=True, validate=validate.Range(min=0))
+    seq = StrictInteger(required=True)
 
 
 class DigestSchema(_Lenient):
-    count = StrictInteger(required=True, validate=validate.Range(min=0))
+    count = StrictInteger(required=True)
     sum = fields.String(required=True, validate=validate.Regexp(_SHA256_HEX))
     # Another algorithm cannot be compared: refuse it rather than repair forever.
     algorithm = fields.String(required=True, validate=validate.Equal(DIGEST_ALGORITHM))
@@ -249,7 +277,7 @@ class PageSchema(_Lenient):
         required=True, validate=validate.Length(min=1, max=MAX_CURSOR_LENGTH)
     )
     has_more = StrictBoolean(required=True)
-    remaining = StrictInteger(required=True, validate=validate.Range(min=0))
+    remaining = StrictInteger(required=True)
     digest = fields.Nested(DigestSchema)
 
     @validates_schema
@@ -300,12 +328,22 @@ def load_policy(payload: object) -> OfflinePolicy:
 def load_head(payload: object, etag: str | None) -> Head:
     """Validate an ``/offline/head`` answer (``200``)."""
     data = _load(_HEAD, payload, "feed head")
-    return Head(etag=etag, **data)
+    return Head(etag=_checked_etag(etag), **data)
 
 
 def load_unchanged(etag: str | None, date: str | None) -> HeadUnchanged:
     """An ``/offline/head`` ``304``: its ETag and the server time from its ``Date`` header."""
-    return HeadUnchanged(etag=etag, server_time=parse_http_date(date))
+    return HeadUnchanged(etag=_checked_etag(etag), server_time=parse_http_date(date))
+
+
+def _checked_etag(etag: str | None) -> str | None:
+    """The head's ETag, kept in the copy: short printable text (ProtocolError otherwise)."""
+    if etag is not None and (len(etag) > MAX_ETAG_LENGTH or not etag.isprintable()):
+        raise ProtocolError(
+            "The server sent an invalid feed head (its ETag is too long or not text); nothing "
+            "was changed. Tell your administrator."
+        )
+    return etag
 
 
 def parse_http_date(value: str | None) -> float | None:
@@ -325,8 +363,13 @@ def parse_http_date(value: str | None) -> float | None:
     return seconds if math.isfinite(seconds) else None
 
 
-def load_page(payload: object) -> ChangePage:
-    """Validate an ``/offline/changes`` answer."""
+def load_page(payload: object, *, limit: int | None = None) -> ChangePage:
+    """Validate an ``/offline/changes`` answer; a page with more than ``limit`` changes (the
+    page size the client asked for) is refused."""
+    if limit is not None and isinstance(payload, dict):
+        changes_in = payload.get("changes")
+        if isinstance(changes_in, list) and len(changes_in) > limit:
+            raise _larger_than_asked(limit)
     data = _load(_PAGE, payload, "change page")
     changes: tuple[Change, ...] = data["changes"]
     raw_digest = data.get("digest")
@@ -340,3 +383,104 @@ def load_page(payload: object) -> ChangePage:
         remaining=data["remaining"],
         digest=digest,
     )
+
+
+# -- bounded decoding --------------------------------------------------------------------------
+
+
+def decode_json(body: bytes, *, max_items: int) -> Any:
+    """Decode an answer's body, refusing it *before* it becomes objects when it holds more than
+    an answer of ``max_items`` changes can (0: policy, head or a problem): objects and arrays
+    at most 3 per change plus a few, values at most one per field plus a few. Counting runs on
+    the bytes at C speed; strings are only cut out (for an exact count) when the quick count,
+    which includes commas and brackets inside strings, is over. Text must be UTF-8 without lone
+    surrogates. Raises ProtocolError, never anything else."""
+    max_structures = _STRUCTURE_PER_CHANGE * max_items + 16
+    max_values = _VALUES_PER_CHANGE * max_items + 64
+    if not _within(body, max_structures, max_values):
+        skeleton = _STRING.sub(b'""', body)
+        if not _within(skeleton, max_structures, max_values):
+            raise _larger_than_asked(max_items)
+    try:
+        text = body.decode("utf-8")
+        value = json.loads(text)
+        if _ESCAPED_SURROGATE.search(body) is not None:
+            _encode(value).encode("utf-8")  # a lone surrogate cannot be encoded
+    except UnicodeError:
+        raise ProtocolError(
+            "The server sent text that is not valid UTF-8 (or holds a lone surrogate); "
+            "nothing was changed. Tell your administrator."
+        ) from None
+    except RecursionError:
+        raise ProtocolError(
+            "The server sent an answer nested too deeply; nothing was changed. Tell your "
+            "administrator."
+        ) from None
+    except ValueError:
+        raise ProtocolError(
+            "The server sent an answer that is not valid JSON; nothing was changed. "
+            "Try again later or tell your administrator."
+        ) from None
+    return value
+
+
+def _within(data: bytes, max_structures: int, max_values: int) -> bool:
+    return (data.count(b"{") + data.count(b"[") <= max_structures
+            and data.count(b",") + data.count(b":") <= max_values)
+
+
+def _larger_than_asked(max_items: int) -> ProtocolError:
+    what = f"more than the {max_items} changes asked for" if max_items else "far too many values"
+    return ProtocolError(
+        f"The server sent an answer larger than asked for ({what}); nothing was changed. "
+        "Tell your administrator."
+    )
+
+
+# -- errors and Retry-After ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """An ``application/problem+json`` error answer: its machine ``code`` (``""`` if none)."""
+
+    code: str
+
+
+def load_problem(content_type: str | None, body: bytes) -> Problem | None:
+    """The problem in an error answer, or None when it is not ``application/problem+json``
+    with a ``code`` (an HTML page from a proxy, a bare status, ...)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/problem+json" or len(body) > 64 * 1024:
+        return None
+    try:
+        problem = decode_json(body, max_items=0)
+    except ProtocolError:
+        return None
+    code = problem.get("code") if isinstance(problem, dict) else None
+    if not isinstance(code, str) or not code.isidentifier() or len(code) > 64:
+        return None
+    return Problem(code)
+
+
+def retry_after_seconds(value: str | None, date: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (RFC 9110: delta-seconds or an HTTP
+    date). A date is read against the answer's ``Date`` header when it has one (so a wrong
+    local clock does not matter), else against ``now``; a date in the past means 0. None when
+    absent or unreadable."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        return float(min(int(text), MAX_VALIDITY_SECONDS))
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if math.isfinite(seconds):
+        return seconds if seconds >= 0 else None
+    when = parse_http_date(text)
+    if when is None:
+        return None
+    reference = parse_http_date(date)
+    return max(0.0, when - (now if reference is None else reference))

@@ -51,7 +51,7 @@ NO_COPY_HINT_DELAY_S = 1.0
 ``offline create`` stays quiet."""
 
 _NOT_RETRYABLE = (errors.AuthenticationRequired, errors.CopyNotFound, errors.OfflineNotAllowed,
-                  errors.WrongPassword, errors.ShuttingDown)
+                  errors.WrongPassword, errors.ShuttingDown, errors.ConfigurationError)
 
 
 class SyncFn(Protocol):
@@ -249,7 +249,10 @@ class SyncDispatcher:
         try:
             call.future.set_result(call.fn())
         except BaseException as exc:  # handed to the caller, who raises it in its thread
-            call.future.set_exception(exc)
+            if not isinstance(exc, errors.OfflineAddonError):
+                _log.error("offline add-on: a job failed unexpectedly", exc_info=exc)
+            call.future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
+                                      else errors.ShuttingDown())
 
     def _current_copy_id(self) -> str | None:
         session = self._current
@@ -318,7 +321,7 @@ class SyncDispatcher:
         live = [f for f in futures or () if f.set_running_or_notify_cancel()]
         schedule = self._schedule if self._current_copy_id() == copy_id else None
         target = self.paths_for(session)
-        opening = self._cache.open(target, session.password)
+        opening = self._cache.open(target, session.password, self._wall())
         if not create and not opening.exists:
             if schedule is not None:
                 schedule.disarm()
@@ -331,8 +334,8 @@ class SyncDispatcher:
             result = self._run(target, session, create, opening, requested)
         except BaseException as exc:
             self._failed(copy_id, exc, schedule, requested)
-            for future in live:
-                future.set_exception(exc if isinstance(exc, Exception)
+            for future in live:  # only the add-on's own errors reach the caller
+                future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
                                      else errors.ShuttingDown())
             return
         self._succeeded(copy_id, result, schedule, requested)

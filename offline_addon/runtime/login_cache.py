@@ -29,13 +29,14 @@ class LoginCache:
         self._client_key: tuple[str, str, str] | None = None
         self._client: SyncClient | None = None
 
-    def open(self, target: CopyPaths, password: str) -> Opening:
-        """The copy at ``target``, opened now if it is not open yet. A copy that does not open
-        is not kept: the sync deals with it (and the next sync opens afresh)."""
+    def open(self, target: CopyPaths, password: str, now: float | None = None) -> Opening:
+        """The copy at ``target``, opened (and fully checked, at local time ``now``) if it is
+        not open yet. A copy that does not open is not kept: the sync deals with it (and the
+        next sync opens afresh)."""
         if self._opening is not None and self._copy_id == target.copy_id:
             return self._opening
         self.close_copy()
-        opening = open_for_sync(target, password)
+        opening = open_for_sync(target, password, now)
         if opening.copy is not None:
             self._copy_id, self._opening = target.copy_id, opening
         return opening

@@ -126,7 +126,8 @@ def move_copies(old: Path, new: Path, copy_ids: Iterable[str]) -> list[str]:
             for name in (source.db, *source.companions(source.db)):
                 if name.exists():
                     _move_file(name, target.folder / name.name)
-            _move_file(source.sidecar, target.sidecar)
+            if source.sidecar.exists():  # a copy without one is still moved
+                _move_file(source.sidecar, target.sidecar)
         except OSError as exc:
             raise StorageError(
                 f"Could not move an offline copy from {old} to {new} ({exc.strerror}); it "

@@ -5,6 +5,17 @@ The key goes through SQLCipher's own KDF (``PRAGMA key`` with the password: PBKD
 with a random salt per file), so the file opens in any SQLCipher 4 tool with the same password.
 Nothing is written before the key has been checked with a read, so a wrong password leaves the
 file exactly as it was.
+
+Damage is looked for in three places: a quick check whenever a copy is opened (the file is a
+whole number of pages and not shorter than the database it holds, the schema, the meta table
+and both ends of the records' b-tree: a few pages); a full ``integrity_check`` (plus SQLCipher's
+HMAC check of every page) whenever a sync opens a copy (the add-on does so once per login:
+about 0.7 s per 100k records, on its worker thread), and by the sync at least every
+:data:`FULL_CHECK_INTERVAL_S` for a copy kept open longer; a reader that meets damage leaves a
+mark (:func:`mark_damaged`) and raises CopyDamaged; and every
+SQLCipher error, which is classified (:func:`~offline_addon.storage.cipher.storage_error`): a
+damaged file raises :class:`~offline_addon.errors.CopyDamaged`, which the sync answers with a
+rebuild from the server.
 """
 
 from __future__ import annotations
@@ -13,8 +24,8 @@ import json
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +33,7 @@ from typing import Any
 import sqlcipher3
 
 from hookspecs import RecordView
-from offline_addon.errors import CopyNotFound, StorageError, WrongPassword
+from offline_addon.errors import CopyNotFound, StorageError, SyncCancelled, WrongPassword
 from offline_addon.protocol.answers import ChangePage, Digest
 from offline_addon.protocol.digest import digest_after, digest_of
 from offline_addon.protocol.page_plan import plan_page
@@ -36,9 +47,25 @@ from offline_addon.storage.migrations import (
     schema_version,
 )
 from offline_addon.storage.page_writer import held_revs, write_plan
-from offline_addon.storage.paths import CopyPaths
-from offline_addon.storage.search import DEFAULT_LIMIT, count_sql, search_sql
+from offline_addon.storage.paths import CopyPaths, damage_mark
+from offline_addon.storage.search import (
+    DEFAULT_LIMIT,
+    check_query,
+    count_sql,
+    search_sql,
+)
 from offline_addon.storage.sidecar import CopyInfo
+
+FULL_CHECK_INTERVAL_S = 7 * 86400.0
+"""The longest time between two full checks of a copy a login keeps open (it reads every
+page: about 0.7 s per 100k records). Weekly catches a slowly failing disk long before the copy
+is needed offline; damage met in between is acted on at once."""
+FULL_CHECK_KEY = "last_integrity_check"
+"""The meta key holding the local time of the last full check that passed."""
+
+Abort = Callable[[], bool]
+"""Asked inside a write's transaction, right before it commits: True rolls the write back
+(:class:`~offline_addon.errors.SyncCancelled`), so nothing is written after a shutdown."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +168,7 @@ class OfflineCopy:
                 "client_id": identity.client_id,
                 "created_at": time.time() if now is None else now,
             }
+            values[FULL_CHECK_KEY] = values["created_at"]  # nothing to check in a new file
             with copy._transaction():
                 copy._put_meta(values)
         except sqlcipher3.Error as exc:
@@ -160,9 +188,11 @@ class OfflineCopy:
         target = db_path or paths.db
         if not target.is_file():
             raise CopyNotFound.of()
+        cipher.check_file(target)
         conn = cipher.connect(target, password)
         try:
             migrate(conn)
+            _quick_check(conn, target)
         except sqlcipher3.Error as exc:
             conn.close()
             raise cipher.storage_error("upgrade", exc) from None
@@ -241,6 +271,19 @@ class OfflineCopy:
             "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items())
         )
 
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        """The connection for a read, under the lock; a SQLCipher error becomes the add-on's
+        (a damaged file: CopyDamaged, and a full check at the next sync)."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlcipher3.Error as exc:
+                error = cipher.storage_error("read", exc)
+                if cipher.is_damage(exc):
+                    mark_damaged(self.db_path)
+                raise error from None
+
     def _meta_value(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else row[0]
@@ -250,9 +293,9 @@ class OfflineCopy:
     @property
     def meta(self) -> CopyMeta:
         """The copy's bookkeeping (cursor, last contact, validity, identity)."""
-        with self._lock:
-            rows = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
-            version = schema_version(self._db)
+        with self._reading() as db:
+            rows = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            version = schema_version(db)
         identity = CopyIdentity(
             server_url=rows.get("server_url", ""),
             database=rows.get("database", ""),
@@ -275,27 +318,30 @@ class OfflineCopy:
     @property
     def cursor(self) -> str | None:
         """The stored feed position (None before the first page)."""
-        with self._lock:
+        with self._reading():
             value = self._meta_value("cursor")
         return None if value is None else str(value)
 
     def record_count(self) -> int:
         """How many records the copy holds."""
-        with self._lock:
-            return int(self._db.execute("SELECT count(*) FROM records").fetchone()[0])
+        with self._reading() as db:
+            return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
 
     def get(self, record_id: str) -> RecordView | None:
         """One record, or None."""
-        with self._lock:
-            row = self._db.execute(
+        if not isinstance(record_id, str) or not 0 < len(record_id) <= 1024 \
+                or not record_id.isprintable():
+            return None  # no copy holds such an id (the protocol's ids are short text)
+        with self._reading() as db:
+            row = db.execute(
                 "SELECT id, rev, name, fields FROM records WHERE id = ?", (record_id,)
             ).fetchone()
         return None if row is None else _view(row)
 
     def list_records(self) -> list[RecordView]:
         """All records, by name."""
-        with self._lock:
-            rows = self._db.execute(
+        with self._reading() as db:
+            rows = db.execute(
                 "SELECT id, rev, name, fields FROM records ORDER BY name COLLATE NOCASE, id"
             ).fetchall()
         return [_view(row) for row in rows]
@@ -303,31 +349,34 @@ class OfflineCopy:
     def search(self, query: str, *, limit: int = DEFAULT_LIMIT) -> list[RecordView]:
         """The first ``limit`` records by name whose name contains ``query`` (case-insensitive,
         like the server), or whose name or field words (not the password) start with each
-        word of ``query``; an empty query lists the first ``limit`` records."""
-        if limit <= 0:
+        word of ``query``; an empty query lists the first ``limit`` records. A query that is too
+        long, has too many words or holds control characters raises InvalidArgument."""
+        check_query(query)
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
         sql, params = search_sql(query, limit)
-        with self._lock:
-            rows = self._db.execute(sql, params).fetchall()
+        with self._reading() as db:
+            rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 
     def count_matches(self, query: str) -> int:
         """How many records :meth:`search` finds for ``query`` before its limit."""
+        check_query(query)
         sql, params = count_sql(query)
-        with self._lock:
-            return int(self._db.execute(sql, params).fetchone()[0])
+        with self._reading() as db:
+            return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
         """The protocol digest of what the copy holds, as maintained page by page (O(1))."""
-        with self._lock:
+        with self._reading():
             return self._stored_digest()
 
     def recompute_digest(self) -> Digest:
         """The digest computed from scratch over the records (streaming, constant memory):
         for tests and for the log of a repair. A record created offline (rev 0) is not on the
         server yet, so it is not part of the digest."""
-        with self._lock:
-            return digest_of(self._db.execute("SELECT id, rev FROM records WHERE rev > 0"))
+        with self._reading() as db:
+            return digest_of(db.execute("SELECT id, rev FROM records WHERE rev > 0"))
 
     def _stored_digest(self) -> Digest:
         count = self._meta_value(DIGEST_COUNT_KEY)
@@ -335,18 +384,43 @@ class OfflineCopy:
         return Digest(int(count or 0), str(total or "0" * 64))
 
     def integrity_ok(self) -> bool:
-        """SQLite's ``PRAGMA integrity_check`` says "ok"."""
-        with self._lock:
-            rows = self._db.execute("PRAGMA integrity_check").fetchall()
-        return bool(rows == [("ok",)])
+        """SQLite's ``PRAGMA integrity_check`` says "ok" and SQLCipher's HMAC check of every
+        page (free pages too) finds nothing; a damaged page that stops the check is False."""
+        try:
+            with self._lock:
+                rows = self._db.execute("PRAGMA integrity_check").fetchall()
+                hmac_failures = self._db.execute("PRAGMA cipher_integrity_check").fetchall()
+        except sqlcipher3.Error as exc:
+            if cipher.is_damage(exc):
+                return False
+            raise cipher.storage_error("check", exc) from None
+        return bool(rows == [("ok",)]) and not hmac_failures
+
+    def full_check_due(self, now: float) -> bool:
+        """Whether the last full check that passed is older than a week (or unknown)."""
+        with self._reading():
+            last = self._meta_value(FULL_CHECK_KEY)
+        if not isinstance(last, int | float):
+            return True
+        return not last <= now < last + FULL_CHECK_INTERVAL_S
+
+    def record_full_check(self, now: float) -> None:
+        """Remember that the full check passed at ``now`` (local time)."""
+        try:
+            with self._transaction():
+                self._put_meta({FULL_CHECK_KEY: now})
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
 
     # -- writing -------------------------------------------------------------------------
 
     def apply_page(
-        self, page: ChangePage, from_cursor: str | None, contact: Contact
+        self, page: ChangePage, from_cursor: str | None, contact: Contact,
+        *, abort: Abort | None = None,
     ) -> PageOutcome:
         """Apply a page fetched from ``from_cursor`` together with its ``next_cursor`` and the
-        contact time, in one transaction.
+        contact time, in one transaction (rolled back when ``abort`` answers True right before
+        the commit).
 
         A page fetched from another position than the stored cursor (re-delivered, or raced by
         another sync) changes nothing, so the cursor never goes backwards.
@@ -366,18 +440,22 @@ class OfflineCopy:
                     DIGEST_SUM_KEY: digest.sum,
                     **_contact_values(contact),
                 })
+                _check_abort(abort)
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
         return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes))
 
-    def record_contact(self, contact: Contact, *, etag: str | None = None) -> None:
-        """Store a successful contact (and optionally the feed ETag)."""
+    def record_contact(self, contact: Contact, *, etag: str | None = None,
+                       abort: Abort | None = None) -> None:
+        """Store a successful contact (and optionally the feed ETag); ``abort`` as for
+        :meth:`apply_page`."""
         values: dict[str, object] = _contact_values(contact)
         if etag is not None:
             values["etag"] = etag
         try:
             with self._transaction():
                 self._put_meta(values)
+                _check_abort(abort)
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
 
@@ -434,6 +512,34 @@ class OfflineCopy:
         )
 
 
+def _check_abort(abort: Abort | None) -> None:
+    if abort is not None and abort():
+        raise SyncCancelled
+
+
+def _quick_check(conn: Any, db_path: Path) -> None:
+    """The cheap check of every open: the file is not shorter than the database it holds, and
+    the schema, the meta table and both ends of the records' b-tree read (a few pages).
+    Raises sqlcipher3 errors (classified by the caller) or CopyDamaged."""
+    cipher.check_size(conn, db_path)
+    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    conn.execute("SELECT key, value FROM meta").fetchall()
+    conn.execute("SELECT min(rowid), max(rowid) FROM records").fetchone()
+
+
+def mark_damaged(db_path: Path) -> None:
+    """Leave the damage mark beside ``db_path`` (best effort: the next sync also finds
+    damage on its own, only later)."""
+    with suppress(OSError):
+        damage_mark(db_path).touch(mode=0o600)
+
+
+def clear_damage_mark(db_path: Path) -> None:
+    """Remove the damage mark (after a passed check or a rebuild)."""
+    with suppress(OSError):
+        damage_mark(db_path).unlink()
+
+
 def _contact_values(contact: Contact) -> dict[str, object]:
     return {
         "last_contact_server_time": contact.server_time,
@@ -460,11 +566,23 @@ class Opening:
         return self.copy is not None or self.problem is not None
 
 
-def open_for_sync(paths: CopyPaths, password: str) -> Opening:
-    """Open the copy at ``paths`` for a sync; a copy that does not open becomes a reason to
-    rebuild it (the sync decides), never an exception."""
+def open_for_sync(paths: CopyPaths, password: str, now: float | None = None) -> Opening:
+    """Open the copy at ``paths`` for a sync; a copy that does not open, or fails the full
+    check (run at every such open), becomes a reason to rebuild it (the sync decides), never
+    an exception. ``now`` (local time) is stored as the time of the check."""
+    moment = time.time() if now is None else now
     try:
-        return Opening(OfflineCopy.open(paths, password))
+        copy = OfflineCopy.open(paths, password)
+        try:
+            if not copy.integrity_ok():
+                copy.close()
+                return Opening(None, "its file was damaged")
+            copy.record_full_check(moment)
+            clear_damage_mark(paths.db)
+        except BaseException:
+            copy.close()
+            raise
+        return Opening(copy)
     except CopyNotFound:
         return Opening(None)
     except WrongPassword:

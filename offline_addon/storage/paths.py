@@ -57,14 +57,20 @@ def resolve_folder(setting: str) -> Path:
 def normalise_server_url(server_url: str) -> str:
     """The server URL in one canonical spelling (lower-case scheme and host, no default
     port, no trailing slash), so that equivalent spellings share one copy."""
-    parts = urlsplit(server_url.strip())
+    try:
+        parts = urlsplit(server_url.strip())
+        port = parts.port
+    except (ValueError, AttributeError, TypeError):
+        raise ConfigurationError(
+            "The server address is not a valid URL; check the server address of your login."
+        ) from None
     scheme = parts.scheme.lower()
     host = (parts.hostname or "").lower()
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host
-    if parts.port is not None and parts.port != _DEFAULT_PORTS.get(scheme):
-        netloc = f"{host}:{parts.port}"
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        netloc = f"{host}:{port}"
     return urlunsplit((scheme, netloc, parts.path.rstrip("/"), "", ""))
 
 
@@ -115,6 +121,13 @@ class CopyPaths:
     def all_files(self) -> list[Path]:
         """Every file that may belong to this copy."""
         files = [self.db, *self.companions(self.db), self.partial, *self.companions(self.partial)]
+        files.append(damage_mark(self.db))
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
         return files
+
+
+def damage_mark(db: Path) -> Path:
+    """The empty file beside ``db`` that says "a reader found this copy damaged: check it at
+    the next sync" (see ``offline_copy.mark_damaged``)."""
+    return db.with_name(db.name + "-damaged")

@@ -17,7 +17,7 @@ from marshmallow import EXCLUDE, Schema, ValidationError, fields
 
 from offline_addon.errors import CopyNotFound, StorageError
 from offline_addon.storage.files import write_durably
-from offline_addon.storage.paths import DB_SUFFIX, SIDECAR_SUFFIX, CopyPaths
+from offline_addon.storage.paths import DB_SUFFIX, CopyPaths
 
 
 @dataclass(frozen=True)
@@ -102,20 +102,36 @@ def read_sidecar(paths: CopyPaths) -> CopyInfo:
 
 
 def list_copies(folder: Path) -> list[CopyInfo]:
-    """Every copy in ``folder`` with a readable sidecar (others are skipped), oldest first."""
+    """Every copy in ``folder``, found by its database file, oldest first. A copy whose sidecar
+    is missing, damaged or another copy's is listed with what is known without a password
+    (its id, size and file time; names empty, counts 0); its next sync rewrites the sidecar."""
     if not folder.is_dir():
         return []
     found: list[CopyInfo] = []
-    for sidecar in sorted(folder.glob(f"*{SIDECAR_SUFFIX}")):
-        copy_id = sidecar.name[: -len(SIDECAR_SUFFIX)]
+    for db in sorted(folder.glob(f"*{DB_SUFFIX}")):
+        copy_id = db.name[: -len(DB_SUFFIX)]
+        if len(copy_id) != 64 or not db.is_file():
+            continue  # not a name this add-on gives its copies
         paths = CopyPaths(folder, copy_id)
-        if not (folder / f"{copy_id}{DB_SUFFIX}").exists():
-            continue
         try:
             found.append(read_sidecar(paths))
-        except (CopyNotFound, StorageError):
+        except CopyNotFound:
             continue
+        except StorageError:
+            found.append(_unlisted(paths))
     return sorted(found, key=lambda info: (info.created_at, info.copy_id))
+
+
+def _unlisted(paths: CopyPaths) -> CopyInfo:
+    """What is known of a copy without its sidecar and without a password."""
+    try:
+        created = paths.db.stat().st_mtime
+    except OSError:
+        created = 0.0
+    return CopyInfo(server_url="", database="", username="", user_id="", client_id="",
+                    copy_id=paths.copy_id, created_at=created, last_sync=None,
+                    valid_until=None, record_count=0, schema_version=0,
+                    size_bytes=_size_of(paths))
 
 
 def with_size(info: CopyInfo, paths: CopyPaths) -> CopyInfo:

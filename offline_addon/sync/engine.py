@@ -9,8 +9,13 @@ for a small change. A first sync, a rebuild or a copy without a stored ETag asks
 first (which also answers when offline use is not allowed), then head, then the feed.
 
 The last page's digest is compared on every sync; a mismatch, a 410, a copy that no longer
-opens with the user's current password or belongs to another user id all lead to a full sync
-into a fresh file that replaces the old one only when complete.
+opens with the user's current password, belongs to another user id or whose file is damaged
+(also when that shows only while a page is written) all lead to a full sync into a fresh file
+that replaces the old one only when complete.
+
+Every run ends by its deadline (:data:`SYNC_DEADLINE_S`, each request by its own, see
+``transport``), and nothing is written once ``cancel`` answers true: it is asked inside each
+write's transaction, right before the commit.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 
 from hookspecs import Session
 from offline_addon.errors import (
+    CopyDamaged,
     CopyNotFound,
     CursorExpired,
     OfflineNotAllowed,
@@ -39,9 +45,10 @@ from offline_addon.storage.offline_copy import (
     CopyMeta,
     OfflineCopy,
     Opening,
+    clear_damage_mark,
     open_for_sync,
 )
-from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.paths import CopyPaths, damage_mark
 from offline_addon.storage.sidecar import write_sidecar
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
@@ -53,6 +60,12 @@ DEFAULT_PAGE_LIMIT = 2500
 """Changes per page: large pages amortise the round trip and the per-transaction cost, but up
 to three are in memory at once (written, queued, fetched; see ``prefetch``), so this also
 bounds a sync's memory. With prefetching, 2500 is as fast as 5000 and peaks ~12 MB lower."""
+
+SYNC_DEADLINE_S = 3600.0
+"""A whole run, however the server behaves: a first sync of a million records over a 1 Mbit/s
+link takes about a quarter of an hour, so an hour is four times that. A run cut off keeps every
+page it committed (a first sync resumes from there); each request also has its own deadline
+(``transport.REQUEST_DEADLINE_S``), so a server that stalls is noticed long before this."""
 
 COMPACT_INDEX_AFTER = 20_000
 """A sync that changed at least this many records compacts the search index afterwards
@@ -85,6 +98,7 @@ def sync_copy(
     clock: Callable[[], float] = time.time,
     client: SyncClient | None = None,
     page_limit: int = DEFAULT_PAGE_LIMIT,
+    deadline_s: float = SYNC_DEADLINE_S,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
 
@@ -92,20 +106,23 @@ def sync_copy(
     a missing copy raises CopyNotFound. ``opening`` is the caller's attempt to open the copy
     (:func:`~offline_addon.storage.offline_copy.open_for_sync`); its copy stays open and the
     caller's, except after a wipe. Without it the copy is opened (the password's KDF) and
-    closed here. ``cancel`` is asked after each page: when it answers true the sync stops
-    with :class:`~offline_addon.errors.SyncCancelled` (every page applied so far stays).
-    ``client`` and ``page_limit`` are for tests and benchmarks. Errors are raised as
+    closed here. ``cancel`` is asked inside each write's transaction before it commits and
+    after each page: when it answers true the sync stops with
+    :class:`~offline_addon.errors.SyncCancelled` (every page committed before stays, the one
+    being written is rolled back). The run ends within ``deadline_s``. ``client`` and
+    ``page_limit`` are for tests and benchmarks. Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
     own_copy = opening is None
     if opening is None:
-        opening = open_for_sync(paths, session.password)
+        opening = open_for_sync(paths, session.password, clock())
     if not create and not opening.exists:
         raise CopyNotFound.of(session.database)
     own_client = client is None
     active = client or SyncClient(session.server_url, session.token, session.client_id)
     try:
         run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit)
+        run.deadline = time.monotonic() + deadline_s
         return run.execute(opening, own_copy)
     finally:
         if own_client:
@@ -133,6 +150,7 @@ class _SyncRun:
         self.clock = clock
         self.page_limit = page_limit
         self.started = time.perf_counter()
+        self.deadline = time.monotonic() + SYNC_DEADLINE_S
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -166,6 +184,8 @@ class _SyncRun:
                 return self._rebuild(copy, given, "the server no longer knew its position")
             except DigestMismatch:
                 return self._rebuild(copy, given, "its content differed from the server's")
+            except CopyDamaged:
+                return self._rebuild(copy, given, "its file was damaged")
         except OfflineNotAllowed as refusal:
             return self._wipe(copy, refusal)
         finally:
@@ -175,7 +195,7 @@ class _SyncRun:
     def _check_policy(self) -> None:
         """Raise OfflineNotAllowed unless the server allows this copy (first sync, rebuild,
         a copy without a stored head: the policy answers even when offline is not allowed)."""
-        policy = self.client.policy(self.session.database)
+        policy = self.client.policy(self.session.database, deadline=self.deadline)
         if not policy.allowed:
             raise OfflineNotAllowed(_reason(policy.offline_enabled))
 
@@ -183,9 +203,30 @@ class _SyncRun:
         """The copy to sync (None: there is none yet, or it does not open), and why it must
         be rebuilt instead (None: it need not)."""
         copy = opening.copy
-        if copy is not None and copy.meta.identity.user_id != self.session.user_id:
+        try:
+            owner = None if copy is None else copy.meta.identity.user_id
+        except CopyDamaged:
+            return copy, "its file was damaged"
+        if copy is not None and owner != self.session.user_id:
             return copy, "it belonged to another account of the same name"
+        if copy is not None and opening.problem is None and self._damaged(copy):
+            return copy, "its file was damaged"
         return copy, opening.problem
+
+    def _damaged(self, copy: OfflineCopy) -> bool:
+        """The full check of a copy kept open for a long time (weekly), or found damaged by
+        a reader since it was opened (the damage mark)."""
+        now = self.clock()
+        try:
+            if not (damage_mark(copy.db_path).exists() or copy.full_check_due(now)):
+                return False
+        except CopyDamaged:
+            return True
+        if not copy.integrity_ok():
+            return True
+        copy.record_full_check(now)
+        clear_damage_mark(copy.db_path)
+        return False
 
     def _create(self) -> OfflineCopy:
         copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
@@ -196,19 +237,22 @@ class _SyncRun:
         """Head (with ``etag``, if any), then the feed from the stored cursor if the head
         moved. Head is read before the feed, so the ETag stored with the pulled pages never
         claims more than they hold (at worst the next sync reads an empty page)."""
-        head = self.client.head(self.session.database, etag) if etag else self._full_head()
+        if etag:
+            head = self.client.head(self.session.database, etag, deadline=self.deadline)
+        else:
+            head = self._full_head()
         if isinstance(head, HeadUnchanged):
             contact = self._unchanged_contact(meta, head)
-            copy.record_contact(contact)
+            copy.record_contact(contact, abort=self.cancel)
             return self._finish(copy, "unchanged", _Tally(), contact)
         contact = self._contact(head)
         tally = self._pull(copy, contact, meta.cursor)
-        copy.record_contact(contact, etag=head.etag)
+        copy.record_contact(contact, etag=head.etag, abort=self.cancel)
         return self._finish(copy, "synced", tally, contact)
 
     def _full_head(self) -> Head:
         """Head without ``If-None-Match``, so a 304 would break the protocol."""
-        head = self.client.head(self.session.database)
+        head = self.client.head(self.session.database, deadline=self.deadline)
         if isinstance(head, HeadUnchanged):
             raise ProtocolError(
                 "The server answered the feed head with 'not modified' although nothing was "
@@ -241,9 +285,9 @@ class _SyncRun:
         """Apply pages from ``cursor`` to the end and check the digest of the last one."""
         tally = _Tally()
         last: ChangePage | None = None
-        with PagePrefetcher(self._fetch, cursor) as pages:
+        with PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages:
             for from_cursor, page in pages:
-                outcome = copy.apply_page(page, from_cursor, contact)
+                outcome = copy.apply_page(page, from_cursor, contact, abort=self.cancel)
                 if not outcome.applied:
                     raise StorageError(
                         "The offline copy was changed by another synchronisation at the same "
@@ -268,7 +312,8 @@ class _SyncRun:
         return tally
 
     def _fetch(self, cursor: str | None) -> ChangePage:
-        return self.client.changes(self.session.database, cursor, self.page_limit)
+        return self.client.changes(self.session.database, cursor, self.page_limit,
+                                   deadline=self.deadline)
 
     def _check_digest(self, copy: OfflineCopy, expected: Digest) -> None:
         """Raise DigestMismatch unless the copy matches the server.
@@ -313,7 +358,7 @@ class _SyncRun:
         )
         try:
             tally = self._pull(fresh, contact, None)
-            fresh.record_contact(contact, etag=head.etag)
+            fresh.record_contact(contact, etag=head.etag, abort=self.cancel)
         except DigestMismatch:
             fresh.close()
             remove_partial(self.paths)
@@ -326,9 +371,13 @@ class _SyncRun:
             remove_partial(self.paths)
             raise
         fresh.close()  # the last connection: SQLite checkpoints and removes the WAL
+        if self.cancel is not None and self.cancel():
+            remove_partial(self.paths)
+            raise SyncCancelled
         if old is not None:
             old.close()
         replace_copy(self.paths)
+        clear_damage_mark(self.paths.db)
         tally.removed = removed
         if given is not None:
             given.reconnect(self.session.password)

@@ -3,10 +3,16 @@
 HTTP, JSON decoding and schema validation of page *n+1* overlap with SQLCipher writing page *n*
 (SQLite releases the GIL while it encrypts and writes). The queue holds at most one finished
 page, so memory stays bounded by about three pages whatever the size of the copy.
+
+The feed must end: a page whose ``next_cursor`` was seen before in this run (any repeat, not
+only the previous one: A, B, A loops too) stops the run, and so does a run longer than its page
+budget, set by the first page's ``remaining`` (see :func:`page_budget`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -17,6 +23,20 @@ from offline_addon.protocol.answers import ChangePage
 FetchPage = Callable[[str | None], ChangePage]
 _POLL = 0.05
 
+PAGE_SLACK = 16
+"""Pages a run may take beyond twice what the first page's ``remaining`` announces: changes
+written on the server during a long first sync add pages; a feed that never ends does not."""
+MAX_PAGES_PER_RUN = 10_000
+"""25 million changes at 2500 per page: more than any copy, whatever ``remaining`` claims."""
+
+
+def page_budget(first_remaining: int, page_limit: int) -> int:
+    """How many pages a run may take, from the first page's ``remaining``: twice the pages it
+    announces plus :data:`PAGE_SLACK` (a feed that grows during the run still fits), at most
+    :data:`MAX_PAGES_PER_RUN`."""
+    announced = math.ceil(first_remaining / max(1, page_limit))
+    return min(MAX_PAGES_PER_RUN, 1 + 2 * announced + PAGE_SLACK)
+
 
 class PagePrefetcher:
     """Iterate ``(from_cursor, page)`` pairs from ``start`` to the last page.
@@ -24,9 +44,10 @@ class PagePrefetcher:
     Use as a context manager: leaving it stops and joins the thread, also on errors.
     """
 
-    def __init__(self, fetch: FetchPage, start: str | None) -> None:
+    def __init__(self, fetch: FetchPage, start: str | None, *, page_limit: int = 1) -> None:
         self._fetch = fetch
         self._start = start
+        self._page_limit = page_limit
         self._queue: queue.Queue[tuple[str | None, ChangePage] | BaseException] = queue.Queue(
             maxsize=1
         )
@@ -62,14 +83,16 @@ class PagePrefetcher:
 
     def _run(self) -> None:
         cursor = self._start
+        seen = {_key(cursor)} if cursor is not None else set()
+        pages, budget = 0, MAX_PAGES_PER_RUN
         while not self._stop.is_set():
             try:
                 page = self._fetch(cursor)
-                if page.has_more and not page.changes and page.next_cursor == cursor:
-                    raise ProtocolError(
-                        "The server's change feed does not advance; the sync stopped. "
-                        "Tell your administrator."
-                    )
+                pages += 1
+                if pages == 1:
+                    budget = page_budget(page.remaining, self._page_limit)
+                if page.has_more:
+                    _check_advances(page, seen, pages, budget)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 self._offer(exc)
                 return
@@ -85,3 +108,26 @@ class PagePrefetcher:
                 return
             except queue.Full:
                 continue
+
+
+def _key(cursor: str) -> bytes:
+    # 16 bytes per cursor seen, whatever the server makes its cursors' length.
+    return hashlib.blake2b(cursor.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _check_advances(page: ChangePage, seen: set[bytes], pages: int, budget: int) -> None:
+    """ProtocolError when a page that says "more" leads to a cursor seen before in this run,
+    or the run has used up its page budget."""
+    key = _key(page.next_cursor)
+    if key in seen:
+        raise ProtocolError(
+            "The server's change feed does not advance (it led back to a position it had "
+            "already sent); the sync stopped. Tell your administrator."
+        )
+    seen.add(key)
+    if pages >= budget:
+        raise ProtocolError(
+            f"The server's change feed did not end after {pages} pages, far more than it "
+            "announced; what was received is kept and the next sync continues. Tell your "
+            "administrator."
+        )

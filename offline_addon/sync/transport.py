@@ -3,32 +3,46 @@
 :class:`SyncClient` speaks the protocol; it sends every request through an
 :class:`HttpTransport`, the one narrow interface to HTTP (one method: GET a URL and get the
 status, headers and whole body back). :class:`RequestsTransport` is the real one: one
-``requests.Session`` (keep-alive), TLS verification on, a connect and a read timeout on every
-call, gzip accepted, the body capped while it is read. Tests give :class:`SyncClient` a
-transport with canned answers instead.
+``requests.Session`` (keep-alive), TLS verification on, no redirects, a short connect timeout,
+a read timeout, a deadline on the *whole* request (a watchdog shuts the socket down, so a
+server that drips one byte a second is cut off), and caps on the compressed and the
+decompressed body (gzip is decoded here, in bounded steps, so a gzip bomb never expands in
+memory). Tests give :class:`SyncClient` a transport with canned answers instead.
 
-Idempotent GETs are retried a few times with full-jitter backoff, honouring ``Retry-After`` up
-to a cap; a longer ``Retry-After`` is handed to the caller as :class:`ServerBusy` so that the
-worker can wait without holding a thread. Every answer is validated by
-:mod:`offline_addon.protocol.answers` before it is returned. The token never appears in a
-message, a log line or ``repr``.
+What may be talked to is decided once, by :func:`check_server_url`: ``https``, or plain
+``http`` to a loopback address only (the network is not trusted; see ``docs/sync-protocol.md``).
+
+Idempotent GETs are retried a few times with full-jitter backoff, honouring ``Retry-After``
+(seconds or an HTTP date) up to a cap, and only within :data:`RETRY_BUDGET_S`, so a failing
+server is reported within seconds and the schedule retries later; a longer ``Retry-After`` is
+handed to the caller as :class:`ServerBusy` so that the worker can wait without holding a
+thread. Every answer is validated by :mod:`offline_addon.protocol.answers` before it is
+returned. The token never appears in a message, a log line or ``repr``.
 """
 
 from __future__ import annotations
 
-import json
+import ipaddress
 import logging
 import random
+import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from offline_addon.errors import (
     AuthenticationRequired,
+    ConfigurationError,
     CursorExpired,
     OfflineNotAllowed,
     ProtocolError,
@@ -37,25 +51,85 @@ from offline_addon.errors import (
     ServerUnreachable,
 )
 from offline_addon.protocol.answers import (
+    OFFLINE_REFUSALS,
     ChangePage,
     Head,
     HeadUnchanged,
     OfflinePolicy,
+    decode_json,
     load_head,
     load_page,
     load_policy,
+    load_problem,
     load_unchanged,
+    retry_after_seconds,
 )
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TIMEOUT = (5.0, 30.0)
-MAX_BODY_BYTES = 64 * 1024 * 1024
+CONNECT_TIMEOUT_S = 4.0
+"""TCP connect: a reachable server accepts in well under a second, even across continents; 4 s
+tells the user "unreachable" in seconds (the old 3 x 30 s kept them waiting 90 s)."""
+READ_TIMEOUT_S = 20.0
+"""Silence allowed between two reads, the first byte included: the server builds a page of
+2500 records in well under a second; 20 s covers a loaded server without letting a dead one
+hold the sync for long."""
+DEFAULT_TIMEOUT = (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+REQUEST_DEADLINE_S = 60.0
+"""The whole request (connect, headers, whole body), however the bytes trickle in: a page of
+2500 records is about 1 MB (about 300 KB gzipped), 10 s at 256 kbit/s; 60 s is six times that."""
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""A change page, decompressed: a page of 2500 typical records is about 1 MB, so 32 MiB leaves
+room for records with long notes while three pages in memory (see ``prefetch``) stay bounded."""
+MAX_COMPRESSED_BYTES = MAX_BODY_BYTES
+"""A change page as sent (gzip): never legitimately larger than the page itself."""
+MAX_SMALL_BODY_BYTES = 64 * 1024
+"""Policy, head and error answers: a few hundred bytes in the protocol; 64 KiB is generous."""
 DEFAULT_RETRIES = 2
 RETRY_WAIT_CAP = 10.0
+RETRY_BUDGET_S = 12.0
+"""Retries of one request stop once this much time has passed since its first attempt: the
+user hears about a failing server within seconds; the schedule retries later (with back-off)."""
 BACKOFF_BASE = 0.5
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
-_CHUNK = 256 * 1024
+_CHUNK = 64 * 1024
+_LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
+
+
+def check_server_url(server_url: str) -> str:
+    """``server_url`` if the add-on may send a token there, else ConfigurationError.
+
+    ``https`` always; plain ``http`` only to a loopback address (127.0.0.0/8, ::1,
+    ``localhost``), where no network lies in between. Anything else would show the token and
+    the records to whoever is on the path (hotel networks, proxies)."""
+    try:
+        parts = urlsplit(server_url.strip())
+        scheme, host = parts.scheme.lower(), (parts.hostname or "")
+        _ = parts.port  # ValueError for a port outside 0..65535
+    except (ValueError, AttributeError, TypeError):
+        raise ConfigurationError(
+            "The server address is not a valid URL; check the server address of your login."
+        ) from None
+    if not host or scheme not in ("http", "https"):
+        raise ConfigurationError(
+            "The server address must start with https:// and name a host; check the server "
+            "address of your login."
+        )
+    if scheme == "http" and not _is_loopback(host):
+        raise ConfigurationError(
+            "The Offline Add-on synchronises only over https:// (plain http:// is allowed only "
+            "to this computer itself); ask your administrator for the server's https address."
+        )
+    return server_url
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in _LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -72,17 +146,25 @@ class HttpAnswer:
 
 
 class NoAnswer(ServerUnreachable):
-    """The request got no answer at all (connection refused, reset, timeout before the
-    headers): safe to send again."""
+    """The request got no answer at all (connection refused or reset before the headers):
+    safe to send again."""
+
+
+class TimedOut(ServerUnreachable):
+    """The request ran out of time (connect, read or deadline); not retried within the sync:
+    a server that is slow now is asked again by the schedule."""
 
 
 class HttpTransport(Protocol):
     """The one seam between the sync client and HTTP."""
 
     def get(self, url: str, params: Mapping[str, str | int] | None,
-            headers: Mapping[str, str]) -> HttpAnswer:
-        """GET ``url``; raise :class:`NoAnswer` when nothing came back, ServerUnreachable when
-        the body broke off, ProtocolError when it is over the transport's cap."""
+            headers: Mapping[str, str], *, deadline: float | None = None,
+            max_bytes: int | None = None) -> HttpAnswer:
+        """GET ``url`` without following redirects, ending by ``deadline`` (``time.monotonic``)
+        at the latest; raise :class:`NoAnswer` when nothing came back, :class:`TimedOut` when
+        time ran out, ServerUnreachable when the body broke off, ProtocolError when the body
+        is over ``max_bytes`` (decompressed) or cannot be decoded."""
         ...
 
     def close(self) -> None:
@@ -90,57 +172,318 @@ class HttpTransport(Protocol):
         ...
 
 
+# -- the watchdog that ends a request at its deadline -------------------------------------------
+
+_watched = threading.local()
+
+
+class _Cutoff:
+    """Shuts down the sockets of one request when its deadline passes.
+
+    Socket timeouts bound each read, not the sum of them: a server dripping a byte every few
+    seconds would keep a request (and with it the sync and every job queued behind it) alive
+    for ever. ``shutdown`` from this timer thread ends any read blocked on the socket. The
+    sockets are watched through duplicates of their descriptors, so TLS sockets (which cannot
+    be duplicated themselves) are covered from the TCP handshake on."""
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Cutoff:
+        _watched.cutoff = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _watched.cutoff = None
+        self._timer.cancel()
+        with self._lock:
+            sockets, self._sockets = self._sockets, []
+        for sock in sockets:
+            sock.close()  # the duplicate only; the connection stays the pool's
+
+    def watch(self, sock: socket.socket) -> None:
+        try:
+            duplicate = socket.socket(sock.family, sock.type, sock.proto,
+                                      fileno=socket.dup(sock.fileno()))
+        except (OSError, ValueError):
+            return
+        with self._lock:
+            self._sockets.append(duplicate)
+            fired = self.fired
+        if fired:
+            _shut(duplicate)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut(sock)
+
+
+def _shut(sock: socket.socket) -> None:
+    with suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _watch(sock: Any) -> None:
+    cutoff: _Cutoff | None = getattr(_watched, "cutoff", None)
+    if cutoff is not None and sock is not None:
+        cutoff.watch(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)  # a kept-alive connection: no new socket
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _watch(sock)  # before the TLS handshake, which a server may drip as well
+        return sock
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        _watch(self.sock)
+        super().request(*args, **kwargs)
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+_POOLS = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with connections the request deadline can cut off (also through a
+    proxy from the environment)."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy: str, **kwargs: Any) -> Any:
+        manager = super().proxy_manager_for(proxy, **kwargs)
+        manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
 class RequestsTransport:
     """:class:`HttpTransport` over one ``requests.Session`` (keep-alive)."""
 
     def __init__(self, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 max_body_bytes: int = MAX_BODY_BYTES, verify: bool | str = True) -> None:
+                 max_body_bytes: int = MAX_BODY_BYTES, verify: bool | str = True,
+                 request_deadline_s: float = REQUEST_DEADLINE_S) -> None:
         self._timeout = timeout
         self._max_body = max_body_bytes
+        self._request_deadline = request_deadline_s
+        self._verify = verify
         self._http = requests.Session()
         self._http.verify = verify
+        self._adapter = _WatchedAdapter()
+        self._http.mount("http://", self._adapter)
+        self._http.mount("https://", self._adapter)
 
     def get(self, url: str, params: Mapping[str, str | int] | None,
-            headers: Mapping[str, str]) -> HttpAnswer:
-        """GET with the timeouts; the body read in chunks and refused beyond the cap."""
-        try:
-            response = self._http.get(url, params=params, headers=dict(headers),
-                                      timeout=self._timeout, stream=True)
-        except requests.RequestException as exc:
-            raise NoAnswer(_unreachable_message(exc)) from None
-        with response:
-            body = b"" if response.status_code == 304 else self._read(response)
-            lowered = {key.lower(): value for key, value in response.headers.items()}
-            return HttpAnswer(response.status_code, lowered, body)
+            headers: Mapping[str, str], *, deadline: float | None = None,
+            max_bytes: int | None = None) -> HttpAnswer:
+        """GET with the timeouts and the deadline; the body read in chunks, gzip decoded in
+        bounded steps, refused beyond the caps."""
+        now = time.monotonic()
+        end = now + self._request_deadline
+        if deadline is not None:
+            end = min(end, deadline)
+        if end <= now:
+            raise TimedOut(_timed_out_message())
+        cap = self._max_body if max_bytes is None else min(max_bytes, self._max_body)
+        with _Cutoff(end - now) as cutoff:
+            try:
+                answer = self._exchange(url, params, headers, cap, end, cutoff)
+            except ProtocolError:
+                if cutoff.fired:  # what was cut off may look malformed: say why
+                    raise TimedOut(_timed_out_message()) from None
+                raise
+            except (requests.RequestException, OSError, ValueError) as exc:
+                if cutoff.fired or time.monotonic() >= end:
+                    raise TimedOut(_timed_out_message()) from None
+                raise _no_answer(exc) from None
+            except _BodyBroke:
+                if cutoff.fired or time.monotonic() >= end:
+                    raise TimedOut(_timed_out_message()) from None
+                raise ServerUnreachable(
+                    "The server's answer broke off (incomplete); check your network "
+                    "connection. The offline copy is unchanged."
+                ) from None
+            if cutoff.fired:  # http.client takes headers cut short for whole ones
+                raise TimedOut(_timed_out_message())
+            return answer
 
     def close(self) -> None:
         """Close the keep-alive connections."""
         self._http.close()
 
-    def _read(self, response: requests.Response) -> bytes:
-        """The (decompressed) body, refused when it exceeds the cap."""
-        length = response.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > self._max_body:
-            raise _too_large(self._max_body)
-        chunks: list[bytes] = []
-        size = 0
+    def _exchange(self, url: str, params: Mapping[str, str | int] | None,
+                  headers: Mapping[str, str], cap: int, end: float,
+                  cutoff: _Cutoff) -> HttpAnswer:
+        connect, read = self._timeout
+        left = max(0.001, end - time.monotonic())
+        # The adapter directly: requests' Session.send would work out where a redirect leads
+        # even when not following it (and raise ValueError on a Location with a bad port).
+        prepared = self._http.prepare_request(
+            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers)))
+        settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify,
+                                                         None)
+        response = self._adapter.send(prepared, stream=True,
+                                      timeout=(min(connect, left), min(read, left)),
+                                      verify=settings["verify"] or self._verify,
+                                      proxies=settings["proxies"],
+                                      cert=settings["cert"])
+        with response:
+            lowered = {key.lower(): value for key, value in response.headers.items()}
+            if response.status_code == 304 or 300 <= response.status_code < 400:
+                body = b""
+            else:
+                body = _read_body(response, lowered, cap if response.status_code == 200
+                                  else min(cap, MAX_SMALL_BODY_BYTES))
+            return HttpAnswer(response.status_code, lowered, body)
+
+
+class _BodyBroke(Exception):
+    """The body ended early or the connection failed while it was read (internal)."""
+
+
+def _read_body(response: requests.Response, headers: Mapping[str, str], cap: int) -> bytes:
+    """The body, decompressed, refused when its compressed or decompressed size exceeds the
+    caps; gzip is decoded here in steps of at most the room left, so a bomb never expands."""
+    encoding = headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "", "gzip", "x-gzip"):
+        raise ProtocolError(
+            f"The server sent an answer in an encoding the add-on did not ask for "
+            f"({encoding[:20]}); nothing was changed. Tell your administrator."
+        )
+    length = headers.get("content-length", "")
+    # gzip never legitimately makes a body larger (beyond its few bytes of framing).
+    compressed_cap = min(cap, MAX_COMPRESSED_BYTES) + 1024
+    if length.strip().isdigit() and int(length) > compressed_cap:
+        raise _too_large(cap)
+    body = _Body(cap, gzip=encoding in ("gzip", "x-gzip"))
+    received = 0
+    try:
+        for chunk in _raw_chunks(response):
+            received += len(chunk)
+            if received > compressed_cap:
+                raise _too_large(cap)
+            body.feed(chunk)
+    except (requests.RequestException, OSError, ValueError) as exc:
+        raise _BodyBroke from exc
+    if length.strip().isdigit() and received < int(length):
+        raise _BodyBroke
+    return body.finish()
+
+
+def _raw_chunks(response: requests.Response) -> Iterator[bytes]:
+    raw = response.raw
+    while True:
         try:
-            for chunk in response.iter_content(_CHUNK):
-                size += len(chunk)
-                if size > self._max_body:
-                    raise _too_large(self._max_body)
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            raise ServerUnreachable(_unreachable_message(exc)) from None
-        return b"".join(chunks)
+            chunk = raw.read(_CHUNK, decode_content=False)
+        except Exception as exc:  # urllib3 wraps socket errors in its own types
+            raise _BodyBroke from exc
+        if not chunk:
+            return
+        yield chunk
+
+
+class _Body:
+    """Collects a body, gunzipping it (also multi-member) without ever exceeding ``cap``."""
+
+    def __init__(self, cap: int, *, gzip: bool) -> None:
+        self._cap = cap
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._fed = False
+        self._inflate = zlib.decompressobj(31) if gzip else None
+
+    def feed(self, data: bytes) -> None:
+        if self._inflate is None:
+            self._add(data)
+            return
+        self._fed = True
+        while data:
+            room = self._cap - self._size + 1
+            try:
+                out = self._inflate.decompress(data, room)
+            except zlib.error:
+                raise _not_gzip() from None
+            self._add(out)
+            if self._inflate.eof:
+                data = self._inflate.unused_data
+                if data:
+                    self._inflate = zlib.decompressobj(31)
+                continue
+            data = self._inflate.unconsumed_tail
+
+    def _add(self, data: bytes) -> None:
+        self._size += len(data)
+        if self._size > self._cap:
+            raise _too_large(self._cap)
+        if data:
+            self._parts.append(data)
+
+    def finish(self) -> bytes:
+        if self._inflate is not None and self._fed and not self._inflate.eof:
+            self._add(self._inflate.flush())
+            if not self._inflate.eof:
+                raise _BodyBroke
+        return b"".join(self._parts)
+
+
+def _not_gzip() -> ProtocolError:
+    return ProtocolError(
+        "The server sent an answer marked as gzip that does not decompress; nothing was "
+        "changed. Tell your administrator."
+    )
+
+
+def _no_answer(exc: BaseException) -> ServerUnreachable:
+    if isinstance(exc, requests.Timeout):
+        return TimedOut(_timed_out_message())
+    return NoAnswer(
+        "The server could not be reached; check your network connection. The offline copy is "
+        "unchanged."
+    )
+
+
+def _timed_out_message() -> str:
+    return ("The server timed out (it answered too slowly or not at all); check your network "
+            "connection. The offline copy is unchanged.")
 
 
 class SyncClient:
     """Talks to one server with one token (``with SyncClient(...) as client:``).
 
-    ``transport`` is the HTTP seam (default: :class:`RequestsTransport` with ``timeout``,
-    ``max_body_bytes`` and ``verify``); ``retries``, ``retry_wait_cap`` and ``sleep`` shape the
-    retries of idempotent requests."""
+    ``server_url`` must pass :func:`check_server_url` (ConfigurationError otherwise).
+    ``transport`` is the HTTP seam (default: :class:`RequestsTransport` with ``timeout``
+    (connect, read), ``max_body_bytes``, ``verify`` and ``request_deadline_s``); ``retries``,
+    ``retry_wait_cap``, ``retry_budget_s`` and ``sleep`` shape the retries of idempotent
+    requests; ``clock`` is the wall clock an HTTP-date ``Retry-After`` is read against when
+    the answer has no ``Date``. Each endpoint takes an optional ``deadline``
+    (``time.monotonic``) by which it ends, retries included."""
 
     def __init__(
         self,
@@ -152,16 +495,25 @@ class SyncClient:
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         retries: int = DEFAULT_RETRIES,
         retry_wait_cap: float = RETRY_WAIT_CAP,
+        retry_budget_s: float = RETRY_BUDGET_S,
         max_body_bytes: int = MAX_BODY_BYTES,
         verify: bool | str = True,
+        request_deadline_s: float = REQUEST_DEADLINE_S,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        self._base = server_url.rstrip("/") + "/api/v1"
+        check_server_url(server_url)
+        _check_header_value(token, "login token")
+        _check_header_value(client_id, "client id")
+        self._base = server_url.strip().rstrip("/") + "/api/v1"
         self._retries = retries
         self._retry_wait_cap = retry_wait_cap
+        self._retry_budget = retry_budget_s
         self._sleep = sleep
+        self._clock = clock
         self._transport = transport or RequestsTransport(
-            timeout=timeout, max_body_bytes=max_body_bytes, verify=verify)
+            timeout=timeout, max_body_bytes=max_body_bytes, verify=verify,
+            request_deadline_s=request_deadline_s)
         self._headers = {
             "Authorization": f"Bearer {token}",
             "X-Client-Id": client_id,
@@ -184,12 +536,14 @@ class SyncClient:
 
     # -- endpoints ----------------------------------------------------------------------
 
-    def policy(self, database: str) -> OfflinePolicy:
+    def policy(self, database: str, *, deadline: float | None = None) -> OfflinePolicy:
         """``GET /databases/{db}/offline/policy``."""
-        answer = self._get(self._db_url(database, "offline/policy"))
-        return load_policy(_decode(answer.body))
+        answer = self._get(self._db_url(database, "offline/policy"), deadline=deadline,
+                           max_bytes=MAX_SMALL_BODY_BYTES)
+        return load_policy(decode_json(answer.body, max_items=0))
 
-    def head(self, database: str, etag: str | None = None) -> Head | HeadUnchanged:
+    def head(self, database: str, etag: str | None = None, *,
+             deadline: float | None = None) -> Head | HeadUnchanged:
         """``GET /databases/{db}/offline/head``: the feed position and the policy.
 
         :class:`HeadUnchanged` when the head still matches ``etag`` (``304``; its server time
@@ -197,18 +551,24 @@ class SyncClient:
         :class:`OfflineNotAllowed` (``403``), so head doubles as the policy check.
         """
         headers = {"If-None-Match": etag} if etag else None
-        answer = self._get(self._db_url(database, "offline/head"), headers=headers)
+        answer = self._get(self._db_url(database, "offline/head"), headers=headers,
+                           deadline=deadline, max_bytes=MAX_SMALL_BODY_BYTES)
         if answer.status == 304:
             return load_unchanged(answer.header("ETag"), answer.header("Date"))
-        return load_head(_decode(answer.body), answer.header("ETag"))
+        return load_head(decode_json(answer.body, max_items=0), answer.header("ETag"))
 
-    def changes(self, database: str, cursor: str | None, limit: int) -> ChangePage:
-        """``GET /databases/{db}/offline/changes`` from ``cursor`` (None: the beginning)."""
+    def changes(self, database: str, cursor: str | None, limit: int, *,
+                deadline: float | None = None) -> ChangePage:
+        """``GET /databases/{db}/offline/changes`` from ``cursor`` (None: the beginning).
+
+        A page with more than ``limit`` changes is refused before its changes become objects
+        (:func:`~offline_addon.protocol.answers.decode_json`)."""
         params: dict[str, str | int] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        answer = self._get(self._db_url(database, "offline/changes"), params=params)
-        return load_page(_decode(answer.body))
+        answer = self._get(self._db_url(database, "offline/changes"), params=params,
+                           deadline=deadline)
+        return load_page(decode_json(answer.body, max_items=limit), limit=limit)
 
     # -- plumbing -----------------------------------------------------------------------
 
@@ -221,105 +581,112 @@ class SyncClient:
         *,
         params: Mapping[str, str | int] | None = None,
         headers: Mapping[str, str] | None = None,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
     ) -> HttpAnswer:
         """GET with retries; a 200 or 304 answer, else the add-on error for it."""
         attempt = 0
         sent = {**self._headers, **(headers or {})}
+        give_up = time.monotonic() + self._retry_budget
+        if deadline is not None:
+            give_up = min(give_up, deadline)
         while True:
             try:
-                answer = self._transport.get(url, params, sent)
+                answer = self._transport.get(url, params, sent, deadline=deadline,
+                                             max_bytes=max_bytes)
             except NoAnswer:
-                if attempt < self._retries:
-                    self._pause(attempt, None)
+                if attempt < self._retries and self._pause(attempt, None, give_up):
                     attempt += 1
                     continue
                 raise
             if answer.status in _RETRY_STATUSES and attempt < self._retries:
-                retry_after = parse_retry_after(answer.header("Retry-After"))
-                if retry_after is None or retry_after <= self._retry_wait_cap:
-                    self._pause(attempt, retry_after)
+                retry_after = self._retry_after(answer)
+                if (retry_after is None or retry_after <= self._retry_wait_cap) and \
+                        self._pause(attempt, retry_after, give_up):
                     attempt += 1
                     continue
             if answer.status not in (200, 304):
-                raise _http_error(answer)
+                raise self._http_error(answer)
             return answer
 
-    def _pause(self, attempt: int, retry_after: float | None) -> None:
+    def _pause(self, attempt: int, retry_after: float | None, give_up: float) -> bool:
+        """Wait before the next attempt; False (no wait) when it would end past ``give_up``."""
         if retry_after is not None:
             wait = retry_after
         else:  # full jitter
             wait = random.uniform(0, BACKOFF_BASE * 2**attempt)
-        self._sleep(min(wait, self._retry_wait_cap))
+        wait = min(wait, self._retry_wait_cap)
+        if time.monotonic() + wait > give_up:
+            return False
+        self._sleep(wait)
+        return True
+
+    def _retry_after(self, answer: HttpAnswer) -> float | None:
+        return retry_after_seconds(answer.header("Retry-After"), answer.header("Date"),
+                                   self._clock())
+
+    def _http_error(self, answer: HttpAnswer) -> Exception:
+        """The add-on error for an answer other than 200 or 304."""
+        status = answer.status
+        problem = load_problem(answer.header("Content-Type"), answer.body)
+        code = problem.code if problem is not None else ""
+        if status == 401:
+            return AuthenticationRequired(
+                "The server no longer accepts your login; log in again to synchronise."
+            )
+        if status == 403 and problem is not None and problem.code in OFFLINE_REFUSALS:
+            # Only this documented answer deletes the copy: an HTML page, a bare 403 or an
+            # unknown code (a proxy, a captive portal) changes nothing.
+            return OfflineNotAllowed(problem.code)  # type: ignore[arg-type]
+        if status == 410 or (status == 400 and code == "bad_cursor"):
+            return CursorExpired(
+                "The server no longer knows this copy's sync position; a full sync is needed."
+            )
+        if status in (429, 503):
+            return ServerBusy("The server is busy; the sync will be retried later.",
+                              self._retry_after(answer))
+        if 300 <= status < 400:
+            return ProtocolError(
+                f"The server answered with a redirect (HTTP {status}), which the sync protocol "
+                "never uses; nothing was changed. Check the server address (https://) or tell "
+                "your administrator."
+            )
+        if status >= 500:
+            return ServerError(
+                f"The server failed (HTTP {status}); the sync will be retried later. "
+                "If it persists, tell your administrator."
+            )
+        if status == 404 and code == "unknown_database":
+            return ProtocolError(
+                "The server does not know this database (HTTP 404); the offline copy is kept. "
+                "Ask your administrator whether the database was renamed or removed."
+            )
+        label = f"HTTP {status}" + (f", {code}" if code else "")
+        return ProtocolError(
+            f"The server refused the sync request ({label}); nothing was changed. "
+            "Tell your administrator."
+        )
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form; dates are ignored)."""
-    if value is None:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    if seconds != seconds or seconds < 0 or seconds == float("inf"):
-        return None
-    return seconds
+def parse_retry_after(value: str | None, date: str | None = None,
+                      now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds, or an HTTP date (read against the
+    answer's ``Date`` when given, else against ``now``/the system clock)."""
+    return retry_after_seconds(value, date, time.time() if now is None else now)
 
 
-def _decode(body: bytes) -> Any:
-    try:
-        return json.loads(body)
-    except ValueError:
-        raise ProtocolError(
-            "The server sent an answer that is not valid JSON; nothing was changed. "
-            "Try again later or tell your administrator."
-        ) from None
+def _check_header_value(value: object, what: str) -> None:
+    if not isinstance(value, str) or not value or not value.isascii() or \
+            not value.isprintable():
+        raise ConfigurationError(
+            f"The {what} of this session cannot be sent to the server (empty or with "
+            "characters a header cannot carry); log in again."
+        )
 
 
 def _too_large(cap: int) -> ProtocolError:
+    size = f"{cap // (1024 * 1024)} MiB" if cap >= 1024 * 1024 else f"{cap // 1024} KiB"
     return ProtocolError(
-        f"The server sent an answer larger than {cap // (1024 * 1024)} MiB; nothing was "
-        "changed. Tell your administrator."
-    )
-
-
-def _unreachable_message(exc: requests.RequestException) -> str:
-    kind = "timed out" if isinstance(exc, requests.Timeout) else "could not be reached"
-    return f"The server {kind}; check your network connection. The offline copy is unchanged."
-
-
-def _problem_code(body: bytes) -> str:
-    try:
-        problem = json.loads(body)
-    except ValueError:
-        return ""
-    code = problem.get("code") if isinstance(problem, dict) else None
-    return code if isinstance(code, str) else ""
-
-
-def _http_error(answer: HttpAnswer) -> Exception:
-    """The add-on error for an answer other than 200 or 304."""
-    status = answer.status
-    code = _problem_code(answer.body)
-    if status == 401:
-        return AuthenticationRequired(
-            "The server no longer accepts your login; log in again to synchronise."
-        )
-    if status == 403 and code in ("offline_disabled", "offline_right_missing"):
-        return OfflineNotAllowed(code)  # type: ignore[arg-type]
-    if status == 410 or (status == 400 and code == "bad_cursor"):
-        return CursorExpired(
-            "The server no longer knows this copy's sync position; a full sync is needed."
-        )
-    if status in (429, 503):
-        retry_after = parse_retry_after(answer.header("Retry-After"))
-        return ServerBusy("The server is busy; the sync will be retried later.", retry_after)
-    if status >= 500:
-        return ServerError(
-            f"The server failed (HTTP {status}); the sync will be retried later. "
-            "If it persists, tell your administrator."
-        )
-    label = f"HTTP {status}" + (f", {code}" if code.isidentifier() else "")
-    return ProtocolError(
-        f"The server refused the sync request ({label}); nothing was changed. "
-        "Tell your administrator."
+        f"The server sent an answer larger than {size}; nothing was changed. Tell your "
+        "administrator."
     )
