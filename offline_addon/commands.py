@@ -14,7 +14,7 @@ from hookspecs import CommandInvocation, HostCommand
 from offline_addon import errors
 from offline_addon.api import CopyOverview, OfflineCopies
 from offline_addon.storage.sidecar import CopyInfo
-from offline_addon.sync.result import SyncResult
+from offline_addon.sync.result import SyncResult, incomplete_words
 
 GROUP = "offline"
 
@@ -124,9 +124,10 @@ def describe_copy(info: CopyInfo, now: float) -> str:
         validity = "expired (log in online to renew)"
     else:
         validity = f"usable offline for {_ago(info.valid_until - now)}"
+    held = (f"{info.record_count} records" if info.complete
+            else incomplete_words(info.record_count, info.expected_total))
     return (f"{info.database} on {info.server_url} for {info.username}: "
-            f"{info.record_count} records, {info.size_bytes // 1024} KiB, last sync {last}, "
-            f"{validity}")
+            f"{held}, {info.size_bytes // 1024} KiB, last sync {last}, {validity}")
 
 
 def describe_status(overview: CopyOverview, database: str) -> list[str]:

@@ -18,6 +18,7 @@ password, a token or record content::
     ├── ClockWentBack           the computer's clock is earlier than the last server contact
     ├── CopyNotFound            there is no offline copy (yet)
     ├── StorageError            disk full, permissions, corrupt file
+    ├── CopyBusy                another program on this computer is writing the copy now
     ├── SyncCancelled           a sync was stopped on request between two pages
     └── ShuttingDown            the add-on was switched off before the work could run
 """
@@ -96,6 +97,19 @@ class ClockWentBack(OfflineAddonError):
 
 class StorageError(OfflineAddonError):
     """The copy's file cannot be read or written (disk full, permissions, damaged file)."""
+
+
+class CopyBusy(OfflineAddonError):
+    """Another program (or window) on this computer holds the copy's writer lock; the work
+    is retried later by itself."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or COPY_BUSY_MESSAGE)
+
+
+COPY_BUSY_MESSAGE = (
+    "Another program on this computer is updating this offline copy; it will sync again later."
+)
 
 
 class SyncCancelled(OfflineAddonError):

@@ -14,7 +14,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, cast
@@ -41,6 +41,9 @@ class OfflinePolicy:
     offline_right: bool
     validity_seconds: int
     server_time: float
+    password_generation: int | None = field(default=None, kw_only=True)
+    """The password generation the session's token was issued under (it goes up with every
+    password change); None from a server that does not tell it."""
 
     @property
     def allowed(self) -> bool:
@@ -230,6 +233,7 @@ class PolicySchema(_Lenient):
     offline_right = StrictBoolean(required=True)
     validity_seconds = StrictInteger(required=True, validate=validate.Range(min=0))
     server_time = Timestamp(required=True)
+    password_generation = StrictInteger(load_default=None, validate=validate.Range(min=0))
 
 
 class HeadSchema(PolicySchema):
