@@ -186,3 +186,83 @@ def new_world(server: Any, folder: Path, records: int = 300, tag: str = "Proof")
         admin.import_records(database, make_records(records, tag, n), grant={username: "rwe"})
     )
     return World(server.url, admin, database, username, password, user_id, ids, folder, server.url)
+
+
+CHILD = Path(__file__).with_name("sync_child.py")
+
+
+class Child:
+    """A writing process (``sync_child.py``) fed a job on stdin; started and ready."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import subprocess
+        import sys
+
+        from reference_server.testing import read_line
+
+        self._read_line = read_line
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=CHILD.parent,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.close()
+        assert self.line(30) == "ready", "child did not start"
+
+    def line(self, timeout: float = 60) -> str:
+        """The next line the child prints ("" when it ended or stayed silent)."""
+        assert self.proc.stdout is not None
+        return self._read_line(self.proc.stdout, timeout).strip()
+
+    def until(self, prefix: str, timeout: float = 60) -> str:
+        """Read lines until one starts with ``prefix`` (or with "done"/"error"); return it."""
+        while True:
+            line = self.line(timeout)
+            if not line or line.startswith((prefix, "done", "error")):
+                return line
+
+    def finish(self, timeout: float = 120) -> str:
+        """Wait for the end; the last line ("done ..." or "error ...")."""
+        last = ""
+        while True:
+            line = self.line(timeout)
+            if not line:
+                break
+            last = line
+        self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        self.err = self.proc.stderr.read()
+        self.close()
+        return last
+
+    def kill(self) -> bool:
+        """SIGKILL now; whether it was still running."""
+        import signal
+
+        running = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(60)
+        self.close()
+        return running
+
+    def close(self) -> None:
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def child_job(world: World, session: Session, **extra: Any) -> dict[str, Any]:
+    """The job of a syncing child for ``world``'s copy (secrets travel on stdin)."""
+    job: dict[str, Any] = {"session": session.__dict__, "folder": str(world.folder),
+                           "copy_url": world.copy_url, "limit": 100}
+    job.update(extra)
+    return job
+
+
+def copy_meta(paths: Any, password: str) -> Any:
+    """The copy's bookkeeping (complete, expected total, generation), read with the password."""
+    from offline_addon.storage.offline_copy import OfflineCopy
+
+    with OfflineCopy.open(paths, password) as copy:
+        return copy.meta
