@@ -216,6 +216,7 @@ class OfflineCopies:
             if has_pending_moves(old_folder):
                 settle_moves(old_folder)  # it is still the folder in force
             ids = [info.copy_id for info in list_copies(old_folder)]
+            _log.info("offline add-on: copying %d offline copies into the new folder", len(ids))
             prepare_moves(old_folder, new_folder, ids)
         except errors.OfflineAddonError as exc:
             return (f"Offline Add-on setting 'database_path': {exc} The old value stays.")

@@ -249,7 +249,8 @@ def _remove_prepared(target: CopyPaths) -> None:
     """Remove what a prepare wrote into ``target``'s folder (never a listed copy)."""
     if target.sidecar.exists() and not target.move_in.exists():
         return
-    for path in (target.move_in, target.db, *target.companions(target.db),
+    for path in (target.move_in, target.move_in.with_name(target.move_in.name + ".tmp"),
+                 target.db, *target.companions(target.db),
                  *(target.moving(p) for p in (target.db, *target.companions(target.db)))):
         with suppress(FileNotFoundError):
             path.unlink()

@@ -43,7 +43,8 @@ def test_each_platform_is_recognised() -> None:
 @pytest.mark.skipif(not hasattr(os, "O_NOFOLLOW"), reason="this system has no O_NOFOLLOW")
 def test_posix_creates_new_files_exclusively_without_following_links() -> None:
     for flags in (LINUX.exclusive_create_flags(), MAC.exclusive_create_flags()):
-        assert flags & os.O_EXCL and flags & os.O_CREAT
+        assert flags & os.O_EXCL
+        assert flags & os.O_CREAT
         assert flags & os.O_NOFOLLOW
         assert not flags & os.O_TRUNC
     assert LINUX.lock_file_flags() & os.O_NOFOLLOW
@@ -52,7 +53,8 @@ def test_posix_creates_new_files_exclusively_without_following_links() -> None:
 
 def test_windows_creates_new_files_exclusively_in_binary_mode() -> None:
     flags = WINDOWS.exclusive_create_flags()
-    assert flags & os.O_EXCL and flags & os.O_CREAT
+    assert flags & os.O_EXCL
+    assert flags & os.O_CREAT
     assert flags & getattr(os, "O_BINARY", 0x8000)
     assert not flags & getattr(os, "O_NOFOLLOW", 0)  # no such flag there: O_EXCL covers it
 

@@ -69,7 +69,8 @@ def test_an_interrupted_first_sync_says_so_everywhere_and_resumes(big_world: Wor
     _killed_after(world, 5)
     meta = copy_meta(world.paths(), world.password)
     assert not meta.complete
-    assert meta.expected_total is not None and meta.expected_total >= RECORDS
+    assert meta.expected_total is not None
+    assert meta.expected_total >= RECORDS
     copies = OfflineCopies(AddonSettings(database_path=str(world.folder)))
     try:
         [info] = copies.list()
@@ -82,9 +83,11 @@ def test_an_interrupted_first_sync_says_so_everywhere_and_resumes(big_world: Wor
         addon = OfflineAddon()
         addon.copies = copies
         result = addon.offline_login(_credentials(world))
-        assert result is not None and result.session is not None
+        assert result is not None
+        assert result.session is not None
         first = result.message.splitlines()[0]
-        assert "incomplete: " in first and " of about " in first, result.message
+        assert "incomplete: " in first, result.message
+        assert " of about " in first, result.message
         held = len(result.session.list_records())
         assert 0 < held < RECORDS
         result.session.close()
@@ -167,7 +170,8 @@ def test_a_password_change_is_never_undone_by_a_session_with_the_old_one(
         fresh_other = _login(world, other, new)
         assert b_copies.sync_now(fresh_other).outcome in ("synced", "unchanged")
         status = a_copies.status(session_a).status
-        assert status.last_error is not None and "log in again" in status.last_error.lower()
+        assert status.last_error is not None
+        assert "log in again" in status.last_error.lower()
     finally:
         a_copies.shutdown()
         b_copies.shutdown()

@@ -78,7 +78,8 @@ def test_a_reader_keeps_reading_while_another_process_rebuilds(big_world: World)
             seen.append(len(reader.list_records()))
         assert line == "done repaired", writer.finish()
         writer.finish()
-        assert seen and set(seen) == {RECORDS}
+        assert seen
+        assert set(seen) == {RECORDS}
         assert len(reader.list_records()) == RECORDS  # the old file, still open, still reads
     finally:
         reader.close()
