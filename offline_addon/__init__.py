@@ -12,7 +12,8 @@ CI by import-linter, see ``pyproject.toml``)::
     sync/                   one run against a server: the engine, the HTTP transport,
                             page prefetching, the result and its words
     storage/                the encrypted file and every file operation: the copy, keying,
-                            migrations, search, the sidecar, paths, moves, deletes
+                            migrations, search, the sidecar, paths, moves, deletes, the
+                            writer lock (copy_lock) and what differs by OS (system)
     protocol/               pure: what the server says (answers) and what it means (page plan,
                             digest, validity); no I/O, no clock
     settings, errors        values every layer may use: the four settings, the exception tree
@@ -29,6 +30,8 @@ Glossary of the records that describe one copy, by where they live:
   validity); inside the encrypted file, read with the password.
 - ``CopyInfo`` (storage/sidecar): what the non-secret sidecar beside the file says; read
   without a password.
+- ``CopyLock`` (storage/copy_lock): who may write the copy's files now; an OS lock on
+  ``<id>.lock`` beside it, held for one writing operation.
 - ``CopyStatus`` (runtime/status): what this process is doing with the copy now; in memory.
 - ``CopyOverview`` (api): ``CopyInfo`` plus ``CopyStatus`` plus time left, for ``status()``.
 """
@@ -40,6 +43,7 @@ from offline_addon.errors import (
     AuthenticationRequired,
     ClockWentBack,
     ConfigurationError,
+    CopyBusy,
     CopyExpired,
     CopyNotFound,
     CursorExpired,
@@ -64,6 +68,7 @@ __all__ = [
     "AuthenticationRequired",
     "ClockWentBack",
     "ConfigurationError",
+    "CopyBusy",
     "CopyExpired",
     "CopyInfo",
     "CopyNotFound",

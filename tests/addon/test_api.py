@@ -22,7 +22,8 @@ from .conftest import DB, RECORDS, Site
 
 DOCUMENTED = {
     "AddonSettings", "AuthenticationRequired", "ClockWentBack", "ConfigurationError",
-    "CopyExpired", "CopyInfo", "CopyNotFound", "CopyOverview", "CopyStatus", "CursorExpired",
+    "CopyBusy", "CopyExpired", "CopyInfo", "CopyNotFound", "CopyOverview", "CopyStatus",
+    "CursorExpired",
     "Feedback", "OfflineAddonError", "OfflineCopies", "OfflineNotAllowed", "OfflineReader",
     "ProtocolError", "ServerBusy", "ServerError", "ServerUnreachable", "SettingsError",
     "ShuttingDown", "StorageError", "SyncResult", "WrongPassword", "parse_settings",
