@@ -86,11 +86,16 @@ def prepare_moves(old: Path, new: Path, copy_ids: Iterable[str]) -> PreparedMove
     try:
         for copy_id in copy_ids:
             source, target = CopyPaths(old, copy_id), CopyPaths(new, copy_id)
-            with _both_locked(source, target):
+            with _both_locked(source, target) as locks:
                 if _holds_other_copy(target):
                     kept.append(copy_id)
                     continue
-                _prepare_one(source, target)
+                try:
+                    _prepare_one(source, target)
+                except BaseException:
+                    with suppress(OfflineAddonError, OSError):
+                        _abort_one(source, target, locks)
+                    raise
                 prepared.append(copy_id)
     except BaseException:
         for copy_id in prepared:

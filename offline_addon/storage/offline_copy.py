@@ -310,7 +310,7 @@ class OfflineCopy:
 
     def get(self, record_id: str) -> RecordView | None:
         """One record, or None."""
-        with self._lock:
+        with self._lock, _reading():
             row = self._db.execute(
                 "SELECT id, rev, name, fields FROM records WHERE id = ?", (record_id,)
             ).fetchone()
@@ -318,7 +318,7 @@ class OfflineCopy:
 
     def list_records(self) -> list[RecordView]:
         """All records, by name."""
-        with self._lock:
+        with self._lock, _reading():
             rows = self._db.execute(
                 "SELECT id, rev, name, fields FROM records ORDER BY name COLLATE NOCASE, id"
             ).fetchall()
@@ -331,7 +331,7 @@ class OfflineCopy:
         if limit <= 0:
             return []
         sql, params = search_sql(query, limit)
-        with self._lock:
+        with self._lock, _reading():
             rows = self._db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 

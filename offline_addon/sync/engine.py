@@ -141,7 +141,10 @@ def sync_copy(
             if opening is None:
                 opening = open_for_sync(paths, session.password)
             else:
+                given = opening.copy
                 opening = reopen_for_sync(opening, paths, session.password)
+                # A copy opened here (the caller's had not opened) is this run's to close.
+                own_copy = opening.copy is not None and opening.copy is not given
             if not create and not opening.exists:
                 raise CopyNotFound.of(session.database)
             active = client or SyncClient(session.server_url, session.token, session.client_id)

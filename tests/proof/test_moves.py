@@ -67,3 +67,4 @@ def test_a_move_onto_a_full_filesystem_leaves_the_copy_where_it_was(
     assert client.stored_folder() == str(world.folder)
     assert_one_whole_copy(client, new)
     assert copy_files(new) == []
+    assert not [name for name in copy_files(world.folder) if "move-" in name]
