@@ -131,7 +131,7 @@ class OfflineAddon:
         finally:
             self._host = None
 
-    @hookimpl
+    @hookimpl(optionalhook=True)  # a contract 1.0 host has no such hook: it then is not called
     def on_settings_changing(self, addon_id: str, current: Mapping[str, Any],
                              proposed: Mapping[str, Any]) -> str | None:
         """Refuse a bad value, and before a changed folder is stored, copy the copies into

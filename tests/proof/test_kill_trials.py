@@ -178,7 +178,7 @@ def _assert_whole_or_marked(world: World, trial: int) -> None:
 
 def _rebuild_trials(server: Any, folder: Path, count: int, seed: int) -> None:
     rng = random.Random(seed)
-    world = new_world(server, folder, records=2000, tag="Rebuild")
+    world = new_world(server, folder, records=1000, tag="Rebuild")
     session = world.login()
     assert_converges(world, session)
     resumed = killed = 0
@@ -219,7 +219,7 @@ def _rekey_trials(server: Any, folder: Path, count: int, seed: int) -> None:
     from offline_addon.storage.sidecar import read_sidecar
 
     rng = random.Random(seed)
-    world = new_world(server, folder, records=2000, tag="Rekey")
+    world = new_world(server, folder, records=1000, tag="Rekey")
     assert_converges(world)
     expected = read_copy(world.paths(), world.password).records
     current, generation, killed = world.password, 0, 0
@@ -252,7 +252,7 @@ def _rekey_trials(server: Any, folder: Path, count: int, seed: int) -> None:
 
 def _move_trials(server: Any, home: Path, count: int, seed: int) -> None:
     rng = random.Random(seed)
-    world = new_world(server, home / "A", records=2000, tag="Move")
+    world = new_world(server, home / "A", records=1000, tag="Move")
     client = client_with_copy(world, home)
     folders = [home / "A", home / "B"]
     killed = 0

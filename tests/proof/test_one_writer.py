@@ -14,8 +14,8 @@ from offline_addon.storage.offline_copy import OfflineCopy
 
 from .proofkit import Child, World, assert_converges, child_job, copy_meta, new_world, read_copy
 
-RECORDS = 1500
-LIMIT = 25  # 60 pages: the first process is still writing when the second one starts
+RECORDS = 1000
+LIMIT = 20  # 50 pages: the first process is still writing when the second one starts
 
 
 def _prepare(world: World, kind: str) -> None:
