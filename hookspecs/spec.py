@@ -48,6 +48,23 @@ def on_settings_changed(addon_id: str, settings: Mapping[str, Any]) -> None:
 
 
 @hookspec
+def on_settings_changing(
+    addon_id: str, current: Mapping[str, Any], proposed: Mapping[str, Any]
+) -> str | None:
+    """Called before the host stores a change of an add-on's settings, after it validated
+    ``proposed`` against the manifest; ``current`` are the settings in force. Added in contract
+    1.1; a host of 1.0 does not call it (then ``on_settings_changed`` is all an add-on hears).
+
+    Return ``None`` to accept the change, having done what must be in place before the new
+    values are in force (the Offline Add-on copies its files into a new folder here), or a
+    sentence for the user that refuses it: the host then stores nothing, keeps the old values
+    and shows the sentence. The host calls it on the thread that changes the setting, in a
+    running host and in a one-shot command alike (then possibly without ``on_addon_enabled``,
+    like ``register_commands``), and waits for it: it may block for as long as that work takes.
+    ``addon_id`` names the add-on whose settings change; return ``None`` for others."""
+
+
+@hookspec
 def on_login(session: Session) -> None:
     """Called after a successful online login, and when the add-on is switched on during an
     online session (right after ``on_addon_enabled``), on the UI thread. Return at once."""

@@ -13,7 +13,8 @@ CI by import-linter, see ``pyproject.toml``)::
                             page prefetching, the result and its words
     storage/                the encrypted file and every file operation: the copy, keying,
                             migrations, search, the sidecar, paths, moves, deletes, the
-                            offline edits (pending changes, conflicts)
+                            offline edits (pending changes, conflicts), the writer lock
+                            (copy_lock) and what differs by OS (system)
     protocol/               pure: what the server says (answers) and what it means (page plan,
                             digest, validity, the merge of an offline change); no I/O, no clock
     settings, errors        values every layer may use: the four settings, the exception tree
@@ -32,6 +33,8 @@ Glossary of the records that describe one copy, by where they live:
   validity); inside the encrypted file, read with the password.
 - ``CopyInfo`` (storage/sidecar): what the non-secret sidecar beside the file says; read
   without a password.
+- ``CopyLock`` (storage/copy_lock): who may write the copy's files now; an OS lock on
+  ``<id>.lock`` beside it, held for one writing operation.
 - ``CopyStatus`` (runtime/status): what this process is doing with the copy now; in memory.
 - ``CopyOverview`` (api): ``CopyInfo`` plus ``CopyStatus`` plus time left, for ``status()``.
 
@@ -47,6 +50,7 @@ from offline_addon.errors import (
     AuthenticationRequired,
     ClockWentBack,
     ConfigurationError,
+    CopyBusy,
     CopyDamaged,
     CopyExpired,
     CopyNotFound,
@@ -74,6 +78,7 @@ __all__ = [
     "AuthenticationRequired",
     "ClockWentBack",
     "ConfigurationError",
+    "CopyBusy",
     "CopyDamaged",
     "CopyExpired",
     "CopyInfo",

@@ -37,11 +37,19 @@ from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
 from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
-from offline_addon.storage.files import delete_copy, move_copies
+from offline_addon.storage.copy_lock import CopyLock
+from offline_addon.storage.files import delete_copy, remove_partial
+from offline_addon.storage.moves import (
+    check_folder_usable,
+    commit_moves,
+    has_pending_moves,
+    prepare_moves,
+    settle_moves,
+)
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
-from offline_addon.storage.paths import CopyPaths, resolve_folder
-from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar
+from offline_addon.storage.paths import CopyPaths, normalise_server_url, resolve_folder
+from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar, write_sidecar
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.result import SyncResult
 
@@ -111,6 +119,25 @@ class OfflineReader:
         self._username = meta.identity.username
         self._valid_until = meta.valid_until or 0.0
         self._last_sync = meta.last_contact_local_time
+        self._complete = meta.complete
+        self._expected_total = meta.expected_total
+        self._record_count = copy.digest().count
+
+    @property
+    def complete(self) -> bool:
+        """False when the copy's first synchronisation (or rebuild) did not finish: it holds
+        only part of the records."""
+        return self._complete
+
+    @property
+    def record_count(self) -> int:
+        """How many records the copy holds."""
+        return self._record_count
+
+    @property
+    def expected_total(self) -> int | None:
+        """About how many records the copy holds when complete (None when unknown)."""
+        return self._expected_total
 
     @property
     def database(self) -> str:
@@ -237,27 +264,68 @@ class OfflineCopies:
         new_folder = resolve_folder(new.database_path)
         return self._dispatcher.submit(lambda: self._switch(new, new_folder))
 
+    def prepare_settings(self, current: Mapping[str, object],
+                         proposed: Mapping[str, object]) -> str | None:
+        """Check ``proposed`` settings before a host stores them, and when they change the
+        folder, copy every copy into the new folder (step 1 of a move; the old copies stay
+        complete and listed, see :mod:`offline_addon.storage.moves`). Returns None when the
+        host may store them, else the sentence that says why not (nothing is changed then).
+        Blocks while the copies are copied. The move is committed when the add-on next uses
+        the new folder (:meth:`apply_settings`, or any use after a restart)."""
+        try:
+            new = parse_settings(proposed)
+        except errors.SettingsError as exc:
+            return str(exc)
+        try:
+            old_folder = resolve_folder(parse_settings(current).database_path)
+        except errors.OfflineAddonError:
+            old_folder = self.folder
+        try:
+            new_folder = resolve_folder(new.database_path)
+            if new_folder == old_folder:
+                return None
+            check_folder_usable(new_folder)
+            if has_pending_moves(old_folder):
+                settle_moves(old_folder)  # it is still the folder in force
+            ids = [info.copy_id for info in list_copies(old_folder)]
+            _log.info("offline add-on: copying %d offline copies into the new folder", len(ids))
+            prepare_moves(old_folder, new_folder, ids)
+        except errors.OfflineAddonError as exc:
+            return (f"Offline Add-on setting 'database_path': {exc} The old value stays.")
+        return None
+
     def _switch(self, new: AddonSettings, new_folder: Path) -> AddonSettings:
         old_folder = self.folder
         if new_folder != old_folder:
-            ids = [info.copy_id for info in list_copies(old_folder)]
-            kept = move_copies(old_folder, new_folder, ids)
-            if kept:
+            # The host stored the new folder: commit what was prepared (or, for a host that
+            # does not ask first, prepare now), then remove the old copies.
+            ensure = [info.copy_id for info in list_copies(old_folder)
+                      if not CopyPaths(new_folder, info.copy_id).move_in.exists()]
+            prepared = prepare_moves(old_folder, new_folder, ensure)
+            commit_moves(new_folder)
+            if prepared.kept:
                 self._feedback.notify(
                     "Offline copies not moved",
-                    f"{len(kept)} offline copy(ies) stay in {old_folder} because the new folder "
-                    "already holds a copy of the same database; delete one of them.",
+                    f"{len(prepared.kept)} offline copy(ies) stay in {old_folder} because the "
+                    "new folder already holds a copy of the same database; delete one of them.",
                     "warning",
                 )
         self._dispatcher.apply_settings(new)
         return new
+
+    def _settle(self) -> Path:
+        """The folder in force, with what an interrupted move left in it finished."""
+        folder = self.folder
+        if has_pending_moves(folder):
+            settle_moves(folder)
+        return folder
 
     # -- listing and status (no password) -----------------------------------------------------
 
     @_guarded
     def list(self) -> list[CopyInfo]:
         """The copies in the configured folder, read from their sidecars (no password)."""
-        return list_copies(self.folder)
+        return list_copies(self._settle())
 
     @_guarded
     def paths_for(self, session: Account) -> CopyPaths:
@@ -317,6 +385,7 @@ class OfflineCopies:
         """Open the copy for reading without the server. Raises CopyNotFound, WrongPassword,
         CopyExpired (validity since the last server contact passed) or ClockWentBack."""
         check_account(credentials, OfflineCredentials)
+        self._settle()
         target = self.paths_for(credentials)
         try:
             copy = open_offline(target, credentials.password, self._wall())
@@ -342,21 +411,25 @@ class OfflineCopies:
         return self._dispatcher.submit(lambda: self._rekey(session, old_password))
 
     def _rekey(self, session: Session, old_password: str) -> bool:
-        target = self.paths_for(session)
-        try:
-            copy = OfflineCopy.open(target, old_password)
-        except errors.CopyNotFound:
-            return False
-        except errors.WrongPassword:
-            # Already keyed with the new password (e.g. re-keyed by an earlier attempt)?
-            OfflineCopy.open(target, session.password).close()
-        else:
+        """Re-key every copy of this user on this computer (the same server, user name and
+        client: other databases too), each under its writer lock. Copies that open with
+        neither password are left alone (a later sync rebuilds them)."""
+        folder = self._settle()
+        own = self.paths_for(session)
+        found = own.db.exists()
+        for info in list_copies(folder):
+            if not _same_account(info, session):
+                continue
+            paths = CopyPaths(folder, info.copy_id)
             try:
-                copy.rekey(session.password)
-            finally:
-                copy.close()
+                _rekey_one(paths, old_password, session.password)
+            except errors.WrongPassword:
+                if paths == own:
+                    raise
+                _log.warning("offline copy %s: not re-keyed, it opens with neither password",
+                             info.copy_id[:12])
         self._dispatcher.rebind(session)
-        return True
+        return found
 
     @_guarded
     def delete(self, session: Account, timeout: float = DEFAULT_WAIT_S) -> bool:
@@ -366,8 +439,13 @@ class OfflineCopies:
         target = self.paths_for(session)
 
         def remove() -> bool:
-            existed = target.db.exists() or target.sidecar.exists()
-            delete_copy(target)
+            self._settle()
+            if not target.folder.is_dir():
+                return False
+            with CopyLock(target.lock) as lock:
+                existed = target.db.exists() or target.sidecar.exists()
+                delete_copy(target)
+                lock.remove_file()
             self._dispatcher.forget(target.copy_id)
             return existed
 
@@ -414,6 +492,38 @@ class OfflineCopies:
         """Stop the background thread (a running sync stops at its next page); returns whether
         it ended within ``timeout``. The object cannot be used afterwards."""
         return self._dispatcher.shutdown(timeout)
+
+
+def _same_account(info: CopyInfo, session: Session) -> bool:
+    return (normalise_server_url(info.server_url) == normalise_server_url(session.server_url)
+            and info.username == session.username and info.client_id == session.client_id)
+
+
+def _rekey_one(paths: CopyPaths, old_password: str, new_password: str) -> None:
+    """Re-key one copy (and an interrupted rebuild's ``.partial``) under its writer lock;
+    WrongPassword when it opens with neither password. The password generation it records
+    goes up by one: a session still holding the old password is then told to log in again
+    instead of rebuilding the copy under the old password."""
+    with CopyLock(paths.lock):
+        try:
+            copy = OfflineCopy.open(paths, old_password)
+        except errors.CopyNotFound:
+            return
+        except errors.WrongPassword:
+            OfflineCopy.open(paths, new_password).close()  # re-keyed by an earlier attempt?
+            return
+        with copy:
+            copy.rekey(new_password)
+            generation = copy.meta.password_generation
+            if generation is not None:
+                copy.raise_password_generation(generation + 1)
+            write_sidecar(paths, copy.sidecar_info())
+        if paths.partial.exists():
+            try:
+                with OfflineCopy.open(paths, old_password, db_path=paths.partial) as partial:
+                    partial.rekey(new_password)
+            except errors.OfflineAddonError:
+                remove_partial(paths)  # a fresh rebuild then starts under the new password
 
 
 def _wait(future: Future[_T], timeout: float) -> _T:

@@ -22,7 +22,7 @@ from hookspecs import CommandArgument, CommandInvocation, HostCommand, Session
 from offline_addon import errors
 from offline_addon.api import DEFAULT_WAIT_S, CopyOverview, OfflineCopies
 from offline_addon.storage.sidecar import CopyInfo
-from offline_addon.sync.result import SyncResult
+from offline_addon.sync.result import SyncResult, incomplete_words
 
 GROUP = "offline"
 
@@ -208,8 +208,10 @@ def describe_copy(info: CopyInfo, now: float) -> str:
     if not info.database:
         return (f"an offline copy without its description ({info.size_bytes // 1024:,} KiB); "
                 "its next online synchronisation describes it again")
+    held = (f"{info.record_count:,} records" if info.complete
+            else incomplete_words(info.record_count, info.expected_total))
     return (f"{info.database} on {info.server_url} for {info.username}: "
-            f"{info.record_count:,} records, {info.size_bytes // 1024:,} KiB, "
+            f"{held}, {info.size_bytes // 1024:,} KiB, "
             f"{describe_age(info.last_sync, info.valid_until, now)}")
 
 

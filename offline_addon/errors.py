@@ -21,6 +21,7 @@ password, a token or record content::
     ├── StorageError            disk full, permissions, corrupt file
     │   └── CopyDamaged         the copy's file is damaged; the next online sync rebuilds it
     ├── OfflineEditError        an offline edit that cannot be made as asked
+    ├── CopyBusy                another program on this computer is writing the copy now
     ├── SyncCancelled           a sync was stopped on request between two pages
     └── ShuttingDown            the add-on was switched off before the work could run
 """
@@ -120,6 +121,17 @@ COPY_DAMAGED = "The offline copy is damaged; it will be rebuilt at the next onli
 class OfflineEditError(OfflineAddonError):
     """An offline edit cannot be made as asked (no such record in the copy, a value the server
     would refuse); nothing was changed."""
+class CopyBusy(OfflineAddonError):
+    """Another program (or window) on this computer holds the copy's writer lock; the work
+    is retried later by itself."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or COPY_BUSY_MESSAGE)
+
+
+COPY_BUSY_MESSAGE = (
+    "Another program on this computer is updating this offline copy; it will sync again later."
+)
 
 
 class SyncCancelled(OfflineAddonError):

@@ -31,6 +31,7 @@ from offline_addon.commands import build_commands, describe_age
 from offline_addon.errors import SettingsError
 from offline_addon.runtime.status import PROGRESS_TASK
 from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.sync.result import incomplete_words
 
 ADDON_ID = "offline"
 SHUTDOWN_WAIT_S = 1.0
@@ -154,6 +155,23 @@ class OfflineAddon:
         finally:
             self._host = None
 
+    @hookimpl(optionalhook=True)  # a contract 1.0 host has no such hook: it then is not called
+    def on_settings_changing(self, addon_id: str, current: Mapping[str, Any],
+                             proposed: Mapping[str, Any]) -> str | None:
+        """Refuse a bad value, and before a changed folder is stored, copy the copies into
+        it (the move is committed once the new folder is in force); ``None`` accepts."""
+        if addon_id != ADDON_ID:
+            return None
+        try:
+            refusal = self.copies.prepare_settings(current, proposed)
+        except Exception:
+            self._failed("on_settings_changing")
+            return ("The Offline Add-on could not check the new settings because of an "
+                    "unexpected error; the old values stay. See the host's log.")
+        if refusal is not None:
+            self._log.warning("offline add-on: refused a settings change")
+        return refusal
+
     @hookimpl
     def on_settings_changed(self, addon_id: str, settings: Mapping[str, Any]) -> None:
         """Validate and apply new settings; a bad value is refused and the old one stays."""
@@ -248,7 +266,12 @@ class OfflineAddon:
             return OfflineLoginResult(
                 None, "The offline copy could not be opened because of an unexpected error; "
                 "see the host's log.")
-        return OfflineLoginResult(reader, offline_login_message(reader, self.wall_clock()))
+        message = offline_login_message(reader, self.wall_clock())
+        if not reader.complete:
+            notice = incomplete_words(reader.record_count, reader.expected_total)
+            message = (f"This offline copy is {notice}: its first synchronisation did not "
+                       f"finish; log in online to complete it.\n{message}")
+        return OfflineLoginResult(reader, message)
 
     @hookimpl
     def register_commands(self) -> list[HostCommand]:

@@ -165,7 +165,7 @@ class HookCaller:
         failing add-on is logged and left out."""
         return self._call(hook, None, kwargs, first=False)
 
-    def call_one(self, addon_id: str, hook: str, **kwargs: Any) -> Any:
+    def call_one(self, addon_id: str, hook: str, /, **kwargs: Any) -> Any:
         """Call ``hook`` on one add-on only; ``None`` when it does not implement it or fails."""
         return self._call(hook, addon_id, kwargs, first=False).get(addon_id)
 

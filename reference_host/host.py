@@ -229,6 +229,21 @@ class Host:
 
     # -- add-on settings ------------------------------------------------------------------
 
+    def _ask_addon(self, addon_id: str, manifest: Mapping[str, Any], stored: Mapping[str, Any],
+                   updated: Mapping[str, Any]) -> None:
+        """``on_settings_changing`` of a loaded add-on (also in a one-shot command, where it
+        is not started); its refusal becomes a :class:`HostError` and nothing is stored."""
+        if addon_id not in self.hooks.registered():
+            return  # switched off: nobody to ask; it reads its settings when switched on
+        current = effective_settings(manifest, stored)
+        proposed = effective_settings(manifest, updated)
+        if current == proposed:
+            return
+        refusal = self.hooks.call_one(addon_id, "on_settings_changing", addon_id=addon_id,
+                                      current=current, proposed=proposed)
+        if isinstance(refusal, str) and refusal:
+            raise HostError(refusal)
+
     # Readers below take no lock: add-ons call them from their threads, possibly while the
     # UI thread holds the host lock and waits for that add-on's hook (a deadlock otherwise).
     # ``self.config`` is only ever replaced whole (see ``_store``), never changed in place.
@@ -247,16 +262,19 @@ class Host:
                                                    self.stored_settings(addon_id)))
 
     def set_setting(self, addon_id: str, key: str, raw_value: Any) -> Mapping[str, Any]:
-        """Validate and store one setting; a running host then calls ``on_settings_changed``.
-        Raises :class:`reference_host.settings.SettingsError` naming the field; the old value
-        stays."""
+        """Validate one setting, let the add-on accept it (``on_settings_changing``, which may
+        move files first), store it; a running host then calls ``on_settings_changed``.
+        Raises :class:`reference_host.settings.SettingsError` naming the field, or
+        :class:`HostError` with the add-on's refusal; the old value stays either way."""
         info = self.addon(addon_id)
         if info.manifest is None:
             raise HostError(f"add-on {addon_id!r} has no valid manifest: {info.refused}")
         with self._lock:
             config = self._reload()
             entry = config.entry(addon_id)
-            entry.settings = with_change(info.manifest, entry.settings, key, raw_value)
+            updated = with_change(info.manifest, entry.settings, key, raw_value)
+            self._ask_addon(addon_id, info.manifest, entry.settings, updated)
+            entry.settings = updated
             self._store(config)
             current = self.settings(addon_id)
             if self._running:

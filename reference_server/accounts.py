@@ -68,6 +68,8 @@ class TokenOwner:
     db: str
     client_id: str
     token_hash: str
+    password_generation: int = 0
+    """The password generation the token was issued under (see :func:`set_password`)."""
 
 
 def check_name(kind: str, name: object) -> str:
@@ -269,14 +271,32 @@ def longest_validity(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def set_password(conn: sqlite3.Connection, user_id: str, new_password: str) -> None:
-    """Replace a user's password (existing tokens stay valid)."""
+def set_password(conn: sqlite3.Connection, user_id: str, new_password: str, *,
+                 changed_by: TokenOwner | None = None) -> int:
+    """Replace a user's password and return its new password generation (one more than
+    before). Existing tokens stay valid but keep the generation they were issued under, so an
+    offline client can tell a session of an older password; ``changed_by`` (the token whose
+    holder changed it, knowing both passwords) moves to the new generation."""
     if not new_password:
         raise bad_request("The new password must not be empty.")
     salt, pw_hash = hash_password(new_password)
     with transaction(conn):
         conn.execute("UPDATE users SET pw_salt = ?, pw_hash = ? WHERE id = ?",
                      (salt, pw_hash, user_id))
+        generation = password_generation(conn, user_id) + 1
+        conn.execute("INSERT OR REPLACE INTO password_generations (user_id, generation)"
+                     " VALUES (?, ?)", (user_id, generation))
+        if changed_by is not None:
+            conn.execute("INSERT OR REPLACE INTO token_generations (token_hash, generation)"
+                         " VALUES (?, ?)", (changed_by.token_hash, generation))
+    return generation
+
+
+def password_generation(conn: sqlite3.Connection, user_id: str) -> int:
+    """How many times the user's password was changed (0 for never)."""
+    row = conn.execute("SELECT generation FROM password_generations WHERE user_id = ?",
+                       (user_id,)).fetchone()
+    return int(row[0]) if row is not None else 0
 
 
 def check_password(conn: sqlite3.Connection, username: str, password: str) -> UserInfo:
@@ -299,11 +319,15 @@ def open_session(
     token = secrets.token_urlsafe(32)
     with transaction(conn):
         conn.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
+        conn.execute("DELETE FROM token_generations WHERE token_hash NOT IN"
+                     " (SELECT token_hash FROM tokens)")
         conn.execute(
             "INSERT INTO tokens (token_hash, user_id, db, client_id, expires_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (_token_hash(token), user_id, db, client_id, now + TOKEN_LIFETIME_S),
         )
+        conn.execute("INSERT INTO token_generations (token_hash, generation) VALUES (?, ?)",
+                     (_token_hash(token), password_generation(conn, user_id)))
     return token
 
 
@@ -311,19 +335,21 @@ def resolve_token(conn: sqlite3.Connection, token: str, now: float) -> TokenOwne
     """Whom a token belongs to; 401 ``bad_token`` if unknown, revoked or expired."""
     token_hash = _token_hash(token)
     row = conn.execute(
-        "SELECT t.user_id, u.name, t.db, t.client_id, t.expires_at FROM tokens t"
-        " JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?",
+        "SELECT t.user_id, u.name, t.db, t.client_id, t.expires_at, coalesce(g.generation, 0)"
+        " FROM tokens t JOIN users u ON u.id = t.user_id"
+        " LEFT JOIN token_generations g ON g.token_hash = t.token_hash WHERE t.token_hash = ?",
         (token_hash,),
     ).fetchone()
     if row is None or row[4] < now:
         raise bad_token()
-    return TokenOwner(row[0], row[1], row[2], row[3], token_hash)
+    return TokenOwner(row[0], row[1], row[2], row[3], token_hash, int(row[5]))
 
 
 def revoke_token(conn: sqlite3.Connection, owner: TokenOwner) -> None:
     """Revoke one token (logout)."""
     with transaction(conn):
         conn.execute("DELETE FROM tokens WHERE token_hash = ?", (owner.token_hash,))
+        conn.execute("DELETE FROM token_generations WHERE token_hash = ?", (owner.token_hash,))
 
 
 def _token_hash(token: str) -> str:

@@ -228,7 +228,8 @@ def _register_session_routes(app: Flask) -> None:
         now = _now()
         token = accounts.open_session(conn, db, user.id, client_id, now)
         return _json({"token": token, "user_id": user.id, "username": user.name,
-                      "server_time": now})
+                      "server_time": now,
+                      "password_generation": accounts.password_generation(conn, user.id)})
 
     @app.delete(f"{API}/session")
     def logout() -> Response:
@@ -242,7 +243,9 @@ def _register_session_routes(app: Flask) -> None:
         old = _string(body, "old_password", max_len=4096)
         new = _string(body, "new_password", max_len=4096)
         accounts.check_password(_conn(), owner.username, old)
-        accounts.set_password(_conn(), owner.user_id, new)
+        # This token moves to the new password's generation; the user's other sessions keep
+        # theirs (still valid, but an offline client refuses to rebuild under them).
+        accounts.set_password(_conn(), owner.user_id, new, changed_by=owner)
         return Response(status=204)
 
 
@@ -384,6 +387,7 @@ def _register_offline_routes(app: Flask) -> None:
             "offline_right": user.offline_right,
             "validity_seconds": user.validity_seconds,
             "server_time": _now(),
+            "password_generation": owner.password_generation,
         })
 
     @app.get(f"{API}/databases/<db>/offline/head")
@@ -408,7 +412,8 @@ def _register_offline_routes(app: Flask) -> None:
             return Response(status=304, headers=headers)
         return _json({"seq": seq, "offline_enabled": True, "offline_editing": editing,
                       "offline_right": True, "validity_seconds": validity,
-                      "server_time": now}, headers=headers)
+                      "server_time": now, "password_generation": owner.password_generation},
+                     headers=headers)
 
     @app.get(f"{API}/databases/<db>/offline/changes")
     def changes(db: str) -> Response:

@@ -126,6 +126,17 @@ CREATE TABLE IF NOT EXISTS tokens (
     client_id TEXT NOT NULL,
     expires_at REAL NOT NULL
 );
+-- Password generations (see accounts.py): per user, bumped by every password change, per
+-- token, the generation of the password it was issued under. Separate tables, so that a file
+-- made before them needs no migration (a missing row is generation 0).
+CREATE TABLE IF NOT EXISTS password_generations (
+    user_id TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS token_generations (
+    token_hash TEXT PRIMARY KEY,
+    generation INTEGER NOT NULL
+);
 """
 
 

@@ -20,7 +20,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, cast
@@ -66,6 +66,9 @@ class OfflinePolicy:
     offline_right: bool
     validity_seconds: int
     server_time: float
+    password_generation: int | None = field(default=None, kw_only=True)
+    """The password generation the session's token was issued under (it goes up with every
+    password change); None from a server that does not tell it."""
 
     @property
     def allowed(self) -> bool:
@@ -258,6 +261,7 @@ class PolicySchema(_Lenient):
     validity_seconds = StrictInteger(
         required=True, validate=validate.Range(min=0, max=MAX_VALIDITY_SECONDS))
     server_time = Timestamp(required=True)
+    password_generation = StrictInteger(load_default=None, validate=validate.Range(min=0))
 
 
 class HeadSchema(PolicySchema):

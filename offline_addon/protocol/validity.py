@@ -19,18 +19,22 @@ class OfflineVerdict:
 
 
 def offline_verdict(
-    *, last_contact: float | None, validity_seconds: int | None, now: float
+    *, last_contact: float | None, validity_seconds: int | None, now: float,
+    high_water: float | None = None,
 ) -> OfflineVerdict:
     """May a copy whose last server contact was at local time ``last_contact`` open at ``now``?
 
     Validity counts on the local clock from the moment of the last successful contact (the
-    only clock available offline); a clock earlier than that contact by more than
-    :data:`CLOCK_TOLERANCE_SECONDS` is refused, since otherwise setting the clock back would
-    stretch the validity forever.
+    only clock available offline). A clock earlier by more than
+    :data:`CLOCK_TOLERANCE_SECONDS` than that contact, or than ``high_water`` (the latest
+    local time the copy has seen since: every open, also a refused one), is refused, since
+    otherwise setting the clock back would stretch the validity forever: an open at T+8 days
+    is refused as expired, and setting the clock back to T+1 day then is refused too.
     """
     if last_contact is None or validity_seconds is None:
         return OfflineVerdict(False, "expired")
-    if now < last_contact - CLOCK_TOLERANCE_SECONDS:
+    latest_seen = last_contact if high_water is None else max(last_contact, high_water)
+    if now < latest_seen - CLOCK_TOLERANCE_SECONDS:
         return OfflineVerdict(False, "clock_went_back")
     if now - last_contact > validity_seconds:
         return OfflineVerdict(False, "expired")

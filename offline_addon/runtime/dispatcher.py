@@ -249,10 +249,7 @@ class SyncDispatcher:
         try:
             call.future.set_result(call.fn())
         except BaseException as exc:  # handed to the caller, who raises it in its thread
-            if not isinstance(exc, errors.OfflineAddonError):
-                _log.error("offline add-on: a job failed unexpectedly", exc_info=exc)
-            call.future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
-                                      else errors.ShuttingDown())
+            call.future.set_exception(_addon_error(exc))
 
     def _current_copy_id(self) -> str | None:
         session = self._current
@@ -335,8 +332,7 @@ class SyncDispatcher:
         except BaseException as exc:
             self._failed(copy_id, exc, schedule, requested)
             for future in live:  # only the add-on's own errors reach the caller
-                future.set_exception(errors.unexpected(exc) if isinstance(exc, Exception)
-                                     else errors.ShuttingDown())
+                future.set_exception(_addon_error(exc))
             return
         self._succeeded(copy_id, result, schedule, requested)
         for future in live:
@@ -440,3 +436,16 @@ class SyncDispatcher:
         if self._hint_at is not None:
             due = self._hint_at if due is None else min(due, self._hint_at)
         return due
+
+
+def _addon_error(exc: BaseException) -> Exception:
+    """What a caller of the API receives for ``exc``: only the add-on's own error types cross
+    its API (an unexpected one is logged where it happened and named here in words)."""
+    if isinstance(exc, errors.OfflineAddonError):
+        return exc
+    if not isinstance(exc, Exception):
+        return errors.ShuttingDown()
+    _log.error("offline add-on: unexpected %s on the worker", type(exc).__name__, exc_info=exc)
+    return errors.OfflineAddonError(
+        "An unexpected error stopped the Offline Add-on's work; it is retried later. If this "
+        "repeats, look at the host's log.")

@@ -3,7 +3,10 @@
 Opening a copy runs SQLCipher's key derivation (about 0.1 s by design). Paying it once per
 login instead of once per sync is what lets a sync with nothing new cost one small round trip.
 The key stays in memory only as long as the session's password does (until logout), and the
-copy is closed before anything else touches its file (re-key, delete, move, shutdown).
+copy is closed before anything else touches its file (re-key, delete, move, shutdown). Keeping
+it open is reading, not writing: every sync takes the copy's writer lock and checks under it
+that this connection still reads the file the copy's name leads to (another program may have
+rebuilt, re-keyed or moved it meanwhile).
 Used only on the worker thread.
 """
 
@@ -33,8 +36,10 @@ class LoginCache:
         """The copy at ``target``, opened (and fully checked, at local time ``now``) if it is
         not open yet. A copy that does not open is not kept: the sync deals with it (and the
         next sync opens afresh)."""
-        if self._opening is not None and self._copy_id == target.copy_id:
-            return self._opening
+        cached = self._opening
+        if (cached is not None and self._copy_id == target.copy_id and cached.copy is not None
+                and cached.copy.is_open and cached.copy.db_path == target.db):
+            return cached
         self.close_copy()
         opening = open_for_sync(target, password, now)
         if opening.copy is not None:

@@ -1,5 +1,9 @@
 """Every file operation on offline copies: folders, durable writes, the atomic swap of a
-rebuilt copy, moving copies to another folder, and deleting a copy with all its files.
+rebuilt copy, durable copies of files, and deleting a copy with all its files (moving copies
+to another folder: :mod:`offline_addon.storage.moves`).
+
+The functions that change a copy's files expect the caller to hold the copy's
+:class:`~offline_addon.storage.copy_lock.CopyLock`.
 
 What a file is called is :mod:`offline_addon.storage.paths`; what is inside it is the copy's own
 business (:mod:`offline_addon.storage.offline_copy`, :mod:`offline_addon.storage.sidecar`).
@@ -7,16 +11,16 @@ business (:mod:`offline_addon.storage.offline_copy`, :mod:`offline_addon.storage
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
 from typing import BinaryIO
 
 from offline_addon.errors import StorageError
 from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.system import create_new_file, replace_file
 
 
 def ensure_folder(folder: Path) -> None:
@@ -51,15 +55,41 @@ def fsync_folder(folder: Path) -> None:
 def write_durably(target: Path, fill: Callable[[BinaryIO], object], temp_suffix: str) -> None:
     """Write ``target`` so that a crash leaves either the old file or the whole new one:
     ``fill`` writes a temporary file (owner-only), which is flushed to disk, renamed over
-    ``target``, and the rename made durable. Raises OSError."""
+    ``target``, and the rename made durable. Raises OSError.
+
+    The temporary file is created new (``O_EXCL``, no link followed): whatever already has
+    its name (a crash's leftover, or a link planted in a shared folder) is removed first, never
+    written through."""
     temporary = target.with_name(target.name + temp_suffix)
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        fill(out)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(temporary, target)
+    fd = _create_replacing_leftover(temporary)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            fill(out)
+            out.flush()
+            os.fsync(out.fileno())
+        replace_file(temporary, target)
+    except BaseException:
+        with suppress(OSError):
+            temporary.unlink()
+        raise
     fsync_folder(target.parent)
+
+
+def _create_replacing_leftover(path: Path) -> int:
+    try:
+        return create_new_file(path)
+    except FileExistsError:
+        path.unlink()  # removes a link itself, not what it points to
+        return create_new_file(path)
+
+
+def copy_durably(source: Path, target: Path, temp_suffix: str) -> None:
+    """Copy ``source`` to ``target`` through a new temporary file (owner-only), flushed to
+    disk and renamed into place. Raises OSError (for example ENOSPC; then nothing of the
+    copy is left)."""
+    with source.open("rb") as reader:
+        write_durably(target, lambda out: shutil.copyfileobj(reader, out, 1024 * 1024),
+                      temp_suffix)
 
 
 def remove_partial(paths: CopyPaths) -> None:
@@ -79,7 +109,7 @@ def replace_copy(paths: CopyPaths) -> None:
         with suppress(FileNotFoundError):
             side.unlink()
     try:
-        os.replace(paths.partial, paths.db)
+        replace_file(paths.partial, paths.db)
     except OSError as exc:
         raise StorageError(
             f"Cannot replace the offline copy ({exc.strerror}); check permissions."
@@ -106,45 +136,3 @@ def delete_copy(paths: CopyPaths) -> bool:
             ) from None
     fsync_folder(paths.folder)
     return removed
-
-
-def move_copies(old: Path, new: Path, copy_ids: Iterable[str]) -> list[str]:
-    """Move the copies ``copy_ids`` from ``old`` to ``new`` (rules in
-    :mod:`offline_addon.settings`). Returns the ids of copies left in ``old`` because ``new``
-    already has one with the same id."""
-    kept: list[str] = []
-    for copy_id in copy_ids:
-        source = CopyPaths(old, copy_id)
-        target = CopyPaths(new, copy_id)
-        if target.db.exists() or target.sidecar.exists():
-            kept.append(copy_id)
-            continue
-        ensure_folder(new)
-        try:
-            # Database (and SQLite side files) first, sidecar last: until the sidecar arrives
-            # the copy is still complete and listed in the old folder.
-            for name in (source.db, *source.companions(source.db)):
-                if name.exists():
-                    _move_file(name, target.folder / name.name)
-            if source.sidecar.exists():  # a copy without one is still moved
-                _move_file(source.sidecar, target.sidecar)
-        except OSError as exc:
-            raise StorageError(
-                f"Could not move an offline copy from {old} to {new} ({exc.strerror}); it "
-                "stays in the old folder. Check the folder's permissions and free space.",
-            ) from None
-    return kept
-
-
-def _move_file(source: Path, target: Path) -> None:
-    try:
-        os.replace(source, target)  # same filesystem: one atomic rename
-        fsync_folder(target.parent)
-        return
-    except OSError as exc:
-        if exc.errno != errno.EXDEV:
-            raise
-    # Another filesystem: copy durably under a temporary name and rename, then remove.
-    with source.open("rb") as reader:
-        write_durably(target, lambda out: shutil.copyfileobj(reader, out), ".moving")
-    source.unlink()

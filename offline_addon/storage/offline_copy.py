@@ -55,6 +55,7 @@ from offline_addon.storage.search import (
     search_sql,
 )
 from offline_addon.storage.sidecar import CopyInfo
+from offline_addon.storage.system import create_new_file
 
 FULL_CHECK_INTERVAL_S = 7 * 86400.0
 """The longest time between two full checks of a copy a login keeps open (it reads every
@@ -91,6 +92,17 @@ class CopyMeta:
     last_contact_local_time: float | None
     validity_seconds: int | None
     schema_version: int
+    complete: bool = True
+    """Whether the first sync (or the rebuild that made this file) has finished; a copy made
+    before this was recorded counts as complete."""
+    expected_total: int | None = None
+    """About how many records the copy will hold when complete (held + the last page's
+    ``remaining``); None before the first page."""
+    password_generation: int | None = None
+    """The server's password generation of the password the copy is keyed with (a lower
+    bound); None when the server does not tell it."""
+    clock_high_water: float | None = None
+    """The latest local time the copy has seen since its last server contact."""
 
     @property
     def valid_until(self) -> float | None:
@@ -127,6 +139,7 @@ class OfflineCopy:
         self._lock = threading.RLock()
         self.paths = paths
         self.db_path = db_path
+        self._file = _file_id(db_path)
 
     def __repr__(self) -> str:
         return f"OfflineCopy(copy_id={self.paths.copy_id[:12]}…, file={self.db_path.name})"
@@ -149,7 +162,7 @@ class OfflineCopy:
         try:
             # SQLite would create the file with the umask's permissions; pre-create it 0600
             # (its -wal and -shm files inherit the main file's mode).
-            os.close(os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            os.close(create_new_file(target))
         except FileExistsError:
             raise StorageError(
                 "An offline copy already exists for this database; open it instead."
@@ -160,13 +173,14 @@ class OfflineCopy:
             conn = cipher.connect(target, password)
             copy = cls(conn, paths, target)
             migrate(conn)
-            values = {
+            values: dict[str, object] = {
                 "server_url": identity.server_url,
                 "database": identity.database,
                 "username": identity.username,
                 "user_id": identity.user_id,
                 "client_id": identity.client_id,
                 "created_at": time.time() if now is None else now,
+                COMPLETE_KEY: 0,
             }
             values[FULL_CHECK_KEY] = values["created_at"]  # nothing to check in a new file
             with copy._transaction():
@@ -202,10 +216,39 @@ class OfflineCopy:
         return cls(conn, paths, target)
 
     def reconnect(self, password: str) -> None:
-        """Close and open :attr:`db_path` again (after the file was replaced)."""
+        """Close and open :attr:`db_path` again (after the file was replaced). Raises
+        WrongPassword, CopyNotFound or StorageError (the copy then stays closed)."""
         with self._lock:
             self.close()
-            self._conn = cipher.connect(self.db_path, password)
+            if not self.db_path.is_file():
+                raise CopyNotFound.of()
+            conn = cipher.connect(self.db_path, password)
+            try:
+                migrate(conn)
+            except sqlcipher3.Error as exc:
+                conn.close()
+                raise cipher.storage_error("upgrade", exc) from None
+            self._conn = conn
+            self._file = _file_id(self.db_path)
+
+    def refresh(self, password: str) -> bool:
+        """Make sure this connection reads the file that :attr:`db_path` names now: another
+        writer may have replaced it (a rebuild, a move) or re-keyed it since it was opened.
+        Reconnects when needed (returns True then); raises like :meth:`reconnect`."""
+        with self._lock:
+            if self._conn is not None and _file_id(self.db_path) == self._file:
+                try:
+                    self._conn.execute("SELECT count(*) FROM meta").fetchone()
+                    return False
+                except sqlcipher3.DatabaseError:
+                    pass  # re-keyed by another program: the old key reads no more
+            self.reconnect(password)
+            return True
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the connection is open."""
+        return self._conn is not None
 
     def close(self) -> None:
         """Close the connection (SQLite checkpoints and removes the WAL when it is the last)."""
@@ -304,6 +347,9 @@ class OfflineCopy:
             client_id=rows.get("client_id", ""),
         )
         validity = rows.get("validity_seconds")
+        total = rows.get(EXPECTED_TOTAL_KEY)
+        generation = rows.get(GENERATION_KEY)
+        high_water = rows.get(HIGH_WATER_KEY)
         return CopyMeta(
             identity=identity,
             created_at=float(rows.get("created_at", 0.0)),
@@ -313,6 +359,10 @@ class OfflineCopy:
             last_contact_local_time=rows.get("last_contact_local_time"),
             validity_seconds=None if validity is None else int(validity),
             schema_version=version,
+            complete=rows.get(COMPLETE_KEY, 1) not in (0, "0"),
+            expected_total=None if total is None else int(total),
+            password_generation=None if generation is None else int(generation),
+            clock_high_water=None if high_water is None else float(high_water),
         )
 
     @property
@@ -438,6 +488,7 @@ class OfflineCopy:
                     "cursor": page.next_cursor,
                     DIGEST_COUNT_KEY: digest.count,
                     DIGEST_SUM_KEY: digest.sum,
+                    EXPECTED_TOTAL_KEY: digest.count + page.remaining,
                     **_contact_values(contact),
                 })
                 _check_abort(abort)
@@ -446,16 +497,53 @@ class OfflineCopy:
         return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes))
 
     def record_contact(self, contact: Contact, *, etag: str | None = None,
+                       complete: bool = False, generation: int | None = None,
                        abort: Abort | None = None) -> None:
-        """Store a successful contact (and optionally the feed ETag); ``abort`` as for
+        """Store a successful contact (and optionally the feed ETag; ``complete``: the copy
+        now holds everything the feed had; ``generation``: the password generation the
+        server named, kept only when it is higher than the stored one); ``abort`` as for
         :meth:`apply_page`."""
         values: dict[str, object] = _contact_values(contact)
         if etag is not None:
             values["etag"] = etag
+        if complete:
+            values[COMPLETE_KEY] = 1
         try:
             with self._transaction():
                 self._put_meta(values)
+                if generation is not None:
+                    self._raise_generation(generation)
                 _check_abort(abort)
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
+
+    def raise_password_generation(self, generation: int) -> None:
+        """Store ``generation`` as the key's password generation unless a higher one is
+        stored (it never goes down: a session with an older password must not win)."""
+        try:
+            with self._transaction():
+                self._raise_generation(generation)
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
+
+    def _raise_generation(self, generation: int) -> None:
+        stored = self._meta_value(GENERATION_KEY)
+        if stored is None or int(stored) < generation:
+            self._put_meta({GENERATION_KEY: generation})
+
+    def adopt(self, meta: CopyMeta) -> None:
+        """Carry the password generation over from the copy this one replaces."""
+        if meta.password_generation is not None:
+            self.raise_password_generation(meta.password_generation)
+
+    def note_time_seen(self, now: float) -> None:
+        """Raise the clock high-water mark to ``now`` (an offline open); the caller holds
+        the copy's lock."""
+        try:
+            with self._transaction():
+                stored = self._meta_value(HIGH_WATER_KEY)
+                if stored is None or float(stored) < now:
+                    self._put_meta({HIGH_WATER_KEY: now})
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
 
@@ -509,6 +597,9 @@ class OfflineCopy:
             valid_until=meta.valid_until,
             record_count=self.digest().count,  # maintained page by page: O(1)
             schema_version=SCHEMA_VERSION,
+            complete=meta.complete,
+            expected_total=meta.expected_total,
+            password_generation=meta.password_generation,
         )
 
 
@@ -538,14 +629,29 @@ def clear_damage_mark(db_path: Path) -> None:
     """Remove the damage mark (after a passed check or a rebuild)."""
     with suppress(OSError):
         damage_mark(db_path).unlink()
+COMPLETE_KEY = "complete"
+EXPECTED_TOTAL_KEY = "expected_total"
+GENERATION_KEY = "password_generation"
+HIGH_WATER_KEY = "clock_high_water"
 
 
 def _contact_values(contact: Contact) -> dict[str, object]:
+    # A server contact re-anchors the clock high-water mark: the validity counts from this
+    # contact, so a clock that was once ahead (and corrected since) must not lock the copy.
     return {
         "last_contact_server_time": contact.server_time,
         "last_contact_local_time": contact.local_time,
         "validity_seconds": contact.validity_seconds,
+        HIGH_WATER_KEY: contact.local_time,
     }
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
 
 
 def _view(row: Sequence[Any]) -> RecordView:
@@ -566,6 +672,10 @@ class Opening:
         return self.copy is not None or self.problem is not None
 
 
+LOCKED_WITH_OTHER_KEY = "it was locked with an older password"
+DAMAGED = "its file was damaged"
+
+
 def open_for_sync(paths: CopyPaths, password: str, now: float | None = None) -> Opening:
     """Open the copy at ``paths`` for a sync; a copy that does not open, or fails the full
     check (run at every such open), becomes a reason to rebuild it (the sync decides), never
@@ -576,7 +686,7 @@ def open_for_sync(paths: CopyPaths, password: str, now: float | None = None) -> 
         try:
             if not copy.integrity_ok():
                 copy.close()
-                return Opening(None, "its file was damaged")
+                return Opening(None, DAMAGED)
             copy.record_full_check(moment)
             clear_damage_mark(paths.db)
         except BaseException:
@@ -586,6 +696,25 @@ def open_for_sync(paths: CopyPaths, password: str, now: float | None = None) -> 
     except CopyNotFound:
         return Opening(None)
     except WrongPassword:
-        return Opening(None, "it was locked with an older password")
+        return Opening(None, LOCKED_WITH_OTHER_KEY)
     except StorageError:
-        return Opening(None, "its file was damaged")
+        return Opening(None, DAMAGED)
+
+
+def reopen_for_sync(opening: Opening, paths: CopyPaths, password: str) -> Opening:
+    """``opening`` (made before the writer lock was taken) checked again under it: the same
+    copy object when it still reads the file ``paths`` names, reconnected when another
+    program replaced or re-keyed that file meanwhile, and opened afresh when it had not
+    opened."""
+    copy = opening.copy
+    if copy is None:
+        return open_for_sync(paths, password)
+    try:
+        copy.refresh(password)
+    except CopyNotFound:
+        return Opening(None)
+    except WrongPassword:
+        return Opening(None, LOCKED_WITH_OTHER_KEY)
+    except StorageError:
+        return Opening(None, DAMAGED)
+    return opening

@@ -22,6 +22,10 @@ FOLDER_NAME = "OfflineDB"
 DB_SUFFIX = ".offline.db"
 SIDECAR_SUFFIX = ".json"
 PARTIAL_SUFFIX = ".offline.db.partial"
+LOCK_SUFFIX = ".lock"
+MOVE_IN_SUFFIX = ".move-in.json"
+MOVE_OUT_SUFFIX = ".move-out.json"
+MOVING_SUFFIX = ".moving"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -110,6 +114,22 @@ class CopyPaths:
         """A fresh copy being filled by a full sync; replaces :attr:`db` when complete."""
         return self.folder / f"{self.copy_id}{PARTIAL_SUFFIX}"
 
+    @property
+    def lock(self) -> Path:
+        """The writer lock's file (see :mod:`offline_addon.storage.copy_lock`)."""
+        return self.folder / f"{self.copy_id}{LOCK_SUFFIX}"
+
+    @property
+    def move_in(self) -> Path:
+        """A move into this folder that is prepared but not committed: the copy's sidecar to
+        be, plus the folder it comes from (see :mod:`offline_addon.storage.moves`)."""
+        return self.folder / f"{self.copy_id}{MOVE_IN_SUFFIX}"
+
+    @property
+    def move_out(self) -> Path:
+        """A move out of this folder that is prepared but not committed: where to."""
+        return self.folder / f"{self.copy_id}{MOVE_OUT_SUFFIX}"
+
     def companions(self, db: Path) -> tuple[Path, Path, Path]:
         """SQLite's side files of ``db`` (write-ahead log, shared memory, rollback journal)."""
         return (
@@ -124,7 +144,14 @@ class CopyPaths:
         files.append(damage_mark(self.db))
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
+        files += [self.move_in, self.move_out, self.move_in.with_name(self.move_in.name + ".tmp"),
+                  self.move_out.with_name(self.move_out.name + ".tmp")]
+        files += [self.moving(path) for path in (self.db, *self.companions(self.db))]
         return files
+
+    def moving(self, path: Path) -> Path:
+        """The temporary name under which ``path`` is copied into this folder."""
+        return self.folder / (path.name + MOVING_SUFFIX)
 
 
 def damage_mark(db: Path) -> Path:

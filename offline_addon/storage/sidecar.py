@@ -36,6 +36,15 @@ class CopyInfo:
     record_count: int
     schema_version: int
     size_bytes: int = 0
+    complete: bool = True
+    """False until the first sync (or the rebuild that made the file) has finished; a sidecar
+    written before this field existed describes a complete copy."""
+    expected_total: int | None = None
+    """About how many records the copy holds when complete (for "N of about M")."""
+    password_generation: int | None = None
+    """The server's password generation of the password the copy is keyed with, as far as
+    this computer knows (a lower bound; None when the server does not tell it). Non-secret:
+    it lets a sync tell "locked with a newer password" from "damaged" without the key."""
 
 
 class _CopyInfoSchema(Schema):
@@ -53,18 +62,24 @@ class _CopyInfoSchema(Schema):
     valid_until = fields.Float(required=True, allow_none=True)
     record_count = fields.Integer(required=True, strict=True)
     schema_version = fields.Integer(required=True, strict=True)
+    complete = fields.Boolean(load_default=True)
+    expected_total = fields.Integer(strict=True, load_default=None, allow_none=True)
+    password_generation = fields.Integer(strict=True, load_default=None, allow_none=True)
 
 
 _SCHEMA = _CopyInfoSchema()
 
 
-def write_sidecar(paths: CopyPaths, info: CopyInfo) -> None:
-    """Write the sidecar atomically (temp file, fsync, rename), owner-only (0600)."""
-    payload = asdict(info)
+def write_sidecar(paths: CopyPaths, info: CopyInfo, *, target: Path | None = None,
+                  extra: dict[str, str] | None = None) -> None:
+    """Write the sidecar atomically (temp file, fsync, rename), owner-only (0600); ``target``
+    and ``extra`` (more keys) are for the marker of a prepared move."""
+    payload: dict[str, Any] = asdict(info)
     payload.pop("size_bytes")
+    payload.update(extra or {})
     data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
     try:
-        write_durably(paths.sidecar, lambda out: out.write(data), ".tmp")
+        write_durably(target or paths.sidecar, lambda out: out.write(data), ".tmp")
     except OSError as exc:
         raise StorageError(
             f"Cannot write the offline copy's description in {paths.folder} ({exc.strerror}); "
@@ -85,8 +100,14 @@ def read_sidecar(paths: CopyPaths) -> CopyInfo:
     sidecar is unreadable or does not belong to this file."""
     if not paths.db.exists():
         raise CopyNotFound.of()
+    return read_sidecar_file(paths, paths.sidecar)
+
+
+def read_sidecar_file(paths: CopyPaths, source: Path) -> CopyInfo:
+    """The description in ``source`` (the sidecar, or the marker of a prepared move);
+    StorageError when it is unreadable or does not belong to this copy."""
     try:
-        raw: Any = json.loads(paths.sidecar.read_bytes())
+        raw: Any = json.loads(source.read_bytes())
         data = _SCHEMA.load(raw if isinstance(raw, dict) else {})
     except (OSError, ValueError, ValidationError):
         raise StorageError(

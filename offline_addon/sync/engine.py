@@ -11,7 +11,16 @@ first (which also answers when offline use is not allowed), then head, then the 
 The last page's digest is compared on every sync; a mismatch, a 410, a copy that no longer
 opens with the user's current password, belongs to another user id or whose file is damaged
 (also when that shows only while a page is written) all lead to a full sync into a fresh file
-that replaces the old one only when complete.
+(``.partial``) that replaces the old one only when complete. An interrupted
+rebuild keeps its ``.partial`` and the next sync resumes it; an interrupted first sync resumes
+from the copy's own cursor. Until either has finished, the copy says it is incomplete.
+
+A run holds the copy's writer lock (:class:`~offline_addon.storage.copy_lock.CopyLock`) from
+start to end, so that two programs on one computer never write one copy at once; only the
+holder removes or replaces ``.partial``. A copy that does not open with the session's
+password is rebuilt only when the session's password is not older than the copy's: the server
+names the password generation of the session's token, the sidecar the one the copy is keyed
+with, and a session holding an older password is told to log in again (nothing is downloaded).
 
 Every run ends by its deadline (:data:`SYNC_DEADLINE_S`, each request by its own, see
 ``transport``), and nothing is written once ``cancel`` answers true: it is asked inside each
@@ -31,15 +40,20 @@ from offline_addon.errors import (
     CopyDamaged,
     CopyNotFound,
     CursorExpired,
+    OfflineAddonError,
     OfflineNotAllowed,
     OfflineReason,
     ProtocolError,
     StorageError,
     SyncCancelled,
+    WrongPassword,
 )
 from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
-from offline_addon.storage.files import delete_copy, remove_partial, replace_copy
+from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
+from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
+from offline_addon.storage.moves import has_pending_moves, settle_moves
 from offline_addon.storage.offline_copy import (
+    LOCKED_WITH_OTHER_KEY,
     Contact,
     CopyIdentity,
     CopyMeta,
@@ -47,9 +61,10 @@ from offline_addon.storage.offline_copy import (
     Opening,
     clear_damage_mark,
     open_for_sync,
+    reopen_for_sync,
 )
 from offline_addon.storage.paths import CopyPaths, damage_mark
-from offline_addon.storage.sidecar import write_sidecar
+from offline_addon.storage.sidecar import read_sidecar, write_sidecar
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
 from offline_addon.sync.transport import SyncClient
@@ -70,6 +85,16 @@ page it committed (a first sync resumes from there); each request also has its o
 COMPACT_INDEX_AFTER = 20_000
 """A sync that changed at least this many records compacts the search index afterwards
 (below it, the merge work FTS5 leaves for later syncs is small)."""
+
+SIDECAR_REFRESH_S = 2.0
+"""While a first sync runs, the sidecar (what ``offline list`` and the login screen read) is
+rewritten at most this often, so that a sync killed midway leaves a fair "N of about M"."""
+
+LOG_IN_AGAIN = (
+    "This session was opened with an older password than the one the offline copy is now "
+    "locked with (the password was changed since, on this computer or elsewhere). Log in "
+    "again with your current password; the offline copy is kept as it is."
+)
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]
@@ -98,6 +123,7 @@ def sync_copy(
     clock: Callable[[], float] = time.time,
     client: SyncClient | None = None,
     page_limit: int = DEFAULT_PAGE_LIMIT,
+    lock_wait_s: float = DEFAULT_WAIT_S,
     deadline_s: float = SYNC_DEADLINE_S,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
@@ -110,22 +136,39 @@ def sync_copy(
     after each page: when it answers true the sync stops with
     :class:`~offline_addon.errors.SyncCancelled` (every page committed before stays, the one
     being written is rolled back). The run ends within ``deadline_s``. ``client`` and
-    ``page_limit`` are for tests and benchmarks. Errors are raised as
+    ``page_limit`` are for tests and benchmarks. The run holds the copy's
+    writer lock; when another program keeps it longer than ``lock_wait_s`` the run raises
+    :class:`~offline_addon.errors.CopyBusy` (retried later). Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
+    if has_pending_moves(paths.folder):
+        settle_moves(paths.folder)  # before the lock: settling takes the copy's lock itself
+    if not create and not paths.db.exists():
+        raise CopyNotFound.of(session.database)  # (checked again under the lock)
+    if create:
+        ensure_folder(paths.folder)
     own_copy = opening is None
-    if opening is None:
-        opening = open_for_sync(paths, session.password, clock())
-    if not create and not opening.exists:
-        raise CopyNotFound.of(session.database)
     own_client = client is None
-    active = client or SyncClient(session.server_url, session.token, session.client_id)
+    active: SyncClient | None = None
     try:
-        run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit)
-        run.deadline = time.monotonic() + deadline_s
-        return run.execute(opening, own_copy)
+        with CopyLock(paths.lock, wait_s=lock_wait_s) as lock:
+            # Opened (or re-checked) under the lock: another writer may have replaced, re-keyed
+            # or deleted the file since the caller opened it.
+            if opening is None:
+                opening = open_for_sync(paths, session.password, clock())
+            else:
+                given = opening.copy
+                opening = reopen_for_sync(opening, paths, session.password)
+                # A copy opened here (the caller's had not opened) is this run's to close.
+                own_copy = opening.copy is not None and opening.copy is not given
+            if not create and not opening.exists:
+                raise CopyNotFound.of(session.database)
+            active = client or SyncClient(session.server_url, session.token, session.client_id)
+            run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit, lock)
+            run.deadline = time.monotonic() + deadline_s
+            return run.execute(opening, own_copy)
     finally:
-        if own_client:
+        if own_client and active is not None:
             active.close()
 
 
@@ -141,8 +184,13 @@ class _SyncRun:
         cancel: Cancel | None,
         clock: Callable[[], float],
         page_limit: int,
+        lock: CopyLock,
     ) -> None:
         self.paths = paths
+        self.lock = lock
+        self.token_generation: int | None = None
+        """The password generation of the session's token, as the server last named it."""
+        self._described_at = float("-inf")
         self.session = session
         self.client = client
         self.progress = progress
@@ -163,11 +211,23 @@ class _SyncRun:
 
     def execute(self, opening: Opening, own_copy: bool) -> SyncResult:
         """Run the sync; ``own_copy``: the opened copy is this run's to close."""
-        remove_partial(self.paths)
         given = None if own_copy else opening.copy
         copy, problem = self._check_owner(opening)
+        partial: OfflineCopy | None = None
         try:
             try:
+                if problem == LOCKED_WITH_OTHER_KEY:
+                    # Before anything is downloaded: is the session's password the older one?
+                    self._check_policy()
+                    self._refuse_older_password()
+                partial = self._resumable_partial() if opening.exists else None
+                if partial is None:
+                    remove_partial(self.paths)  # only a lock holder may, and we hold it
+                else:
+                    self._check_policy()
+                    fresh, partial = partial, None
+                    return self._rebuild(copy, given, "an interrupted rebuild was resumed",
+                                         fresh=fresh)
                 if copy is not None and problem is None:
                     meta = copy.meta
                     if _knows_its_head(meta):
@@ -189,6 +249,8 @@ class _SyncRun:
         except OfflineNotAllowed as refusal:
             return self._wipe(copy, refusal)
         finally:
+            if partial is not None:
+                partial.close()
             if copy is not None and own_copy:
                 copy.close()
 
@@ -196,8 +258,47 @@ class _SyncRun:
         """Raise OfflineNotAllowed unless the server allows this copy (first sync, rebuild,
         a copy without a stored head: the policy answers even when offline is not allowed)."""
         policy = self.client.policy(self.session.database, deadline=self.deadline)
+        self._learn_generation(policy.password_generation)
         if not policy.allowed:
             raise OfflineNotAllowed(_reason(policy.offline_enabled))
+
+    def _learn_generation(self, generation: int | None) -> None:
+        if generation is not None:
+            self.token_generation = generation
+
+    def _refuse_older_password(self) -> None:
+        """WrongPassword when the copy (which does not open with the session's password) is
+        keyed with a newer password than the session's: rebuilding it would undo a password
+        change. Equal generations mean the file is damaged (it is rebuilt); an older copy
+        generation means it was keyed with an older password (it is rebuilt too); a server
+        or a sidecar that names no generation keeps the rebuild of before."""
+        try:
+            keyed_with = read_sidecar(self.paths).password_generation
+        except OfflineAddonError:
+            keyed_with = None
+        token = self.token_generation
+        if keyed_with is not None and token is not None and token < keyed_with:
+            log.warning("offline copy not rebuilt: the session's password is older than the "
+                        "copy's (generation %d < %d)", token, keyed_with)
+            raise WrongPassword(LOG_IN_AGAIN)
+
+    def _resumable_partial(self) -> OfflineCopy | None:
+        """The ``.partial`` of an interrupted rebuild, open, when it opens with the session's
+        password and belongs to the session's user id; else None."""
+        if not self.paths.partial.exists():
+            return None
+        try:
+            fresh = OfflineCopy.open(self.paths, self.session.password,
+                                     db_path=self.paths.partial)
+        except OfflineAddonError:
+            return None
+        try:
+            if fresh.meta.identity.user_id == self.session.user_id:
+                return fresh
+        except OfflineAddonError:
+            pass
+        fresh.close()
+        return None
 
     def _check_owner(self, opening: Opening) -> tuple[OfflineCopy | None, str | None]:
         """The copy to sync (None: there is none yet, or it does not open), and why it must
@@ -230,6 +331,8 @@ class _SyncRun:
 
     def _create(self) -> OfflineCopy:
         copy = OfflineCopy.create(self.paths, self.session.password, self.identity)
+        if self.token_generation is not None:
+            copy.raise_password_generation(self.token_generation)
         write_sidecar(self.paths, copy.sidecar_info())
         return copy
 
@@ -246,8 +349,9 @@ class _SyncRun:
             copy.record_contact(contact, abort=self.cancel)
             return self._finish(copy, "unchanged", _Tally(), contact)
         contact = self._contact(head)
-        tally = self._pull(copy, contact, meta.cursor)
-        copy.record_contact(contact, etag=head.etag, abort=self.cancel)
+        tally = self._pull(copy, contact, meta.cursor, describe=not meta.complete)
+        copy.record_contact(contact, etag=head.etag, complete=True,
+                            generation=self.token_generation, abort=self.cancel)
         return self._finish(copy, "synced", tally, contact)
 
     def _full_head(self) -> Head:
@@ -262,6 +366,7 @@ class _SyncRun:
 
     def _contact(self, head: Head) -> Contact:
         """The contact a head answer (200) stands for; OfflineNotAllowed if it says no."""
+        self._learn_generation(head.password_generation)
         if not head.allowed:
             raise OfflineNotAllowed(_reason(head.offline_enabled))
         return Contact(head.server_time, self.clock(), head.validity_seconds)
@@ -281,8 +386,30 @@ class _SyncRun:
         assert meta.validity_seconds is not None
         return Contact(server_time, now, meta.validity_seconds)
 
-    def _pull(self, copy: OfflineCopy, contact: Contact, cursor: str | None) -> _Tally:
-        """Apply pages from ``cursor`` to the end and check the digest of the last one."""
+    def _pull(self, copy: OfflineCopy, contact: Contact, cursor: str | None, *,
+              describe: bool = False) -> _Tally:
+        """Apply pages from ``cursor`` to the end and check the digest of the last one.
+        ``describe``: the copy is the listed one and incomplete, so its sidecar follows the
+        pages (every few seconds, and once more when the pull stops early)."""
+        try:
+            return self._pull_pages(copy, contact, cursor, describe)
+        except BaseException:
+            if describe:
+                self._describe(copy, force=True)
+            raise
+
+    def _describe(self, copy: OfflineCopy, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._described_at < SIDECAR_REFRESH_S:
+            return
+        self._described_at = now
+        try:
+            write_sidecar(self.paths, copy.sidecar_info())
+        except OfflineAddonError as exc:  # a listing aid: the sync goes on without it
+            log.info("offline copy: sidecar not refreshed (%s)", type(exc).__name__)
+
+    def _pull_pages(self, copy: OfflineCopy, contact: Contact, cursor: str | None,
+                    describe: bool) -> _Tally:
         tally = _Tally()
         last: ChangePage | None = None
         with PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages:
@@ -300,6 +427,8 @@ class _SyncRun:
                 if self.progress is not None:
                     self.progress(tally.done, tally.done + page.remaining)
                 last = page
+                if describe and page.has_more:
+                    self._describe(copy)
                 if page.has_more and self.cancel is not None and self.cancel():
                     raise SyncCancelled
         if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
@@ -341,24 +470,44 @@ class _SyncRun:
 
     # -- rebuild, wipe, result ----------------------------------------------------------
 
-    def _rebuild(self, old: OfflineCopy | None, given: OfflineCopy | None, why: str) -> SyncResult:
-        """Full sync into a fresh file that replaces the old one atomically when complete.
+    def _rebuild(self, old: OfflineCopy | None, given: OfflineCopy | None, why: str, *,
+                 fresh: OfflineCopy | None = None) -> SyncResult:
+        """Full sync into ``.partial`` (``fresh``: an interrupted rebuild's, resumed from its
+        cursor) that replaces the old file atomically when complete. An interruption keeps
+        ``.partial`` for the next sync to resume; a contradicting digest discards it.
 
         ``given`` (the caller's open copy, if any) is reconnected to the new file."""
         log.warning("offline copy is rebuilt from the server because %s", why)
         removed = 0
+        previous: CopyMeta | None = None
         if old is not None:
-            with suppress(StorageError):
+            with suppress(OfflineAddonError):
                 removed = old.record_count()
+                previous = old.meta
         # Head before the feed: its ETag must not claim more than the pulled pages hold.
-        head = self._full_head()
-        contact = self._contact(head)
-        fresh = OfflineCopy.create(
-            self.paths, self.session.password, self.identity, db_path=self.paths.partial
-        )
         try:
-            tally = self._pull(fresh, contact, None)
-            fresh.record_contact(contact, etag=head.etag, abort=self.cancel)
+            head = self._full_head()
+            contact = self._contact(head)
+        except BaseException:
+            if fresh is not None:
+                fresh.close()
+            raise
+        if fresh is None:
+            fresh = self._new_partial()
+        try:
+            try:
+                tally = self._pull(fresh, contact, fresh.cursor)
+            except CursorExpired:
+                if fresh.cursor is None:
+                    raise
+                # The interrupted rebuild's position is gone too: start it afresh.
+                fresh.close()
+                fresh = self._new_partial()
+                tally = self._pull(fresh, contact, None)
+            if previous is not None:
+                fresh.adopt(previous)
+            fresh.record_contact(contact, etag=head.etag, complete=True,
+                                 generation=self.token_generation, abort=self.cancel)
         except DigestMismatch:
             fresh.close()
             remove_partial(self.paths)
@@ -367,13 +516,11 @@ class _SyncRun:
                 "left as it was. Tell your administrator."
             ) from None
         except BaseException:
-            fresh.close()
-            remove_partial(self.paths)
+            fresh.close()  # .partial stays: the next sync resumes it
             raise
         fresh.close()  # the last connection: SQLite checkpoints and removes the WAL
         if self.cancel is not None and self.cancel():
-            remove_partial(self.paths)
-            raise SyncCancelled
+            raise SyncCancelled  # .partial stays complete: the next sync swaps it in
         if old is not None:
             old.close()
         replace_copy(self.paths)
@@ -385,6 +532,15 @@ class _SyncRun:
         with OfflineCopy.open(self.paths, self.session.password) as copy:
             return self._finish(copy, "repaired", tally, contact, why=why)
 
+    def _new_partial(self) -> OfflineCopy:
+        remove_partial(self.paths)
+        fresh = OfflineCopy.create(
+            self.paths, self.session.password, self.identity, db_path=self.paths.partial
+        )
+        if self.token_generation is not None:
+            fresh.raise_password_generation(self.token_generation)
+        return fresh
+
     def _wipe(self, copy: OfflineCopy | None, refusal: OfflineNotAllowed) -> SyncResult:
         """The server refused: delete the copy (the outcome ``wiped``); when there was no
         copy to delete (a first sync without the right), the refusal is the answer."""
@@ -392,6 +548,7 @@ class _SyncRun:
             copy.close()
         existed = self.paths.db.exists()
         delete_copy(self.paths)
+        self.lock.remove_file()
         if not existed:
             raise refusal
         text = wiped_message(refusal.reason, existed)

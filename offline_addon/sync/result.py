@@ -52,6 +52,14 @@ def progress_summary(result: SyncResult) -> str:
     return f"Up to date: {result.record_count:,} records"
 
 
+def incomplete_words(held: int, expected: int | None) -> str:
+    """How a copy whose first sync (or rebuild) has not finished is described everywhere:
+    ``incomplete: N of about M records``."""
+    if expected is None or expected < held:
+        return f"incomplete: {held} records so far"
+    return f"incomplete: {held} of about {expected} records"
+
+
 def wiped_message(reason: errors.OfflineReason, existed: bool) -> str:
     """The sentence for a sync the server refused: why, and whether a copy was deleted."""
     text = errors.offline_not_allowed_message(reason)
@@ -71,9 +79,7 @@ def failure_message(exc: BaseException,
     if isinstance(exc, errors.AuthenticationRequired):
         return "The server wants you to log in again; log out and in, then sync again."
     if isinstance(exc, errors.WrongPassword):
-        return ("The offline copy is encrypted with a different password. Delete it with "
-                f"'{command('offline', 'delete')}' and create it again with "
-                f"'{command('offline', 'create')}'.")
+        return str(exc)  # the sync's only WrongPassword: log in again with the new password
     if isinstance(exc, errors.ServerUnreachable | errors.ServerBusy | errors.ServerError):
         return f"{exc} The add-on tries again by itself later."
     if isinstance(exc, errors.OfflineAddonError):

@@ -119,3 +119,46 @@ def test_the_copy_is_unlocked_once_per_login_not_once_per_sync(
         assert closed == opened
     finally:
         assert copies.shutdown(10)
+
+
+class Told:
+    """Feedback that keeps the notifications."""
+
+    def __init__(self) -> None:
+        self.notes: list[tuple[str, str]] = []
+
+    def progress(self, done: int, total: int, text: str) -> None:
+        pass
+
+    def notify(self, title: str, text: str, level: str = "info") -> None:
+        self.notes.append((title, text))
+
+
+def test_a_copy_another_program_is_writing_is_retried_and_told_once(site: Site,
+                                                                     tmp_path: Path) -> None:
+    import functools
+
+    from offline_addon import CopyBusy
+    from offline_addon.storage.copy_lock import CopyLock
+    from offline_addon.sync.engine import sync_copy
+
+    told = Told()
+    copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")), feedback=told,
+                           sync=functools.partial(sync_copy, lock_wait_s=0.2))
+    try:
+        session = login(site.url, "alice", "alice-pw")
+        copies.create(session)
+        copies.session_started(session)
+        assert copies.wait_idle(30)
+        with CopyLock(copies.paths_for(session).lock):  # "another program" writes the copy
+            for _ in range(2):
+                with pytest.raises(CopyBusy) as busy:
+                    copies.sync_now(session)
+            overview = copies.status(session)
+        assert "another program on this computer" in str(busy.value).lower()
+        failed = [text for title, text in told.notes if title.endswith("failed")]
+        assert len(failed) == 1
+        assert overview.next_sync_in_s is not None  # retryable: a retry is planned
+        assert copies.sync_now(session).outcome in ("synced", "unchanged")
+    finally:
+        assert copies.shutdown(10)

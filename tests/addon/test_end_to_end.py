@@ -305,3 +305,43 @@ def test_no_copy_hint_for_a_user_without_the_offline_right(make_run: Make, site:
     assert run.login("alice-pw")
     time.sleep(1.2)  # when the hint would come
     assert "offline create" not in run.settle()
+
+
+def test_a_folder_the_addon_refuses_is_not_stored_by_the_host(make_run: Make,
+                                                              offline_dir: Path) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    for folder in ("~/copies", "/proc/nope/copies"):
+        out = run.run(f"settings set offline database_path {folder}")
+        assert "database_path" in out, out
+        assert run.host.settings("offline")["database_path"] == str(offline_dir)
+        assert run.copies.settings.database_path == str(offline_dir)
+    assert f"{RECORDS} records" in run.run("offline status")
+
+
+def test_a_move_that_runs_out_of_space_keeps_everything_where_it_was(
+        make_run: Make, tmp_path: Path, offline_dir: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # The narrow injected fault at the one file-copy seam (tests/proof mounts a real full
+    # filesystem where it may).
+    import offline_addon.storage.moves as moves
+
+    def no_space(source: Path, target: Path, temp_suffix: str) -> None:
+        target.with_name(target.name + temp_suffix).write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    before = copy_files(offline_dir)
+    monkeypatch.setattr(moves, "copy_durably", no_space)
+    moved = tmp_path / "moved"
+    out = run.run(f"settings set offline database_path {moved}")
+    monkeypatch.undo()
+    assert "No space left on device" in out
+    assert "stays in" in out
+    assert run.host.settings("offline")["database_path"] == str(offline_dir)
+    assert copy_files(offline_dir) == before
+    assert [p.name for p in moved.iterdir() if not p.name.endswith(".lock")] == []
+    assert "is up to date" in run.run("offline sync") + run.settle()

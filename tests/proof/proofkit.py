@@ -8,7 +8,10 @@ from __future__ import annotations
 import base64
 import itertools
 import json
+import os
 import random
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,3 +189,152 @@ def new_world(server: Any, folder: Path, records: int = 300, tag: str = "Proof")
         admin.import_records(database, make_records(records, tag, n), grant={username: "rwe"})
     )
     return World(server.url, admin, database, username, password, user_id, ids, folder, server.url)
+
+
+CHILD = Path(__file__).with_name("sync_child.py")
+
+
+class Child:
+    """A writing process (``sync_child.py``) fed a job on stdin; started and ready."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import subprocess
+        import sys
+
+        from reference_server.testing import read_line
+
+        self._read_line = read_line
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=CHILD.parent,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.close()
+        assert self.line(30) == "ready", "child did not start"
+
+    def line(self, timeout: float = 60) -> str:
+        """The next line the child prints ("" when it ended or stayed silent)."""
+        assert self.proc.stdout is not None
+        return self._read_line(self.proc.stdout, timeout).strip()
+
+    def until(self, prefix: str, timeout: float = 60) -> str:
+        """Read lines until one starts with ``prefix`` (or with "done"/"error"); return it."""
+        while True:
+            line = self.line(timeout)
+            if not line or line.startswith((prefix, "done", "error")):
+                return line
+
+    def finish(self, timeout: float = 120) -> str:
+        """Wait for the end; the last line ("done ..." or "error ...")."""
+        last = ""
+        while True:
+            line = self.line(timeout)
+            if not line:
+                break
+            last = line
+        self.proc.wait(timeout)
+        assert self.proc.stderr is not None
+        self.err = self.proc.stderr.read()
+        self.close()
+        return last
+
+    def kill(self) -> bool:
+        """SIGKILL now; whether it was still running."""
+        import signal
+
+        running = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(60)
+        self.close()
+        return running
+
+    def close(self) -> None:
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+def child_job(world: World, session: Session, **extra: Any) -> dict[str, Any]:
+    """The job of a syncing child for ``world``'s copy (secrets travel on stdin)."""
+    job: dict[str, Any] = {"session": session.__dict__, "folder": str(world.folder),
+                           "copy_url": world.copy_url, "limit": 100}
+    job.update(extra)
+    return job
+
+
+def copy_meta(paths: Any, password: str) -> Any:
+    """The copy's bookkeeping (complete, expected total, generation), read with the password."""
+    from offline_addon.storage.offline_copy import OfflineCopy
+
+    with OfflineCopy.open(paths, password) as copy:
+        return copy.meta
+
+
+# -- the real psr-client, one-shot -------------------------------------------------------------
+
+PSR_CLIENT = Path(sys.executable).parent / "psr-client"
+
+
+class Client:
+    """``psr-client`` one-shot commands with their own settings folder, logged in as the
+    world's user (the password comes from the environment, never the command line)."""
+
+    def __init__(self, world: World, home: Path) -> None:
+        self.world = world
+        self.config_dir = home / "client-config"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
+        self.env.update(PSR_CLIENT_CONFIG_DIR=str(self.config_dir), PSR_SERVER=world.url,
+                        PSR_DATABASE=world.database, PSR_USER=world.username,
+                        PSR_PASSWORD=world.password, XDG_DATA_HOME=str(home / "xdg-data"))
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PSR_CLIENT), *args], capture_output=True, text=True,
+                              env=self.env, timeout=120, check=False)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        return subprocess.Popen([str(PSR_CLIENT), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env)
+
+    def stored_folder(self) -> str:
+        data: dict[str, Any] = json.loads((self.config_dir / "host.json").read_text("utf-8"))
+        return str(data["addons"]["offline"]["settings"].get("database_path", ""))
+
+    def copies(self) -> Any:
+        """An ``OfflineCopies`` over the folder the client stored."""
+        from offline_addon import AddonSettings, OfflineCopies
+
+        return OfflineCopies(AddonSettings(database_path=self.stored_folder()))
+
+
+def client_with_copy(world: World, home: Path) -> Client:
+    client = Client(world, home)
+    assert client("settings", "set", "offline", "database_path", str(world.folder)).returncode == 0
+    created = client("offline", "create")
+    assert created.returncode == 0, created.stdout + created.stderr
+    return client
+
+
+def copy_files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def assert_one_whole_copy(client: Client, other: Path) -> None:
+    """Exactly one listed copy, in the stored folder, opening with all its records; the other
+    folder holds no copy (listed or not)."""
+    from offline_addon.storage.paths import CopyPaths
+    from offline_addon.storage.sidecar import list_copies
+
+    copies = client.copies()
+    try:
+        [info] = copies.list()
+        assert info.complete
+        paths = CopyPaths(copies.folder, info.copy_id)
+        assert read_copy(paths, client.world.password).records == client.world.expected()
+    finally:
+        copies.shutdown()
+    assert list_copies(other) == []
+    left = [name for name in copy_files(other) if ".offline.db" in name or ".json" in name]
+    assert not left, f"left in the other folder: {left}"
+
+

@@ -163,7 +163,8 @@ def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer,
     body = first.json()
     assert isinstance(body.pop("server_time"), float)
     assert body == {"seq": 0, "offline_enabled": True, "offline_right": True,
-                    "offline_editing": False, "validity_seconds": 7 * 86400}
+                    "offline_editing": False, "validity_seconds": 7 * 86400,
+                    "password_generation": 0}
     not_modified = alice.get("/offline/head", headers={"If-None-Match": etag})
     assert not_modified.status_code == 304
     assert not_modified.content == b""
