@@ -446,6 +446,4 @@ def _addon_error(exc: BaseException) -> Exception:
     if not isinstance(exc, Exception):
         return errors.ShuttingDown()
     _log.error("offline add-on: unexpected %s on the worker", type(exc).__name__, exc_info=exc)
-    return errors.OfflineAddonError(
-        "An unexpected error stopped the Offline Add-on's work; it is retried later. If this "
-        "repeats, look at the host's log.")
+    return errors.unexpected(exc)
