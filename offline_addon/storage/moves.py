@@ -41,7 +41,7 @@ from offline_addon.storage.files import (
     write_durably,
 )
 from offline_addon.storage.paths import MOVE_IN_SUFFIX, MOVE_OUT_SUFFIX, CopyPaths
-from offline_addon.storage.sidecar import read_sidecar, read_sidecar_file, write_sidecar
+from offline_addon.storage.sidecar import describe, read_sidecar, read_sidecar_file, write_sidecar
 
 _log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def _holds_other_copy(target: CopyPaths) -> bool:
 
 
 def _prepare_one(source: CopyPaths, target: CopyPaths) -> None:
-    info = read_sidecar(source)
+    info = describe(source)  # a copy without its sidecar moves too; its next sync describes it
     _remove_prepared(target)
     _write_marker(source.move_out, {"moving_to": str(target.folder)})
     _copy_consistently(source, target)

@@ -135,12 +135,21 @@ def list_copies(folder: Path) -> list[CopyInfo]:
             continue  # not a name this add-on gives its copies
         paths = CopyPaths(folder, copy_id)
         try:
-            found.append(read_sidecar(paths))
+            found.append(describe(paths))
         except CopyNotFound:
             continue
-        except StorageError:
-            found.append(_unlisted(paths))
     return sorted(found, key=lambda info: (info.created_at, info.copy_id))
+
+
+def describe(paths: CopyPaths) -> CopyInfo:
+    """The copy's description from its sidecar, or, when that is missing or damaged, what is
+    known without a password (see :func:`list_copies`); CopyNotFound when there is no copy."""
+    try:
+        return read_sidecar(paths)
+    except CopyNotFound:
+        raise
+    except StorageError:
+        return _unlisted(paths)
 
 
 def _unlisted(paths: CopyPaths) -> CopyInfo:
