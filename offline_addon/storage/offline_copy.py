@@ -38,7 +38,7 @@ from offline_addon.protocol.answers import ChangePage, Digest
 from offline_addon.protocol.digest import digest_after, digest_of
 from offline_addon.protocol.page_plan import plan_page
 from offline_addon.storage import cipher
-from offline_addon.storage.files import ensure_folder
+from offline_addon.storage.files import ensure_folder, fsync_folder
 from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
@@ -47,7 +47,7 @@ from offline_addon.storage.migrations import (
     schema_version,
 )
 from offline_addon.storage.page_writer import held_revs, write_plan
-from offline_addon.storage.paths import CopyPaths, damage_mark
+from offline_addon.storage.paths import CREATING_SUFFIX, CopyPaths, damage_mark
 from offline_addon.storage.search import (
     DEFAULT_LIMIT,
     check_query,
@@ -55,7 +55,7 @@ from offline_addon.storage.search import (
     search_sql,
 )
 from offline_addon.storage.sidecar import CopyInfo
-from offline_addon.storage.system import create_new_file
+from offline_addon.storage.system import create_new_file, replace_file
 
 FULL_CHECK_INTERVAL_S = 7 * 86400.0
 """The longest time between two full checks of a copy a login keeps open (it reads every
@@ -156,22 +156,28 @@ class OfflineCopy:
         db_path: Path | None = None,
         now: float | None = None,
     ) -> OfflineCopy:
-        """Create a new, empty copy at ``db_path`` (default ``paths.db``), owner-only."""
+        """Create a new, empty copy at ``db_path`` (default ``paths.db``), owner-only.
+
+        The file is made whole under a temporary name (keyed, migrated, its identity written)
+        and only then renamed into place, so that a copy's name never stands for a file a
+        kill left half made. The caller holds the copy's writer lock."""
         target = db_path or paths.db
         ensure_folder(paths.folder)
+        if target.exists():
+            raise StorageError("An offline copy already exists for this database; open it instead.")
+        making = target.with_name(target.name + CREATING_SUFFIX)
+        for leftover in (making, *paths.companions(making)):  # from a creation that was killed
+            with suppress(FileNotFoundError):
+                leftover.unlink()
         try:
             # SQLite would create the file with the umask's permissions; pre-create it 0600
             # (its -wal and -shm files inherit the main file's mode).
-            os.close(create_new_file(target))
-        except FileExistsError:
-            raise StorageError(
-                "An offline copy already exists for this database; open it instead."
-            ) from None
+            os.close(create_new_file(making))
         except OSError as exc:
             raise cipher.storage_error("create", exc) from None
         try:
-            conn = cipher.connect(target, password)
-            copy = cls(conn, paths, target)
+            conn = cipher.connect(making, password)
+            copy = cls(conn, paths, making)
             migrate(conn)
             values: dict[str, object] = {
                 "server_url": identity.server_url,
@@ -185,11 +191,16 @@ class OfflineCopy:
             values[FULL_CHECK_KEY] = values["created_at"]  # nothing to check in a new file
             with copy._transaction():
                 copy._put_meta(values)
+            copy.close()  # the last connection: SQLite checkpoints and removes the WAL
+            replace_file(making, target)
+            fsync_folder(target.parent)
+            copy.db_path = target
+            copy.reconnect(password)
         except sqlcipher3.Error as exc:
-            cipher.discard(target, locals().get("conn"))
+            cipher.discard(making, locals().get("conn"))
             raise cipher.storage_error("create", exc) from None
         except BaseException:
-            cipher.discard(target, locals().get("conn"))
+            cipher.discard(making, locals().get("conn"))
             raise
         return copy
 

@@ -22,6 +22,8 @@ FOLDER_NAME = "OfflineDB"
 DB_SUFFIX = ".offline.db"
 SIDECAR_SUFFIX = ".json"
 PARTIAL_SUFFIX = ".offline.db.partial"
+CREATING_SUFFIX = ".creating"
+"""A copy file being made (keyed, migrated) before it gets its name; see ``OfflineCopy.create``."""
 LOCK_SUFFIX = ".lock"
 MOVE_IN_SUFFIX = ".move-in.json"
 MOVE_OUT_SUFFIX = ".move-out.json"
@@ -142,6 +144,9 @@ class CopyPaths:
         """Every file that may belong to this copy."""
         files = [self.db, *self.companions(self.db), self.partial, *self.companions(self.partial)]
         files.append(damage_mark(self.db))
+        for made in (self.db, self.partial):
+            making = made.with_name(made.name + CREATING_SUFFIX)
+            files += [making, *self.companions(making)]
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
         files += [self.move_in, self.move_out, self.move_in.with_name(self.move_in.name + ".tmp"),
