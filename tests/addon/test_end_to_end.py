@@ -16,8 +16,7 @@ import offline_addon.plugin as plugin_module
 from hookspecs import SavedRecord
 from offline_addon.errors import WrongPassword
 from offline_addon.storage.offline_copy import OfflineCopy
-
-from .conftest import DB, RECORDS, HostRun, Site
+from tests.support.host import DB, RECORDS, HostRun, Site
 
 Make = Callable[..., HostRun]
 

@@ -18,8 +18,7 @@ from hookspecs import HostServices, OfflineCredentials, Session
 from reference_host.addons import contract_supported, discover
 from reference_host.host import Host, HostError
 from reference_host.services import Console
-
-from .kit import BROKEN_SOURCE, AddonSite
+from tests.support.host import BROKEN_SOURCE, AddonSite
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 

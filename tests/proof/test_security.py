@@ -18,15 +18,8 @@ import pytest
 
 from hookspecs import Session
 from offline_addon import errors
-
-from .proofkit import (
-    World,
-    assert_converges,
-    assert_user_message,
-    new_world,
-    read_copy,
-    sync,
-)
+from tests.support.checks import assert_converges, assert_user_message, read_copy, sync
+from tests.support.worlds import World, new_world
 
 TAG = "Zqxjvk"  # in every record value: easy to find in bytes if it ever leaks
 

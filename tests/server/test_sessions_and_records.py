@@ -5,8 +5,7 @@ from __future__ import annotations
 import requests
 
 from reference_server.testing import RunningServer
-
-from .apiclient import API, ApiClient
+from tests.support.api import API, ApiClient
 
 
 def _login(srv: RunningServer, **body: object) -> requests.Response:
