@@ -1,10 +1,10 @@
-"""The encrypted copy on its own: keys, permissions, schema, search, no plaintext."""
+"""The encrypted copy on its own: keys, schema, search (its files are owner-only and hold no
+plaintext: tests/proof/test_security.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import stat
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -72,18 +72,6 @@ def test_wrong_password_is_refused_and_leaves_the_file_as_it_was(tmp_path: Path)
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_files_and_folder_are_owner_only(tmp_path: Path) -> None:
-    folder = tmp_path / "new" / "OfflineDB"
-    copy = _filled(folder)
-    write_sidecar(copy.paths, copy.sidecar_info())
-    files = [copy.paths.db, *copy.paths.companions(copy.paths.db)[:2], copy.paths.sidecar]
-    for path in files:
-        assert path.exists(), path
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    copy.close()
-
-
 def test_file_opens_in_an_independent_sqlcipher4_reader(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
     copy.close()
@@ -127,17 +115,6 @@ def test_sqlcipher_cli_opens_the_copy_when_it_is_version_4(tmp_path: Path) -> No
         check=False,
     ).stdout
     assert out.strip().splitlines()[-1] == "2"
-
-
-def test_no_record_content_in_plaintext_in_file_or_sidecar(tmp_path: Path) -> None:
-    copy = _filled(tmp_path)
-    write_sidecar(copy.paths, copy.sidecar_info())
-    blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-    copy.close()
-    blobs += b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-    for secret in (b"TopSecret1", b"Mail account", b"alice@mail", b"bank.example", b"Bank"):
-        assert secret not in blobs
-        assert secret.decode().encode("utf-16-le") not in blobs
 
 
 def test_search_finds_name_substring_and_field_words_but_not_passwords(tmp_path: Path) -> None:

@@ -324,13 +324,3 @@ def test_expired_copy_still_syncs_and_becomes_usable_again(
         open_offline(paths, "alice-pw", later)
     sync_copy(paths, alice, create=False, clock=lambda: later)
     open_offline(paths, "alice-pw", later).close()
-
-
-def test_no_plaintext_of_records_in_any_file(
-    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
-) -> None:
-    paths = paths_of(folder, alice)
-    first_sync(paths, alice)
-    blob = b"".join(p.read_bytes() for p in folder.iterdir())
-    for needle in (b"pw-secret-1", b"Rec 00001", b"site12.example", b"note number", b"user7"):
-        assert needle not in blob
