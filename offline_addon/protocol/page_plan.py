@@ -16,11 +16,6 @@ class PagePlan:
     updates: tuple[RecordData, ...]
     deletes: tuple[str, ...]
 
-    @property
-    def is_empty(self) -> bool:
-        """Nothing to write (except the cursor)."""
-        return not (self.inserts or self.updates or self.deletes)
-
 
 def plan_page(existing: Mapping[str, int], changes: Sequence[Change]) -> PagePlan:
     """Decide a page's effect given the revisions already held (``id -> rev``).

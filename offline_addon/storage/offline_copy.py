@@ -558,11 +558,6 @@ class OfflineCopy:
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
 
-    def forget_etag(self) -> None:
-        """Drop the stored feed ETag (so the next sync reads the feed)."""
-        with self._transaction() as db:
-            db.execute("DELETE FROM meta WHERE key = 'etag'")
-
     def compact_search_index(self) -> None:
         """Merge each full-text index into one segment (FTS5 ``optimize``).
 
@@ -586,11 +581,6 @@ class OfflineCopy:
                 self._db.execute(f"PRAGMA rekey = {cipher.quote_password(new_password)}").fetchall()
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("re-encrypt", exc) from None
-
-    def checkpoint(self) -> None:
-        """Move the WAL into the main file and truncate it."""
-        with self._lock:
-            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
     def sidecar_info(self) -> CopyInfo:
         """The sidecar description of this copy as it is now."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -162,8 +162,3 @@ def _unlisted(paths: CopyPaths) -> CopyInfo:
                     copy_id=paths.copy_id, created_at=created, last_sync=None,
                     valid_until=None, record_count=0, schema_version=0,
                     size_bytes=_size_of(paths))
-
-
-def with_size(info: CopyInfo, paths: CopyPaths) -> CopyInfo:
-    """``info`` with ``size_bytes`` measured now."""
-    return replace(info, size_bytes=_size_of(paths))

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
 import offline_addon
 from hookspecs import OfflineCredentials, Session
@@ -18,8 +17,8 @@ from offline_addon import (
     OfflineCopies,
     WrongPassword,
 )
-
-from .conftest import DB, RECORDS, Site
+from tests.support.accounts import log_in
+from tests.support.host import DB, RECORDS, Site
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "developer.md"
 
@@ -37,19 +36,10 @@ def test_all_equals_the_documented_names() -> None:
         assert getattr(offline_addon, name) is not None
 
 
-def login(url: str, user: str, password: str) -> Session:
-    answer = requests.post(f"{url}/api/v1/session", timeout=10, json={
-        "database": DB, "username": user, "password": password, "client_id": "script"})
-    answer.raise_for_status()
-    data = answer.json()
-    return Session(url, DB, data["user_id"], data["username"], "script", data["token"],
-                   password)
-
-
 def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_path: Path) -> None:
     copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")))
     try:
-        session = login(site.url, "alice", "alice-pw")
+        session = log_in(site.url, DB, "alice", "alice-pw", client_id="script")
         assert copies.list() == []
         with pytest.raises(CopyNotFound):
             copies.sync_now(session)
@@ -104,7 +94,7 @@ def test_the_copy_is_unlocked_once_per_login_not_once_per_sync(
     monkeypatch.setattr(OfflineCopy, "close", counting_close)
     copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")))
     try:
-        session = login(site.url, "alice", "alice-pw")
+        session = log_in(site.url, DB, "alice", "alice-pw", client_id="script")
         copies.create(session)
         opened.clear()
         copies.session_started(session)  # the sync after login unlocks the copy
@@ -146,7 +136,7 @@ def test_a_copy_another_program_is_writing_is_refused_and_retried(site: Site,
     copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")), feedback=told,
                            sync=functools.partial(sync_copy, lock_wait_s=0.2))
     try:
-        session = login(site.url, "alice", "alice-pw")
+        session = log_in(site.url, DB, "alice", "alice-pw", client_id="script")
         copies.create(session)
         copies.session_started(session)
         assert copies.wait_idle(30)

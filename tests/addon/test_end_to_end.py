@@ -16,11 +16,15 @@ import offline_addon.plugin as plugin_module
 from hookspecs import SavedRecord
 from offline_addon.errors import WrongPassword
 from offline_addon.storage.offline_copy import OfflineCopy
-
-from .conftest import DB, RECORDS, HostRun, Site
+from tests.support.host import DB, RECORDS, HostRun, Site
 
 Make = Callable[..., HostRun]
 
+
+# Host time (the shell's ``tick`` takes minutes) past the add-on's waits: the "no copy yet"
+# hint and a login sync come 1 s after login, a save's sync 2 s after it (the debounce).
+HINT_DUE_MIN = 0.02
+PAST_DEBOUNCE_MIN = 0.05
 
 def copy_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*")) if folder.exists() else []
@@ -42,8 +46,8 @@ def test_nothing_syncs_before_the_first_manual_sync(make_run: Make, site: Site,
                                                      offline_dir: Path) -> None:
     run = make_run()
     assert run.login("alice-pw")
-    time.sleep(1.2)  # the "no copy yet" hint comes a moment after login
-    out = run.settle()
+    # The "no copy yet" hint comes a moment (host time) after login.
+    out = run.run(f"tick {HINT_DUE_MIN}") + run.settle()
     assert "offline create" in out
     out = run.run(f"edit {site.ids[0]} notes=changed", "tick 31", "tick 61") + run.settle()
     assert run.syncs() == 0
@@ -73,7 +77,7 @@ def test_login_does_not_sync_when_sync_after_login_is_off(make_run: Make) -> Non
     create_copy(run)
     run.run("logout")
     run.login("alice-pw")
-    time.sleep(0.3)
+    run.run(f"tick {HINT_DUE_MIN}")  # past the settle time of a login sync
     run.settle()
     assert run.syncs() == 1
 
@@ -88,12 +92,11 @@ def test_save_by_other_user_does_not_trigger_sync(make_run: Make, site: Site) ->
     site.server.admin.update_record(DB, site.ids[1], name="Changed by Bob")
     record = SavedRecord(record_id=site.ids[1], database=DB, saved_by=bob)
     run.host.hooks.call("on_record_saved", session=online.session, record=record)
-    time.sleep(2.5)  # longer than the debounce
+    run.run(f"tick {PAST_DEBOUNCE_MIN}")
     run.settle()
     assert run.syncs() == 1
-    run.run(f"edit {site.ids[2]} notes=mine")  # alice's own save does sync
-    time.sleep(2.5)
-    out = run.settle()
+    # alice's own save does sync
+    out = run.run(f"edit {site.ids[2]} notes=mine", f"tick {PAST_DEBOUNCE_MIN}") + run.settle()
     assert run.syncs() == 2
     assert any("Up to date" in line for line in automatic_lines(out)), out
 
@@ -105,7 +108,7 @@ def test_burst_of_saves_makes_at_most_two_syncs(make_run: Make, site: Site,
     create_copy(run)
     for i in range(100):
         run.shell.execute(f"edit {site.ids[i % 5]} notes=burst-{i}")
-    time.sleep(2.5)
+    run.run(f"tick {PAST_DEBOUNCE_MIN}")
     run.settle()
     assert 1 <= run.syncs() - 1 <= 2
     online = run.shell.online
@@ -303,8 +306,8 @@ def test_no_copy_hint_for_a_user_without_the_offline_right(make_run: Make, site:
     site.server.admin.set_user_offline("alice", enabled=False)
     run = make_run()
     assert run.login("alice-pw")
-    time.sleep(1.2)  # when the hint would come
-    assert "offline create" not in run.settle()
+    out = run.run(f"tick {HINT_DUE_MIN}") + run.settle()  # when the hint would come
+    assert "offline create" not in out
 
 
 def test_a_folder_the_addon_refuses_is_not_stored_by_the_host(make_run: Make,

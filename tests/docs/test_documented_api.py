@@ -13,9 +13,10 @@ import hookspecs
 import offline_addon
 from hookspecs import spec
 from reference_server.testing import RunningServer
+from tests import support
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-SCRIPT = Path(__file__).with_name("documented_api_script.py")
+SCRIPT = Path(support.__file__).with_name("documented_api_script.py")
 STDLIB_FOR_LOGIN = {"__future__", "json", "sys", "urllib.request"}
 
 

@@ -1,15 +1,14 @@
 """The guides' examples run against the real reference server and real files, so the guides
-cannot drift from the code. How blocks run: :mod:`tests.docs.mdrun`."""
+cannot drift from the code. How blocks run: :mod:`tests.support.mdrun`."""
 
 from __future__ import annotations
 
 from contextlib import ExitStack
 from pathlib import Path
 
-from reference_server.testing import RunningServer, running_server
-
-from .conftest import DB, PASSWORD, USER, demo_site
-from .mdrun import run_console, run_pycon, tool_env
+from reference_server.testing import RunningServer
+from tests.support.mdrun import DB, PASSWORD, USER, demo_site, run_console, run_pycon, tool_env
+from tests.support.servers import serve
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -19,7 +18,7 @@ def test_admin_guide_commands_print_what_the_guide_shows(tmp_path: Path) -> None
     with ExitStack() as stack:
         # The guide makes the data folder with 'init' first; then the server serves it.
         def start_server() -> None:
-            servers.append(stack.enter_context(running_server(tmp_path / "server-data")))
+            servers.append(stack.enter_context(serve(tmp_path / "server-data")))
 
         ran, failures = run_console(DOCS / "admin.md", tmp_path, tool_env(tmp_path),
                                     {"start-server": start_server})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,9 +21,9 @@ from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer
-
-from .conftest import paths_of, sample_records
-from .faultproxy import Fault, fault_proxy
+from tests.support.copies import paths_of
+from tests.support.faults import Fault, FaultProxy
+from tests.support.records import server_records
 
 LIMIT = 40
 
@@ -35,12 +36,25 @@ def snapshot(paths: CopyPaths) -> tuple[str | None, dict[str, tuple[int, str]]]:
 @pytest.fixture
 def synced(demo: RunningServer, alice: Session, folder: Path) -> CopyPaths:
     """Alice's copy after a first sync, and two later server changes not yet synced."""
-    ids = demo.admin.import_records("demo", sample_records(100), grant={"alice": "rwe"})
+    ids = demo.admin.import_records("demo", server_records(100), grant={"alice": "rwe"})
     paths = paths_of(folder, alice)
     sync_copy(paths, alice, create=True, page_limit=LIMIT)
     demo.admin.update_record("demo", ids[0], name="Updated")
     demo.admin.delete_record("demo", ids[1])
     return paths
+
+
+def _schema_violation(page: dict[str, Any]) -> dict[str, Any]:
+    page["changes"].append({"op": "upsert", "id": "evil", "rev": "two", "record": {}})
+    return page
+
+
+MALFORMED = {
+    "garbage": Fault("malformed_json", times=0),
+    "schema": Fault("mutate", mutate=_schema_violation, times=0),
+    "huge": Fault("body", body=b'{"changes": [' + b" " * 300_000 + b"]}", times=0),
+}
+BUSY = Fault("status", status=503, retry_after=1, times=0)
 
 
 def _client(url: str, session: Session, **kwargs: object) -> SyncClient:
@@ -52,13 +66,13 @@ def test_malformed_page_leaves_the_copy_untouched(
     demo: RunningServer, alice: Session, synced: CopyPaths, mode: str
 ) -> None:
     before = snapshot(synced)
-    fault = Fault(mode)
     with (
-        fault_proxy(demo.url, fault) as url,
-        _client(url, alice, max_body_bytes=200_000) as client,
-        pytest.raises(ProtocolError, match="nothing was changed") as info,
+        FaultProxy(demo.url) as proxy,
+        _client(proxy.url, alice, max_body_bytes=200_000) as client,
     ):
-        sync_copy(synced, alice, create=False, client=client, page_limit=LIMIT)
+        proxy.arm(MALFORMED[mode])
+        with pytest.raises(ProtocolError, match="nothing was changed") as info:
+            sync_copy(synced, alice, create=False, client=client, page_limit=LIMIT)
     assert "Updated" not in str(info.value)
     assert snapshot(synced) == before
     result = sync_copy(synced, alice, create=False, page_limit=LIMIT)
@@ -68,15 +82,12 @@ def test_malformed_page_leaves_the_copy_untouched(
 def test_bad_second_page_keeps_the_first_page_and_resumes_after_it(
     demo: RunningServer, alice: Session, folder: Path
 ) -> None:
-    demo.admin.import_records("demo", sample_records(100), grant={"alice": "rwe"})
+    demo.admin.import_records("demo", server_records(100), grant={"alice": "rwe"})
     paths = paths_of(folder, alice)
-    fault = Fault("schema", after_pages=1)
-    with (
-        fault_proxy(demo.url, fault) as url,
-        _client(url, alice) as client,
-        pytest.raises(ProtocolError),
-    ):
-        sync_copy(paths, alice, create=True, client=client, page_limit=LIMIT)
+    with FaultProxy(demo.url) as proxy, _client(proxy.url, alice) as client:
+        proxy.arm(Fault("mutate", mutate=_schema_violation, nth=2, times=0))
+        with pytest.raises(ProtocolError):
+            sync_copy(paths, alice, create=True, client=client, page_limit=LIMIT)
     cursor, records = snapshot(paths)
     assert cursor is not None
     assert len(records) == LIMIT
@@ -88,7 +99,9 @@ def test_bad_second_page_keeps_the_first_page_and_resumes_after_it(
 def test_feed_refused_with_403_after_the_policy_wipes_the_copy(
     demo: RunningServer, alice: Session, synced: CopyPaths
 ) -> None:
-    with fault_proxy(demo.url, Fault("403")) as url, _client(url, alice) as client:
+    refused = Fault("status", status=403, code="offline_disabled", times=0)
+    with FaultProxy(demo.url) as proxy, _client(proxy.url, alice) as client:
+        proxy.arm(refused)
         result = sync_copy(synced, alice, create=False, client=client)
     assert result.outcome == "wiped"
     assert not synced.db.exists()
@@ -99,20 +112,20 @@ def test_server_failure_and_busy_map_to_errors_and_change_nothing(
     demo: RunningServer, alice: Session, synced: CopyPaths
 ) -> None:
     before = snapshot(synced)
-    fault = Fault("500")
-    with fault_proxy(demo.url, fault) as url, _client(url, alice) as client:
+    with FaultProxy(demo.url) as proxy, _client(proxy.url, alice) as client:
+        proxy.arm(Fault("status", status=500, times=0))
         with pytest.raises(ServerError, match="HTTP 500"):
             sync_copy(synced, alice, create=False, client=client)
-        fault.mode, fault.hits = "busy", 0
+        proxy.arm(BUSY)
         with pytest.raises(ServerBusy) as busy:
             sync_copy(synced, alice, create=False, client=client)
         assert busy.value.retry_after == 1.0
-        assert fault.hits == 3  # two retries honouring Retry-After, then give up
-        fault.mode, fault.hits = "busy_long", 0
+        assert proxy.fired == 3  # two retries honouring Retry-After, then give up
+        proxy.arm(replace(BUSY, retry_after=3600))
         with pytest.raises(ServerBusy) as busy:
             sync_copy(synced, alice, create=False, client=client)
         assert busy.value.retry_after == 3600.0
-        assert fault.hits == 1  # too long to wait in a thread: handed to the caller
+        assert proxy.fired == 1  # too long to wait in a thread: handed to the caller
     assert snapshot(synced) == before
 
 
@@ -120,9 +133,9 @@ def test_retry_after_within_the_cap_is_waited_for(
     demo: RunningServer, alice: Session, synced: CopyPaths
 ) -> None:
     waits: list[float] = []
-    fault = Fault("busy")
-    with fault_proxy(demo.url, fault) as url:
-        client = SyncClient(url, alice.token, alice.client_id, sleep=waits.append)
+    with FaultProxy(demo.url) as proxy:
+        proxy.arm(BUSY)
+        client = SyncClient(proxy.url, alice.token, alice.client_id, sleep=waits.append)
         with client, pytest.raises(ServerBusy):
             client.changes("demo", None, 10)
     assert waits == [1.0, 1.0]

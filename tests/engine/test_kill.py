@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,37 +12,26 @@ from hookspecs import Session
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
-
-from .conftest import paths_of, sample_records
+from tests.support.copies import paths_of
+from tests.support.kill import Child
+from tests.support.records import server_records
 
 LIMIT = 25
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_killed(session: Session, folder: Path, *, kill_after: int, create: bool) -> None:
-    args = {
-        "session": dataclasses.asdict(session),
-        "folder": str(folder),
-        "kill_after": kill_after,
-        "create": create,
-        "limit": LIMIT,
-    }
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.engine.sync_worker", json.dumps(args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    """A sync in a child process that SIGKILLs itself right after page ``kill_after``."""
+    child = Child({"session": dataclasses.asdict(session), "folder": str(folder),
+                   "kill_after": kill_after, "create": create, "limit": LIMIT})
+    child.finish()
+    assert child.returncode == -signal.SIGKILL, child.err
 
 
 @pytest.mark.parametrize("kill_after", [1, 3])
 def test_first_sync_killed_after_a_page_resumes_and_converges(
     demo: RunningServer, alice: Session, folder: Path, kill_after: int
 ) -> None:
-    demo.admin.import_records("demo", sample_records(120), grant={"alice": "rwe"})
+    demo.admin.import_records("demo", server_records(120), grant={"alice": "rwe"})
     run_killed(alice, folder, kill_after=kill_after, create=True)
     paths = paths_of(folder, alice)
     with OfflineCopy.open(paths, "alice-pw") as copy:
@@ -63,7 +49,7 @@ def test_first_sync_killed_after_a_page_resumes_and_converges(
 def test_incremental_sync_killed_midway_converges_with_later_changes(
     demo: RunningServer, alice: Session, folder: Path
 ) -> None:
-    ids = demo.admin.import_records("demo", sample_records(60), grant={"alice": "rwe"})
+    ids = demo.admin.import_records("demo", server_records(60), grant={"alice": "rwe"})
     paths = paths_of(folder, alice)
     sync_copy(paths, alice, create=True, page_limit=LIMIT)
     for record_id in ids[:55]:

@@ -3,10 +3,7 @@ it, a pending-changes queue and a conflict list, nothing outside the file, crash
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -26,11 +23,10 @@ from offline_addon.storage.migrations import SCHEMA_VERSION, migrate, schema_ver
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.storage.search import search_text
-from reference_server.testing import read_line
+from tests.support.copies import CONTACT, IDENTITY, new_copy, opened_file
+from tests.support.kill import Child
+from tests.support.records import page, upsert
 
-from .helpers import CONTACT, IDENTITY, new_copy, page, upsert
-
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "copy-pw-Lr4%edits"
 OFFLINE_PW = "pw-Mv6!offline-edit"
 SERVER_PW = "pw-Qk3#server-side"
@@ -391,15 +387,16 @@ def test_changes_survive_a_reopen_and_a_version_4_copy_gains_the_tables(
     with OfflineCopy.open(paths, PASSWORD) as reopened:
         assert [c.new_name for c in LocalChanges(reopened).pending()] == ["Renamed"]
     old_paths = CopyPaths(tmp_path / "old", "b" * 64)
-    old = OfflineCopy.create(old_paths, PASSWORD, IDENTITY)
-    old._db.execute("DROP TABLE pending_changes")
-    old._db.execute("DROP TABLE conflicts")
-    old._db.execute("PRAGMA user_version = 4")
-    old.close()
+    OfflineCopy.create(old_paths, PASSWORD, IDENTITY).close()
+    with opened_file(old_paths, PASSWORD) as db:
+        db.execute("DROP TABLE pending_changes")
+        db.execute("DROP TABLE conflicts")
+        db.execute("PRAGMA user_version = 4")
     with OfflineCopy.open(old_paths, PASSWORD) as upgraded:
-        assert schema_version(upgraded._db) == SCHEMA_VERSION == 5
         assert LocalChanges(upgraded).pending() == []
-        assert migrate(upgraded._db) == 5
+    with opened_file(old_paths, PASSWORD) as db:
+        assert schema_version(db) == SCHEMA_VERSION == 5
+        assert migrate(db) == 5
 
 
 # --- crash safety --------------------------------------------------------------------------
@@ -415,23 +412,16 @@ def test_a_kill_at_any_moment_of_local_edits_leaves_every_change_whole_or_absent
     committed; SIGKILL after ``kill_after`` of them, then the copy must open, be intact, and
     hold every printed step and at most the one in flight."""
     copy.close()
-    args = {"folder": str(tmp_path), "password": PASSWORD}
-    proc = subprocess.Popen([sys.executable, "-m", "tests.engine.edit_worker", json.dumps(args)],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
+    child = Child({"action": "edit", "folder": str(tmp_path), "password": PASSWORD})
     done = -1
     for _ in range(kill_after):
-        line = read_line(proc.stdout, 60)
-        assert line, proc.stderr.read() if proc.stderr else ""
-        done = int(line)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+        line = child.line(60)
+        assert line.startswith("step"), line
+        done = int(line.split()[1])
+    assert child.kill(), "the edits ended before they were killed"
     # Every step the child printed before it died was committed before it was printed.
-    done = max([done, *(int(line) for line in proc.stdout.read().split())])
-    proc.stdout.close()
-    if proc.stderr is not None:
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    done = max([done, *(int(line.split()[1]) for line in child.unread)])
+    assert child.returncode == -signal.SIGKILL
     with OfflineCopy.open(CopyPaths(tmp_path, "a" * 64), PASSWORD) as reopened:
         assert reopened.integrity_ok()
         assert reopened.digest() == reopened.recompute_digest()
@@ -440,7 +430,7 @@ def test_a_kill_at_any_moment_of_local_edits_leaves_every_change_whole_or_absent
 
 
 def _check_steps(copy: OfflineCopy, local: LocalChanges) -> int:
-    """The last step of edit_worker whose edit the copy holds; every step before it must be
+    """The last step of the edit child whose edit the copy holds; every step before it must be
     there whole, and the one after it must not have begun."""
     pending = {c.record_id: c for c in local.pending()}
     password = _fields(copy, "r1")[PASSWORD_FIELD]

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 
 from offline_addon.protocol.digest import digest_after, digest_of
-from offline_addon.protocol.page_plan import plan_page
+from offline_addon.protocol.page_plan import PagePlan, plan_page
 from offline_addon.protocol.validity import CLOCK_TOLERANCE_SECONDS, offline_verdict
+from tests.support.records import delete, page, upsert
 
-from .helpers import delete, page, upsert
+NOTHING = PagePlan(inserts=(), updates=(), deletes=())
+"""A page that writes nothing (except the cursor)."""
 
 
 def test_new_records_are_inserts_and_known_newer_are_updates() -> None:
@@ -20,11 +22,11 @@ def test_new_records_are_inserts_and_known_newer_are_updates() -> None:
 
 def test_upsert_that_is_not_newer_changes_nothing() -> None:
     plan = plan_page({"a": 3, "b": 2}, page([upsert("a", 3), upsert("b", 1)]).changes)
-    assert plan.is_empty
+    assert plan == NOTHING
 
 
 def test_delete_of_unknown_record_changes_nothing() -> None:
-    assert plan_page({}, page([delete("x")]).changes).is_empty
+    assert plan_page({}, page([delete("x")]).changes) == NOTHING
 
 
 def test_revoke_then_grant_in_one_page_keeps_the_record() -> None:

@@ -19,8 +19,9 @@ from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer, running_server
-
-from .conftest import login, paths_of, sample_records
+from tests.support.accounts import log_in
+from tests.support.copies import opened_file, paths_of, set_meta
+from tests.support.records import server_records
 
 HEAD = "/api/v1/databases/demo/offline/head"
 POLICY = "/api/v1/databases/demo/offline/policy"
@@ -29,7 +30,7 @@ CHANGES = "/api/v1/databases/demo/offline/changes"
 
 @pytest.fixture
 def stocked(demo: RunningServer) -> list[str]:
-    return demo.admin.import_records("demo", sample_records(150), grant={"alice": "rwe"})
+    return demo.admin.import_records("demo", server_records(150), grant={"alice": "rwe"})
 
 
 def paths_seen(server: RunningServer) -> list[str]:
@@ -124,9 +125,10 @@ def test_a_copy_with_an_etag_of_the_old_format_syncs_once_and_then_costs_one_req
     paths = synced_copy(demo, alice, folder)
     with opened(paths) as copy:
         etag = copy.meta.etag
-        assert etag is not None
-        epoch, seq, *_cached = etag.strip('"').split("-")
-        copy._put_meta({"etag": f'"{epoch}-{seq}"'})  # as stored before validity was in it
+    assert etag is not None
+    epoch, seq, *_cached = etag.strip('"').split("-")
+    with opened_file(paths, "alice-pw") as db:
+        set_meta(db, etag=f'"{epoch}-{seq}"')  # as stored before validity was in it
     assert sync_copy(paths, alice, create=False).outcome == "synced"
     assert paths_seen(demo) == [HEAD, CHANGES]
     demo.requests.clear()
@@ -141,8 +143,8 @@ def test_an_unchanged_head_records_the_server_time_from_its_date_header(tmp_path
     with running_server(tmp_path / "srv", clock=lambda: server_now[0]) as srv:
         srv.admin.create_database("demo", offline_allowed=True)
         srv.admin.create_user("alice", "alice-pw", offline_right=True, validity_days=7)
-        srv.admin.import_records("demo", sample_records(5), grant={"alice": "rwe"})
-        alice = login(srv.url, "demo", "alice", "alice-pw")
+        srv.admin.import_records("demo", server_records(5), grant={"alice": "rwe"})
+        alice = log_in(srv.url, "demo", "alice", "alice-pw")
         paths = synced_copy(srv, alice, tmp_path / "copies")
         server_now[0] += 1000.75
         result = sync_copy(paths, alice, create=False)

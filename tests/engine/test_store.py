@@ -1,12 +1,13 @@
-"""The encrypted copy on its own: keys, permissions, schema, search, no plaintext."""
+"""The encrypted copy on its own: keys, schema, search (its files are owner-only and hold no
+plaintext: tests/proof/test_security.py)."""
 
 from __future__ import annotations
 
 import json
 import shutil
-import stat
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlcipher3
@@ -19,9 +20,9 @@ from offline_addon.storage.migrations import SCHEMA_VERSION, migrate
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.storage.sidecar import list_copies, read_sidecar, write_sidecar
-
-from .helpers import CONTACT, IDENTITY, delete, new_copy, page, upsert
-from .sqlcipher4 import HmacMismatch, decrypt_file, read_records
+from tests.support.copies import CONTACT, IDENTITY, checkpoint, new_copy, opened_file
+from tests.support.records import delete, page, upsert
+from tests.support.sqlcipher4 import HmacMismatch, decrypt_file, read_records
 
 PASSWORD = 'pa\'ss "wörd" ;--'
 
@@ -62,31 +63,19 @@ def test_copy_opens_with_its_password_and_holds_records(tmp_path: Path) -> None:
 
 def test_wrong_password_is_refused_and_leaves_the_file_as_it_was(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
-    copy.checkpoint()
     copy.close()
     paths = CopyPaths(tmp_path, "a" * 64)
+    checkpoint(paths, PASSWORD)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     with pytest.raises(WrongPassword, match="password"):
         OfflineCopy.open(paths, "not the password")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
-def test_files_and_folder_are_owner_only(tmp_path: Path) -> None:
-    folder = tmp_path / "new" / "OfflineDB"
-    copy = _filled(folder)
-    write_sidecar(copy.paths, copy.sidecar_info())
-    files = [copy.paths.db, *copy.paths.companions(copy.paths.db)[:2], copy.paths.sidecar]
-    for path in files:
-        assert path.exists(), path
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
-    copy.close()
-
-
 def test_file_opens_in_an_independent_sqlcipher4_reader(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
-    copy.checkpoint()
     copy.close()
+    checkpoint(copy.paths, PASSWORD)
     records = read_records(copy.paths.db, PASSWORD, tmp_path)
     assert set(records) == {"r1", "r2"}
     assert records["r2"][:2] == (3, "Bank")
@@ -128,17 +117,6 @@ def test_sqlcipher_cli_opens_the_copy_when_it_is_version_4(tmp_path: Path) -> No
     assert out.strip().splitlines()[-1] == "2"
 
 
-def test_no_record_content_in_plaintext_in_file_or_sidecar(tmp_path: Path) -> None:
-    copy = _filled(tmp_path)
-    write_sidecar(copy.paths, copy.sidecar_info())
-    blobs = b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-    copy.close()
-    blobs += b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
-    for secret in (b"TopSecret1", b"Mail account", b"alice@mail", b"bank.example", b"Bank"):
-        assert secret not in blobs
-        assert secret.decode().encode("utf-16-le") not in blobs
-
-
 def test_search_finds_name_substring_and_field_words_but_not_passwords(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
     assert [r.record_id for r in copy.search("ail acc")] == ["r1"]
@@ -155,7 +133,12 @@ def test_deleting_a_record_removes_its_full_text_entries(tmp_path: Path) -> None
     outcome = copy.apply_page(page([delete("r2", "revoked")], "c2"), "c1", CONTACT)
     assert outcome.removed == 1
     assert copy.search("bank") == []
-    db = copy._db
+    copy.close()
+    with opened_file(copy.paths, PASSWORD) as db:
+        _assert_bank_unindexed(db)
+
+
+def _assert_bank_unindexed(db: Any) -> None:
     assert (
         db.execute("SELECT count(*) FROM records_fts WHERE records_fts MATCH 'bank'").fetchone()[0]
         == 0
@@ -168,7 +151,6 @@ def test_deleting_a_record_removes_its_full_text_entries(tmp_path: Path) -> None
         ).fetchone()[0]
         == 0
     )
-    copy.close()
 
 
 def test_updating_a_record_reindexes_it(tmp_path: Path) -> None:
@@ -298,8 +280,9 @@ def test_version_2_copy_gets_its_digest_and_name_index_from_its_records(tmp_path
 
 def test_copy_from_a_newer_addon_is_refused_clearly(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
-    copy._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     copy.close()
+    with opened_file(copy.paths, PASSWORD) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(StorageError, match="newer version"):
         OfflineCopy.open(copy.paths, PASSWORD)
 

@@ -22,8 +22,9 @@ from offline_addon.storage.sidecar import list_copies
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer
-
-from .conftest import login, paths_of, sample_records
+from tests.support.accounts import log_in
+from tests.support.copies import forget_etag, held_digest, opened_file, paths_of, set_meta
+from tests.support.records import server_records
 
 LIMIT = 40
 
@@ -47,9 +48,9 @@ def first_sync(paths: CopyPaths, session: Session) -> None:
 def stocked(demo: RunningServer) -> list[str]:
     """150 records alice may export, 20 she may only read, 10 of bob's."""
     a = demo.admin
-    ids = a.import_records("demo", sample_records(150), grant={"alice": "rwe", "bob": "r"})
-    a.import_records("demo", sample_records(20, "ReadOnly"), grant={"alice": "r"})
-    a.import_records("demo", sample_records(10, "Bobs"), grant={"bob": "rwe"})
+    ids = a.import_records("demo", server_records(150), grant={"alice": "rwe", "bob": "r"})
+    a.import_records("demo", server_records(20, "ReadOnly"), grant={"alice": "r"})
+    a.import_records("demo", server_records(10, "Bobs"), grant={"bob": "rwe"})
     return ids
 
 
@@ -92,7 +93,7 @@ def test_update_delete_revoke_seal_and_grant_propagate(
     a.delete_record("demo", stocked[1])
     a.set_rights("demo", "alice", stocked[2], export=False)
     a.seal_record("demo", stocked[3])
-    extra = a.import_records("demo", sample_records(3, "Granted"), grant={"bob": "rwe"})
+    extra = a.import_records("demo", server_records(3, "Granted"), grant={"bob": "rwe"})
     for record_id in extra:
         a.set_rights("demo", "alice", record_id, read=True, export=True)
     result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
@@ -100,8 +101,8 @@ def test_update_delete_revoke_seal_and_grant_propagate(
     assert_converged(demo, paths)
     assert held(paths, "alice-pw")[stocked[0]][1] == "Renamed"
     with OfflineCopy.open(paths, "alice-pw") as copy:
-        assert copy.search("Granted 0000")
-        assert not copy.search(sample_records(2)[1]["name"])  # type: ignore[arg-type]
+        assert copy.search("Granted Account 0000")
+        assert not copy.search(server_records(2)[1]["name"])  # type: ignore[arg-type]
     a.unseal_record("demo", stocked[3])
     a.set_rights("demo", "alice", stocked[2], export=True)
     result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
@@ -172,9 +173,9 @@ def test_digest_mismatch_is_repaired(
 ) -> None:
     paths = paths_of(folder, alice)
     first_sync(paths, alice)
-    with OfflineCopy.open(paths, "alice-pw") as copy:
-        copy._db.execute("DELETE FROM records WHERE id = ?", (stocked[9],))
-        copy.forget_etag()
+    with opened_file(paths, "alice-pw") as db:
+        db.execute("DELETE FROM records WHERE id = ?", (stocked[9],))
+        forget_etag(db)
     demo.admin.update_record("demo", stocked[10], name="Nudge")
     result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
     assert result.outcome == "repaired"
@@ -189,11 +190,11 @@ def test_a_copy_holding_another_revision_is_repaired_on_the_very_next_sync(
     # only the sum can tell, and it is compared on every sync (no "only sometimes").
     paths = paths_of(folder, alice)
     first_sync(paths, alice)
-    with OfflineCopy.open(paths, "alice-pw") as copy:
-        copy._db.execute("UPDATE records SET rev = rev + 5 WHERE id = ?", (stocked[3],))
-        copy._put_meta({"digest_count": copy.recompute_digest().count,
-                        "digest_sum": copy.recompute_digest().sum})
-        copy.forget_etag()
+    with opened_file(paths, "alice-pw") as db:
+        db.execute("UPDATE records SET rev = rev + 5 WHERE id = ?", (stocked[3],))
+        digest = held_digest(db)
+        set_meta(db, digest_count=digest.count, digest_sum=digest.sum)
+        forget_etag(db)
     demo.admin.update_record("demo", stocked[10], name="Nudge")
     with caplog.at_level("WARNING", logger="offline_addon.sync.engine"):
         result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
@@ -208,9 +209,9 @@ def test_lost_bookkeeping_is_repaired_and_logged_as_such(
 ) -> None:
     paths = paths_of(folder, alice)
     first_sync(paths, alice)
-    with OfflineCopy.open(paths, "alice-pw") as copy:
-        copy._put_meta({"digest_sum": "f" * 64})
-        copy.forget_etag()
+    with opened_file(paths, "alice-pw") as db:
+        set_meta(db, digest_sum="f" * 64)
+        forget_etag(db)
     demo.admin.update_record("demo", stocked[10], name="Nudge")
     with caplog.at_level("WARNING", logger="offline_addon.sync.engine"):
         result = sync_copy(paths, alice, create=False, page_limit=LIMIT)
@@ -287,7 +288,7 @@ def test_copy_locked_with_an_old_password_is_rebuilt(
     paths = paths_of(folder, alice)
     first_sync(paths, alice)
     demo.admin.set_password("alice", "changed-pw")
-    fresh = login(demo.url, "demo", "alice", "changed-pw")
+    fresh = log_in(demo.url, "demo", "alice", "changed-pw")
     result = sync_copy(paths, fresh, create=False, page_limit=LIMIT)
     assert result.outcome == "repaired"
     with pytest.raises(WrongPassword):
@@ -323,13 +324,3 @@ def test_expired_copy_still_syncs_and_becomes_usable_again(
         open_offline(paths, "alice-pw", later)
     sync_copy(paths, alice, create=False, clock=lambda: later)
     open_offline(paths, "alice-pw", later).close()
-
-
-def test_no_plaintext_of_records_in_any_file(
-    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
-) -> None:
-    paths = paths_of(folder, alice)
-    first_sync(paths, alice)
-    blob = b"".join(p.read_bytes() for p in folder.iterdir())
-    for needle in (b"pw-secret-1", b"Rec 00001", b"site12.example", b"note number", b"user7"):
-        assert needle not in blob

@@ -14,8 +14,7 @@ from offline_addon.protocol.answers import (
     load_unchanged,
     parse_http_date,
 )
-
-from .helpers import delete, upsert
+from tests.support.records import delete, upsert
 
 
 def _page(changes: Any, **extra: Any) -> dict[str, Any]:

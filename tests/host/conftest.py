@@ -1,4 +1,5 @@
-"""Fixtures of the host tests: a site folder for test add-ons, and hosts over tmp_path."""
+"""Fixtures of the host tests: a site folder for test add-ons, hosts over tmp_path, the
+reference server with alice's records, and ``psr-client`` as a subprocess."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ import pytest
 
 from reference_host.host import Host
 from reference_host.services import Console
-from reference_server.testing import running_server
-
-from .kit import BANK_PIN, MAIL_SECRET, PASSWORD, AddonSite, ScriptedShell, World, discovered
+from tests.support.host import (
+    BANK_PIN,
+    MAIL_SECRET,
+    PASSWORD,
+    AddonSite,
+    Cli,
+    ScriptedShell,
+    World,
+    discovered,
+)
+from tests.support.servers import seed, serve
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 
@@ -51,15 +60,13 @@ def make_host(tmp_path: Path) -> Iterator[Callable[..., tuple[Host, io.StringIO]
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """The reference server on a free loopback port with alice, Mail and Bank."""
-    with running_server(tmp_path / "srv") as srv:
-        admin = srv.admin
-        admin.create_database("demo", offline_allowed=True)
-        alice_id = admin.create_user("alice", PASSWORD, offline_right=True, validity_days=7)
-        mail_id, bank_id = admin.import_records("demo", [
+    with serve(tmp_path / "srv") as srv:
+        seeded = seed(srv, "demo", {"alice": PASSWORD}, [
             {"name": "Mail", "fields": {"username": "alice", "password": MAIL_SECRET}},
             {"name": "Bank", "fields": {"username": "a123", "pin": BANK_PIN}},
-        ], grant={"alice": "rwe"})
-        yield World(srv, alice_id, mail_id, bank_id)
+        ])
+        mail_id, bank_id = seeded.ids
+        yield World(srv, seeded.user_ids["alice"], mail_id, bank_id)
 
 
 @pytest.fixture
@@ -73,3 +80,9 @@ def session_for(addon_site: AddonSite,
         return ScriptedShell(host, out, probe, url, timer_seconds)
 
     return build
+
+
+@pytest.fixture
+def cli(tmp_path: Path, addon_site: AddonSite) -> Cli:
+    """``psr-client`` as a subprocess with the test site on its path."""
+    return Cli(tmp_path, addon_site.site)

@@ -18,13 +18,13 @@ from hookspecs import HostServices, OfflineCredentials, Session
 from reference_host.addons import contract_supported, discover
 from reference_host.host import Host, HostError
 from reference_host.services import Console
-
-from .kit import BROKEN_SOURCE, AddonSite
+from tests.support.host import BROKEN_SOURCE, AddonSite
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 
 SESSION = Session(server_url="http://127.0.0.1:1", database="demo", user_id="u1",
-                  username="alice", client_id="c1", token="tok-secret", password="pw-secret")
+                  username="alice", client_id="c1", token="tok-Wd3!probe-hooks",
+                  password="pw-Wd3!probe-hooks")
 
 
 def _hooks(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -135,7 +135,7 @@ def test_broken_addon_neither_stops_the_host_nor_the_other_addons(
     probe = addon_site.install("probe")
     broken = addon_site.install(broken_id, BROKEN_SOURCE)
     host, _ = make_host("probe", broken_id)
-    creds = OfflineCredentials("http://127.0.0.1:1", "demo", "alice", "c1", "pw-secret")
+    creds = OfflineCredentials("http://127.0.0.1:1", "demo", "alice", "c1", SESSION.password)
     with caplog.at_level(logging.ERROR):
         host.start()
         host.hooks.call("on_login", session=SESSION)
@@ -152,7 +152,8 @@ def test_broken_addon_neither_stops_the_host_nor_the_other_addons(
     assert "on_timer" in broken.plugin_module().ATTEMPTS
     failures = [r.getMessage() for r in caplog.records if broken_id in r.getMessage()]
     assert any("on_login" in m for m in failures)
-    assert all("secret" not in r.getMessage() for r in caplog.records)
+    for secret in (SESSION.token, SESSION.password):
+        assert all(secret not in r.getMessage() for r in caplog.records)
 
 
 def test_offline_login_asks_the_next_addon_when_one_raises(

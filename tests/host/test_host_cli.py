@@ -3,54 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from .kit import BROKEN_SOURCE, ROOT, AddonSite
-
-PSR_CLIENT = Path(sys.executable).parent / "psr-client"
-
-
-class Cli:
-    """Runs ``psr-client`` with its own config folder, the test site on PYTHONPATH and the
-    probe's call log."""
-
-    def __init__(self, tmp_path: Path, site: Path | None) -> None:
-        self.config_dir = tmp_path / "client-config"
-        self.probe_log = tmp_path / "probe.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
-        # The real add-on's default folder must be in tmp_path, never the user's own.
-        self.env.update(PSR_CLIENT_CONFIG_DIR=str(self.config_dir),
-                        PROBE_LOG=str(self.probe_log),
-                        XDG_DATA_HOME=str(tmp_path / "xdg-data"),
-                        XDG_CONFIG_HOME=str(tmp_path / "xdg-config"))
-        if site is not None:
-            self.env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
-
-    def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PSR_CLIENT), *args], input=stdin, capture_output=True,
-                              text=True, env={**self.env, **env}, timeout=60, check=False)
-
-    def probe_calls(self) -> list[dict[str, Any]]:
-        if not self.probe_log.exists():
-            return []
-        lines = self.probe_log.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines]
-
-    def config(self) -> dict[str, Any]:
-        data: dict[str, Any] = json.loads((self.config_dir / "host.json").read_text("utf-8"))
-        return data
-
-
-@pytest.fixture
-def cli(tmp_path: Path, addon_site: AddonSite) -> Cli:
-    return Cli(tmp_path, addon_site.site)
+from tests.support.host import BROKEN_SOURCE, ROOT, AddonSite, Cli
 
 
 def _row(listing: str, addon_id: str) -> list[str]:

@@ -16,16 +16,16 @@ from reference_host.session import WENT_OFFLINE, LoginTarget, log_in
 from reference_host.shell import Shell
 from reference_host.timer import HostClock
 from reference_server.testing import read_line, running_server
-
-from .kit import (
+from tests.support.host import (
     PASSWORD,
+    PSR_CLIENT,
     AddonSite,
+    Cli,
     ScriptedShell,
     SilentServer,
     World,
     web_server_that_is_not_psr,
 )
-from .test_host_cli import PSR_CLIENT, Cli
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 SHORT = (0.5, 1.0)  # connect, read: a hung server costs the tests a second

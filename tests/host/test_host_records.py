@@ -12,8 +12,7 @@ import pytest
 
 from reference_host.clipboard import Clipboard
 from reference_host.records import ShownRecord, count_line, may_remember, pick_record
-
-from .kit import MAIL_SECRET, PASSWORD, ScriptedShell, World, closed_port_url
+from tests.support.host import MAIL_SECRET, PASSWORD, ScriptedShell, World, closed_port_url
 
 
 def _records(*names: str) -> list[ShownRecord]:

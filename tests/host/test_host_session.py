@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from .kit import (
+from tests.support.host import (
     BANK_PIN,
     MAIL_SECRET,
     PASSWORD,
     AddonSite,
+    Cli,
     ScriptedShell,
     World,
     closed_port_url,
 )
-from .test_host_cli import Cli
 
 
 def test_login_calls_on_login_and_quit_calls_on_logout(

@@ -13,8 +13,7 @@ import pytest
 from reference_host.config import CONFIG_FILE_NAME, ConfigError, load_config
 from reference_host.host import Host
 from reference_host.settings import SettingsError, validate_settings
-
-from .kit import AddonSite, probe_manifest
+from tests.support.host import AddonSite, probe_manifest
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 MANIFEST = probe_manifest("probe", "probe_mod")

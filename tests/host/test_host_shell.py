@@ -12,8 +12,7 @@ from reference_host.host import Host
 from reference_host.session import LoginTarget
 from reference_host.shell import Shell, is_password_like, parse_assignments
 from reference_host.timer import HostClock
-
-from .kit import AddonSite
+from tests.support.host import AddonSite
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .kit import PASSWORD, AddonSite, TerminalClient, World
-from .test_host_cli import PSR_CLIENT, Cli
+from tests.support.host import PASSWORD, PSR_CLIENT, AddonSite, Cli, TerminalClient, World
 
 TYPED_SECRET = "pw-Kx7!typed-at-the-prompt"
 

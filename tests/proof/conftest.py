@@ -1,18 +1,17 @@
 """Fixtures of the proof suite: one real reference server per session, a fresh database and
-user per test (see :mod:`proofkit` for the checks every fault test ends with)."""
+user per test (see :mod:`tests.support.checks` for the checks every fault test ends with)."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from reference_server.testing import running_server
-
-from .proofkit import World, new_world
+from reference_server.testing import RunningServer
+from tests.support.servers import serve
+from tests.support.worlds import World, new_world
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -29,13 +28,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """The reference server, in a thread on a free loopback port, for the whole session."""
-    with running_server(tmp_path_factory.mktemp("proof-server")) as srv:
+    with serve(tmp_path_factory.mktemp("proof-server")) as srv:
         yield srv
 
 
 @pytest.fixture
-def world(server: Any, tmp_path: Path) -> World:
+def world(server: RunningServer, tmp_path: Path) -> World:
     """A fresh database of 300 records for a fresh user; copies go under ``tmp_path``."""
     return new_world(server, tmp_path / "OfflineDB")

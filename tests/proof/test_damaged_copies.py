@@ -14,8 +14,10 @@ from hookspecs import OfflineCredentials, Session
 from offline_addon import AddonSettings, CopyDamaged, OfflineCopies, WrongPassword, errors
 from offline_addon.plugin import OfflineAddon
 from offline_addon.storage.cipher import PAGE_SIZE
-
-from .proofkit import CLIENT_ID, World, read_copy
+from tests.support.accounts import CLIENT_ID
+from tests.support.checks import read_copy
+from tests.support.copies import opened_file
+from tests.support.worlds import World
 
 DAMAGED = "The offline copy is damaged; it will be rebuilt at the next online login."
 
@@ -41,11 +43,9 @@ def _made(world: World, copies: OfflineCopies) -> Session:
 
 
 def _root_page(world: World, table: str) -> int:
-    from offline_addon.storage.offline_copy import OfflineCopy
-
-    with OfflineCopy.open(world.paths(), world.password) as copy:
-        row = copy._db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
-                               (table,)).fetchone()
+    with opened_file(world.paths(), world.password) as db:
+        row = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
+                         (table,)).fetchone()
     return int(row[0])
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 
-from .faultproxy import Fault, FaultProxy
+from tests.support.faults import Fault, FaultProxy
 
 
 class _Upstream(BaseHTTPRequestHandler):

@@ -19,20 +19,18 @@ import pytest
 from hookspecs import Session
 from offline_addon import errors
 from offline_addon.sync.transport import SyncClient
-
-from .faultproxy import Fault, FaultProxy
-from .proofkit import (
-    CLIENT_ID,
+from tests.support.accounts import CLIENT_ID
+from tests.support.checks import (
     CopyState,
-    World,
     assert_converges,
     assert_nothing_lost,
     assert_user_message,
-    make_records,
-    new_world,
     read_copy,
     sync,
 )
+from tests.support.faults import Fault, FaultProxy
+from tests.support.records import server_records
+from tests.support.worlds import World, new_world
 
 PAGE = 40  # small pages: the 190 changes below take five of them
 
@@ -48,7 +46,7 @@ def _server_changes(world: World) -> set[str]:
     admin, db, user = world.admin, world.database, world.username
     for rid in world.ids[:120]:
         admin.update_record(db, rid, fields={"password": "rotated", "notes": "changed"})
-    world.ids += admin.import_records(db, make_records(50, "Extra", 99), grant={user: "rwe"})
+    world.ids += admin.import_records(db, server_records(50, "Extra", 99), grant={user: "rwe"})
     gone = set(world.ids[120:125] + world.ids[125:130] + world.ids[130:135])
     for rid in world.ids[120:125]:
         admin.delete_record(db, rid)
@@ -211,7 +209,7 @@ def test_disk_full_while_writing(
     session, before, gone = _prepared(world)
     # Enough new content that the incremental sync must grow the file.
     world.ids += world.admin.import_records(
-        world.database, make_records(400, "Bulk", 7), grant={world.username: "rwe"}
+        world.database, server_records(400, "Bulk", 7), grant={world.username: "rwe"}
     )
     real_connect = cipher.connect
 

@@ -26,8 +26,8 @@ from offline_addon.sync.transport import (
     check_server_url,
     parse_retry_after,
 )
-
-from .hostile import PASSWORD, TOKEN, HostileServer, Reply, last_page, policy_body, upsert
+from tests.support.hostile import PASSWORD, TOKEN, HostileServer, Reply, policy_body
+from tests.support.records import last_page, upsert
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,24 +35,20 @@ import pytest
 from hookspecs import Session
 from reference_server.errors import ApiError
 from reference_server.testing import read_line
-
-from .proofkit import (
-    Child,
-    World,
+from tests.support.checks import (
     assert_converges,
     assert_nothing_lost,
-    assert_one_whole_copy,
-    child_job,
-    client_with_copy,
     copy_meta,
-    make_records,
-    new_world,
     read_copy,
+    sync,
 )
+from tests.support.host import assert_one_whole_copy, client_with_copy
+from tests.support.kill import Child
+from tests.support.records import server_records
+from tests.support.worlds import World, child_job, new_world
 
 ALWAYS_TRIALS = 10
 LIMIT = 100  # changes per page: a 2k first sync takes 20 pages
-CHILD = Path(__file__).with_name("sync_child.py")
 
 
 def _run_child(
@@ -63,50 +56,26 @@ def _run_child(
 ) -> tuple[bool, int]:
     """Run one syncing child; SIGKILL it after ``kill_after_pages`` page lines plus ``delay``
     seconds (None: let it finish). Returns (killed while syncing, pages seen)."""
-    job = {
-        "session": session.__dict__,
-        "folder": str(world.folder),
-        "copy_url": world.copy_url,
-        "limit": LIMIT,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, str(CHILD)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        cwd=CHILD.parent,
-    )
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    try:
-        proc.stdin.write(json.dumps(job) + "\n")
-        proc.stdin.close()
-        assert read_line(proc.stdout, 30).strip() == "ready", "child did not start"
-        pages = 0
-        finished = False
-        if kill_after_pages is not None:
-            while pages < kill_after_pages:
-                line = read_line(proc.stdout, 30)
-                if not line or line.startswith("done"):
-                    finished = True
-                    break
-                pages += 1
+    child = Child(child_job(world, session, limit=LIMIT))
+    pages = 0
+    finished = False
+    if kill_after_pages is not None:
+        while pages < kill_after_pages:
+            line = child.line(30)
+            if not line or line.startswith("done"):
+                finished = True
+                break
+            pages += 1
+        if not finished:
+            time.sleep(delay)
+            finished = child.returncode is not None
+            child.kill()
             if not finished:
-                time.sleep(delay)
-                finished = proc.poll() is not None
-                proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=60)
-        rest = proc.stdout.read()
-        err = proc.stderr.read()
-        if kill_after_pages is None or finished:
-            assert proc.returncode == 0, f"child failed: {err[-2000:]}"
-            assert "done" in rest or finished
-        return (not finished and proc.returncode == -signal.SIGKILL), pages
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
-        proc.stderr.close()
+                return child.returncode == -signal.SIGKILL, pages
+    last = child.finish(60)
+    assert child.returncode == 0, f"child failed: {child.err[-2000:]}"
+    assert last.startswith("done") or finished
+    return False, pages
 
 
 def _random_changes(world: World, rng: random.Random) -> None:
@@ -115,7 +84,7 @@ def _random_changes(world: World, rng: random.Random) -> None:
     for rid in rng.sample(live, k=min(len(live), rng.randint(50, 600))):
         admin.update_record(db, rid, fields={"password": f"p{rng.randrange(10**9)}"})
     world.ids += admin.import_records(
-        db, make_records(rng.randint(0, 200), "New", rng.randrange(10**6)), grant={user: "rwe"}
+        db, server_records(rng.randint(0, 200), "New", rng.randrange(10**6)), grant={user: "rwe"}
     )
     victims = rng.sample(world.ids, k=30)
     for rid in victims[:10]:
@@ -244,8 +213,6 @@ def _rekey_trials(server: Any, folder: Path, count: int, seed: int) -> None:
         generation = stored
     assert killed >= count // 4, f"only {killed} of {count} re-keys were killed midway"
     final = dataclasses.replace(world.login(), password=current)
-    from .proofkit import sync
-
     assert sync(world, final).outcome in ("synced", "unchanged")
     assert read_copy(world.paths(), current).records == world.expected()
 
@@ -274,12 +241,12 @@ def _move_trials(server: Any, home: Path, count: int, seed: int) -> None:
         stored = Path(client.stored_folder())
         other = folders[1] if stored == folders[0] else folders[0]
         try:
-            assert_one_whole_copy(client, other)
+            assert_one_whole_copy(client, world, other)
         except AssertionError as exc:
             raise AssertionError(f"move trial {trial} (seed {seed}): {exc!r}") from exc
     assert killed >= count // 4, f"only {killed} of {count} moves were killed midway"
     assert client("offline", "sync").returncode == 0
-    assert_one_whole_copy(client, folders[0] if Path(client.stored_folder()) == folders[1]
+    assert_one_whole_copy(client, world, folders[0] if Path(client.stored_folder()) == folders[1]
                           else folders[1])
 
 

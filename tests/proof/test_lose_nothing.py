@@ -17,20 +17,11 @@ from offline_addon import AddonSettings, ClockWentBack, CopyExpired, OfflineCopi
 from offline_addon.commands import describe_copy
 from offline_addon.plugin import OfflineAddon
 from offline_addon.storage.offline_copy import OfflineCopy
-
-from .proofkit import (
-    CLIENT_ID,
-    Child,
-    World,
-    assert_converges,
-    assert_user_message,
-    child_job,
-    copy_meta,
-    make_records,
-    new_world,
-    read_copy,
-    sync,
-)
+from tests.support.accounts import CLIENT_ID
+from tests.support.checks import assert_converges, assert_user_message, copy_meta, read_copy, sync
+from tests.support.kill import Child
+from tests.support.records import server_records
+from tests.support.worlds import World, child_job, new_world
 
 RECORDS = 1500
 LIMIT = 25
@@ -138,7 +129,8 @@ def test_a_password_change_is_never_undone_by_a_session_with_the_old_one(
     old, new = world.password, "pw-Hq4!new-gen-one"
     other = world.database + "-second"
     server.admin.create_database(other, offline_allowed=True)
-    server.admin.import_records(other, make_records(20, "Other", 7), grant={world.username: "rwe"})
+    server.admin.import_records(other, server_records(20, "Other", 7),
+                                grant={world.username: "rwe"})
     a_copies = OfflineCopies(AddonSettings(database_path=str(world.folder)))
     b_copies = OfflineCopies(AddonSettings(database_path=str(world.folder)))
     try:

@@ -10,15 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from .proofkit import Client, World, assert_one_whole_copy, client_with_copy, copy_files
+from tests.support.host import Cli, assert_one_whole_copy, client_with_copy, copy_files
+from tests.support.worlds import World
 
 
 @pytest.fixture
-def client(world: World, tmp_path: Path) -> Client:
+def client(world: World, tmp_path: Path) -> Cli:
     return client_with_copy(world, tmp_path)
 
 
-def test_the_one_shot_settings_command_moves_the_copy(client: Client, world: World,
+def test_the_one_shot_settings_command_moves_the_copy(client: Cli, world: World,
                                                       tmp_path: Path) -> None:
     new = tmp_path / "moved"
     done = client("settings", "set", "offline", "database_path", str(new))
@@ -27,13 +28,13 @@ def test_the_one_shot_settings_command_moves_the_copy(client: Client, world: Wor
     listing = client("offline", "list")
     assert str(new) in listing.stdout
     assert f"{len(world.ids)} records" in listing.stdout
-    assert_one_whole_copy(client, world.folder)
+    assert_one_whole_copy(client, world, world.folder)
     assert copy_files(world.folder) == []
     assert client("offline", "sync").returncode == 0
 
 
 @pytest.mark.parametrize("folder", ["~/copies", "/proc/nope/copies", "relative/copies"])
-def test_a_folder_the_addon_refuses_is_not_saved(client: Client, world: World,
+def test_a_folder_the_addon_refuses_is_not_saved(client: Cli, world: World,
                                                  folder: str) -> None:
     refused = client("settings", "set", "offline", "database_path", folder)
     assert refused.returncode != 0
@@ -59,12 +60,12 @@ def full_filesystem(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_move_onto_a_full_filesystem_leaves_the_copy_where_it_was(
-        client: Client, world: World, full_filesystem: Path) -> None:
+        client: Cli, world: World, full_filesystem: Path) -> None:
     new = full_filesystem / "copies"
     refused = client("settings", "set", "offline", "database_path", str(new))
     assert refused.returncode != 0
     assert "space" in refused.stdout.lower()
     assert client.stored_folder() == str(world.folder)
-    assert_one_whole_copy(client, new)
+    assert_one_whole_copy(client, world, new)
     assert copy_files(new) == []
     assert not [name for name in copy_files(world.folder) if "move-" in name]

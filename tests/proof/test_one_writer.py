@@ -11,8 +11,9 @@ import pytest
 
 from offline_addon import AddonSettings, OfflineCopies
 from offline_addon.storage.offline_copy import OfflineCopy
-
-from .proofkit import Child, World, assert_converges, child_job, copy_meta, new_world, read_copy
+from tests.support.checks import assert_converges, copy_meta, read_copy
+from tests.support.kill import Child
+from tests.support.worlds import World, child_job, new_world
 
 RECORDS = 1000
 LIMIT = 20  # 50 pages: the first process is still writing when the second one starts

@@ -18,17 +18,10 @@ from hypothesis import strategies as st
 from offline_addon.errors import OfflineAddonError
 from offline_addon.sync.transport import SyncClient
 from reference_server.errors import ApiError
-
-from .faultproxy import Fault, FaultProxy
-from .proofkit import (
-    World,
-    assert_converges,
-    assert_nothing_lost,
-    make_records,
-    new_world,
-    read_copy,
-    sync,
-)
+from tests.support.checks import assert_converges, assert_nothing_lost, read_copy, sync
+from tests.support.faults import Fault, FaultProxy
+from tests.support.records import server_records
+from tests.support.worlds import World, new_world
 
 START_RECORDS = 12
 PAGE = 4
@@ -60,7 +53,7 @@ def _apply(world: World, op: str, n: int) -> None:
             admin.update_record(db, rid, fields={"password": f"v{n}"})
         elif op == "create":
             world.ids += admin.import_records(
-                db, make_records(1 + n % 3, "Prop", n), grant={user: "rwe"}
+                db, server_records(1 + n % 3, "Prop", n), grant={user: "rwe"}
             )
         elif op == "grant":
             admin.set_rights(db, user, rid, read=True, export=True)

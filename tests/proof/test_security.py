@@ -18,15 +18,8 @@ import pytest
 
 from hookspecs import Session
 from offline_addon import errors
-
-from .proofkit import (
-    World,
-    assert_converges,
-    assert_user_message,
-    new_world,
-    read_copy,
-    sync,
-)
+from tests.support.checks import assert_converges, assert_user_message, read_copy, sync
+from tests.support.worlds import World, new_world
 
 TAG = "Zqxjvk"  # in every record value: easy to find in bytes if it ever leaks
 
@@ -130,14 +123,23 @@ def test_logs_of_a_whole_sync_at_debug_hold_no_secret(
 
 
 def test_files_and_folder_are_owner_only(secret_world: World) -> None:
+    """The folder is 0700 and every file 0600: the copy, its sidecar, and while the copy is
+    open its -wal and -shm files too."""
+    from offline_addon.storage.offline_copy import OfflineCopy
+
     _full_history(secret_world)
-    folder_mode = stat.S_IMODE(secret_world.folder.stat().st_mode)
-    assert folder_mode & 0o077 == 0, f"folder mode {oct(folder_mode)}"
-    files = _copy_files(secret_world)
-    assert files
-    for path in files:
-        mode = stat.S_IMODE(path.stat().st_mode)
-        assert mode & 0o077 == 0, f"{path.name} mode {oct(mode)}"
+    paths = secret_world.paths()
+    with OfflineCopy.open(paths, secret_world.password) as copy:
+        assert copy.record_count() > 0
+        files = _copy_files(secret_world)
+        names = {path.name for path in files}
+        expected = {paths.db, paths.sidecar, *paths.companions(paths.db)[:2]}
+        assert {path.name for path in expected} <= names, names
+        folder_mode = stat.S_IMODE(secret_world.folder.stat().st_mode)
+        assert folder_mode == 0o700, f"folder mode {oct(folder_mode)}"
+        for path in files:
+            mode = stat.S_IMODE(path.stat().st_mode)
+            assert mode == 0o600, f"{path.name} mode {oct(mode)}"
 
 
 def test_files_are_owner_only_even_with_a_permissive_umask(secret_world: World) -> None:

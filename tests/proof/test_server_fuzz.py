@@ -18,7 +18,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .proofkit import CLIENT_ID, make_records
+from tests.support.accounts import CLIENT_ID, log_in
+from tests.support.records import server_records
 
 # schemathesis may warn while importing (deprecations in its dependencies); that is not what
 # this suite tests, and filterwarnings=error would turn it into a collection error.
@@ -41,20 +42,12 @@ def fuzz_server(server: Any) -> tuple[Any, list[str]]:
     admin = server.admin
     admin.create_database(FUZZ_DB, offline_allowed=True)
     admin.create_user(FUZZ_USER, FUZZ_PASSWORD, offline_right=True, validity_days=7)
-    ids = admin.import_records(FUZZ_DB, make_records(20, "Fuzz"), grant={FUZZ_USER: "rwe"})
+    ids = admin.import_records(FUZZ_DB, server_records(20, "Fuzz"), grant={FUZZ_USER: "rwe"})
     return server, list(ids)
 
 
 def _token(url: str) -> str:
-    resp = requests.post(
-        f"{url}/api/v1/session",
-        json={"database": FUZZ_DB, "username": FUZZ_USER, "password": FUZZ_PASSWORD,
-              "client_id": CLIENT_ID},
-        timeout=10,
-    )
-    resp.raise_for_status()
-    token: str = resp.json()["token"]
-    return token
+    return log_in(url, FUZZ_DB, FUZZ_USER, FUZZ_PASSWORD).token
 
 
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
@@ -82,7 +75,7 @@ def test_server_never_answers_5xx(fuzz_server: tuple[Any, list[str]], name: str)
         if own_id >= 0 and "record_id" in params:
             params["record_id"] = ids[own_id]
         token = _token(server.url) if spoils else shared
-        headers = {"Authorization": f"Bearer {token}", "X-Client-Id": CLIENT_ID}
+        headers = {"Authorization": f"Bearer {token}", "X-Cli-Id": CLIENT_ID}
         with requests.Session() as http:
             response = case.call(base_url=base, session=http, headers=headers)
         seen.append(response.status_code)

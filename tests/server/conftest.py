@@ -1,32 +1,18 @@
-"""Fixtures: the reference server on a free loopback port, logged-in API clients, and
-``psr-server`` run in this process."""
+"""Fixtures: logged-in API clients, and ``psr-server`` run in this process."""
 
 from __future__ import annotations
 
 import io
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
 
 from reference_server import prompting
 from reference_server.cli import main
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient
-
-
-@dataclass(frozen=True)
-class CliResult:
-    """What one ``psr-server`` run left: its exit code, stdout and stderr."""
-
-    code: int
-    out: str
-    err: str
-
-
-PsrRunner = Callable[..., CliResult]
+from tests.support.api import ApiClient
+from tests.support.servers import CliResult, PsrRunner
 
 
 @pytest.fixture

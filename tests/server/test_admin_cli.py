@@ -13,9 +13,8 @@ import pytest
 from reference_server.admin import Admin
 from reference_server.cli import build_parser
 from reference_server.testing import running_server
-
-from .apiclient import ApiClient, assert_problem
-from .conftest import CliResult, PsrRunner
+from tests.support.api import ApiClient, assert_problem
+from tests.support.servers import CliResult, PsrRunner
 
 SECRET = "pw-Zq8#server-test"
 RECORD_SECRET = "pw-Zq8#record-test"

@@ -11,9 +11,8 @@ import requests
 
 from reference_server.admin import Admin
 from reference_server.testing import running_server
-
-from .apiclient import API, ApiClient
-from .conftest import PsrRunner
+from tests.support.api import API, ApiClient
+from tests.support.servers import PsrRunner
 
 NEW_ID = "3f2b8c1d-4e5a-4b6c-8d7e-9f0a1b2c3d4e"
 

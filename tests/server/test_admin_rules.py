@@ -6,8 +6,7 @@ import pytest
 
 from reference_server.errors import ApiError
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient
+from tests.support.api import ApiClient
 
 
 @pytest.mark.parametrize("days", [0, 366, 100_000, -1, 0.001, 2.5, True])

@@ -8,8 +8,7 @@ import pytest
 import requests
 
 from reference_server.testing import RunningServer
-
-from .apiclient import API, ApiClient
+from tests.support.api import API, ApiClient
 
 TABLES = ("databases", "users", "records", "rights", "feed", "meta", "horizons")
 

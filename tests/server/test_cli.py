@@ -17,8 +17,7 @@ import requests
 
 from reference_server.admin import Admin
 from reference_server.testing import ServerProcess
-
-from .apiclient import API, ApiClient
+from tests.support.api import API, ApiClient
 
 SECRET = "pw-Zq8#server-test"
 

@@ -11,8 +11,7 @@ from collections.abc import Callable
 from reference_server.admin import Admin
 from reference_server.db import db_path
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient, apply
+from tests.support.api import ApiClient, apply
 
 N_RECORDS = 240
 

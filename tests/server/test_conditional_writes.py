@@ -10,8 +10,7 @@ import pytest
 import requests
 
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient, apply, assert_problem
+from tests.support.api import ApiClient, apply, assert_problem
 
 OFFLINE_PW = "pw-Mv6!offline-edit"
 SERVER_PW = "pw-Qk3#server-side"

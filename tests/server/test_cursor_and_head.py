@@ -13,8 +13,7 @@ import pytest
 
 from reference_server.db import get_meta
 from reference_server.testing import RunningServer, running_server
-
-from .apiclient import ApiClient, assert_problem
+from tests.support.api import ApiClient, assert_problem
 
 
 @pytest.fixture

@@ -7,8 +7,7 @@ import pytest
 
 from reference_server.errors import ApiError
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient, assert_problem
+from tests.support.api import ApiClient, assert_problem
 
 # Every table that names a user or a database; a delete must leave none of their rows behind.
 USER_TABLES = ("rights", "feed", "feed_digests", "horizons", "tokens")

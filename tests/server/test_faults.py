@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient, assert_problem
+from tests.support.api import ApiClient, assert_problem
 
 
 def test_injected_503_carries_retry_after_then_the_server_answers_again(

@@ -11,8 +11,7 @@ import pytest
 from reference_server.admin import Admin
 from reference_server.datadir import init_data_folder
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient, apply
+from tests.support.api import ApiClient, apply
 
 
 def _digest_of(view: dict[str, tuple[int, str, dict[str, str]]]) -> dict[str, object]:

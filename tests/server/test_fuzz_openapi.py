@@ -19,8 +19,7 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from reference_server.testing import RunningServer, running_server
-
-from .apiclient import API
+from tests.support.api import API
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "sync-api.yaml"
 

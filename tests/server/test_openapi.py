@@ -12,9 +12,7 @@ import requests
 import yaml
 
 from reference_server.testing import RunningServer
-
-from .apiclient import API, ApiClient
-from .write_exercise import exercise_writes
+from tests.support.api import API, ApiClient, exercise_writes
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "sync-api.yaml"
 

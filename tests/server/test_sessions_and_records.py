@@ -5,8 +5,7 @@ from __future__ import annotations
 import requests
 
 from reference_server.testing import RunningServer
-
-from .apiclient import API, ApiClient
+from tests.support.api import API, ApiClient
 
 
 def _login(srv: RunningServer, **body: object) -> requests.Response:
@@ -27,12 +26,12 @@ def test_login_returns_token_user_and_server_time(demo: RunningServer) -> None:
 
 
 def test_wrong_password_and_unknown_user_get_the_same_401(demo: RunningServer) -> None:
-    wrong = _login(demo, password="nope")
+    wrong = _login(demo, password="pw-Zq8!wrong-guess")
     nobody = _login(demo, username="mallory")
     assert wrong.status_code == nobody.status_code == 401
     assert wrong.json()["code"] == nobody.json()["code"] == "bad_credentials"
     assert wrong.headers["Content-Type"] == "application/problem+json"
-    assert "nope" not in wrong.text
+    assert "pw-Zq8!wrong-guess" not in wrong.text
 
 
 def test_login_to_unknown_database_is_404(demo: RunningServer) -> None:

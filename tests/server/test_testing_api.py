@@ -9,8 +9,7 @@ from pathlib import Path
 import requests
 
 from reference_server.testing import ServerProcess, running_server
-
-from .apiclient import API, ApiClient
+from tests.support.api import API, ApiClient
 
 
 def test_running_server_stops_promptly_with_an_idle_keep_alive_client(tmp_path: Path) -> None:

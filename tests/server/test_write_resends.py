@@ -19,8 +19,7 @@ from offline_addon.protocol.merge import (
     merge_change,
 )
 from reference_server.testing import RunningServer
-
-from .apiclient import ApiClient
+from tests.support.api import ApiClient
 
 RECORDS = 3
 STEP = st.one_of(

@@ -1,7 +1,8 @@
 """A loopback HTTP proxy in front of the real reference server that injects faults on demand.
 
-A real server cannot be told "reset the next connection" or "send half a body", so the proof
-tests put this proxy between the add-on and the server. Without an armed fault it forwards every
+A real server cannot be told "reset the next connection" or "send half a body", so the engine
+and proof tests put this proxy (the one fault tool of the tests) between the add-on and the
+server. Without an armed fault it forwards every
 request unchanged (keep-alive on both sides is not needed: one upstream connection per request
 keeps the proxy simple and the faults deterministic).
 
@@ -32,6 +33,7 @@ FaultKind = Literal[
     "status",  # answer `status` with a problem+json body (and Retry-After if given)
     "truncate",  # announce the full Content-Length, send half the body, close
     "malformed_json",  # 200 with a body that is not JSON
+    "body",  # 200 with exactly `body` (e.g. far larger than the client's cap)
     "mutate",  # forward, then rewrite the decoded JSON body with `mutate`
     "oversized",  # forward, then blow the page up far beyond the requested limit
     "replay",  # answer with the previous matching request's URL (a page delivered twice)
@@ -52,7 +54,10 @@ class Fault:
     times: int = 1
     """How many consecutive matching requests from `nth` on get it (0 = all from then on)."""
     status: int = 500
+    code: str = "injected_fault"
+    """The problem code of a ``status`` fault."""
     retry_after: float | None = None
+    body: bytes = b""
     stall_seconds: float = 30.0
     mutate: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     oversize_factor: int = 50
@@ -214,7 +219,7 @@ class FaultProxy:
                         "type": "about:blank",
                         "title": http.client.responses.get(fault.status, "Error"),
                         "status": fault.status,
-                        "code": "injected_fault",
+                        "code": fault.code,
                         "detail": "fault injected by the test proxy",
                     }
                     extra = []
@@ -226,6 +231,8 @@ class FaultProxy:
                 elif kind == "malformed_json":
                     data = b'{"changes": [{"op": "upsert", "id": '
                     self._send(200, [("Content-Type", "application/json")], data)
+                elif kind == "body":
+                    self._send(200, [("Content-Type", "application/json")], fault.body)
                 elif kind == "truncate":
                     status, resp_headers, data = proxy._forward("GET", self.path, headers, body)
                     self._send_head(status, resp_headers, len(data))

@@ -25,8 +25,13 @@ import re
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from reference_server.testing import RunningServer
+
+from .servers import seed, serve
 
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 FENCE = re.compile(r"^```(\w*)\s*$")
@@ -174,3 +179,26 @@ def tool_env(work: Path, **extra: str) -> dict[str, str]:
     env["COLUMNS"] = "200"
     env.update(extra)
     return env
+
+
+# -- the server the guides' examples expect ---------------------------------------------------
+
+DB = "demo"
+USER = "alice"
+PASSWORD = "alice-pw"
+RECORDS = [
+    {"name": "Mail", "fields": {"username": "alice", "password": "mail-pw",
+                                "url": "https://mail.example"}},
+    {"name": "Bank", "fields": {"username": "alice-b", "password": "bank-pw"}},
+    {"name": "Wiki", "fields": {"username": "alice", "password": "wiki-pw",
+                                "notes": "team wiki"}},
+]
+
+
+@contextmanager
+def demo_site(data_dir: Path) -> Iterator[RunningServer]:
+    """A server on ``data_dir`` with database ``demo`` (offline allowed), user ``alice``
+    (offline right, 7 days) and three records alice may read, write and export."""
+    with serve(data_dir) as server:
+        seed(server, DB, {USER: PASSWORD}, RECORDS)
+        yield server

@@ -1,5 +1,8 @@
-"""Test add-ons installed through REAL entry points: a package plus a ``*.dist-info`` folder
-written into a temporary site folder that is put on ``sys.path`` (or ``PYTHONPATH``)."""
+"""The host for tests: test add-ons installed through REAL entry points (a package plus a
+``*.dist-info`` folder written into a temporary site folder that is put on ``sys.path`` or
+``PYTHONPATH``), servers that are not the reference server, hosts and shells driven in-process
+(:class:`ScriptedShell`, :class:`HostRun`), ``psr-client`` as a subprocess (:class:`Cli`) and in
+a real terminal (:class:`TerminalClient`)."""
 
 from __future__ import annotations
 
@@ -26,14 +29,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import offline_addon.plugin as plugin_module
+from hookspecs import Session
+from offline_addon.api import OfflineCopies
+from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.sidecar import list_copies
 from reference_host.addons import AddonInfo, discover
 from reference_host.host import Host
+from reference_host.services import Console
 from reference_host.session import LoginTarget
 from reference_host.shell import Shell
 from reference_host.timer import HostClock
 from reference_server.testing import RunningServer
 
+from .checks import read_copy
+from .worlds import World as ProofWorld
+
 ROOT = Path(__file__).resolve().parents[2]
+PSR_CLIENT = Path(sys.executable).parent / "psr-client"
 
 # A probe add-on: records every hook call (in CALLS, and in the file $PROBE_LOG for
 # subprocess tests), contributes `GROUP ping` and `GROUP whoami`, and can answer
@@ -568,3 +581,169 @@ class TerminalClient:
             if self._master >= 0:
                 os.close(self._master)
                 self._master = -1
+
+
+# -- psr-client as a subprocess -------------------------------------------------------------
+
+
+class Cli:
+    """Runs ``psr-client`` with its own config folder under ``home``, its default copies
+    folder in ``home`` (never the user's own), the probe's call log, and the test ``site`` (if
+    any) on ``PYTHONPATH``; ``env`` is added to its environment."""
+
+    def __init__(self, home: Path, site: Path | None = None, **env: str) -> None:
+        self.config_dir = home / "client-config"
+        self.probe_log = home / "probe.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
+        self.env.update(PSR_CLIENT_CONFIG_DIR=str(self.config_dir),
+                        PROBE_LOG=str(self.probe_log),
+                        XDG_DATA_HOME=str(home / "xdg-data"),
+                        XDG_CONFIG_HOME=str(home / "xdg-config"), **env)
+        if site is not None:
+            self.env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
+
+    def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PSR_CLIENT), *args], input=stdin, capture_output=True,
+                              text=True, env={**self.env, **env}, timeout=120, check=False)
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """Start a command without waiting (for a test that kills it)."""
+        return subprocess.Popen([str(PSR_CLIENT), *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env)
+
+    def probe_calls(self) -> list[dict[str, Any]]:
+        if not self.probe_log.exists():
+            return []
+        lines = self.probe_log.read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
+
+    def config(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads((self.config_dir / "host.json").read_text("utf-8"))
+        return data
+
+    def stored_folder(self) -> str:
+        """The copies folder the client stored for the Offline Add-on."""
+        return str(self.config()["addons"]["offline"]["settings"].get("database_path", ""))
+
+    def copies(self) -> OfflineCopies:
+        """An ``OfflineCopies`` over the folder the client stored."""
+        from offline_addon import AddonSettings
+
+        return OfflineCopies(AddonSettings(database_path=self.stored_folder()))
+
+
+def world_client(world: ProofWorld, home: Path) -> Cli:
+    """``psr-client`` one-shot commands logged in as ``world``'s user (the password comes from
+    the environment, never the command line)."""
+    return Cli(home, PSR_SERVER=world.url, PSR_DATABASE=world.database,
+               PSR_USER=world.username, PSR_PASSWORD=world.password)
+
+
+def client_with_copy(world: ProofWorld, home: Path) -> Cli:
+    """:func:`world_client` with the copies folder set to ``world.folder`` and a copy made."""
+    client = world_client(world, home)
+    assert client("settings", "set", "offline", "database_path", str(world.folder)).returncode == 0
+    created = client("offline", "create")
+    assert created.returncode == 0, created.stdout + created.stderr
+    return client
+
+
+def copy_files(folder: Path) -> list[str]:
+    """The names of the files in ``folder`` (none when it does not exist)."""
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def assert_one_whole_copy(client: Cli, world: ProofWorld, other: Path) -> None:
+    """Exactly one listed copy, in the stored folder, opening with all its records; the other
+    folder holds no copy (listed or not)."""
+    copies = client.copies()
+    try:
+        [info] = copies.list()
+        assert info.complete
+        paths = CopyPaths(copies.folder, info.copy_id)
+        assert read_copy(paths, world.password).records == world.expected()
+    finally:
+        copies.shutdown()
+    assert list_copies(other) == []
+    left = [name for name in copy_files(other) if ".offline.db" in name or ".json" in name]
+    assert not left, f"left in the other folder: {left}"
+
+
+# -- the real add-on in a host, in this process -----------------------------------------------
+
+DB = "demo"
+RECORDS = 40
+
+
+@dataclass(frozen=True)
+class Site:
+    """The server with database ``demo``: alice (offline right, 7 days) and bob share the
+    records; ``ids`` are the records' ids."""
+
+    server: RunningServer
+    ids: list[str]
+    stop: Callable[[], None]
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+
+def site_records() -> list[dict[str, Any]]:
+    """The :data:`RECORDS` records of a :class:`Site` (``Record 000``...)."""
+    return [{"name": f"Record {i:03d}", "fields": {"username": f"u{i}",
+                                                   "password": f"secret-{i}"}}
+            for i in range(RECORDS)]
+
+
+class HostRun:
+    """One running host process (in this test process) with a shell for one user."""
+
+    def __init__(self, config_dir: Path, offline_dir: Path, server_url: str, user: str,
+                 settings: dict[str, object] | None = None) -> None:
+        self.out = io.StringIO()
+        self.host = Host(config_dir, Console(self.out, rich_progress=False))
+        self.host.set_setting("offline", "database_path", str(offline_dir))
+        for key, value in (settings or {}).items():
+            self.host.set_setting("offline", key, value)
+        self.host.start()
+        self.clock = HostClock()
+        self.shell = Shell(self.host, LoginTarget(server_url, DB, user), self.clock, 3600.0,
+                           io.StringIO(""), interactive=False)
+        self._seen = 0
+        self._session: Session | None = None
+
+    @property
+    def copies(self) -> OfflineCopies:
+        return plugin_module.addon.copies
+
+    def login(self, password: str) -> bool:
+        ok = self.shell.login(password)
+        if self.shell.online is not None:
+            self._session = self.shell.online.session
+        return ok
+
+    def syncs(self) -> int:
+        """How many syncs of this user's copy the add-on finished in this process (its live
+        status), so that a test sees a sync that said nothing."""
+        assert self._session is not None, "log in online first"
+        return self.copies.status(self._session).status.syncs
+
+    def run(self, *lines: str) -> str:
+        """Run shell lines; return what they (and the add-on meanwhile) printed."""
+        for line in lines:
+            self.shell.execute(line)
+        return self.new_output()
+
+    def new_output(self) -> str:
+        text = self.out.getvalue()
+        fresh, self._seen = text[self._seen:], len(text)
+        return fresh
+
+    def settle(self, timeout: float = 30.0) -> str:
+        assert self.copies.wait_idle(timeout), "the add-on did not become idle"
+        return self.new_output()
+
+    def close(self) -> None:
+        self.shell.logout()
+        self.host.shutdown()

@@ -26,7 +26,8 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from hookspecs import Session
-from offline_addon.protocol.digest import digest_of
+
+from .records import last_page, upsert
 
 TOKEN = "tok-Tz9!hostile-net-5f1c2a7e9b3d4c6a"
 PASSWORD = "pw-Tz9!hostile-net"
@@ -83,20 +84,6 @@ Handler = Callable[[str, dict[str, list[str]], dict[str, str]], Reply]
 def policy_body(**overrides: Any) -> dict[str, Any]:
     return {"offline_enabled": True, "offline_right": True, "validity_seconds": 7 * 86400,
             "server_time": time.time(), **overrides}
-
-
-def upsert(record_id: str, rev: int = 1, name: str | None = None) -> dict[str, Any]:
-    record = {"id": record_id, "rev": rev, "name": name or f"Record {record_id}",
-              "fields": {"username": f"user-{record_id}", "password": f"secret-{record_id}"},
-              "updated_at": 1000.0}
-    return {"op": "upsert", "id": record_id, "rev": rev, "record": record}
-
-
-def last_page(changes: list[dict[str, Any]], cursor: str = "end") -> dict[str, Any]:
-    """A last page whose digest matches ``changes`` (upserts only)."""
-    digest = digest_of((c["id"], c["rev"]) for c in changes if c["op"] == "upsert")
-    return {"changes": changes, "next_cursor": cursor, "has_more": False, "remaining": 0,
-            "digest": {"count": digest.count, "sum": digest.sum, "algorithm": "sha256-sum"}}
 
 
 class HostileServer:

@@ -1,0 +1,69 @@
+"""Building copies for tests, and changing them behind the add-on's back.
+
+A test that damages or ages a copy does it the way any SQLCipher tool could: with
+:func:`opened_file`, a connection of its own on the closed file (never through the product's
+private members).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hookspecs import Session
+from offline_addon.protocol.answers import Digest
+from offline_addon.protocol.digest import digest_of
+from offline_addon.storage import cipher
+from offline_addon.storage.offline_copy import Contact, CopyIdentity, OfflineCopy
+from offline_addon.storage.paths import CopyPaths
+
+IDENTITY = CopyIdentity("http://127.0.0.1:1", "demo", "alice", "user-1", "client-1")
+CONTACT = Contact(server_time=1000.0, local_time=1000.0, validity_seconds=7 * 86400)
+COPY_PASSWORD = "copy-pw-Hn5$unit"
+
+
+def new_copy(folder: Path, password: str = COPY_PASSWORD) -> OfflineCopy:
+    """A new, empty copy in ``folder`` (copy id ``a...a``) for :data:`IDENTITY`."""
+    return OfflineCopy.create(CopyPaths(folder, "a" * 64), password, IDENTITY)
+
+
+def paths_of(folder: Path, session: Session) -> CopyPaths:
+    """Where the add-on keeps ``session``'s copy in ``folder``."""
+    return CopyPaths.for_copy(
+        folder, session.server_url, session.database, session.username, session.client_id
+    )
+
+
+@contextmanager
+def opened_file(paths: CopyPaths, password: str) -> Iterator[Any]:
+    """A SQLCipher connection of the test's own on the copy's file (autocommit); closed
+    after. Close the copy first when it writes."""
+    conn = cipher.connect(paths.db, password)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def set_meta(conn: Any, **values: object) -> None:
+    """Overwrite bookkeeping entries of the copy (table ``meta``)."""
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                     list(values.items()))
+
+
+def forget_etag(conn: Any) -> None:
+    """Drop the stored feed ETag, so that the next sync reads the feed."""
+    conn.execute("DELETE FROM meta WHERE key = 'etag'")
+
+
+def checkpoint(paths: CopyPaths, password: str) -> None:
+    """Move the WAL of the (closed) copy into its main file and truncate it."""
+    with opened_file(paths, password) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+
+
+def held_digest(conn: Any) -> Digest:
+    """The digest of the records the file holds (``id``, ``rev``), counted afresh."""
+    return digest_of(conn.execute("SELECT id, rev FROM records").fetchall())

@@ -1,0 +1,192 @@
+"""The one writing child process of the tests: the SIGKILL trials, the two-writer tests and the
+kill tests of the engine all run this file (``python kill.py``, a JSON job on stdin), and
+:class:`Child` starts and reads it.
+
+The child imports everything first, prints ``ready``, then runs its job, printing a line after
+each committed step: ``page <done> <total>`` after each page of a sync, ``step <n>`` after each
+round of offline edits; and ``done <outcome>`` at the end (``error <Type>`` and exit code 3 for
+an add-on error). So the parent can aim its SIGKILL at a random moment *inside* the job, not
+during interpreter start-up. Secrets (the token, the passwords) arrive on stdin, never on the
+command line.
+
+Jobs (``action``):
+
+- ``sync``: the engine, as a host's worker runs it (``create`` by default); with
+  ``kill_after`` the child SIGKILLs itself right after that many pages.
+- ``rekey``: the public API's re-key of every copy of the user, from ``old_password`` to the
+  session's password.
+- ``edit``: offline edits in a loop on the copy ``a...a`` in ``folder`` (password
+  ``password``), step ``i`` being an edit of ``r1`` (its password becomes
+  ``pw-Mv6!offline-edit-<i>``), a create, and for every third create a settled push, for every
+  third after that a delete while still unsent.
+
+This file is run as a script and imports nothing from the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+STEPS = 100_000
+EDIT_PASSWORD_PREFIX = "pw-Mv6!offline-edit-"
+
+
+def _sync(job: dict[str, Any]) -> str:
+    from hookspecs import Session
+    from offline_addon.storage.paths import CopyPaths
+    from offline_addon.sync.engine import sync_copy
+
+    session = Session(**job["session"])
+    paths = CopyPaths.for_copy(Path(job["folder"]), job.get("copy_url") or session.server_url,
+                               session.database, session.username, session.client_id)
+    kill_after = job.get("kill_after")
+
+    def progress(done: int, total: int) -> None:
+        print(f"page {done} {total}", flush=True)
+        progress.pages += 1  # type: ignore[attr-defined]
+        if progress.pages == kill_after:  # type: ignore[attr-defined]
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    progress.pages = 0  # type: ignore[attr-defined]
+    result = sync_copy(paths, session, create=job.get("create", True), progress=progress,
+                       page_limit=job["limit"], lock_wait_s=job.get("lock_wait_s", 5.0))
+    return str(result.outcome)
+
+
+def _rekey(job: dict[str, Any]) -> str:
+    from hookspecs import Session
+    from offline_addon import AddonSettings, OfflineCopies
+
+    copies = OfflineCopies(AddonSettings(database_path=job["folder"]))
+    try:
+        copies.rekey(Session(**job["session"]), job["old_password"])
+    finally:
+        copies.shutdown()
+    return "rekeyed"
+
+
+def _edit(job: dict[str, Any]) -> str:
+    from offline_addon.protocol.merge import PASSWORD_FIELD, RecordContent, ServerRecord
+    from offline_addon.storage.local_changes import LocalChanges
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+
+    copy = OfflineCopy.open(CopyPaths(Path(job["folder"]), "a" * 64), job["password"])
+    local = LocalChanges(copy)
+    for step in range(STEPS):
+        record = copy.get("r1")
+        assert record is not None
+        fields = {**record.fields, PASSWORD_FIELD: f"{EDIT_PASSWORD_PREFIX}{step}"}
+        local.edit_record("r1", fields=fields)
+        content = RecordContent(f"Created {step}", {PASSWORD_FIELD: f"pw-created-{step}"})
+        created = local.create_record(content.name, content.fields,
+                                      record_id=str(uuid.UUID(int=step + 1)))
+        if step % 3 == 1:
+            local.mark_pushed(created.change_id, ServerRecord(1, content))
+        elif step % 3 == 2:
+            local.delete_record(created.record_id)
+        print(f"step {step}", flush=True)
+    copy.close()
+    return "edited"
+
+
+def main() -> int:
+    job = json.loads(sys.stdin.readline())
+    run = {"sync": _sync, "rekey": _rekey, "edit": _edit}[job.get("action", "sync")]
+    from offline_addon import OfflineAddonError
+
+    print("ready", flush=True)
+    try:
+        outcome = run(job)
+    except OfflineAddonError as exc:
+        print(f"error {type(exc).__name__}", flush=True)
+        return 3
+    print(f"done {outcome}", flush=True)
+    return 0
+
+
+# -- the parent's side ------------------------------------------------------------------------
+
+CHILD = Path(__file__).resolve()
+
+
+class Child:
+    """A writing process running this file, fed ``job`` on stdin; started and ready."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        from reference_server.testing import read_line
+
+        self._read_line = read_line
+        self.err = ""
+        self.unread: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, cwd=CHILD.parent,
+        )
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(job) + "\n")
+        self.proc.stdin.close()
+        assert self.line(30) == "ready", f"child did not start: {self._stderr()}"
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code (``-SIGKILL`` when killed); None while it runs."""
+        return self.proc.poll()
+
+    def line(self, timeout: float = 60) -> str:
+        """The next line the child prints ("" when it ended or stayed silent)."""
+        assert self.proc.stdout is not None
+        return self._read_line(self.proc.stdout, timeout).strip()
+
+    def until(self, prefix: str, timeout: float = 60) -> str:
+        """Read lines until one starts with ``prefix`` (or with "done"/"error"); return it."""
+        while True:
+            line = self.line(timeout)
+            if not line or line.startswith((prefix, "done", "error")):
+                return line
+
+    def finish(self, timeout: float = 120) -> str:
+        """Wait for the end; the last line ("done ...", "error ..." or the last step)."""
+        last = ""
+        while True:
+            line = self.line(timeout)
+            if not line:
+                break
+            last = line
+        self.proc.wait(timeout)
+        self.err = self._stderr()
+        self.close()
+        return last
+
+    def kill(self) -> bool:
+        """SIGKILL now; whether it was still running. The lines it printed that were not
+        read yet are kept in :attr:`unread`."""
+        running = self.proc.poll() is None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(60)
+        assert self.proc.stdout is not None
+        self.unread = self.proc.stdout.read().splitlines()
+        self.close()
+        return running
+
+    def _stderr(self) -> str:
+        stream = self.proc.stderr
+        if stream is None or stream.closed or self.proc.poll() is None:
+            return ""
+        return stream.read()
+
+    def close(self) -> None:
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
