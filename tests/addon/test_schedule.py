@@ -176,7 +176,8 @@ def test_changed_interval_applies_from_the_last_sync() -> None:
 
 
 def test_login_sync_is_due_after_a_short_settle_even_during_a_backoff() -> None:
-    schedule = armed()
+    # The longest back-off the jitter can draw, so that it is still running at the login.
+    schedule = armed(uniform=lambda low, high: high)
     schedule.started(T0)
     schedule.failed(T0, "ServerUnreachable")
     schedule.trigger(SyncTrigger.LOGIN, T0 + 1)
