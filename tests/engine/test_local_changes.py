@@ -397,9 +397,9 @@ def test_changes_survive_a_reopen_and_a_version_4_copy_gains_the_tables(
     old._db.execute("PRAGMA user_version = 4")
     old.close()
     with OfflineCopy.open(old_paths, PASSWORD) as upgraded:
-        assert schema_version(upgraded._db) == SCHEMA_VERSION == 5
+        assert schema_version(upgraded._db) == SCHEMA_VERSION == 6
         assert LocalChanges(upgraded).pending() == []
-        assert migrate(upgraded._db) == 5
+        assert migrate(upgraded._db) == 6
 
 
 # --- crash safety --------------------------------------------------------------------------
