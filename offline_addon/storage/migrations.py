@@ -149,11 +149,12 @@ SEARCH_INDEXES = ("records_fts", "records_name_trigrams")
 
 
 def _v6_index_work_by_the_writers(conn: Connection) -> None:
-    # The update triggers re-indexed a record row by row, and FTS5 writes its pending terms
-    # out as a new segment before each delete: 100 changed records left 100 index segments to
-    # merge (161 µs per record, and now and then a sync paying for a big merge). The page
-    # writer now re-indexes a page's updates itself, all old entries out, then all new ones
-    # in (storage/page_writer.update_records, which every update goes through; deletes keep
+    # The update triggers re-indexed a page's records in the feed's order, and FTS5 writes
+    # its pending terms out as a new segment whenever a row id is not above the one before:
+    # 100 changed records left about 100 index segments to merge (161 µs per record, and now
+    # and then a sync paying for a big merge). The page writer now re-indexes a page's
+    # updates itself, in rowid order, the new text from Python like an insert's
+    # (storage/page_writer.update_records, which every update goes through; deletes keep
     # their triggers). FTS5's own merging after every write ("automerge") is off as well, so
     # that no small sync pays for merging a large segment; its crisis merge (16 segments on
     # one level) still bounds the segments, and a large sync optimizes the index.

@@ -41,9 +41,9 @@ def write_plan(db: Any, plan: PagePlan, held: Mapping[str, Held] | None = None) 
     plan the copy holds, from :func:`held_rows`; looked up here when not given)."""
     # Deletes keep the search indexes right through triggers. Updates keep them here (the
     # update triggers were dropped in migration 6): FTS5 writes its pending terms out as a new
-    # index segment before each delete, so deleting and re-indexing row by row (as a trigger
-    # does) left one segment per updated record; all old entries first, then all new ones in
-    # rowid order, leave one per page.
+    # index segment whenever a row id is not above the one before, so re-indexing in the
+    # feed's order (random row ids, as the trigger of an UPDATE by id did) left about one
+    # segment per updated record to merge; in rowid order a page leaves one.
     if plan.deletes:
         db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in plan.deletes])
     if plan.updates:
