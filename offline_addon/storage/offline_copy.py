@@ -43,7 +43,6 @@ from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
     SCHEMA_VERSION,
-    SEARCH_INDEXES,
     migrate,
     schema_version,
 )
@@ -149,19 +148,15 @@ class PageOutcome:
 BATCH_CHANGES = 10_000
 """Inside :meth:`OfflineCopy.batched_writes`, pages share one transaction until they hold this
 many changes (four pages of a first sync): every commit makes FTS5 write its pending terms as
-new index segments, so fewer commits mean fewer, larger segments and less merging. A kill
-loses at most one batch, which the next sync fetches again from the stored cursor."""
+new index segments, so fewer commits mean fewer segments and less merging (about 7 % of a
+first sync of 100k records). A larger FTS5 ``hashsize`` in a batch was faster still (about
+15 %) but held up to that much more memory (4 MiB: 1.2x the three-page bound, which the
+bench checks), so the default stays. A kill loses at most one batch, which the next sync
+fetches again from the stored cursor."""
 BATCH_MIN_PAGE = 1000
 """Only pages of at least this many changes are batched (a first sync's or a rebuild's, at
 the engine's page limit): smaller pages commit one by one, as a page's commit costs little
 next to its round trip, and a batch keeps the copy's lock and risks a whole batch's work."""
-BATCH_HASH_BYTES = 8 << 20
-"""FTS5's pending-terms budget (``hashsize``) inside a batch: terms are flushed to a segment
-when they pass it (the default, 1 MiB, flushes about twice per page). Bounded, so memory does
-not grow with the copy; set inside each batch's transaction and put back before its commit,
-so the stored setting never changes."""
-DEFAULT_HASH_BYTES = 1 << 20
-"""FTS5's default ``hashsize``."""
 @dataclass
 class _Batch:
     """The open transaction of :meth:`OfflineCopy.batched_writes` (None: none is open)."""
@@ -507,11 +502,11 @@ class OfflineCopy:
 
     @contextmanager
     def batched_writes(self) -> Iterator[None]:
-        """Let the pages applied inside share transactions of about :data:`BATCH_CHANGES`
-        changes (a page that ends the feed commits at once), with a larger FTS5 pending-terms
-        budget; for the thread that opens it (other threads keep writing one transaction at a
-        time). Leaving the block commits what is still open; an error rolls it back. The
-        copy's lock is held while a batch is open."""
+        """Let the pages of :data:`BATCH_MIN_PAGE` changes or more applied inside share
+        transactions of about :data:`BATCH_CHANGES` changes (a page that ends the feed
+        commits at once), for the thread that opens it (other threads keep writing one
+        transaction at a time). Leaving the block commits what is still open; an error rolls
+        it back. The copy's lock is held while a batch is open."""
         with self._lock:
             if self._batch is not None:
                 raise RuntimeError("batched writes do not nest")
@@ -545,7 +540,6 @@ class OfflineCopy:
         try:
             try:
                 if commit:
-                    _set_hash_size(self._db, DEFAULT_HASH_BYTES)
                     self._db.execute("COMMIT")
                 else:
                     self._db.execute("ROLLBACK")
@@ -570,7 +564,6 @@ class OfflineCopy:
             self._lock.acquire()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
-                _set_hash_size(self._db, BATCH_HASH_BYTES)
             except BaseException:
                 self._lock.release()
                 raise
@@ -747,12 +740,6 @@ def held_revs_of(held: dict[str, Held]) -> dict[str, int]:
 
 def _record_count(db: Any) -> int:
     return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
-
-
-def _set_hash_size(db: Any, size: int) -> None:
-    for table in SEARCH_INDEXES:
-        db.execute(f"INSERT INTO {table}({table}, rank) VALUES ('hashsize', ?)",  # noqa: S608
-                   (size,))
 
 
 def _check_abort(abort: Abort | None) -> None:
