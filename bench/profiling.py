@@ -81,10 +81,12 @@ class Sections:
 
 _STATEMENTS = (
     (r"^INSERT INTO records\(rowid", "sql: insert records"),
-    (r"^UPDATE records", "sql: update records (+ index triggers)"),
+    (r"^UPDATE records", "sql: update records"),
     (r"^DELETE FROM records", "sql: delete records (+ index triggers)"),
     (r"^INSERT INTO records_fts\(rowid", "sql: insert records_fts"),
     (r"^INSERT INTO records_name_trigrams\(rowid", "sql: insert name trigrams"),
+    (r"^INSERT INTO records_fts\(records_fts, rank\)", "sql: FTS5 setting (hashsize)"),
+    (r"^DELETE FROM records_fts", "sql: unindex updated records"),
     (r"^INSERT INTO records_fts\(records_fts\)", "sql: optimize records_fts"),
     (r"^INSERT INTO records_name_trigrams\(records_name_trigrams\)", "sql: optimize trigrams"),
     (r"json_each", "sql: held revs (page ids)"),
@@ -157,7 +159,7 @@ def instrumented(sections: Sections) -> Iterator[None]:
         (transport, "load_page", "validate: load_page (marshmallow + checks + fields_json)"),
         (offline_copy, "plan_page", "plan: plan_page"),
         (offline_copy, "digest_after", "digest: digest_after (sha256 per record)"),
-        (offline_copy, "held_revs", "py: held_revs"),
+        (offline_copy, "held_rows", "py: held_rows"),
         (page_writer, "search_text", "py: search_text (index body)"),
         (page_writer, "_insert", "py: build insert rows"),
         (offline_copy.OfflineCopy, "apply_page", "py: apply_page (rest)"),
@@ -170,6 +172,7 @@ def instrumented(sections: Sections) -> Iterator[None]:
         (offline_copy.OfflineCopy, "record_contact", "py: record_contact"),
         (offline_copy.OfflineCopy, "sidecar_info", "py: sidecar_info"),
         (sync_engine, "write_sidecar", "file: write_sidecar (durable write)"),
+        (sync_engine, "refresh_sidecar", "file: refresh_sidecar (durable write when stale)"),
     ]
     del digest, search  # (imported so that the names above resolve the same modules)
     saved: list[tuple[Any, str, Any]] = []

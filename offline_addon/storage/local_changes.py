@@ -48,7 +48,7 @@ from offline_addon.protocol.merge import (
 from offline_addon.protocol.page_plan import PagePlan
 from offline_addon.storage.migrations import DIGEST_COUNT_KEY, DIGEST_SUM_KEY
 from offline_addon.storage.offline_copy import OfflineCopy
-from offline_addon.storage.page_writer import write_plan
+from offline_addon.storage.page_writer import update_records, write_plan
 
 _PENDING_COLS = (
     "seq, change_id, record_id, kind, base_rev, base_record, changes, local_time, attempts"
@@ -332,9 +332,10 @@ def _read_record(db: Any, record_id: str) -> tuple[int, RecordContent]:
 
 
 def _write_record(db: Any, record_id: str, content: RecordContent) -> None:
-    # An update: the full-text and name triggers re-index the row.
-    db.execute("UPDATE records SET name = ?, fields = ? WHERE id = ?",
-               (content.name, _dump_fields(content.fields), record_id))
+    # Through the page writer, which re-indexes the record (rev and time stay as they were).
+    rev, updated_at = db.execute("SELECT rev, updated_at FROM records WHERE id = ?",
+                                 (record_id,)).fetchone()
+    update_records(db, [_record_data(record_id, int(rev), content, float(updated_at))])
 
 
 def _remove_record(db: Any, record_id: str, rev: int) -> None:

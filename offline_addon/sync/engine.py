@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from dataclasses import dataclass
 
@@ -54,6 +54,7 @@ from offline_addon.storage.files import delete_copy, ensure_folder, remove_parti
 from offline_addon.storage.moves import has_pending_moves, settle_moves
 from offline_addon.storage.offline_copy import (
     LOCKED_WITH_OTHER_KEY,
+    Completion,
     Contact,
     CopyIdentity,
     CopyMeta,
@@ -64,7 +65,7 @@ from offline_addon.storage.offline_copy import (
     reopen_for_sync,
 )
 from offline_addon.storage.paths import CopyPaths, damage_mark
-from offline_addon.storage.sidecar import read_sidecar, write_sidecar
+from offline_addon.storage.sidecar import read_sidecar, refresh_sidecar, write_sidecar
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
 from offline_addon.sync.transport import SyncClient
@@ -110,6 +111,8 @@ class _Tally:
     changed: int = 0
     removed: int = 0
     done: int = 0
+    completed: bool = False
+    """The last page matched the digest and stored the run's completion with it."""
 
 
 def sync_copy(
@@ -349,9 +352,11 @@ class _SyncRun:
             copy.record_contact(contact, abort=self.cancel)
             return self._finish(copy, "unchanged", _Tally(), contact)
         contact = self._contact(head)
-        tally = self._pull(copy, contact, meta.cursor, describe=not meta.complete)
-        copy.record_contact(contact, etag=head.etag, complete=True,
-                            generation=self.token_generation, abort=self.cancel)
+        tally = self._pull(copy, contact, meta.cursor, describe=not meta.complete,
+                           completion=Completion(head.etag, self.token_generation))
+        if not tally.completed:
+            copy.record_contact(contact, etag=head.etag, complete=True,
+                                generation=self.token_generation, abort=self.cancel)
         return self._finish(copy, "synced", tally, contact)
 
     def _full_head(self) -> Head:
@@ -387,12 +392,13 @@ class _SyncRun:
         return Contact(server_time, now, meta.validity_seconds)
 
     def _pull(self, copy: OfflineCopy, contact: Contact, cursor: str | None, *,
-              describe: bool = False) -> _Tally:
+              describe: bool = False, completion: Completion | None = None) -> _Tally:
         """Apply pages from ``cursor`` to the end and check the digest of the last one.
         ``describe``: the copy is the listed one and incomplete, so its sidecar follows the
-        pages (every few seconds, and once more when the pull stops early)."""
+        pages (every few seconds, and once more when the pull stops early). ``completion``:
+        stored with the last page when its digest matches (``completed`` in the tally)."""
         try:
-            return self._pull_pages(copy, contact, cursor, describe)
+            return self._pull_pages(copy, contact, cursor, describe, completion)
         except BaseException:
             if describe:
                 self._describe(copy, force=True)
@@ -409,12 +415,14 @@ class _SyncRun:
             log.info("offline copy: sidecar not refreshed (%s)", type(exc).__name__)
 
     def _pull_pages(self, copy: OfflineCopy, contact: Contact, cursor: str | None,
-                    describe: bool) -> _Tally:
+                    describe: bool, completion: Completion | None) -> _Tally:
         tally = _Tally()
         last: ChangePage | None = None
-        with PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages:
-            for from_cursor, page in pages:
-                outcome = copy.apply_page(page, from_cursor, contact, abort=self.cancel)
+        with PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages, \
+                copy.batched_writes():
+            for from_cursor, page in _keeping_applied(pages, copy, self.cancel):
+                outcome = copy.apply_page(page, from_cursor, contact, abort=self.cancel,
+                                          completion=completion)
                 if not outcome.applied:
                     raise StorageError(
                         "The offline copy was changed by another synchronisation at the same "
@@ -427,7 +435,8 @@ class _SyncRun:
                 if self.progress is not None:
                     self.progress(tally.done, tally.done + page.remaining)
                 last = page
-                if describe and page.has_more:
+                tally.completed = outcome.completed
+                if describe and page.has_more and outcome.committed:
                     self._describe(copy)
                 if page.has_more and self.cancel is not None and self.cancel():
                     raise SyncCancelled
@@ -437,7 +446,8 @@ class _SyncRun:
             raise ProtocolError(
                 "The server's last page carried no digest; tell your administrator."
             )
-        self._check_digest(copy, last.digest)
+        if not tally.completed:  # (a completed page was checked inside its transaction)
+            self._check_digest(copy, last.digest)
         return tally
 
     def _fetch(self, cursor: str | None) -> ChangePage:
@@ -564,7 +574,7 @@ class _SyncRun:
         why: str = "",
     ) -> SyncResult:
         info = copy.sidecar_info()
-        write_sidecar(self.paths, info)
+        refresh_sidecar(self.paths, info)
         message = outcome_message(outcome, self.session.database, info.record_count,
                                   tally.added, tally.changed, tally.removed, why)
         return SyncResult(
@@ -580,6 +590,23 @@ class _SyncRun:
 
     def _elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+
+def _keeping_applied(pages: Iterable[tuple[str | None, ChangePage]], copy: OfflineCopy,
+                     cancel: Cancel | None) -> Iterator[tuple[str | None, ChangePage]]:
+    """``pages``; when the next page fails to arrive (a bad answer, the network), the pages
+    applied in the open batch are committed first (they are valid: the next sync resumes
+    after them), unless the run was cancelled."""
+    iterator = iter(pages)
+    while True:
+        try:
+            item = next(iterator)
+        except StopIteration:
+            return
+        except BaseException:
+            copy.commit_batch(cancel)
+            raise
+        yield item
 
 
 def _knows_its_head(meta: CopyMeta) -> bool:

@@ -1,8 +1,10 @@
 """Fetching the next feed page on a background thread while the current one is written.
 
 HTTP, JSON decoding and schema validation of page *n+1* overlap with SQLCipher writing page *n*
-(SQLite releases the GIL while it encrypts and writes). The queue holds at most one finished
-page, so memory stays bounded by about three pages whatever the size of the copy.
+(SQLite releases the GIL while it encrypts and writes). The first page is fetched on the
+caller's thread, so a sync of one page (the usual small sync) starts no thread. The queue
+holds at most one finished page, so memory stays bounded by about three pages whatever the
+size of the copy.
 
 The feed must end: a page whose ``next_cursor`` was seen before in this run (any repeat, not
 only the previous one: A, B, A loops too) stops the run, and so does a run longer than its page
@@ -53,9 +55,11 @@ class PagePrefetcher:
         )
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="offline-prefetch", daemon=True)
+        self._seen = {_key(start)} if start is not None else set()
+        self._budget = MAX_PAGES_PER_RUN
+        self._after_first: str | None = None
 
     def __enter__(self) -> PagePrefetcher:
-        self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -66,6 +70,19 @@ class PagePrefetcher:
         self._drain()
 
     def __iter__(self) -> Iterator[tuple[str | None, ChangePage]]:
+        # The first page is fetched on the caller's thread: a small sync (one page) then
+        # starts no thread at all (about 1.5 ms of its 10); the thread fetches from page 2,
+        # while page 1 is written.
+        cursor = self._start
+        page = self._fetch(cursor)
+        self._budget = page_budget(page.remaining, self._page_limit)
+        if page.has_more:
+            _check_advances(page, self._seen, 1, self._budget)
+            self._after_first = page.next_cursor
+            self._thread.start()
+        yield cursor, page
+        if not page.has_more:
+            return
         while True:
             item = self._queue.get()
             if isinstance(item, BaseException):
@@ -82,17 +99,14 @@ class PagePrefetcher:
             pass
 
     def _run(self) -> None:
-        cursor = self._start
-        seen = {_key(cursor)} if cursor is not None else set()
-        pages, budget = 0, MAX_PAGES_PER_RUN
+        cursor = self._after_first
+        pages = 1
         while not self._stop.is_set():
             try:
                 page = self._fetch(cursor)
                 pages += 1
-                if pages == 1:
-                    budget = page_budget(page.remaining, self._page_limit)
                 if page.has_more:
-                    _check_advances(page, seen, pages, budget)
+                    _check_advances(page, self._seen, pages, self._budget)
             except BaseException as exc:  # handed to the consumer, which re-raises it
                 self._offer(exc)
                 return

@@ -395,8 +395,8 @@ def test_changes_survive_a_reopen_and_a_version_4_copy_gains_the_tables(
     with OfflineCopy.open(old_paths, PASSWORD) as upgraded:
         assert LocalChanges(upgraded).pending() == []
     with opened_file(old_paths, PASSWORD) as db:
-        assert schema_version(db) == SCHEMA_VERSION == 5
-        assert migrate(db) == 5
+        assert schema_version(db) == SCHEMA_VERSION == 6
+        assert migrate(db) == 6
 
 
 # --- crash safety --------------------------------------------------------------------------
