@@ -4,10 +4,7 @@ against the real reference server."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +14,11 @@ from hookspecs import Session
 from offline_addon.storage.offline_copy import BATCH_MIN_PAGE, OfflineCopy
 from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
-
-from .conftest import paths_of, sample_records
+from tests.support.copies import paths_of
+from tests.support.kill import Child
+from tests.support.records import server_records
 
 BIG_PAGE = BATCH_MIN_PAGE  # the smallest page that is batched
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _view(paths: Any) -> dict[str, Any]:
@@ -32,7 +29,7 @@ def _view(paths: Any) -> dict[str, Any]:
 def test_a_first_sync_killed_inside_a_batch_opens_incomplete_and_resumes(
     demo: RunningServer, alice: Session, folder: Path
 ) -> None:
-    demo.admin.import_records("demo", sample_records(3 * BIG_PAGE), grant={"alice": "rwe"})
+    demo.admin.import_records("demo", server_records(3 * BIG_PAGE), grant={"alice": "rwe"})
     # Killed after the second page was applied: both wait in one batch, uncommitted.
     run_killed_big(alice, folder, kill_after=2)
     paths = paths_of(folder, alice)
@@ -47,23 +44,20 @@ def test_a_first_sync_killed_inside_a_batch_opens_incomplete_and_resumes(
     assert _view(paths) == demo.admin.exportable_view("demo", "alice")
     with OfflineCopy.open(paths, "alice-pw") as copy:
         assert copy.meta.complete
-        assert copy.search("Rec 02999")[0].name == "Rec 02999"
+        assert copy.search("Rec Account 02999")[0].name == "Rec Account 02999"
 
 
 def run_killed_big(session: Session, folder: Path, *, kill_after: int) -> None:
-    args = {"session": dataclasses.asdict(session), "folder": str(folder),
-            "kill_after": kill_after, "create": True, "limit": BIG_PAGE}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tests.engine.sync_worker", json.dumps(args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )
-    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    child = Child({"session": dataclasses.asdict(session), "folder": str(folder),
+                   "kill_after": kill_after, "create": True, "limit": BIG_PAGE})
+    child.finish()
+    assert child.returncode == -signal.SIGKILL, child.err
 
 
 def test_a_sync_with_changes_stores_its_contact_with_the_last_page(
     demo: RunningServer, alice: Session, folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ids = demo.admin.import_records("demo", sample_records(40), grant={"alice": "rwe"})
+    ids = demo.admin.import_records("demo", server_records(40), grant={"alice": "rwe"})
     paths = paths_of(folder, alice)
     assert sync_copy(paths, alice, create=True, page_limit=25).outcome == "synced"
     demo.admin.update_record("demo", ids[3], fields={"notes": "moved"})

@@ -15,8 +15,8 @@ from offline_addon.storage.migrations import SCHEMA_VERSION, migrate
 from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.storage.sidecar import read_sidecar, refresh_sidecar, write_sidecar
-
-from .helpers import CONTACT, new_copy, page, upsert
+from tests.support.copies import CONTACT, new_copy
+from tests.support.records import page, upsert
 
 PASSWORD = "pw"
 

@@ -9,8 +9,7 @@ import pytest
 from offline_addon.errors import ProtocolError
 from offline_addon.protocol.answers import ChangePage
 from offline_addon.sync.prefetch import PagePrefetcher
-
-from .helpers import page, upsert
+from tests.support.records import page, upsert
 
 
 def _feed(count: int) -> dict[str | None, ChangePage]:
