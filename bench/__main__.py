@@ -67,8 +67,14 @@ class Plan:
     """The groups to run (empty: all); a partial run does not rewrite ``RESULTS.md``."""
 
     @classmethod
-    def of(cls, quick: bool, large: bool, gzip: bool = True, only: frozenset[str] = frozenset(),
-           runs: int | None = None) -> Plan:
+    def of(
+        cls,
+        quick: bool,
+        large: bool,
+        gzip: bool = True,
+        only: frozenset[str] = frozenset(),
+        runs: int | None = None,
+    ) -> Plan:
         if quick:
             plan = cls(2_000, 10_000, 1, 10, True, large, gzip, only)
         else:
@@ -79,8 +85,9 @@ class Plan:
         return not self.only or group in self.only
 
 
-def _guard(rows: list[Figure], name: str, unit: str, target: str,
-           fn: Callable[[], list[Figure]]) -> None:
+def _guard(
+    rows: list[Figure], name: str, unit: str, target: str, fn: Callable[[], list[Figure]]
+) -> None:
     """Run one measurement; a failure becomes a 'pending' row instead of ending the run."""
     started = time.perf_counter()
     print(f"- {name}", file=sys.stderr, flush=True)
@@ -99,50 +106,91 @@ def _bytes_of(kind: Kind) -> float:
     return record_size(make_records(kind, 2000))
 
 
-def _fast_phase(plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Path,
-                limit: int) -> None:
+def _fast_phase(
+    plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Path, limit: int
+) -> None:
     """Everything against the feed server (the last group changes its big database)."""
     from bench.selfcheck import CHECK_DB, self_check
 
-    loads: list[tuple[Kind, int]] = [CHECK_DB, ("realistic", plan.small),
-                                     ("realistic", plan.big), ("small", plan.big)]
+    loads: list[tuple[Kind, int]] = [
+        CHECK_DB,
+        ("realistic", plan.small),
+        ("realistic", plan.big),
+        ("small", plan.big),
+    ]
     started = time.perf_counter()
-    with FeedServerProcess(loads, limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
-        print(f"feed server {fast.url}: {loads} encoded in "
-              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        who = {(kind, size): login(fast.url, database_name(kind, size), BENCH_USER,
-                                   BENCH_PASSWORD, CLIENT_ID) for kind, size in loads[1:]}
-        _guard(rows, "feed server self-check", "checks", "all pass",
-               lambda: [self_check(fast, limit, work)])
+    with FeedServerProcess(
+        loads, limits=[limit], username=BENCH_USER, password=BENCH_PASSWORD, gzip=plan.gzip
+    ) as fast:
+        print(
+            f"feed server {fast.url}: {loads} encoded in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        who = {
+            (kind, size): login(
+                fast.url, database_name(kind, size), BENCH_USER, BENCH_PASSWORD, CLIENT_ID
+            )
+            for kind, size in loads[1:]
+        }
+        _guard(
+            rows,
+            "feed server self-check",
+            "checks",
+            "all pass",
+            lambda: [self_check(fast, limit, work)],
+        )
         sizes = {"realistic": _bytes_of("realistic"), "small": _bytes_of("small")}
         runs: dict[tuple[Kind, int], measure.FirstSyncs] = {}
 
         def first(kind: Kind, size: int) -> measure.FirstSyncs:
-            got = measure.first_syncs(who[kind, size], kind, size, sizes[kind], plan.runs,
-                                      limit, work)
+            got = measure.first_syncs(
+                who[kind, size], kind, size, sizes[kind], plan.runs, limit, work
+            )
             runs[kind, size] = got
             return got
 
         if plan.wants("first"):
-            _guard(rows, "first sync, realistic, big", "records/s", ">= 25k/s",
-                   lambda: measure.headline_figures(first("realistic", plan.big), limit))
-            _guard(rows, "first sync, realistic, small", "records/s", "-",
-                   lambda: [measure.other_figure(first("realistic", plan.small), limit)])
-            _guard(rows, "first sync, small records, big", "records/s", "-",
-                   lambda: [measure.other_figure(first("small", plan.big), limit)])
+            _guard(
+                rows,
+                "first sync, realistic, big",
+                "records/s",
+                ">= 25k/s",
+                lambda: measure.headline_figures(first("realistic", plan.big), limit),
+            )
+            _guard(
+                rows,
+                "first sync, realistic, small",
+                "records/s",
+                "-",
+                lambda: [measure.other_figure(first("realistic", plan.small), limit)],
+            )
+            _guard(
+                rows,
+                "first sync, small records, big",
+                "records/s",
+                "-",
+                lambda: [measure.other_figure(first("small", plan.big), limit)],
+            )
             scale += [runs[k].scale_row() for k in sorted(runs) if k[0] == "realistic"]
         if plan.wants("memory"):
             from bench.memprobe import memory_figures
 
-            _guard(rows, "peak memory", "MB", "< 15 MB growth", lambda: memory_figures(
-                {s: who["realistic", s] for s in (plan.small, plan.big)}, limit, "realistic"))
+            _guard(
+                rows,
+                "peak memory",
+                "MB",
+                "< 15 MB growth",
+                lambda: memory_figures(
+                    {s: who["realistic", s] for s in (plan.small, plan.big)}, limit, "realistic"
+                ),
+            )
         if plan.wants("incremental"):
             _incremental_phase(plan, rows, fast, who["realistic", plan.big], limit, work)
 
 
-def _incremental_phase(plan: Plan, rows: list[Figure], fast: FeedServerProcess, who: Login,
-                       limit: int, work: Path) -> None:
+def _incremental_phase(
+    plan: Plan, rows: list[Figure], fast: FeedServerProcess, who: Login, limit: int, work: Path
+) -> None:
     holder: list[incremental.BigCopy] = []
 
     def prepare() -> list[Figure]:
@@ -154,16 +202,41 @@ def _incremental_phase(plan: Plan, rows: list[Figure], fast: FeedServerProcess, 
         return
     big = holder[0]
     try:
-        _guard(rows, "100 changes into the big copy", "ms", "<= 10 ms",
-               lambda: incremental.changed_100(big, plan.small_syncs))
-        _guard(rows, "100 changes into the big copy (opens the copy)", "ms", "-",
-               lambda: [incremental.changed_100_opening(big, 3 if plan.quick else 5)])
-        _guard(rows, "sync with nothing new", "ms", "<= 2.8 ms",
-               lambda: incremental.nothing_new(big, 10 if plan.quick else 20))
-        _guard(rows, "open a copy with its password", "ms", "KDF cost",
-               lambda: [incremental.open_with_password(big, 3 if plan.quick else 5)])
-        _guard(rows, "full-text search", "ms", "< 100 ms",
-               lambda: incremental.search(big, 5 if plan.quick else 10))
+        _guard(
+            rows,
+            "100 changes into the big copy",
+            "ms",
+            "<= 10 ms",
+            lambda: incremental.changed_100(big, plan.small_syncs),
+        )
+        _guard(
+            rows,
+            "100 changes into the big copy (opens the copy)",
+            "ms",
+            "-",
+            lambda: [incremental.changed_100_opening(big, 3 if plan.quick else 5)],
+        )
+        _guard(
+            rows,
+            "sync with nothing new",
+            "ms",
+            "<= 2.8 ms",
+            lambda: incremental.nothing_new(big, 10 if plan.quick else 20),
+        )
+        _guard(
+            rows,
+            "open a copy with its password",
+            "ms",
+            "KDF cost",
+            lambda: [incremental.open_with_password(big, 3 if plan.quick else 5)],
+        )
+        _guard(
+            rows,
+            "full-text search",
+            "ms",
+            "< 100 ms",
+            lambda: incremental.search(big, 5 if plan.quick else 10),
+        )
     finally:
         big.cleanup()
 
@@ -174,41 +247,101 @@ def _reference_phase(plan: Plan, rows: list[Figure], work: Path, limit: int) -> 
 
     loads: list[tuple[Kind, int]] = [("realistic", plan.small), ("realistic", plan.big)]
     started = time.perf_counter()
-    with bench_server(work / "server", loads) as server, \
-            FeedServerProcess([("realistic", plan.big)], limits=[limit], username=BENCH_USER,
-                              password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
-        print(f"reference server {server.url}: loaded {loads} in "
-              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        who = {size: login(server.url, database_name(kind, size), BENCH_USER, BENCH_PASSWORD,
-                           CLIENT_ID) for kind, size in loads}
-        fast_who = login(fast.url, database_name("realistic", plan.big), BENCH_USER,
-                         BENCH_PASSWORD, CLIENT_ID)
-        _guard(rows, "reference server: serving a first sync", "records/s", ">= 60k/s",
-               lambda: [measure.serving_rate(who[plan.big], plan.big, limit,
-                                             1 if plan.quick else 3, server.process.pid,
-                                             fast_who)])
-        _guard(rows, "first sync via the reference server", "records/s", "-",
-               lambda: [measure.other_figure(measure.first_syncs(
-                   who[plan.big], "realistic", plan.big, _bytes_of("realistic"), 1, limit,
-                   work, generated=False), limit, "reference server")])
-        _guard(rows, "host wait in hooks", "µs", "p99 < 100 µs",
-               lambda: hook_figures(server, who[plan.small], work, plan.quick))
+    with (
+        bench_server(work / "server", loads) as server,
+        FeedServerProcess(
+            [("realistic", plan.big)],
+            limits=[limit],
+            username=BENCH_USER,
+            password=BENCH_PASSWORD,
+            gzip=plan.gzip,
+        ) as fast,
+    ):
+        print(
+            f"reference server {server.url}: loaded {loads} in "
+            f"{time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        who = {
+            size: login(
+                server.url, database_name(kind, size), BENCH_USER, BENCH_PASSWORD, CLIENT_ID
+            )
+            for kind, size in loads
+        }
+        fast_who = login(
+            fast.url, database_name("realistic", plan.big), BENCH_USER, BENCH_PASSWORD, CLIENT_ID
+        )
+        _guard(
+            rows,
+            "reference server: serving a first sync",
+            "records/s",
+            ">= 60k/s",
+            lambda: [
+                measure.serving_rate(
+                    who[plan.big],
+                    plan.big,
+                    limit,
+                    1 if plan.quick else 3,
+                    server.process.pid,
+                    fast_who,
+                )
+            ],
+        )
+        _guard(
+            rows,
+            "first sync via the reference server",
+            "records/s",
+            "-",
+            lambda: [
+                measure.other_figure(
+                    measure.first_syncs(
+                        who[plan.big],
+                        "realistic",
+                        plan.big,
+                        _bytes_of("realistic"),
+                        1,
+                        limit,
+                        work,
+                        generated=False,
+                    ),
+                    limit,
+                    "reference server",
+                )
+            ],
+        )
+        _guard(
+            rows,
+            "host wait in hooks",
+            "µs",
+            "p99 < 100 µs",
+            lambda: hook_figures(server, who[plan.small], work, plan.quick),
+        )
 
 
-def _large_phase(plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Path,
-                 limit: int) -> None:
+def _large_phase(
+    plan: Plan, rows: list[Figure], scale: list[ScaleRow], work: Path, limit: int
+) -> None:
     """A first sync of 1M realistic records (one run of each), for the scale table."""
     started = time.perf_counter()
-    with FeedServerProcess([("realistic", LARGE)], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD, gzip=plan.gzip) as fast:
-        print(f"feed server {fast.url}: 1M records encoded in "
-              f"{time.perf_counter() - started:.1f} s", file=sys.stderr)
-        who = login(fast.url, database_name("realistic", LARGE), BENCH_USER, BENCH_PASSWORD,
-                    CLIENT_ID)
+    with FeedServerProcess(
+        [("realistic", LARGE)],
+        limits=[limit],
+        username=BENCH_USER,
+        password=BENCH_PASSWORD,
+        gzip=plan.gzip,
+    ) as fast:
+        print(
+            f"feed server {fast.url}: 1M records encoded in {time.perf_counter() - started:.1f} s",
+            file=sys.stderr,
+        )
+        who = login(
+            fast.url, database_name("realistic", LARGE), BENCH_USER, BENCH_PASSWORD, CLIENT_ID
+        )
 
         def one() -> list[Figure]:
-            got = measure.first_syncs(who, "realistic", LARGE, _bytes_of("realistic"), 1,
-                                      limit, work)
+            got = measure.first_syncs(
+                who, "realistic", LARGE, _bytes_of("realistic"), 1, limit, work
+            )
             scale.append(got.scale_row())
             return [measure.other_figure(got, limit)]
 
@@ -280,16 +413,26 @@ def write(rows: list[Figure], scale: list[ScaleRow], plan: Plan, seconds: float)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small sizes, one run each")
     parser.add_argument("--large", action="store_true", help="also a first sync of 1M records")
-    parser.add_argument("--no-gzip", action="store_true",
-                        help="the feed server sends pages uncompressed (default: gzipped to a "
-                        "client that accepts it, as the reference server does)")
-    parser.add_argument("--only", default="", metavar="GROUPS",
-                        help=f"comma-separated groups to run, of {', '.join(GROUPS)} "
-                        "(a partial run leaves RESULTS.md as it is)")
+    parser.add_argument(
+        "--no-gzip",
+        action="store_true",
+        help="the feed server sends pages uncompressed (default: gzipped to a "
+        "client that accepts it, as the reference server does)",
+    )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="GROUPS",
+        help=f"comma-separated groups to run, of {', '.join(GROUPS)} "
+        "(a partial run leaves RESULTS.md as it is)",
+    )
     parser.add_argument("--runs", type=int, help="runs per first-sync figure (default 3)")
     args = parser.parse_args(argv)
     only = frozenset(g for g in args.only.split(",") if g)

@@ -57,12 +57,9 @@ _INDEX_SCHEMA = (
     # As offline_addon/storage/migrations.py (v2 and v4).
     "CREATE VIRTUAL TABLE records_fts USING fts5(name, body, content='', contentless_delete=1,"
     " tokenize='unicode61 remove_diacritics 2')",
-    "CREATE VIRTUAL TABLE records_name_trigrams USING fts5(name, detail=none,"
-    " tokenize='trigram')",
+    "CREATE VIRTUAL TABLE records_name_trigrams USING fts5(name, detail=none, tokenize='trigram')",
 )
-_HELD = (
-    "SELECT r.id, r.rowid FROM json_each(?) AS j JOIN records AS r ON r.id = j.value"
-)
+_HELD = "SELECT r.id, r.rowid FROM json_each(?) AS j JOIN records AS r ON r.id = j.value"
 
 
 @dataclass(frozen=True)
@@ -131,13 +128,21 @@ def open_plain(target: Path, password: str, *, index: bool, create: bool) -> Any
 def _write_page(conn: Any, changes: list[dict[str, Any]]) -> int:
     """The plain loop's page: replace upserts, drop deletes, one transaction."""
     upserts = [c for c in changes if c["op"] == "upsert"]
-    conn.executemany("DELETE FROM records WHERE id = ?",
-                     [(c["id"],) for c in changes if c["op"] == "delete"])
     conn.executemany(
-        "INSERT OR REPLACE INTO records (id, rev, name, fields, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        [(c["id"], c["rev"], c["record"]["name"], json.dumps(c["record"]["fields"]),
-          c["record"]["updated_at"]) for c in upserts],
+        "DELETE FROM records WHERE id = ?", [(c["id"],) for c in changes if c["op"] == "delete"]
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO records (id, rev, name, fields, updated_at) VALUES (?, ?, ?, ?, ?)",
+        [
+            (
+                c["id"],
+                c["rev"],
+                c["record"]["name"],
+                json.dumps(c["record"]["fields"]),
+                c["record"]["updated_at"],
+            )
+            for c in upserts
+        ],
     )
     conn.commit()
     return len(upserts)
@@ -152,8 +157,10 @@ def _write_indexed_page(conn: Any, changes: list[dict[str, Any]]) -> int:
     old = [(held[c["id"]],) for c in changes if c["id"] in held]
     conn.executemany("DELETE FROM records_fts WHERE rowid = ?", old)
     conn.executemany("DELETE FROM records_name_trigrams WHERE rowid = ?", old)
-    conn.executemany("DELETE FROM records WHERE id = ?",
-                     [(c["id"],) for c in changes if c["op"] == "delete" and c["id"] in held])
+    conn.executemany(
+        "DELETE FROM records WHERE id = ?",
+        [(c["id"],) for c in changes if c["op"] == "delete" and c["id"] in held],
+    )
     first = int(conn.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0]) + 1
     rows = []
     for c in upserts:
@@ -161,15 +168,30 @@ def _write_indexed_page(conn: Any, changes: list[dict[str, Any]]) -> int:
         if rowid is None:
             rowid, first = first, first + 1
         record = c["record"]
-        rows.append((rowid, c["id"], c["rev"], record["name"], json.dumps(record["fields"]),
-                     record["updated_at"], _body(record["fields"])))
+        rows.append(
+            (
+                rowid,
+                c["id"],
+                c["rev"],
+                record["name"],
+                json.dumps(record["fields"]),
+                record["updated_at"],
+                _body(record["fields"]),
+            )
+        )
     conn.executemany(
         "INSERT OR REPLACE INTO records (rowid, id, rev, name, fields, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)", [r[:6] for r in rows])
-    conn.executemany("INSERT INTO records_fts (rowid, name, body) VALUES (?, ?, ?)",
-                     [(r[0], r[3], r[6]) for r in rows])
-    conn.executemany("INSERT INTO records_name_trigrams (rowid, name) VALUES (?, ?)",
-                     [(r[0], r[3]) for r in rows])
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        [r[:6] for r in rows],
+    )
+    conn.executemany(
+        "INSERT INTO records_fts (rowid, name, body) VALUES (?, ?, ?)",
+        [(r[0], r[3], r[6]) for r in rows],
+    )
+    conn.executemany(
+        "INSERT INTO records_name_trigrams (rowid, name) VALUES (?, ?)",
+        [(r[0], r[3]) for r in rows],
+    )
     conn.commit()
     return len(upserts)
 
@@ -192,7 +214,12 @@ def plain_first_sync(who: Login, target: Path, limit: int, *, index: bool) -> Pl
 
 
 def plain_pull(
-    who: Login, conn: Any, limit: int, start: str | None, *, index: bool,
+    who: Login,
+    conn: Any,
+    limit: int,
+    start: str | None,
+    *,
+    index: bool,
     http: requests.Session,
 ) -> PlainRun:
     """Pull the feed from ``start`` (None: the beginning) to its end into the open file
@@ -205,8 +232,7 @@ def plain_pull(
         params: dict[str, str | int] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        resp = http.get(_changes_url(who), params=params, headers=_headers(who),
-                        timeout=(5, 60))
+        resp = http.get(_changes_url(who), params=params, headers=_headers(who), timeout=(5, 60))
         resp.raise_for_status()
         page = json.loads(resp.content)
         count += write(conn, page["changes"])
@@ -228,8 +254,9 @@ def drain(who: Login, limit: int) -> tuple[int, float]:
             params: dict[str, str | int] = {"limit": limit}
             if cursor is not None:
                 params["cursor"] = cursor
-            resp = http.get(_changes_url(who), params=params, headers=_headers(who),
-                            timeout=(5, 120))
+            resp = http.get(
+                _changes_url(who), params=params, headers=_headers(who), timeout=(5, 120)
+            )
             resp.raise_for_status()
             body = resp.content
             tail = json.loads(b"{" + body[body.rindex(b'"next_cursor"') :])
@@ -247,8 +274,11 @@ def changes_round_trip(who: Login, cursor: str | None, limit: int) -> float:
     if cursor is not None:
         params["cursor"] = cursor
     with requests.Session() as http:
-        http.get(f"{who.server_url}/api/v1/databases/{who.database}/offline/head",
-                 headers=_headers(who), timeout=(5, 60)).raise_for_status()  # connect first
+        http.get(
+            f"{who.server_url}/api/v1/databases/{who.database}/offline/head",
+            headers=_headers(who),
+            timeout=(5, 60),
+        ).raise_for_status()  # connect first
         started = time.perf_counter()
         resp = http.get(_changes_url(who), params=params, headers=_headers(who), timeout=(5, 60))
         resp.raise_for_status()

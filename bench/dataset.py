@@ -35,21 +35,112 @@ Kind = Literal["small", "realistic"]
 KINDS: tuple[Kind, ...] = ("small", "realistic")
 
 _WORDS = (
-    "mail", "portal", "vpn", "bank", "wiki", "jira", "build", "deploy", "backup", "router",
-    "printer", "payroll", "crm", "ldap", "staging", "prod", "billing", "support", "hr", "docs",
-    "chat", "storage", "dns", "proxy", "vault", "admin",
+    "mail",
+    "portal",
+    "vpn",
+    "bank",
+    "wiki",
+    "jira",
+    "build",
+    "deploy",
+    "backup",
+    "router",
+    "printer",
+    "payroll",
+    "crm",
+    "ldap",
+    "staging",
+    "prod",
+    "billing",
+    "support",
+    "hr",
+    "docs",
+    "chat",
+    "storage",
+    "dns",
+    "proxy",
+    "vault",
+    "admin",
 )
 _PW_CHARS = "abcdefghkmnpqrstuvwxyz23456789"
 _COMMON = (
-    "the", "and", "for", "with", "after", "before", "account", "shared", "team", "login",
-    "reset", "password", "rotate", "monthly", "contact", "owner", "key", "token", "recovery",
-    "codes", "stored", "office", "remote", "access", "only", "from", "server", "client", "new",
-    "old", "expires", "renewal", "invoice", "contract", "license", "seat", "seats", "admin",
-    "emergency", "break", "glass", "use", "ask", "call", "phone", "desk", "ticket", "see",
+    "the",
+    "and",
+    "for",
+    "with",
+    "after",
+    "before",
+    "account",
+    "shared",
+    "team",
+    "login",
+    "reset",
+    "password",
+    "rotate",
+    "monthly",
+    "contact",
+    "owner",
+    "key",
+    "token",
+    "recovery",
+    "codes",
+    "stored",
+    "office",
+    "remote",
+    "access",
+    "only",
+    "from",
+    "server",
+    "client",
+    "new",
+    "old",
+    "expires",
+    "renewal",
+    "invoice",
+    "contract",
+    "license",
+    "seat",
+    "seats",
+    "admin",
+    "emergency",
+    "break",
+    "glass",
+    "use",
+    "ask",
+    "call",
+    "phone",
+    "desk",
+    "ticket",
+    "see",
 )
 _SYLLABLES = (
-    "ka", "lo", "mi", "ne", "ru", "sa", "ti", "vo", "ze", "pra", "stu", "gre", "fin", "mar",
-    "dol", "ber", "qua", "xen", "yor", "hal", "wen", "cor", "dil", "ost", "ump", "ari", "enz",
+    "ka",
+    "lo",
+    "mi",
+    "ne",
+    "ru",
+    "sa",
+    "ti",
+    "vo",
+    "ze",
+    "pra",
+    "stu",
+    "gre",
+    "fin",
+    "mar",
+    "dol",
+    "ber",
+    "qua",
+    "xen",
+    "yor",
+    "hal",
+    "wen",
+    "cor",
+    "dil",
+    "ost",
+    "ump",
+    "ari",
+    "enz",
 )
 
 
@@ -143,15 +234,20 @@ def record_size(records: Sequence[dict[str, Any]]) -> float:
     sample = records[: min(len(records), 2000)]
     if not sample:
         return 0.0
-    total = sum(len(json.dumps({"name": r["name"], "fields": r["fields"]}, separators=(",", ":"))
-                    .encode()) for r in sample)
+    total = sum(
+        len(json.dumps({"name": r["name"], "fields": r["fields"]}, separators=(",", ":")).encode())
+        for r in sample
+    )
     return total / len(sample)
 
 
 def database_name(kind: Kind, count: int) -> str:
     """The bench database holding ``count`` records of ``kind``."""
-    size = f"{count // 1_000_000}m" if count >= 1_000_000 and count % 1_000_000 == 0 else (
-        f"{count // 1000}k" if count % 1000 == 0 else str(count))
+    size = (
+        f"{count // 1_000_000}m"
+        if count >= 1_000_000 and count % 1_000_000 == 0
+        else (f"{count // 1000}k" if count % 1000 == 0 else str(count))
+    )
     return f"bench-{kind}-{size}"
 
 
@@ -166,9 +262,7 @@ class BenchServer:
 
 
 @contextmanager
-def bench_server(
-    data_dir: Path, loads: Sequence[tuple[Kind, int]]
-) -> Iterator[BenchServer]:
+def bench_server(data_dir: Path, loads: Sequence[tuple[Kind, int]]) -> Iterator[BenchServer]:
     """Start a reference server subprocess and load one database per ``(kind, count)``; stop it
     afterwards."""
     from reference_server.testing import ServerProcess

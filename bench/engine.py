@@ -42,8 +42,12 @@ def engine_sync(
 
     started = time.perf_counter()
     result = sync_copy(
-        paths_for(folder, who), session_of(who), create=create, progress=None,
-        opening=None if copy is None else Opening(copy), client=client,
+        paths_for(folder, who),
+        session_of(who),
+        create=create,
+        progress=None,
+        opening=None if copy is None else Opening(copy),
+        client=client,
     )
     return result, time.perf_counter() - started
 

@@ -144,8 +144,11 @@ class FeedDatabase:
         for serial in range(insert):
             rid = f"new-{self.changes_made:08d}-{serial:04d}-{secrets.token_hex(4)}"
             self.changes_made += 1
-            fields = {"username": f"new{serial}", "password": secrets.token_hex(8),
-                      "notes": changed_note(self.changes_made)}
+            fields = {
+                "username": f"new{serial}",
+                "password": secrets.token_hex(8),
+                "notes": changed_note(self.changes_made),
+            }
             self.put(rid, _Record(1, f"New entry {self.changes_made:08d}", fields, now))
         return {"head_seq": self.head_seq, "count": self.count, "digest": self.digest()}
 
@@ -166,9 +169,15 @@ class FeedDatabase:
             seq = len(rows)  # only skipped delete rows lay ahead: the page ends at the head
         remaining = sum(1 for row in rows[seq:] if row is not None)
         has_more = remaining > 0
-        text = (b'{"changes":[' + b",".join(parts) + b'],"next_cursor":"'
-                + cursor.encode(self.name, seq).encode("ascii") + b'","has_more":'
-                + (b"true" if has_more else b"false") + b',"remaining":%d' % remaining)
+        text = (
+            b'{"changes":['
+            + b",".join(parts)
+            + b'],"next_cursor":"'
+            + cursor.encode(self.name, seq).encode("ascii")
+            + b'","has_more":'
+            + (b"true" if has_more else b"false")
+            + b',"remaining":%d' % remaining
+        )
         if not has_more:
             text += b',"digest":' + _encode(self.digest()).encode("ascii")
         return _Page(text + b"}", None, seq, has_more)
@@ -186,8 +195,7 @@ class FeedDatabase:
             self.pages[key] = hit
         return hit
 
-    def warm(self, start: int, first: bool, limit: int, cursor: CursorCodec,
-             zipped: bool) -> int:
+    def warm(self, start: int, first: bool, limit: int, cursor: CursorCodec, zipped: bool) -> int:
         """Encode the chain of pages a sync from ``start`` will ask for; return how many."""
         after, pages = start, 0
         while True:
@@ -270,8 +278,15 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing ------------------------------------------------------------------------
 
-    def _send(self, status: int, body: bytes = b"", *, mime: str = "application/json",
-              headers: Mapping[str, str] | None = None, packed: bytes | None = None) -> None:
+    def _send(
+        self,
+        status: int,
+        body: bytes = b"",
+        *,
+        mime: str = "application/json",
+        headers: Mapping[str, str] | None = None,
+        packed: bytes | None = None,
+    ) -> None:
         use_gzip = packed is not None and "gzip" in self.headers.get("Accept-Encoding", "")
         payload = packed if use_gzip and packed is not None else body
         self.send_response(status)
@@ -291,16 +306,27 @@ class _Handler(BaseHTTPRequestHandler):
             self.state.requests += 1
             self.state.bytes_sent += len(payload)
 
-    def _json(self, value: object, status: int = 200,
-              headers: Mapping[str, str] | None = None) -> None:
+    def _json(
+        self, value: object, status: int = 200, headers: Mapping[str, str] | None = None
+    ) -> None:
         body = _encode(value).encode("ascii")
-        packed = gzip.compress(body, GZIP_LEVEL, mtime=0) if (
-            self.state.zipped and len(body) >= GZIP_MIN_BYTES) else None
+        packed = (
+            gzip.compress(body, GZIP_LEVEL, mtime=0)
+            if (self.state.zipped and len(body) >= GZIP_MIN_BYTES)
+            else None
+        )
         self._send(status, body, headers=headers, packed=packed)
 
     def _problem(self, status: int, code: str, detail: str) -> None:
-        body = _encode({"type": "about:blank", "title": code.replace("_", " "),
-                        "status": status, "code": code, "detail": detail}).encode("ascii")
+        body = _encode(
+            {
+                "type": "about:blank",
+                "title": code.replace("_", " "),
+                "status": status,
+                "code": code,
+                "detail": detail,
+            }
+        ).encode("ascii")
         self._send(status, body, mime="application/problem+json")
 
     def _body(self) -> Any:
@@ -338,8 +364,13 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         parts = url.path.split("/")
         if url.path == "/bench/stats":
-            self._json({"cpu_seconds": time.process_time(), "requests": self.state.requests,
-                        "bytes_sent": self.state.bytes_sent})
+            self._json(
+                {
+                    "cpu_seconds": time.process_time(),
+                    "requests": self.state.requests,
+                    "bytes_sent": self.state.bytes_sent,
+                }
+            )
             return
         prefix = f"{API}/databases/"
         if not url.path.startswith(prefix) or len(parts) != 7 or parts[5] != "offline":
@@ -350,8 +381,14 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         if parts[6] == "policy":
-            self._json({"offline_enabled": True, "offline_right": True,
-                        "validity_seconds": VALIDITY_SECONDS, "server_time": time.time()})
+            self._json(
+                {
+                    "offline_enabled": True,
+                    "offline_right": True,
+                    "validity_seconds": VALIDITY_SECONDS,
+                    "server_time": time.time(),
+                }
+            )
         elif parts[6] == "head":
             self._head(db)
         elif parts[6] == "changes":
@@ -371,19 +408,33 @@ class _Handler(BaseHTTPRequestHandler):
         if body.get("username") != state.username or body.get("password") != state.password:
             self._problem(401, "bad_credentials", "Wrong user name or password.")
             return
-        self._json({"token": db.token, "user_id": state.user_id, "username": state.username,
-                    "server_time": time.time()})
+        self._json(
+            {
+                "token": db.token,
+                "user_id": state.user_id,
+                "username": state.username,
+                "server_time": time.time(),
+            }
+        )
 
     def _head(self, db: FeedDatabase) -> None:
         etag = f'"{self.state.epoch}-{db.head_seq}-{VALIDITY_SECONDS}"'
-        sent = {t.strip().removeprefix("W/") for t in
-                self.headers.get("If-None-Match", "").split(",")}
+        sent = {
+            t.strip().removeprefix("W/") for t in self.headers.get("If-None-Match", "").split(",")
+        }
         if etag in sent:
             self._send(304, headers={"ETag": etag})  # send_response adds Date
             return
-        self._json({"seq": db.head_seq, "offline_enabled": True, "offline_right": True,
-                    "validity_seconds": VALIDITY_SECONDS, "server_time": time.time()},
-                   headers={"ETag": etag})
+        self._json(
+            {
+                "seq": db.head_seq,
+                "offline_enabled": True,
+                "offline_right": True,
+                "validity_seconds": VALIDITY_SECONDS,
+                "server_time": time.time(),
+            },
+            headers={"ETag": etag},
+        )
 
     def _changes(self, db: FeedDatabase, query: Mapping[str, str]) -> None:
         raw_limit = query.get("limit", "500") or "500"
@@ -399,8 +450,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self._problem(400, "bad_cursor", "The cursor is not valid; start again.")
                 return
         with self.state.lock:
-            page = db.encoded_page(after, int(raw_limit), not raw_cursor, self.state.cursor,
-                                   self.state.zipped)
+            page = db.encoded_page(
+                after, int(raw_limit), not raw_cursor, self.state.cursor, self.state.zipped
+            )
         self._send(200, page.raw, packed=page.packed)
 
     def _control_change(self, name: str, body: Any) -> None:
@@ -410,8 +462,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with self.state.lock:
             before = db.head_seq
-            answer = db.change(int(body.get("update", 0)), int(body.get("delete", 0)),
-                               int(body.get("insert", 0)))
+            answer = db.change(
+                int(body.get("update", 0)), int(body.get("delete", 0)), int(body.get("insert", 0))
+            )
             # The page a copy at the old head asks for next, encoded before the bench times it.
             for limit in self.state.limits:
                 db.warm(before, False, limit, self.state.cursor, self.state.zipped)
@@ -428,8 +481,9 @@ def serve(state: FeedState, host: str = "127.0.0.1", port: int = 0) -> Threading
 
 def _main() -> None:
     job = json.loads(sys.stdin.read())
-    state = FeedState(job["username"], job["password"], job["user_id"], bool(job["gzip"]),
-                      tuple(job["limits"]))
+    state = FeedState(
+        job["username"], job["password"], job["user_id"], bool(job["gzip"]), tuple(job["limits"])
+    )
     for kind, count in job["databases"]:
         state.load(database_name(kind, count), kind, count)
     server = serve(state)
@@ -444,11 +498,23 @@ def _main() -> None:
 class FeedServerProcess:
     """``python -m bench.feedserver`` as a child process (its own core, as a real server)."""
 
-    def __init__(self, databases: Sequence[tuple[Kind, int]], *, limits: Sequence[int],
-                 username: str, password: str, gzip: bool = True) -> None:
-        self._job = {"databases": [list(d) for d in databases], "limits": list(limits),
-                     "username": username, "password": password,
-                     "user_id": "00000000-bench-user", "gzip": gzip}
+    def __init__(
+        self,
+        databases: Sequence[tuple[Kind, int]],
+        *,
+        limits: Sequence[int],
+        username: str,
+        password: str,
+        gzip: bool = True,
+    ) -> None:
+        self._job = {
+            "databases": [list(d) for d in databases],
+            "limits": list(limits),
+            "username": username,
+            "password": password,
+            "user_id": "00000000-bench-user",
+            "gzip": gzip,
+        }
         self._proc: subprocess.Popen[str] | None = None
         self.url = ""
 
@@ -456,8 +522,12 @@ class FeedServerProcess:
         from reference_server.testing import read_line
 
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.feedserver"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parent.parent)
+            [sys.executable, "-m", "bench.feedserver"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
         assert self._proc.stdin is not None
         assert self._proc.stdout is not None
         self._proc.stdin.write(json.dumps(self._job))
@@ -488,14 +558,17 @@ class FeedServerProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def change(self, database: str, *, update: int = 0, delete: int = 0,
-               insert: int = 0) -> dict[str, Any]:
+    def change(
+        self, database: str, *, update: int = 0, delete: int = 0, insert: int = 0
+    ) -> dict[str, Any]:
         """Change records on the server; returns ``{"head_seq", "count", "digest"}``."""
         import requests
 
-        resp = requests.post(f"{self.url}/bench/databases/{database}/changes",
-                             json={"update": update, "delete": delete, "insert": insert},
-                             timeout=600)
+        resp = requests.post(
+            f"{self.url}/bench/databases/{database}/changes",
+            json={"update": update, "delete": delete, "insert": insert},
+            timeout=600,
+        )
         resp.raise_for_status()
         answer: dict[str, Any] = resp.json()
         return answer

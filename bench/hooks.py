@@ -58,11 +58,22 @@ def _time_calls(call: Callable[[int], None], count: int) -> list[float]:
 def _latency_rows(name: str, samples: list[float]) -> list[Figure]:
     p50, p99 = median(samples), percentile(samples, 99)
     return [
-        Figure(f"host wait in {name}: median", p50, "µs", target="-",
-               note=f"{len(samples)} calls, real add-on object", samples=()),
-        Figure(f"host wait in {name}: p99", p99, "µs", target=f"< {P99_LIMIT_US:.0f} µs",
-               ok=check(p99, lambda v: v < P99_LIMIT_US),
-               note=f"max {max(samples):.0f} µs"),
+        Figure(
+            f"host wait in {name}: median",
+            p50,
+            "µs",
+            target="-",
+            note=f"{len(samples)} calls, real add-on object",
+            samples=(),
+        ),
+        Figure(
+            f"host wait in {name}: p99",
+            p99,
+            "µs",
+            target=f"< {P99_LIMIT_US:.0f} µs",
+            ok=check(p99, lambda v: v < P99_LIMIT_US),
+            note=f"max {max(samples):.0f} µs",
+        ),
     ]
 
 
@@ -86,12 +97,14 @@ def hook_figures(server: BenchServer, who: Login, work: Path, quick: bool) -> li
     folder = work / "hooks-copies"
     engine.engine_sync(folder, who, create=True)  # creating a copy is by hand, never by a hook
     session = engine.session_of(who)
-    host = BenchHost({
-        "sync_after_save": True,
-        "sync_after_login": True,
-        "sync_interval_minutes": 30,
-        "database_path": str(folder),
-    })
+    host = BenchHost(
+        {
+            "sync_after_save": True,
+            "sync_after_login": True,
+            "sync_interval_minutes": 30,
+            "database_path": str(folder),
+        }
+    )
     addon = OfflineAddon()
     addon.on_addon_enabled(host=host)
     rows: list[Figure] = []
@@ -131,9 +144,14 @@ def hook_figures(server: BenchServer, who: Login, work: Path, quick: bool) -> li
         last = addon.copies.status(session).status
         outcome = last.last_result.outcome if last.last_result else last.last_error
         rows.append(
-            Figure("syncs caused by a burst of 100 saves", float(syncs), "syncs",
-                   target=f"<= {MAX_BURST_SYNCS}", ok=syncs <= MAX_BURST_SYNCS,
-                   note=f"100 server updates + on_record_saved; last result: {outcome}")
+            Figure(
+                "syncs caused by a burst of 100 saves",
+                float(syncs),
+                "syncs",
+                target=f"<= {MAX_BURST_SYNCS}",
+                ok=syncs <= MAX_BURST_SYNCS,
+                note=f"100 server updates + on_record_saved; last result: {outcome}",
+            )
         )
     finally:
         addon.on_logout(session=session)

@@ -66,14 +66,16 @@ def changed_100(big: BigCopy, syncs: int) -> list[Figure]:
             big.server.change(big.who.database, update=100)
             if run < 5:
                 trips.append(_ms(changes_round_trip(big.who, held.cursor, big.limit)))
-            result, seconds = engine.engine_sync(big.folder, big.who, create=False, copy=held,
-                                                 client=client)
+            result, seconds = engine.engine_sync(
+                big.folder, big.who, create=False, copy=held, client=client
+            )
             if result.changed != 100 or result.outcome != "synced":
-                raise RuntimeError(f"expected 100 changed records, the add-on saw "
-                                   f"{result.changed} ({result.outcome})")
+                raise RuntimeError(
+                    f"expected 100 changed records, the add-on saw "
+                    f"{result.changed} ({result.outcome})"
+                )
             mine.append(_ms(seconds))
-            run_base = plain_pull(big.who, plain, big.limit, big.base_cursor, index=True,
-                                  http=http)
+            run_base = plain_pull(big.who, plain, big.limit, big.base_cursor, index=True, http=http)
             big.base_cursor = run_base.cursor
             base.append(_ms(run_base.seconds))
     finally:
@@ -82,19 +84,33 @@ def changed_100(big: BigCopy, syncs: int) -> list[Figure]:
         client.close()
         held.close()
     p50, p95 = median(mine), percentile(mine, 95)
-    note = (f"{big.records:,} records, copy kept open; {syncs} syncs of head + one page; "
-            f"baseline = plain loop + index pulling the same page into its open file "
-            f"(p50 {median(base):.1f}, p95 {percentile(base, 95):.1f} ms); one GET of the page "
-            f"alone {median(trips):.1f} ms")
+    note = (
+        f"{big.records:,} records, copy kept open; {syncs} syncs of head + one page; "
+        f"baseline = plain loop + index pulling the same page into its open file "
+        f"(p50 {median(base):.1f}, p95 {percentile(base, 95):.1f} ms); one GET of the page "
+        f"alone {median(trips):.1f} ms"
+    )
     return [
-        Figure("100 changes into the big copy: median", p50, "ms",
-               target=f"<= {MEDIAN_LIMIT_MS:.0f} ms", baseline=median(base),
-               ok=check(p50, lambda v: v <= MEDIAN_LIMIT_MS), note=note, samples=tuple(mine)),
-        Figure("100 changes into the big copy: p95", p95, "ms",
-               target=f"<= {P95_LIMIT_MS:.0f} ms", baseline=percentile(base, 95),
-               ok=check(p95, lambda v: v <= P95_LIMIT_MS),
-               note=f"max {max(mine):.0f} ms (plain loop + index max {max(base):.0f} ms): "
-               "FTS5 merges its segments during some small syncs"),
+        Figure(
+            "100 changes into the big copy: median",
+            p50,
+            "ms",
+            target=f"<= {MEDIAN_LIMIT_MS:.0f} ms",
+            baseline=median(base),
+            ok=check(p50, lambda v: v <= MEDIAN_LIMIT_MS),
+            note=note,
+            samples=tuple(mine),
+        ),
+        Figure(
+            "100 changes into the big copy: p95",
+            p95,
+            "ms",
+            target=f"<= {P95_LIMIT_MS:.0f} ms",
+            baseline=percentile(base, 95),
+            ok=check(p95, lambda v: v <= P95_LIMIT_MS),
+            note=f"max {max(mine):.0f} ms (plain loop + index max {max(base):.0f} ms): "
+            "FTS5 merges its segments during some small syncs",
+        ),
     ]
 
 
@@ -108,9 +124,14 @@ def changed_100_opening(big: BigCopy, runs: int) -> Figure:
             raise RuntimeError(f"expected 100 changed records, the add-on saw {result.changed}")
         times.append(_ms(seconds))
     return Figure(
-        "100 changes into the big copy (opens the copy)", median(times), "ms", target="-",
+        "100 changes into the big copy (opens the copy)",
+        median(times),
+        "ms",
+        target="-",
         note=f"the first sync after a login: it unlocks the copy (the KDF), which then stays "
-        f"open until logout; a new connection too; median of {runs}", samples=tuple(times))
+        f"open until logout; a new connection too; median of {runs}",
+        samples=tuple(times),
+    )
 
 
 def round_trip_ms(who: Login, samples: int = 30) -> float:
@@ -139,24 +160,42 @@ def nothing_new(big: BigCopy, runs: int) -> list[Figure]:
             times = []
             for _ in range(runs if kept_open else max(3, runs // 4)):
                 result, seconds = engine.engine_sync(
-                    big.folder, big.who, create=False, copy=copy if kept_open else None,
-                    client=client if kept_open else None)
+                    big.folder,
+                    big.who,
+                    create=False,
+                    copy=copy if kept_open else None,
+                    client=client if kept_open else None,
+                )
                 if result.outcome != "unchanged":
                     raise RuntimeError(f"a sync with nothing new said {result.outcome}")
                 times.append(_ms(seconds))
             value = median(times)
             if kept_open:
-                figures.append(Figure(
-                    "sync with nothing new (copy open)", value, "ms",
-                    target=f"<= {NOTHING_NEW_LIMIT_MS} ms (one small round trip)",
-                    baseline=rtt, ok=check(value, lambda v: v <= NOTHING_NEW_LIMIT_MS),
-                    note=f"{big.records:,} records; baseline = one GET head round trip; "
-                    f"median of {len(times)}", samples=tuple(times)))
+                figures.append(
+                    Figure(
+                        "sync with nothing new (copy open)",
+                        value,
+                        "ms",
+                        target=f"<= {NOTHING_NEW_LIMIT_MS} ms (one small round trip)",
+                        baseline=rtt,
+                        ok=check(value, lambda v: v <= NOTHING_NEW_LIMIT_MS),
+                        note=f"{big.records:,} records; baseline = one GET head round trip; "
+                        f"median of {len(times)}",
+                        samples=tuple(times),
+                    )
+                )
             else:
-                figures.append(Figure(
-                    "sync with nothing new (opens the copy)", value, "ms", target="-",
-                    baseline=rtt, note=f"includes the KDF and a new connection; median of "
-                    f"{len(times)}", samples=tuple(times)))
+                figures.append(
+                    Figure(
+                        "sync with nothing new (opens the copy)",
+                        value,
+                        "ms",
+                        target="-",
+                        baseline=rtt,
+                        note=f"includes the KDF and a new connection; median of {len(times)}",
+                        samples=tuple(times),
+                    )
+                )
     finally:
         client.close()
         copy.close()
@@ -199,10 +238,15 @@ def open_with_password(big: BigCopy, runs: int) -> Figure:
     times = _timed(mine, runs)
     base = _timed(raw, runs)
     return Figure(
-        "open a copy with its password", median(times), "ms",
-        target="KDF cost (SQLCipher 4 default)", baseline=median(base), ok=None,
+        "open a copy with its password",
+        median(times),
+        "ms",
+        target="KDF cost (SQLCipher 4 default)",
+        baseline=median(base),
+        ok=None,
         note="baseline = raw sqlcipher3 open + key + count on the plain loop's file",
-        samples=tuple(times))
+        samples=tuple(times),
+    )
 
 
 def search(big: BigCopy, runs: int) -> list[Figure]:
@@ -226,12 +270,19 @@ def search(big: BigCopy, runs: int) -> list[Figure]:
 
             times = _timed(find, runs)
             base = _timed(scan, runs)
-            figures.append(Figure(
-                f"full-text search, {label}", median(times), "ms",
-                target="interactive (< 100 ms)", baseline=median(base),
-                ok=check(median(times), lambda v: v < 100),
-                note=f"{big.records:,} records, {total} hits ({hits} returned, the first by "
-                "name); baseline = LIKE scan", samples=tuple(times)))
+            figures.append(
+                Figure(
+                    f"full-text search, {label}",
+                    median(times),
+                    "ms",
+                    target="interactive (< 100 ms)",
+                    baseline=median(base),
+                    ok=check(median(times), lambda v: v < 100),
+                    note=f"{big.records:,} records, {total} hits ({hits} returned, the first by "
+                    "name); baseline = LIKE scan",
+                    samples=tuple(times),
+                )
+            )
     finally:
         conn.close()
         copy.close()

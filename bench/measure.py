@@ -42,8 +42,13 @@ class FirstSyncs:
         return [a / b for a, b in zip(self.addon, other, strict=True)]
 
     def scale_row(self) -> ScaleRow:
-        return ScaleRow(self.size, self.record_bytes, median(self.addon_seconds),
-                        int(median(self.file_bytes)), median(self.indexed_seconds))
+        return ScaleRow(
+            self.size,
+            self.record_bytes,
+            median(self.addon_seconds),
+            int(median(self.file_bytes)),
+            median(self.indexed_seconds),
+        )
 
 
 def expected_digest_check(copy_folder: Path, who: Login, size: int) -> None:
@@ -63,8 +68,17 @@ def expected_digest_check(copy_folder: Path, who: Login, size: int) -> None:
         raise RuntimeError(f"the copy holds {held}, bookkeeping {stored}; the bench wrote {want}")
 
 
-def first_syncs(who: Login, kind: Kind, size: int, record_bytes: float, runs: int, limit: int,
-                work: Path, *, generated: bool = True) -> FirstSyncs:
+def first_syncs(
+    who: Login,
+    kind: Kind,
+    size: int,
+    record_bytes: float,
+    runs: int,
+    limit: int,
+    work: Path,
+    *,
+    generated: bool = True,
+) -> FirstSyncs:
     """``runs`` rounds of plain loop, add-on (public API), plain loop + index. ``generated``:
     the server holds the bench's generated ids (the feed server; the reference server makes
     its own), so the first run checks the copy against them."""
@@ -80,11 +94,15 @@ def first_syncs(who: Login, kind: Kind, size: int, record_bytes: float, runs: in
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         if result.outcome != "synced" or result.record_count != size:
-            raise RuntimeError(f"run {run}: the add-on says {result.outcome}, "
-                               f"{result.record_count} of {size} records")
+            raise RuntimeError(
+                f"run {run}: the add-on says {result.outcome}, "
+                f"{result.record_count} of {size} records"
+            )
         if plain.records != size or indexed.records != size:
-            raise RuntimeError(f"run {run}: the plain loops wrote {plain.records} and "
-                               f"{indexed.records} of {size} records")
+            raise RuntimeError(
+                f"run {run}: the plain loops wrote {plain.records} and "
+                f"{indexed.records} of {size} records"
+            )
         out.addon.append(size / seconds)
         out.addon_seconds.append(seconds)
         out.file_bytes.append(size_on_disk)
@@ -106,36 +124,57 @@ def headline_figures(s: FirstSyncs, limit: int) -> list[Figure]:
     """The issue's targets for a first sync of realistic records against the fast server."""
     rate, runs = median(s.addon), len(s.addon)
     to_indexed, to_plain = median(s.ratios(s.indexed)), median(s.ratios(s.plain))
-    both = (f"plain loop {median(s.plain):,.0f}/s, plain loop + index "
-            f"{median(s.indexed):,.0f}/s")
+    both = f"plain loop {median(s.plain):,.0f}/s, plain loop + index {median(s.indexed):,.0f}/s"
     return [
-        Figure(f"{_label(s)}: add-on", rate, "records/s", target=f">= {MIN_RATE:,.0f}/s",
-               baseline=median(s.indexed), ok=check(rate, lambda v: v >= MIN_RATE),
-               note=f"public API (OfflineCopies.create), to a searchable copy; baseline = plain "
-               f"loop + index; {both}; median of {runs}; page limit {limit}",
-               samples=tuple(s.addon)),
-        Figure(f"{_label(s)}: ratio to plain loop + index", to_indexed, "x",
-               target=f">= {MIN_RATIO_INDEXED}", baseline=1.0,
-               ok=check(to_indexed, lambda r: r >= MIN_RATIO_INDEXED),
-               note="same index (FTS5 records_fts + name trigrams), kept page by page; median "
-               "of per-run ratios", samples=tuple(s.ratios(s.indexed))),
-        Figure(f"{_label(s)}: ratio to plain loop", to_plain, "x",
-               target=f">= {MIN_RATIO_PLAIN}", baseline=1.0,
-               ok=check(to_plain, lambda r: r >= MIN_RATIO_PLAIN),
-               note="no index: requests + json + one transaction per page; median of per-run "
-               "ratios", samples=tuple(s.ratios(s.plain))),
+        Figure(
+            f"{_label(s)}: add-on",
+            rate,
+            "records/s",
+            target=f">= {MIN_RATE:,.0f}/s",
+            baseline=median(s.indexed),
+            ok=check(rate, lambda v: v >= MIN_RATE),
+            note=f"public API (OfflineCopies.create), to a searchable copy; baseline = plain "
+            f"loop + index; {both}; median of {runs}; page limit {limit}",
+            samples=tuple(s.addon),
+        ),
+        Figure(
+            f"{_label(s)}: ratio to plain loop + index",
+            to_indexed,
+            "x",
+            target=f">= {MIN_RATIO_INDEXED}",
+            baseline=1.0,
+            ok=check(to_indexed, lambda r: r >= MIN_RATIO_INDEXED),
+            note="same index (FTS5 records_fts + name trigrams), kept page by page; median "
+            "of per-run ratios",
+            samples=tuple(s.ratios(s.indexed)),
+        ),
+        Figure(
+            f"{_label(s)}: ratio to plain loop",
+            to_plain,
+            "x",
+            target=f">= {MIN_RATIO_PLAIN}",
+            baseline=1.0,
+            ok=check(to_plain, lambda r: r >= MIN_RATIO_PLAIN),
+            note="no index: requests + json + one transaction per page; median of per-run ratios",
+            samples=tuple(s.ratios(s.plain)),
+        ),
     ]
 
 
 def other_figure(s: FirstSyncs, limit: int, where: str = "fast server") -> Figure:
     """One row for a first sync without its own target."""
     return Figure(
-        f"{_label(s)}: add-on ({where})", median(s.addon), "records/s", target="-",
-        baseline=median(s.indexed), ok=None,
+        f"{_label(s)}: add-on ({where})",
+        median(s.addon),
+        "records/s",
+        target="-",
+        baseline=median(s.indexed),
+        ok=None,
         note=f"{median(s.ratios(s.indexed)):.2f}x plain loop + index "
         f"({median(s.indexed):,.0f}/s), {median(s.ratios(s.plain)):.2f}x plain loop "
         f"({median(s.plain):,.0f}/s); median of {len(s.addon)}; page limit {limit}",
-        samples=tuple(s.addon))
+        samples=tuple(s.addon),
+    )
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -147,8 +186,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def serving_rate(who: Login, size: int, limit: int, runs: int, server_pid: int,
-                 fast: Login) -> Figure:
+def serving_rate(
+    who: Login, size: int, limit: int, runs: int, server_pid: int, fast: Login
+) -> Figure:
     """How fast the reference server serves a first sync: every page fetched and dropped
     (``drain``), its own CPU time from ``/proc``; the fast server's drain beside it."""
     rates, cpu_rates = [], []
@@ -163,14 +203,18 @@ def serving_rate(who: Login, size: int, limit: int, runs: int, server_pid: int,
     fast_rate = median([c / s for c, s in (drain(fast, limit) for _ in range(runs))])
     rate = median(cpu_rates)
     return Figure(
-        f"reference server: serving a first sync of {_size(size)}", rate,
-        "records/CPU-s", target=f">= {MIN_SERVING_RATE:,.0f}/s", baseline=median(rates),
+        f"reference server: serving a first sync of {_size(size)}",
+        rate,
+        "records/CPU-s",
+        target=f">= {MIN_SERVING_RATE:,.0f}/s",
+        baseline=median(rates),
         ok=check(rate, lambda v: v >= MIN_SERVING_RATE),
         note=f"records per second of the server's own CPU (from /proc) while a keep-alive "
         f"client fetches and drops every page of {limit} (gzip as served): "
         f"{size / rate:.2f} s of server CPU; baseline = that client's wall-time rate "
         f"(the fast server: {fast_rate:,.0f}/s); median of {runs}",
-        samples=tuple(cpu_rates))
+        samples=tuple(cpu_rates),
+    )
 
 
 def not_measured(name: str, unit: str, target: str, exc: BaseException) -> Figure:

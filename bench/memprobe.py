@@ -86,8 +86,9 @@ def _probe(job: dict[str, Any]) -> dict[str, Any]:
             result, _ = engine_sync(Path(tmp), who, create=True)
             records = int(result.record_count)
         else:
-            records = plain_first_sync(who, Path(tmp) / "plain.db", limit,
-                                       index=job["kind"] == "indexed").records
+            records = plain_first_sync(
+                who, Path(tmp) / "plain.db", limit, index=job["kind"] == "indexed"
+            ).records
         peak = _status_kib("VmHWM")
     return {
         "baseline_kib": baseline,
@@ -133,28 +134,45 @@ def memory_figures(who_by_size: dict[int, Login], limit: int, label: str) -> lis
         page_mb, decoding_mb = mine["page_kib"] / 1024, mine["decoding_kib"] / 1024
         bound_mb = 3 * decoding_mb + CACHE_MB
         peaks[size] = mb
-        figures.append(Figure(
-            f"peak memory, first sync {size // 1000}k {label}", mb, "MB", target="-",
-            baseline=base_mb,
-            note=f"RSS high-water mark above the start, in a subprocess ({mine['how']}); a "
-            f"validated page of {min(size, limit)} holds {page_mb:.1f} MB, {decoding_mb:.1f} MB "
-            "while decoded; baseline = plain loop"))
+        figures.append(
+            Figure(
+                f"peak memory, first sync {size // 1000}k {label}",
+                mb,
+                "MB",
+                target="-",
+                baseline=base_mb,
+                note=f"RSS high-water mark above the start, in a subprocess ({mine['how']}); a "
+                f"validated page of {min(size, limit)} holds {page_mb:.1f} MB, "
+                f"{decoding_mb:.1f} MB while decoded; baseline = plain loop",
+            )
+        )
     if len(peaks) >= 2:
         small, large = peaks[min(peaks)], peaks[max(peaks)]
         growth = large - small
-        figures.append(Figure(
-            "peak memory growth, small to large copy", growth, "MB",
-            target=f"< {MEMORY_GROWTH_LIMIT_MB:.0f} MB",
-            ok=check(growth, lambda v: v < MEMORY_GROWTH_LIMIT_MB),
-            note=f"{max(peaks) // 1000}k minus {min(peaks) // 1000}k"))
+        figures.append(
+            Figure(
+                "peak memory growth, small to large copy",
+                growth,
+                "MB",
+                target=f"< {MEMORY_GROWTH_LIMIT_MB:.0f} MB",
+                ok=check(growth, lambda v: v < MEMORY_GROWTH_LIMIT_MB),
+                note=f"{max(peaks) // 1000}k minus {min(peaks) // 1000}k",
+            )
+        )
     if bound_mb > 0:
         ratio = peaks[max(peaks)] / bound_mb
-        figures.append(Figure(
-            "peak memory / three-page bound, largest copy", ratio, "x",
-            target=f"<= {BOUND_SLACK} (about three pages)",
-            ok=check(ratio, lambda v: v <= BOUND_SLACK),
-            note=f"bound = 3 pages at their decoding peak + the {CACHE_MB:.0f} MiB SQLite cache "
-            f"= {bound_mb:.1f} MB; relative to the page, so it holds whatever size the records"))
+        figures.append(
+            Figure(
+                "peak memory / three-page bound, largest copy",
+                ratio,
+                "x",
+                target=f"<= {BOUND_SLACK} (about three pages)",
+                ok=check(ratio, lambda v: v <= BOUND_SLACK),
+                note=f"bound = 3 pages at their decoding peak + the {CACHE_MB:.0f} MiB SQLite "
+                f"cache = {bound_mb:.1f} MB; relative to the page, so it holds whatever size the "
+                "records",
+            )
+        )
     return figures
 
 

@@ -255,8 +255,9 @@ def _small_syncs(fast: FeedServerProcess, who: Login, folder: Path, syncs: int) 
         try:
             for _ in range(syncs):
                 fast.change(who.database, update=100)
-                result, seconds = engine.engine_sync(folder, who, create=False, copy=copy,
-                                                     client=client)
+                result, seconds = engine.engine_sync(
+                    folder, who, create=False, copy=copy, client=client
+                )
                 if result.changed != 100:
                     raise RuntimeError(f"expected 100 changes, got {result}")
                 walls.append(seconds)
@@ -265,21 +266,27 @@ def _small_syncs(fast: FeedServerProcess, who: Login, folder: Path, syncs: int) 
             copy.close()
     walls.sort()
     total = sum(walls)
-    return (f"## {syncs} syncs of 100 changes into the open copy\n\n"
-            f"median {walls[len(walls) // 2] * 1000:.1f} ms, max {walls[-1] * 1000:.1f} ms; "
-            "sections are totals over all syncs (µs/record = per changed record):\n\n"
-            + section_table(sections, total, syncs * 100))
+    return (
+        f"## {syncs} syncs of 100 changes into the open copy\n\n"
+        f"median {walls[len(walls) // 2] * 1000:.1f} ms, max {walls[-1] * 1000:.1f} ms; "
+        "sections are totals over all syncs (µs/record = per changed record):\n\n"
+        + section_table(sections, total, syncs * 100)
+    )
 
 
 def section_table(sections: Sections, wall: float, records: int) -> str:
     rows = sorted(sections.data.items(), key=lambda kv: -kv[1].cpu)
-    lines = ["| thread | section | calls | wall s | CPU s | CPU µs/record | share of sync wall |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| thread | section | calls | wall s | CPU s | CPU µs/record | share of sync wall |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for (thread, name), s in rows:
         if s.wall < 0.001 and s.cpu < 0.001:
             continue
-        lines.append(f"| {thread} | {name} | {s.calls} | {s.wall:.3f} | {s.cpu:.3f} | "
-                     f"{s.cpu / records * 1e6:.1f} | {s.cpu / wall:.0%} |")
+        lines.append(
+            f"| {thread} | {name} | {s.calls} | {s.wall:.3f} | {s.cpu:.3f} | "
+            f"{s.cpu / records * 1e6:.1f} | {s.cpu / wall:.0%} |"
+        )
     return "\n".join(lines)
 
 
@@ -295,18 +302,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kind", choices=("realistic", "small"), default="realistic")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--out", type=Path)
-    parser.add_argument("--small-syncs", type=int, default=0, metavar="K",
-                        help="also K syncs of 100 changes into the copy, kept open, by section")
-    parser.add_argument("--no-gzip", action="store_true",
-                        help="serve pages uncompressed (the reference server gzips them)")
+    parser.add_argument(
+        "--small-syncs",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also K syncs of 100 changes into the copy, kept open, by section",
+    )
+    parser.add_argument(
+        "--no-gzip",
+        action="store_true",
+        help="serve pages uncompressed (the reference server gzips them)",
+    )
     args = parser.parse_args(argv)
     kind: Kind = args.kind
     limit = engine.page_limit()
-    with FeedServerProcess([(kind, args.size)], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD, gzip=not args.no_gzip) as fast, \
-            tempfile.TemporaryDirectory() as tmp, ExitStack():
-        who = login(fast.url, database_name(kind, args.size), BENCH_USER, BENCH_PASSWORD,
-                    CLIENT_ID)
+    with (
+        FeedServerProcess(
+            [(kind, args.size)],
+            limits=[limit],
+            username=BENCH_USER,
+            password=BENCH_PASSWORD,
+            gzip=not args.no_gzip,
+        ) as fast,
+        tempfile.TemporaryDirectory() as tmp,
+        ExitStack(),
+    ):
+        who = login(fast.url, database_name(kind, args.size), BENCH_USER, BENCH_PASSWORD, CLIENT_ID)
         plain = plain_first_sync(who, Path(tmp) / "plain.db", limit, index=False)
         indexed = plain_first_sync(who, Path(tmp) / "indexed.db", limit, index=True)
         wall, cpu = _sync(who, Path(tmp) / "a")

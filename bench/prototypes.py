@@ -44,10 +44,15 @@ _TERMS = ("payroll", "stulo", "vpn 0042", "example", "ACC", "zzzz")
 
 @contextmanager
 def _server(size: int, limit: int) -> Iterator[tuple[FeedServerProcess, Login]]:
-    with FeedServerProcess([("realistic", size)], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD) as fast:
-        yield fast, login(fast.url, database_name("realistic", size), BENCH_USER,
-                          BENCH_PASSWORD, CLIENT_ID)
+    with FeedServerProcess(
+        [("realistic", size)], limits=[limit], username=BENCH_USER, password=BENCH_PASSWORD
+    ) as fast:
+        yield (
+            fast,
+            login(
+                fast.url, database_name("realistic", size), BENCH_USER, BENCH_PASSWORD, CLIENT_ID
+            ),
+        )
 
 
 def _pages(who: Login, limit: int, start: str | None = None) -> list[tuple[str | None, Any]]:
@@ -66,8 +71,7 @@ def _pages(who: Login, limit: int, start: str | None = None) -> list[tuple[str |
 def _fresh_copy(folder: Path, who: Login) -> Any:
     from offline_addon.storage.offline_copy import CopyIdentity, OfflineCopy
 
-    identity = CopyIdentity(who.server_url, who.database, who.username, who.user_id,
-                            who.client_id)
+    identity = CopyIdentity(who.server_url, who.database, who.username, who.user_id, who.client_id)
     return OfflineCopy.create(engine.paths_for(folder, who), who.password, identity)
 
 
@@ -79,8 +83,10 @@ def _contact() -> Any:
 
 # --- storage ---------------------------------------------------------------------------------
 
-_BODY_SQL = ("(SELECT group_concat(value, ' ') FROM json_each(records.fields)"
-             " WHERE lower(key) <> 'password')")
+_BODY_SQL = (
+    "(SELECT group_concat(value, ' ') FROM json_each(records.fields)"
+    " WHERE lower(key) <> 'password')"
+)
 
 
 def _today(copy: Any, pages: list[tuple[str | None, Any]]) -> dict[str, float]:
@@ -107,8 +113,11 @@ def _records_only(db: Any, pages: list[tuple[str | None, Any]], per_txn: int) ->
             r = change.record
             rows.append((rowid, r.id, r.rev, r.name, r.fields_json, r.updated_at))
             rowid += 1
-        db.executemany("INSERT INTO records(rowid, id, rev, name, fields, updated_at)"
-                       " VALUES (?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO records(rowid, id, rev, name, fields, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         if n % per_txn == per_txn - 1 or n == len(pages) - 1:
             db.execute("COMMIT")
     return time.perf_counter() - started
@@ -117,8 +126,10 @@ def _records_only(db: Any, pages: list[tuple[str | None, Any]], per_txn: int) ->
 def _index_in_sql(db: Any) -> float:
     started = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
-    db.execute(f"INSERT INTO records_fts(rowid, name, body) SELECT rowid, name, {_BODY_SQL}"  # noqa: S608
-               " FROM records")
+    db.execute(
+        f"INSERT INTO records_fts(rowid, name, body) SELECT rowid, name, {_BODY_SQL}"  # noqa: S608
+        " FROM records"
+    )
     db.execute("INSERT INTO records_name_trigrams(rowid, name) SELECT rowid, name FROM records")
     db.execute("COMMIT")
     return time.perf_counter() - started
@@ -148,8 +159,10 @@ def _bulk_settings(db: Any, on: bool) -> None:
     writes one big segment, and no automatic merging (``optimize`` merges once at the end);
     ``on=False`` restores the defaults (they are stored in the file)."""
     for table in ("records_fts", "records_name_trigrams"):
-        for key, value in (("hashsize", 64 << 20 if on else 1 << 20),
-                           ("automerge", 0 if on else 4)):
+        for key, value in (
+            ("hashsize", 64 << 20 if on else 1 << 20),
+            ("automerge", 0 if on else 4),
+        ):
             db.execute(f"INSERT INTO {table}({table}, rank) VALUES (?, ?)", (key, value))  # noqa: S608
 
 
@@ -191,20 +204,27 @@ def storage(size: int, limit: int, runs: int) -> None:
     with _server(size, limit) as (_fast, who):
         started = time.perf_counter()
         pages = _pages(who, limit)
-        print(f"{size:,} records: fetched and validated {len(pages)} pages in "
-              f"{time.perf_counter() - started:.2f} s (not counted below)\n")
+        print(
+            f"{size:,} records: fetched and validated {len(pages)} pages in "
+            f"{time.perf_counter() - started:.2f} s (not counted below)\n"
+        )
     variants: dict[str, Callable[[Any, Any], dict[str, float]]] = {
         "today: apply_page per page (+ optimize)": _today,
-        "records only, 1 page per transaction": lambda c, p: {
-            "load": _records_only(c._db, p, 1)},
+        "records only, 1 page per transaction": lambda c, p: {"load": _records_only(c._db, p, 1)},
         "records only, 1 transaction": lambda c, p: {"load": _records_only(c._db, p, 10**9)},
         "records (1 page/txn) then index once in SQL": lambda c, p: {
-            "load": _records_only(c._db, p, 1), "index": _index_in_sql(c._db)},
+            "load": _records_only(c._db, p, 1),
+            "index": _index_in_sql(c._db),
+        },
         "records (1 page/txn) then index once in SQL, + optimize": lambda c, p: {
-            "load": _records_only(c._db, p, 1), "index": _index_in_sql(c._db),
-            "optimize": _optimize(c._db)},
+            "load": _records_only(c._db, p, 1),
+            "index": _index_in_sql(c._db),
+            "optimize": _optimize(c._db),
+        },
         "records (8 pages/txn) then index once from Python": lambda c, p: {
-            "load": _records_only(c._db, p, 8), "index": _index_from_python(c._db, p)},
+            "load": _records_only(c._db, p, 8),
+            "index": _index_from_python(c._db, p),
+        },
         "today, FTS5 tuned for bulk (hashsize 64M, automerge 0) + optimize": _today_tuned,
         "records (8 pages/txn), index once from Python, tuned + optimize": _once_tuned,
     }
@@ -223,8 +243,9 @@ def storage(size: int, limit: int, runs: int) -> None:
                     for k, v in got.items():
                         parts.setdefault(k, []).append(v)
                     if "only" not in name:
-                        found = {t: {r.record_id for r in copy.search(t, limit=size)}
-                                 for t in _TERMS}
+                        found = {
+                            t: {r.record_id for r in copy.search(t, limit=size)} for t in _TERMS
+                        }
                         for t, ids in found.items():
                             if reference.setdefault(t, ids) != ids:
                                 raise RuntimeError(f"{name}: search {t!r} differs from today's")
@@ -233,8 +254,10 @@ def storage(size: int, limit: int, runs: int) -> None:
                     copy.close()
         med = {k: statistics.median(v) for k, v in parts.items()}
         total = statistics.median(totals)
-        print(f"| {name} | {med.get('load', 0):.2f} | {med.get('index', 0):.2f} | "
-              f"{med.get('optimize', 0):.2f} | {total:.2f} | {size / total:,.0f} | {seg} |")
+        print(
+            f"| {name} | {med.get('load', 0):.2f} | {med.get('index', 0):.2f} | "
+            f"{med.get('optimize', 0):.2f} | {total:.2f} | {size / total:,.0f} | {seg} |"
+        )
 
 
 # --- python ----------------------------------------------------------------------------------
@@ -260,9 +283,14 @@ def _lean_changes(items: list[Any]) -> int:
                 raise ValueError("upsert")
             fields = rec.get("fields")
             at = rec.get("updated_at")
-            if (rec.get("id") != cid or rec.get("rev") != rev or type(rec.get("name")) is not str
-                    or type(fields) is not dict or (type(at) is not float and type(at) is not int)
-                    or not math.isfinite(at)):
+            if (
+                rec.get("id") != cid
+                or rec.get("rev") != rev
+                or type(rec.get("name")) is not str
+                or type(fields) is not dict
+                or (type(at) is not float and type(at) is not int)
+                or not math.isfinite(at)
+            ):
                 raise ValueError("record")
             for k, v in fields.items():
                 if type(k) is not str or type(v) is not str:
@@ -295,7 +323,7 @@ def python_costs(size: int, limit: int) -> None:
                     params["cursor"] = cursor
                 body = http.get(url, params=params, headers=headers, timeout=60).content
                 bodies.append(body)
-                tail = json.loads(b"{" + body[body.rindex(b'"next_cursor"'):])
+                tail = json.loads(b"{" + body[body.rindex(b'"next_cursor"') :])
                 cursor = tail["next_cursor"]
                 if not tail["has_more"]:
                     break
@@ -317,21 +345,28 @@ def python_costs(size: int, limit: int) -> None:
         "gunzip (zlib, level-1 pages)": each(lambda: [gzip.decompress(z) for z in zipped]),
         "decode: json.loads": each(lambda: [json.loads(b) for b in bodies]),
         "validate today: load_page (all of it)": each(
-            lambda: [answers.load_page(d) for d in decoded]),
+            lambda: [answers.load_page(d) for d in decoded]
+        ),
         "  of which fields_json (json encode of fields)": each(
-            lambda: [encode(r.fields) for r in records]),
+            lambda: [encode(r.fields) for r in records]
+        ),
         "  of which the change loop (check_change)": each(
-            lambda: [answers.check_change(c) for d in decoded for c in d["changes"]]),
+            lambda: [answers.check_change(c) for d in decoded for c in d["changes"]]
+        ),
         "validate lean: the same rules, one flat loop, no values": each(
-            lambda: [_lean_changes(d["changes"]) for d in decoded]),
-        "digest: digest_after per page": each(lambda: [
-            digest_after(make_digest(0, 0), {}, plan_page({}, p.changes)) for p in pages]),
+            lambda: [_lean_changes(d["changes"]) for d in decoded]
+        ),
+        "digest: digest_after per page": each(
+            lambda: [digest_after(make_digest(0, 0), {}, plan_page({}, p.changes)) for p in pages]
+        ),
         "plan: plan_page per page": each(lambda: [plan_page({}, p.changes) for p in pages]),
         "search_text per record": each(lambda: [search_text(r.fields) for r in records]),
     }
     n = len(records)
-    print(f"{n:,} records in {len(bodies)} pages of {sum(map(len, bodies)) / len(bodies) / 1e6:.2f}"
-          f" MB ({sum(map(len, zipped)) / len(zipped) / 1e6:.2f} MB gzipped); best of 3\n")
+    print(
+        f"{n:,} records in {len(bodies)} pages of {sum(map(len, bodies)) / len(bodies) / 1e6:.2f}"
+        f" MB ({sum(map(len, zipped)) / len(zipped) / 1e6:.2f} MB gzipped); best of 3\n"
+    )
     print("| step | s per first sync | µs per record |")
     print("|---|---|---|")
     for name, seconds in costs.items():
@@ -366,24 +401,35 @@ def small_syncs(size: int, limit: int, syncs: int) -> None:
             [(from_cursor, page)] = _pages(who, limit, cursor)
             pages.append((from_cursor, page))
             cursor = page.next_cursor
-        print(f"{size:,} records, {syncs} pages of 100 updated records (apply_page only; a sync "
-              "adds head + GET, ~1-2 ms)\n")
+        print(
+            f"{size:,} records, {syncs} pages of 100 updated records (apply_page only; a sync "
+            "adds head + GET, ~1-2 ms)\n"
+        )
         print("| variant | median ms | p95 ms | max ms | idle work ms (total) |")
         print("|---|---|---|---|---|")
         variants: dict[str, tuple[Callable[[Any], object] | None, list[Callable[[Any], None]]]] = {
             "today": (None, []),
             "checkpoint at idle (wal_autocheckpoint=0)": (
                 lambda db: db.execute("PRAGMA wal_autocheckpoint = 0").fetchall(),
-                [_idle_checkpoint]),
+                [_idle_checkpoint],
+            ),
             "FTS5 merge at idle (automerge=0, 'merge' between syncs)": (
-                lambda db: [db.execute(f"INSERT INTO {t}({t}, rank) VALUES ('automerge', 0)")  # noqa: S608
-                            for t in ("records_fts", "records_name_trigrams")],
-                [_idle_merge]),
+                lambda db: [
+                    db.execute(f"INSERT INTO {t}({t}, rank) VALUES ('automerge', 0)")  # noqa: S608
+                    for t in ("records_fts", "records_name_trigrams")
+                ],
+                [_idle_merge],
+            ),
             "both at idle": (
-                lambda db: (db.execute("PRAGMA wal_autocheckpoint = 0").fetchall(),
-                            [db.execute(f"INSERT INTO {t}({t}, rank) VALUES ('automerge', 0)")  # noqa: S608
-                             for t in ("records_fts", "records_name_trigrams")]),
-                [_idle_merge, _idle_checkpoint]),
+                lambda db: (
+                    db.execute("PRAGMA wal_autocheckpoint = 0").fetchall(),
+                    [
+                        db.execute(f"INSERT INTO {t}({t}, rank) VALUES ('automerge', 0)")  # noqa: S608
+                        for t in ("records_fts", "records_name_trigrams")
+                    ],
+                ),
+                [_idle_merge, _idle_checkpoint],
+            ),
         }
         from bench.profiling import Sections, instrumented, section_table
 
@@ -413,15 +459,20 @@ def small_syncs(size: int, limit: int, syncs: int) -> None:
                     idle_ms += (time.perf_counter() - started) * 1000
             finally:
                 copy.close()
-            print(f"| {name} | {statistics.median(times):.1f} | {percentile(times, 95):.1f} | "
-                  f"{max(times):.1f} | {idle_ms:.0f} |")
+            print(
+                f"| {name} | {statistics.median(times):.1f} | {percentile(times, 95):.1f} | "
+                f"{max(times):.1f} | {idle_ms:.0f} |"
+            )
         print(f"\nToday's {syncs} small syncs by statement (totals; the connection was timed):\n")
         print(section_table(sections, sum(s.wall for s in sections.data.values()), syncs * 100))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.prototypes", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.prototypes",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("what", choices=("storage", "python", "small-syncs"))
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=1)

@@ -83,7 +83,8 @@ class _Spec:
             if resp.headers.get("Content-Type") != mime:
                 raise AssertionError(f"{operation['operationId']} {status}: not {mime}")
             jsonschema.Draft202012Validator(
-                {**media["schema"], "components": self.doc["components"]}).validate(resp.json())
+                {**media["schema"], "components": self.doc["components"]}
+            ).validate(resp.json())
         for header, described in documented.get("headers", {}).items():
             if header not in resp.headers:
                 raise AssertionError(f"{operation['operationId']} {status}: no {header} header")
@@ -97,15 +98,19 @@ def _spec_checks(who: Login, limit: int) -> int:
     except ImportError:
         return 0
     base = f"{who.server_url}/api/v1/databases/{who.database}/offline"
-    auth = {"Authorization": f"Bearer {who.token}", "X-Client-Id": who.client_id,
-            "Accept-Encoding": "gzip"}
+    auth = {
+        "Authorization": f"Bearer {who.token}",
+        "X-Client-Id": who.client_id,
+        "Accept-Encoding": "gzip",
+    }
     answers = []
     with requests.Session() as http:
         answers.append(http.get(f"{base}/policy", headers=auth))
         head = http.get(f"{base}/head", headers=auth)
         answers.append(head)
-        answers.append(http.get(f"{base}/head", headers={**auth,
-                                                         "If-None-Match": head.headers["ETag"]}))
+        answers.append(
+            http.get(f"{base}/head", headers={**auth, "If-None-Match": head.headers["ETag"]})
+        )
         cursor = None
         while True:
             params: dict[str, Any] = {"limit": limit // 3 + 1}
@@ -151,8 +156,12 @@ def _sync_checks(server: FeedServerProcess, who: Login, limit: int, work: Path) 
             _expect(copy.recompute_digest() == want == copy.digest(), "digest after first sync")
             for i in (0, count // 2, count - 1):
                 view = copy.get(ids[i])
-                _expect(view is not None and view.name == records[i]["name"]
-                        and dict(view.fields) == records[i]["fields"], f"record {i} content")
+                _expect(
+                    view is not None
+                    and view.name == records[i]["name"]
+                    and dict(view.fields) == records[i]["fields"],
+                    f"record {i} content",
+                )
             checks += 5
         finally:
             copy.close()
@@ -163,8 +172,12 @@ def _sync_checks(server: FeedServerProcess, who: Login, limit: int, work: Path) 
         copy, _ = engine.open_copy(work / "api", who)
         try:
             held = copy.digest()
-            _expect(held.count == state["digest"]["count"] and held.sum == state["digest"]["sum"]
-                    and copy.recompute_digest() == held, "digest after changes")
+            _expect(
+                held.count == state["digest"]["count"]
+                and held.sum == state["digest"]["sum"]
+                and copy.recompute_digest() == held,
+                "digest after changes",
+            )
         finally:
             copy.close()
         quiet = copies.sync_now(session)
@@ -180,9 +193,14 @@ def _sync_checks(server: FeedServerProcess, who: Login, limit: int, work: Path) 
     copy, _ = engine.open_copy(work / "api", who)
     try:
         for term in ("payroll", "stulo", records[7]["fields"]["notes"].split()[1]):
-            theirs = {r[0] for r in conn.execute(
-                "SELECT id FROM records WHERE rowid IN (SELECT rowid FROM records_fts"
-                " WHERE records_fts MATCH ?)", (f'"{term}"*',))}
+            theirs = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM records WHERE rowid IN (SELECT rowid FROM records_fts"
+                    " WHERE records_fts MATCH ?)",
+                    (f'"{term}"*',),
+                )
+            }
             mine = {r.record_id for r in copy.search(term, limit=count + 10)}
             _expect(bool(theirs) and theirs <= mine, f"search {term!r}")
             checks += 1
@@ -203,20 +221,28 @@ def self_check(server: FeedServerProcess, limit: int, work: Path) -> Figure:
     answers = _spec_checks(who, limit)
     syncs = _sync_checks(server, who, limit, work)
     return Figure(
-        "feed server self-check", float(answers + syncs), "checks", target="all pass", ok=True,
+        "feed server self-check",
+        float(answers + syncs),
+        "checks",
+        target="all pass",
+        ok=True,
         note=f"{answers} answers valid against docs/sync-api.yaml"
         + ("" if answers else " (jsonschema/yaml missing: not checked)")
         + f"; {syncs} sync checks (public API: count, content, digest vs the generated ids, "
-        "changes, 304; plain loops agree)")
+        "changes, 304; plain loops agree)",
+    )
 
 
 def main() -> int:
     from bench.engine import page_limit
 
     limit = page_limit()
-    with FeedServerProcess([CHECK_DB], limits=[limit], username=BENCH_USER,
-                           password=BENCH_PASSWORD) as server, \
-            tempfile.TemporaryDirectory() as tmp:
+    with (
+        FeedServerProcess(
+            [CHECK_DB], limits=[limit], username=BENCH_USER, password=BENCH_PASSWORD
+        ) as server,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
         row = self_check(server, limit, Path(tmp))
     print(f"{row.name}: {row.value:.0f} {row.unit} ok; {row.note}")
     return 0

@@ -107,16 +107,28 @@ def growth_exponent(small: ScaleRow, large: ScaleRow) -> float:
 
 def render_scale(rows: Sequence[ScaleRow]) -> str:
     """The scale table (Markdown) and a line on how the cost grows."""
-    header = ("records", "first sync", "records/s", "µs/record", "file size", "bytes/record",
-              "plain loop + index")
+    header = (
+        "records",
+        "first sync",
+        "records/s",
+        "µs/record",
+        "file size",
+        "bytes/record",
+        "plain loop + index",
+    )
     body = []
     for r in rows:
-        body.append((
-            f"{r.records:,}", f"{r.seconds:.1f} s", f"{r.records / r.seconds:,.0f}",
-            f"{r.seconds / r.records * 1e6:.0f}", f"{r.file_bytes / 1e6:.1f} MB",
-            f"{r.file_bytes / r.records:,.0f}",
-            "—" if r.indexed_seconds is None else f"{r.indexed_seconds:.1f} s",
-        ))
+        body.append(
+            (
+                f"{r.records:,}",
+                f"{r.seconds:.1f} s",
+                f"{r.records / r.seconds:,.0f}",
+                f"{r.seconds / r.records * 1e6:.0f}",
+                f"{r.file_bytes / 1e6:.1f} MB",
+                f"{r.file_bytes / r.records:,.0f}",
+                "—" if r.indexed_seconds is None else f"{r.indexed_seconds:.1f} s",
+            )
+        )
     widths = [max(len(str(x[i])) for x in (header, *body)) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
@@ -132,11 +144,13 @@ def render_scale(rows: Sequence[ScaleRow]) -> str:
     ]
     if steps:
         per_record = ordered[-1].file_bytes / ordered[-1].records
-        text += ("\n\nHow the cost grows: " + "; ".join(steps) + ". An exponent of 1.00 is "
-                 "linear; below it, fixed costs (the KDF of a new file, about 0.1 s) still "
-                 "weigh; above it, each record costs more in a larger copy (deeper B-trees, "
-                 "more full-text segments to merge). The file grows about linearly "
-                 f"({per_record:,.0f} bytes per record at the largest size).")
+        text += (
+            "\n\nHow the cost grows: " + "; ".join(steps) + ". An exponent of 1.00 is "
+            "linear; below it, fixed costs (the KDF of a new file, about 0.1 s) still "
+            "weigh; above it, each record costs more in a larger copy (deeper B-trees, "
+            "more full-text segments to merge). The file grows about linearly "
+            f"({per_record:,.0f} bytes per record at the largest size)."
+        )
     return text
 
 

@@ -57,8 +57,11 @@ class SettingSchema(Schema):
             raise ValidationError(f"must be of type {data['type']}", "default")
         if data.get("format") and kind is not str:
             raise ValidationError("applies to string settings only", "format")
-        if (data.get("format") == "absolute-path" and isinstance(default, str)
-                and not is_absolute_path_or_empty(default)):
+        if (
+            data.get("format") == "absolute-path"
+            and isinstance(default, str)
+            and not is_absolute_path_or_empty(default)
+        ):
             raise ValidationError(f"must be {STRING_FORMATS['absolute-path']}", "default")
         low, high = data.get("minimum"), data.get("maximum")
         if low is not None and default < low:

@@ -78,29 +78,37 @@ def _guarded(method: Callable[_P, _T]) -> Callable[_P, _T]:
 def check_time(now: object) -> float:
     """``now`` as a float, or InvalidArgument when it is not a finite real number."""
     if isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now):
-        raise errors.InvalidArgument("The time handed to the Offline Add-on is not a finite "
-                                     "number of seconds; the tick was ignored.")
+        raise errors.InvalidArgument(
+            "The time handed to the Offline Add-on is not a finite "
+            "number of seconds; the tick was ignored."
+        )
     return float(now)
 
 
 def check_names(account: object) -> None:
     """InvalidArgument unless ``account`` names a copy: text ``server_url``, ``database``,
     ``username`` and ``client_id`` (a Session, OfflineCredentials or the host's Account)."""
-    if not all(isinstance(getattr(account, name, None), str)
-               for name in ("server_url", "database", "username", "client_id")):
+    if not all(
+        isinstance(getattr(account, name, None), str)
+        for name in ("server_url", "database", "username", "client_id")
+    ):
         raise errors.InvalidArgument(
             "The Offline Add-on was handed something that does not name an offline copy "
-            "(server, database, user and client as text); nothing was done.")
+            "(server, database, user and client as text); nothing was done."
+        )
 
 
 def check_account(account: object, kind: type[Any]) -> None:
     """InvalidArgument unless ``account`` is a ``kind`` (Session, OfflineCredentials,
     SavedRecord) whose fields are all text."""
     if not isinstance(account, kind) or not all(
-            isinstance(getattr(account, f.name), str) for f in fields(account)):
+        isinstance(getattr(account, f.name), str) for f in fields(account)
+    ):
         raise errors.InvalidArgument(
             f"The Offline Add-on was handed something other than a {kind.__name__} with text "
-            "fields; nothing was done.")
+            "fields; nothing was done."
+        )
+
 
 DEFAULT_WAIT_S = 600.0
 """How long the blocking methods wait for the worker by default (a first sync of a large
@@ -227,8 +235,12 @@ class OfflineCopies:
         self._wall = wall_clock
         self.schedule_clock = schedule_clock or ScheduleClock()
         self._dispatcher = SyncDispatcher(
-            settings or AddonSettings(), schedule_clock=self.schedule_clock,
-            wall_clock=wall_clock, feedback=lambda: self._feedback, sync=sync)
+            settings or AddonSettings(),
+            schedule_clock=self.schedule_clock,
+            wall_clock=wall_clock,
+            feedback=lambda: self._feedback,
+            sync=sync,
+        )
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -248,8 +260,9 @@ class OfflineCopies:
         self._feedback = feedback or LogFeedback()
 
     @_guarded
-    def apply_settings(self, raw: AddonSettings | Mapping[str, object],
-                       timeout: float = DEFAULT_WAIT_S) -> AddonSettings:
+    def apply_settings(
+        self, raw: AddonSettings | Mapping[str, object], timeout: float = DEFAULT_WAIT_S
+    ) -> AddonSettings:
         """Validate and apply new settings without a restart and wait; raises
         :class:`offline_addon.errors.SettingsError` (the old settings stay). A changed
         ``database_path`` moves existing copies (see :mod:`offline_addon.settings`)."""
@@ -264,8 +277,9 @@ class OfflineCopies:
         new_folder = resolve_folder(new.database_path)
         return self._dispatcher.submit(lambda: self._switch(new, new_folder))
 
-    def prepare_settings(self, current: Mapping[str, object],
-                         proposed: Mapping[str, object]) -> str | None:
+    def prepare_settings(
+        self, current: Mapping[str, object], proposed: Mapping[str, object]
+    ) -> str | None:
         """Check ``proposed`` settings before a host stores them, and when they change the
         folder, copy every copy into the new folder (step 1 of a move; the old copies stay
         complete and listed, see :mod:`offline_addon.storage.moves`). Returns None when the
@@ -291,7 +305,7 @@ class OfflineCopies:
             _log.info("offline add-on: copying %d offline copies into the new folder", len(ids))
             prepare_moves(old_folder, new_folder, ids)
         except errors.OfflineAddonError as exc:
-            return (f"Offline Add-on setting 'database_path': {exc} The old value stays.")
+            return f"Offline Add-on setting 'database_path': {exc} The old value stays."
         return None
 
     def _switch(self, new: AddonSettings, new_folder: Path) -> AddonSettings:
@@ -299,8 +313,11 @@ class OfflineCopies:
         if new_folder != old_folder:
             # The host stored the new folder: commit what was prepared (or, for a host that
             # does not ask first, prepare now), then remove the old copies.
-            ensure = [info.copy_id for info in list_copies(old_folder)
-                      if not CopyPaths(new_folder, info.copy_id).move_in.exists()]
+            ensure = [
+                info.copy_id
+                for info in list_copies(old_folder)
+                if not CopyPaths(new_folder, info.copy_id).move_in.exists()
+            ]
             prepared = prepare_moves(old_folder, new_folder, ensure)
             commit_moves(new_folder)
             if prepared.kept:
@@ -396,8 +413,7 @@ class OfflineCopies:
     # -- re-key and delete ------------------------------------------------------------------
 
     @_guarded
-    def rekey(self, session: Session, old_password: str,
-              timeout: float = DEFAULT_WAIT_S) -> bool:
+    def rekey(self, session: Session, old_password: str, timeout: float = DEFAULT_WAIT_S) -> bool:
         """Re-encrypt ``session``'s copy from ``old_password`` to ``session.password`` and
         wait. Returns ``False`` when there is no copy."""
         return _wait(self.request_rekey(session, old_password), timeout)
@@ -426,8 +442,10 @@ class OfflineCopies:
             except errors.WrongPassword:
                 if paths == own:
                     raise
-                _log.warning("offline copy %s: not re-keyed, it opens with neither password",
-                             info.copy_id[:12])
+                _log.warning(
+                    "offline copy %s: not re-keyed, it opens with neither password",
+                    info.copy_id[:12],
+                )
         self._dispatcher.rebind(session)
         return found
 
@@ -495,8 +513,11 @@ class OfflineCopies:
 
 
 def _same_account(info: CopyInfo, session: Session) -> bool:
-    return (normalise_server_url(info.server_url) == normalise_server_url(session.server_url)
-            and info.username == session.username and info.client_id == session.client_id)
+    return (
+        normalise_server_url(info.server_url) == normalise_server_url(session.server_url)
+        and info.username == session.username
+        and info.client_id == session.client_id
+    )
 
 
 def _rekey_one(paths: CopyPaths, old_password: str, new_password: str) -> None:
@@ -531,5 +552,5 @@ def _wait(future: Future[_T], timeout: float) -> _T:
         return future.result(timeout)
     except FutureTimeout:
         raise errors.OfflineAddonError(
-            "The offline add-on is still busy; see 'psr-client offline status' and try "
-            "again later.") from None
+            "The offline add-on is still busy; see 'psr-client offline status' and try again later."
+        ) from None

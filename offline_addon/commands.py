@@ -45,8 +45,9 @@ EXIT_CODES = {
 CANCEL_WAIT_S = 10.0
 """After Ctrl-C, how long a command waits for the sync to stop at its next page."""
 
-JSON_FLAG = CommandArgument("json", "print machine-readable JSON (stable, documented fields)",
-                            kind="flag")
+JSON_FLAG = CommandArgument(
+    "json", "print machine-readable JSON (stable, documented fields)", kind="flag"
+)
 
 Copies = Callable[[], OfflineCopies]
 
@@ -61,8 +62,9 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         if copies().paths_for(session).db.exists():
             inv.output(f"The offline copy of '{session.database}' exists; synchronising it.")
         else:
-            inv.output(f"Creating the offline copy of '{session.database}' "
-                       "(first synchronisation)...")
+            inv.output(
+                f"Creating the offline copy of '{session.database}' (first synchronisation)..."
+            )
         return _report_sync(inv, copies(), session, create=True)
 
     def sync(inv: CommandInvocation) -> int:
@@ -88,9 +90,12 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         api = copies()
         found = api.list()
         if inv.args.get("json"):
-            inv.output(json.dumps({"folder": str(api.folder),
-                                   "copies": [copy_json(info) for info in found]},
-                                  sort_keys=True))
+            inv.output(
+                json.dumps(
+                    {"folder": str(api.folder), "copies": [copy_json(info) for info in found]},
+                    sort_keys=True,
+                )
+            )
             return EXIT_OK
         if not found:
             inv.output(f"No offline copies on this computer (folder: {api.folder}).")
@@ -116,16 +121,34 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         return EXIT_NO_COPY
 
     return [
-        HostCommand(GROUP, "create", "Create the offline copy of this database (first sync).",
-                    create, needs_session=True),
-        HostCommand(GROUP, "sync", "Synchronise the offline copy now.", sync,
-                    needs_session=True),
-        HostCommand(GROUP, "status", "Last sync, records, validity left, next automatic sync.",
-                    status, arguments=(JSON_FLAG,)),
-        HostCommand(GROUP, "list", "List the offline copies on this computer.", show_list,
-                    arguments=(JSON_FLAG,)),
-        HostCommand(GROUP, "delete", "Delete the offline copy of this database (works "
-                    "without a server).", delete),
+        HostCommand(
+            GROUP,
+            "create",
+            "Create the offline copy of this database (first sync).",
+            create,
+            needs_session=True,
+        ),
+        HostCommand(GROUP, "sync", "Synchronise the offline copy now.", sync, needs_session=True),
+        HostCommand(
+            GROUP,
+            "status",
+            "Last sync, records, validity left, next automatic sync.",
+            status,
+            arguments=(JSON_FLAG,),
+        ),
+        HostCommand(
+            GROUP,
+            "list",
+            "List the offline copies on this computer.",
+            show_list,
+            arguments=(JSON_FLAG,),
+        ),
+        HostCommand(
+            GROUP,
+            "delete",
+            "Delete the offline copy of this database (works without a server).",
+            delete,
+        ),
     ]
 
 
@@ -140,14 +163,17 @@ def _needs_login(inv: CommandInvocation) -> int:
     return EXIT_NEEDS_SERVER
 
 
-def _report_sync(inv: CommandInvocation, api: OfflineCopies, session: Session, *,
-                 create: bool) -> int:
+def _report_sync(
+    inv: CommandInvocation, api: OfflineCopies, session: Session, *, create: bool
+) -> int:
     future = api.request_sync(session, create=create)
     try:
         result = _wait_interruptibly(future, api, session)
     except KeyboardInterrupt:
-        inv.output("Stopped. The offline copy keeps what it had received; the next "
-                   "synchronisation continues from there.")
+        inv.output(
+            "Stopped. The offline copy keeps what it had received; the next "
+            "synchronisation continues from there."
+        )
         return EXIT_INTERRUPTED
     except errors.OfflineNotAllowed as exc:
         inv.output(f"Error: {exc}")
@@ -162,8 +188,9 @@ def _report_sync(inv: CommandInvocation, api: OfflineCopies, session: Session, *
     return EXIT_NOT_ALLOWED if result.outcome == "wiped" else EXIT_OK
 
 
-def _wait_interruptibly(future: Future[SyncResult], api: OfflineCopies,
-                        session: Session) -> SyncResult:
+def _wait_interruptibly(
+    future: Future[SyncResult], api: OfflineCopies, session: Session
+) -> SyncResult:
     """The sync's result; on Ctrl-C the sync is asked to stop, and KeyboardInterrupt goes on
     once it has (or after :data:`CANCEL_WAIT_S`)."""
     try:
@@ -206,13 +233,20 @@ def describe_age(last_sync: float | None, valid_until: float | None, now: float)
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
     if not info.database:
-        return (f"an offline copy without its description ({info.size_bytes // 1024:,} KiB); "
-                "its next online synchronisation describes it again")
-    held = (f"{info.record_count:,} records" if info.complete
-            else incomplete_words(info.record_count, info.expected_total))
-    return (f"{info.database} on {info.server_url} for {info.username}: "
-            f"{held}, {info.size_bytes // 1024:,} KiB, "
-            f"{describe_age(info.last_sync, info.valid_until, now)}")
+        return (
+            f"an offline copy without its description ({info.size_bytes // 1024:,} KiB); "
+            "its next online synchronisation describes it again"
+        )
+    held = (
+        f"{info.record_count:,} records"
+        if info.complete
+        else incomplete_words(info.record_count, info.expected_total)
+    )
+    return (
+        f"{info.database} on {info.server_url} for {info.username}: "
+        f"{held}, {info.size_bytes // 1024:,} KiB, "
+        f"{describe_age(info.last_sync, info.valid_until, now)}"
+    )
 
 
 def describe_status(overview: CopyOverview, database: str, *, online: bool) -> list[str]:
@@ -221,8 +255,9 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
     now = time.time()
     live = overview.status
     if overview.info is None:
-        lines = [f"No offline copy of '{database}' yet; create it while online with "
-                 "'offline create'."]
+        lines = [
+            f"No offline copy of '{database}' yet; create it while online with 'offline create'."
+        ]
     else:
         lines = [describe_copy(overview.info, now)]
     if live.state == "syncing":
@@ -232,8 +267,11 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
     if overview.next_sync_in_s is not None and overview.info is not None:
         lines.append(f"Next automatic sync in {_ago(overview.next_sync_in_s)}.")
     elif overview.info is not None and live.state != "syncing":
-        lines.append("No automatic sync planned; run 'offline sync' to synchronise now."
-                     if online else "No automatic sync planned (log in online to sync).")
+        lines.append(
+            "No automatic sync planned; run 'offline sync' to synchronise now."
+            if online
+            else "No automatic sync planned (log in online to sync)."
+        )
     return lines
 
 
@@ -255,9 +293,14 @@ def status_json(overview: CopyOverview, database: str) -> dict[str, Any]:
         "state": live.state,
         "done": live.done,
         "total": live.total,
-        "last_result": None if last is None else {
-            "outcome": last.outcome, "added": last.added, "changed": last.changed,
-            "removed": last.removed, "record_count": last.record_count,
+        "last_result": None
+        if last is None
+        else {
+            "outcome": last.outcome,
+            "added": last.added,
+            "changed": last.changed,
+            "removed": last.removed,
+            "record_count": last.record_count,
             "duration_s": round(last.duration_s, 3),
         },
         "last_error": live.last_error,

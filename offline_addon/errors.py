@@ -121,6 +121,8 @@ COPY_DAMAGED = "The offline copy is damaged; it will be rebuilt at the next onli
 class OfflineEditError(OfflineAddonError):
     """An offline edit cannot be made as asked (no such record in the copy, a value the server
     would refuse); nothing was changed."""
+
+
 class CopyBusy(OfflineAddonError):
     """Another program (or window) on this computer holds the copy's writer lock; the work
     is retried later by itself."""

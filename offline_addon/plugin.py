@@ -138,8 +138,9 @@ class OfflineAddon:
                 self._notify("Offline Add-on settings", str(exc))
                 settings = AddonSettings()
             self.copies.shutdown(0.0)
-            self.copies = OfflineCopies(settings, feedback=HostFeedback(host, self._log),
-                                        wall_clock=self.wall_clock)
+            self.copies = OfflineCopies(
+                settings, feedback=HostFeedback(host, self._log), wall_clock=self.wall_clock
+            )
         except Exception:
             self._failed("on_addon_enabled")
 
@@ -156,8 +157,9 @@ class OfflineAddon:
             self._host = None
 
     @hookimpl(optionalhook=True)  # a contract 1.0 host has no such hook: it then is not called
-    def on_settings_changing(self, addon_id: str, current: Mapping[str, Any],
-                             proposed: Mapping[str, Any]) -> str | None:
+    def on_settings_changing(
+        self, addon_id: str, current: Mapping[str, Any], proposed: Mapping[str, Any]
+    ) -> str | None:
         """Refuse a bad value, and before a changed folder is stored, copy the copies into
         it (the move is committed once the new folder is in force); ``None`` accepts."""
         if addon_id != ADDON_ID:
@@ -166,8 +168,10 @@ class OfflineAddon:
             refusal = self.copies.prepare_settings(current, proposed)
         except Exception:
             self._failed("on_settings_changing")
-            return ("The Offline Add-on could not check the new settings because of an "
-                    "unexpected error; the old values stay. See the host's log.")
+            return (
+                "The Offline Add-on could not check the new settings because of an "
+                "unexpected error; the old values stay. See the host's log."
+            )
         if refusal is not None:
             self._log.warning("offline add-on: refused a settings change")
         return refusal
@@ -264,13 +268,17 @@ class OfflineAddon:
         except Exception:
             self._failed("offline_login")
             return OfflineLoginResult(
-                None, "The offline copy could not be opened because of an unexpected error; "
-                "see the host's log.")
+                None,
+                "The offline copy could not be opened because of an unexpected error; "
+                "see the host's log.",
+            )
         message = offline_login_message(reader, self.wall_clock())
         if not reader.complete:
             notice = incomplete_words(reader.record_count, reader.expected_total)
-            message = (f"This offline copy is {notice}: its first synchronisation did not "
-                       f"finish; log in online to complete it.\n{message}")
+            message = (
+                f"This offline copy is {notice}: its first synchronisation did not "
+                f"finish; log in online to complete it.\n{message}"
+            )
         return OfflineLoginResult(reader, message)
 
     @hookimpl
@@ -286,9 +294,10 @@ class OfflineAddon:
 def offline_login_message(reader: OfflineReader, now: float) -> str:
     """What the host shows after an offline login: read-only, how old the copy is and how long
     it stays usable."""
-    return (f"Logged in offline: read-only, from your offline copy "
-            f"({describe_age(reader.last_sync, reader.valid_until, now)}).")
+    return (
+        f"Logged in offline: read-only, from your offline copy "
+        f"({describe_age(reader.last_sync, reader.valid_until, now)})."
+    )
 
 
 addon = OfflineAddon()
-

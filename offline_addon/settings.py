@@ -49,9 +49,11 @@ class AddonSettings:
     def __post_init__(self) -> None:
         # The same schema as for a mapping, on the values as given: a dataclass field must
         # already have its type ("true" is a setting file's spelling, not a bool here).
-        for name, kind, words in (("sync_after_save", bool, "true or false"),
-                                  ("sync_after_login", bool, "true or false"),
-                                  ("database_path", str, "a folder path (text)")):
+        for name, kind, words in (
+            ("sync_after_save", bool, "true or false"),
+            ("sync_after_login", bool, "true or false"),
+            ("database_path", str, "a folder path (text)"),
+        ):
             if not isinstance(getattr(self, name), kind):
                 raise SettingsError(name, f"must be {words}.")
         _validated(asdict(self))
@@ -144,4 +146,3 @@ def _validated(values: Mapping[str, Any]) -> dict[str, Any]:
             problem += "."
         raise SettingsError(field, problem) from None
     return loaded
-

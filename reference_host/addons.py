@@ -95,15 +95,23 @@ def load_addon(ep: importlib.metadata.EntryPoint) -> AddonInfo:
     except Exception as exc:  # an add-on's broken import must not stop the host
         return refuse(f"its package cannot be imported ({type(exc).__name__}: {exc})")
     if manifest["id"] != ep.name:
-        return refuse(f"invalid manifest: id: {manifest['id']!r} differs from the entry point "
-                      f"name {ep.name!r}", manifest)
+        return refuse(
+            f"invalid manifest: id: {manifest['id']!r} differs from the entry point "
+            f"name {ep.name!r}",
+            manifest,
+        )
     if manifest["entry_point"] != ep.value:
-        return refuse(f"invalid manifest: entry_point: {manifest['entry_point']!r} differs from "
-                      f"the installed entry point {ep.value!r}", manifest)
+        return refuse(
+            f"invalid manifest: entry_point: {manifest['entry_point']!r} differs from "
+            f"the installed entry point {ep.value!r}",
+            manifest,
+        )
     if not contract_supported(manifest["contract_version"]):
-        return refuse(f"needs host contract version {manifest['contract_version']}, this host "
-                      f"supports {CONTRACT_VERSION}; install a matching version of the add-on",
-                      manifest)
+        return refuse(
+            f"needs host contract version {manifest['contract_version']}, this host "
+            f"supports {CONTRACT_VERSION}; install a matching version of the add-on",
+            manifest,
+        )
     try:
         plugin = ep.load()
         _check_hooks(ep.name, plugin)
@@ -120,8 +128,15 @@ def discover(group: str = ENTRY_POINT_GROUP) -> list[AddonInfo]:
     for ep in sorted(importlib.metadata.entry_points(group=group), key=lambda e: e.name):
         info = load_addon(ep)
         if info.addon_id in found:
-            extra.append(AddonInfo(info.addon_id, info.name, info.version, ep.value,
-                                   refused=f"another add-on already has the id {ep.name!r}"))
+            extra.append(
+                AddonInfo(
+                    info.addon_id,
+                    info.name,
+                    info.version,
+                    ep.value,
+                    refused=f"another add-on already has the id {ep.name!r}",
+                )
+            )
             continue
         found[info.addon_id] = info
     for info in found.values():
@@ -185,14 +200,22 @@ class HookCaller:
                 if only is not None and impl.plugin_name != only:
                     continue
                 if impl.hookwrapper or impl.wrapper:
-                    log.warning("add-on %r: hook wrappers are not supported; %s skipped",
-                                impl.plugin_name, hook)
+                    log.warning(
+                        "add-on %r: hook wrappers are not supported; %s skipped",
+                        impl.plugin_name,
+                        hook,
+                    )
                     continue
                 try:
                     answer = impl.function(**{name: kwargs[name] for name in impl.argnames})
                 except Exception as exc:
-                    log.error("add-on %r failed in %s: %s: %s",
-                              impl.plugin_name, hook, type(exc).__name__, exc)
+                    log.error(
+                        "add-on %r failed in %s: %s: %s",
+                        impl.plugin_name,
+                        hook,
+                        type(exc).__name__,
+                        exc,
+                    )
                     log.debug("traceback of the failure", exc_info=True)
                     continue
                 if answer is None:

@@ -39,18 +39,31 @@ def _positive(text: str) -> float:
 
 def _base_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="psr-client", add_help=add_help,
-        description="Reference host client of the Password Safe and Repository server.")
-    parser.add_argument("--config-dir", type=Path, help="settings folder "
-                        "(default: $PSR_CLIENT_CONFIG_DIR or the user config folder)")
+        prog="psr-client",
+        add_help=add_help,
+        description="Reference host client of the Password Safe and Repository server.",
+    )
+    parser.add_argument(
+        "--config-dir",
+        type=Path,
+        help="settings folder (default: $PSR_CLIENT_CONFIG_DIR or the user config folder)",
+    )
     parser.add_argument("--server", help="server URL (default: $PSR_SERVER)")
     parser.add_argument("--database", help="database name (default: $PSR_DATABASE)")
     parser.add_argument("--user", help="user name (default: $PSR_USER)")
-    parser.add_argument("--tick-seconds", type=_positive,
-                        help="seconds between timer ticks while logged in (default: settings)")
-    parser.add_argument("-v", "--verbose", action="count", default=0,
-                        help="show more of the log on stderr (default: the host's warnings "
-                             "and all errors; -v: info, -vv: debug)")
+    parser.add_argument(
+        "--tick-seconds",
+        type=_positive,
+        help="seconds between timer ticks while logged in (default: settings)",
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="show more of the log on stderr (default: the host's warnings "
+        "and all errors; -v: info, -vv: debug)",
+    )
     return parser
 
 
@@ -76,9 +89,15 @@ def _target(ns: argparse.Namespace) -> LoginTarget | str:
     server = ns.server or os.environ.get("PSR_SERVER")
     database = ns.database or os.environ.get("PSR_DATABASE")
     user = ns.user or os.environ.get("PSR_USER")
-    missing = [f"{opt} ({env})" for opt, env, value in (
-        ("--server", "PSR_SERVER", server), ("--database", "PSR_DATABASE", database),
-        ("--user", "PSR_USER", user)) if not value]
+    missing = [
+        f"{opt} ({env})"
+        for opt, env, value in (
+            ("--server", "PSR_SERVER", server),
+            ("--database", "PSR_DATABASE", database),
+            ("--user", "PSR_USER", user),
+        )
+        if not value
+    ]
     if missing or not (server and database and user):
         return "cannot log in: give " + ", ".join(missing)
     return LoginTarget(server_url=server, database=database, username=user)
@@ -95,39 +114,71 @@ def _run(host: Host, ns: argparse.Namespace) -> int:
         host.start()
         addon_id, command = contributed
         account = None if isinstance(target, str) else target.account(host.config.client_id)
-        return run_command(addon_id, command, invocation_args(ns, command), None,
-                           host.services_for(addon_id), out, account=account)
+        return run_command(
+            addon_id,
+            command,
+            invocation_args(ns, command),
+            None,
+            host.services_for(addon_id),
+            out,
+            account=account,
+        )
     if isinstance(target, str):
         out(f"error: {target}")
         return 2
     host.start()
     if ns.command == "login":
         interactive = sys.stdin.isatty()
-        shell = Shell(host, target, HostClock(), timer_seconds, sys.stdin, interactive,
-                      line_editing=interactive and sys.stdout.isatty())
+        shell = Shell(
+            host,
+            target,
+            HostClock(),
+            timer_seconds,
+            sys.stdin,
+            interactive,
+            line_editing=interactive and sys.stdout.isatty(),
+        )
         return shell.main()
     assert contributed is not None
     return _run_online(host, ns, target, contributed, timer_seconds)
 
 
-def _run_online(host: Host, ns: argparse.Namespace, target: LoginTarget,
-                contributed: tuple[str, HostCommand], timer_seconds: float) -> int:
+def _run_online(
+    host: Host,
+    ns: argparse.Namespace,
+    target: LoginTarget,
+    contributed: tuple[str, HostCommand],
+    timer_seconds: float,
+) -> int:
     """A contributed command that needs a session: log in, run it, log out; its exit code is
     the process's."""
     out = host.console.line
     addon_id, command = contributed
     password = read_secret(f"password for {target.username}: ", "PSR_PASSWORD", sys.stdin)
-    outcome = log_in(host, target, password, HostClock(), timer_seconds, offline_fallback=False,
-                     notice=_stderr_notice)
+    outcome = log_in(
+        host,
+        target,
+        password,
+        HostClock(),
+        timer_seconds,
+        offline_fallback=False,
+        notice=_stderr_notice,
+    )
     if outcome.online is None:
         out(f"error: {outcome.message}")
         return 1
     outcome.online.start()
     account: Account = outcome.online.account
     try:
-        return run_command(addon_id, command, invocation_args(ns, command),
-                           outcome.online.session, host.services_for(addon_id), out,
-                           account=account)
+        return run_command(
+            addon_id,
+            command,
+            invocation_args(ns, command),
+            outcome.online.session,
+            host.services_for(addon_id),
+            out,
+            account=account,
+        )
     finally:
         outcome.online.close()
 
@@ -147,12 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = _base_parser()
         sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
         add_manage_parsers(sub)
-        sub.add_parser("login", help="log in and read commands (online, or offline from an "
-                                     "add-on's copy when the server cannot be reached)")
+        sub.add_parser(
+            "login",
+            help="log in and read commands (online, or offline from an "
+            "add-on's copy when the server cannot be reached)",
+        )
         add_command_parsers(sub, host.commands())
         word = _command_word(args)
-        explained = None if word is None or word in sub.choices else \
-            switched_off_text(host, word)
+        explained = None if word is None or word in sub.choices else switched_off_text(host, word)
         if explained is not None:
             print(f"psr-client: error: {explained}", file=sys.stderr)
             return 2

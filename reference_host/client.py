@@ -83,19 +83,25 @@ def _records_path(database: str, record_id: str | None = None) -> str:
 
 def _record(data: Any) -> OnlineRecord:
     try:
-        return OnlineRecord(str(data["id"]), int(data["rev"]), str(data["name"]),
-                            float(data.get("updated_at", 0.0)),
-                            {str(k): str(v) for k, v in dict(data["fields"]).items()})
+        return OnlineRecord(
+            str(data["id"]),
+            int(data["rev"]),
+            str(data["name"]),
+            float(data.get("updated_at", 0.0)),
+            {str(k): str(v) for k, v in dict(data["fields"]).items()},
+        )
     except (KeyError, TypeError, ValueError):
-        raise HostApiError("the server sent a malformed record; try again or contact "
-                           "your administrator") from None
+        raise HostApiError(
+            "the server sent a malformed record; try again or contact your administrator"
+        ) from None
 
 
 class OnlineClient:
     """Talks to one server for one installation (``client_id``)."""
 
-    def __init__(self, server_url: str, client_id: str, *,
-                 timeout: tuple[float, float] = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, server_url: str, client_id: str, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT
+    ) -> None:
         self.server_url = server_url.rstrip("/")
         self._client_id = client_id
         self._timeout = timeout
@@ -112,26 +118,41 @@ class OnlineClient:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, *, json: Any = None,
-                 params: Mapping[str, Any] | None = None,
-                 timeout: tuple[float, float] | None = None) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: tuple[float, float] | None = None,
+    ) -> requests.Response:
         headers = {"X-Client-Id": self._client_id, "Accept": "application/json"}
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
-            return self._http.request(method, self.server_url + API_PREFIX + path, json=json,
-                                      params=params, headers=headers,
-                                      timeout=timeout or self._timeout)
+            return self._http.request(
+                method,
+                self.server_url + API_PREFIX + path,
+                json=json,
+                params=params,
+                headers=headers,
+                timeout=timeout or self._timeout,
+            )
         except requests.ReadTimeout:
             waited = (timeout or self._timeout)[1]
-            raise ServerUnreachable(f"the server {self.server_url} did not answer within "
-                                    f"{waited:g} s; try again later") from None
+            raise ServerUnreachable(
+                f"the server {self.server_url} did not answer within {waited:g} s; try again later"
+            ) from None
         except (requests.ConnectionError, requests.Timeout):
-            raise ServerUnreachable(f"the server {self.server_url} cannot be reached; check "
-                                    "your network or try again later") from None
+            raise ServerUnreachable(
+                f"the server {self.server_url} cannot be reached; check "
+                "your network or try again later"
+            ) from None
         except requests.RequestException as exc:
-            raise ServerUnreachable(f"the request to {self.server_url} failed "
-                                    f"({type(exc).__name__})") from None
+            raise ServerUnreachable(
+                f"the request to {self.server_url} failed ({type(exc).__name__})"
+            ) from None
 
     def _check(self, response: requests.Response, expected: int) -> Any:
         if response.status_code == expected:
@@ -155,31 +176,52 @@ class OnlineClient:
         if status == 401 and code == "bad_credentials":
             raise BadCredentials("wrong user name or password", status=status, code=code)
         if status == 401:
-            raise SessionExpired("your session has expired; log in again", status=status,
-                                 code=code)
+            raise SessionExpired("your session has expired; log in again", status=status, code=code)
         if status >= 500:
-            raise HostApiError(f"the server had a problem (HTTP {status}); try again later",
-                               status=status, code=code)
+            raise HostApiError(
+                f"the server had a problem (HTTP {status}); try again later",
+                status=status,
+                code=code,
+            )
         shown = f"HTTP {status} {code}".rstrip()
-        raise HostApiError(detail or f"the server refused the request ({shown})",
-                           status=status, code=code)
+        raise HostApiError(
+            detail or f"the server refused the request ({shown})", status=status, code=code
+        )
 
     def _not_a_server(self, status: int) -> NotAServer:
-        return NotAServer(f"{self.server_url} does not look like a Password Safe server (it "
-                          f"answered HTTP {status} where the API should be); check the server "
-                          "URL", status=status, code="not_a_server")
+        return NotAServer(
+            f"{self.server_url} does not look like a Password Safe server (it "
+            f"answered HTTP {status} where the API should be); check the server "
+            "URL",
+            status=status,
+            code="not_a_server",
+        )
 
-    def login(self, database: str, username: str, password: str, *,
-              timeout: tuple[float, float] = LOGIN_TIMEOUT) -> LoginAnswer:
+    def login(
+        self,
+        database: str,
+        username: str,
+        password: str,
+        *,
+        timeout: tuple[float, float] = LOGIN_TIMEOUT,
+    ) -> LoginAnswer:
         """``POST /session``; keeps the token for the following calls."""
-        body = {"database": database, "username": username, "password": password,
-                "client_id": self._client_id}
+        body = {
+            "database": database,
+            "username": username,
+            "password": password,
+            "client_id": self._client_id,
+        }
         data = self._check(self._request("POST", "/session", json=body, timeout=timeout), 200)
         if not isinstance(data, dict):
             raise self._not_a_server(200)
         try:
-            answer = LoginAnswer(str(data["user_id"]), str(data.get("username", username)),
-                                 float(data["server_time"]), token=str(data["token"]))
+            answer = LoginAnswer(
+                str(data["user_id"]),
+                str(data.get("username", username)),
+                float(data["server_time"]),
+                token=str(data["token"]),
+            )
         except (KeyError, TypeError, ValueError):
             raise HostApiError("the server sent a malformed login answer") from None
         self._token = answer.token
@@ -203,8 +245,9 @@ class OnlineClient:
             if not page.records or len(records) >= page.total:
                 return records
 
-    def list_page(self, database: str, query: str = "", *, limit: int = PAGE_LIMIT,
-                  offset: int = 0) -> RecordPage:
+    def list_page(
+        self, database: str, query: str = "", *, limit: int = PAGE_LIMIT, offset: int = 0
+    ) -> RecordPage:
         """One page of the records the user may read, by name, whose name contains ``query``
         (case-insensitive); with the number of all such records."""
         params: dict[str, Any] = {"limit": limit, "offset": offset}
@@ -218,24 +261,41 @@ class OnlineClient:
 
     def get_record(self, database: str, record_id: str) -> OnlineRecord:
         """One record; :class:`HostApiError` with code ``unknown_record`` when not readable."""
-        return _record(self._check(
-            self._request("GET", _records_path(database, record_id)), 200))
+        return _record(self._check(self._request("GET", _records_path(database, record_id)), 200))
 
     def create_record(self, database: str, name: str, fields: Mapping[str, str]) -> OnlineRecord:
         """Create a record (rev 1)."""
-        return _record(self._check(self._request(
-            "POST", _records_path(database),
-            json={"name": name, "fields": dict(fields)}), 201))
+        return _record(
+            self._check(
+                self._request(
+                    "POST", _records_path(database), json={"name": name, "fields": dict(fields)}
+                ),
+                201,
+            )
+        )
 
-    def update_record(self, database: str, record_id: str, rev: int, name: str,
-                      fields: Mapping[str, str]) -> OnlineRecord:
+    def update_record(
+        self, database: str, record_id: str, rev: int, name: str, fields: Mapping[str, str]
+    ) -> OnlineRecord:
         """Save a new revision; code ``stale_revision`` when ``rev`` is not the current one."""
-        return _record(self._check(self._request(
-            "PUT", _records_path(database, record_id),
-            json={"rev": rev, "name": name, "fields": dict(fields)}), 200))
+        return _record(
+            self._check(
+                self._request(
+                    "PUT",
+                    _records_path(database, record_id),
+                    json={"rev": rev, "name": name, "fields": dict(fields)},
+                ),
+                200,
+            )
+        )
 
     def change_password(self, old_password: str, new_password: str) -> None:
         """``POST /session/password``."""
-        self._check(self._request("POST", "/session/password",
-                                  json={"old_password": old_password,
-                                        "new_password": new_password}), 204)
+        self._check(
+            self._request(
+                "POST",
+                "/session/password",
+                json={"old_password": old_password, "new_password": new_password},
+            ),
+            204,
+        )

@@ -32,8 +32,7 @@ class ClipboardTool:
 
 TOOLS = (
     ClipboardTool(("wl-copy",), ("wl-paste", "--no-newline")),
-    ClipboardTool(("xclip", "-selection", "clipboard"), ("xclip", "-selection", "clipboard",
-                                                         "-o")),
+    ClipboardTool(("xclip", "-selection", "clipboard"), ("xclip", "-selection", "clipboard", "-o")),
     ClipboardTool(("xsel", "--clipboard", "--input"), ("xsel", "--clipboard", "--output")),
     ClipboardTool(("pbcopy",), ("pbpaste",)),
     ClipboardTool(("clip.exe",)),
@@ -52,8 +51,13 @@ class Clipboard:
     a value stays.
     """
 
-    def __init__(self, *, path: str | None = None, clear_after: float = CLEAR_AFTER_S,
-                 tools: Sequence[ClipboardTool] = TOOLS) -> None:
+    def __init__(
+        self,
+        *,
+        path: str | None = None,
+        clear_after: float = CLEAR_AFTER_S,
+        tools: Sequence[ClipboardTool] = TOOLS,
+    ) -> None:
         self._path = path
         self.clear_after = clear_after
         self._tools = tuple(tools)
@@ -68,9 +72,15 @@ class Clipboard:
         try:
             # No pipes for the output: tools such as xclip leave a child that holds the
             # selection, and reading its output would wait for that child to end.
-            done = subprocess.run([program, *argv[1:]], input=value, text=True,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                  timeout=TOOL_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                [program, *argv[1:]],
+                input=value,
+                text=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=TOOL_TIMEOUT_S,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             log.info("clipboard tool %s failed: %s", argv[0], type(exc).__name__)
             return False
@@ -115,8 +125,13 @@ class Clipboard:
     def _still_holds(self, tool: ClipboardTool, value: str) -> bool:
         program = shutil.which(tool.paste[0], path=self._path) or tool.paste[0]
         try:
-            done = subprocess.run([program, *tool.paste[1:]], capture_output=True, text=True,
-                                  timeout=TOOL_TIMEOUT_S, check=False)
+            done = subprocess.run(
+                [program, *tool.paste[1:]],
+                capture_output=True,
+                text=True,
+                timeout=TOOL_TIMEOUT_S,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired):
             return True  # cannot tell: clearing is the safe side
         return done.returncode != 0 or done.stdout.rstrip("\n") == value

@@ -74,16 +74,22 @@ def default_config_dir() -> Path:
 
 def _parse(data: Any, path: Path) -> HostConfig:
     if not isinstance(data, dict) or not isinstance(data.get("client_id"), str):
-        raise ConfigError(f"{path} is not a psr-client settings file (no client_id); "
-                          "move it away and run psr-client again to start afresh")
+        raise ConfigError(
+            f"{path} is not a psr-client settings file (no client_id); "
+            "move it away and run psr-client again to start afresh"
+        )
     timer = data.get("timer_seconds", DEFAULT_TIMER_SECONDS)
     if isinstance(timer, bool) or not isinstance(timer, int) or timer < 1:
-        log.warning("%s: timer_seconds %r is not a positive integer; using %d",
-                    path, timer, DEFAULT_TIMER_SECONDS)
+        log.warning(
+            "%s: timer_seconds %r is not a positive integer; using %d",
+            path,
+            timer,
+            DEFAULT_TIMER_SECONDS,
+        )
         timer = DEFAULT_TIMER_SECONDS
     addons: dict[str, AddonEntry] = {}
     raw_addons = data.get("addons", {})
-    for addon_id, raw in (raw_addons.items() if isinstance(raw_addons, dict) else []):
+    for addon_id, raw in raw_addons.items() if isinstance(raw_addons, dict) else []:
         if not isinstance(raw, dict):
             continue
         settings = raw.get("settings", {})
@@ -108,8 +114,10 @@ def load_config(folder: Path) -> HostConfig:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path} is not valid JSON (line {exc.lineno}); fix or move it "
-                          "away and run psr-client again") from None
+        raise ConfigError(
+            f"{path} is not valid JSON (line {exc.lineno}); fix or move it "
+            "away and run psr-client again"
+        ) from None
     return _parse(data, path)
 
 

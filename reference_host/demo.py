@@ -49,8 +49,13 @@ def client(env: dict[str, str], args: Sequence[str], stdin: str = "") -> str:
     for line in stdin.strip().splitlines():
         print(f"  psr> {line}")
     done = subprocess.run(
-        [sys.executable, "-m", "reference_host.cli", *args], input=stdin, text=True,
-        capture_output=True, env=env, timeout=STEP_TIMEOUT_S, check=False,
+        [sys.executable, "-m", "reference_host.cli", *args],
+        input=stdin,
+        text=True,
+        capture_output=True,
+        env=env,
+        timeout=STEP_TIMEOUT_S,
+        check=False,
     )
     output = done.stdout + done.stderr
     for line in output.rstrip().splitlines():
@@ -69,9 +74,21 @@ def restart_on(data_dir: Path, url: str) -> subprocess.Popen[str]:
     """Start the server again on the same address (the copy belongs to that server URL)."""
     port = urlsplit(url).port
     proc = subprocess.Popen(
-        [sys.executable, "-m", "reference_server.cli", "serve", "--data", str(data_dir),
-         "--host", "127.0.0.1", "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        [
+            sys.executable,
+            "-m",
+            "reference_server.cli",
+            "serve",
+            "--data",
+            str(data_dir),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
         env=dict(os.environ, PYTHONUNBUFFERED="1"),
     )
     assert proc.stdout is not None
@@ -93,55 +110,92 @@ def run_demo(work: Path) -> None:
         admin = server.admin
         admin.create_database(DATABASE, offline_allowed=True)
         admin.create_user(USER, PASSWORD, offline_right=True, validity_days=7)
-        items = [{"name": f"Record {i:04d}",
-                  "fields": {"username": f"user{i}", "password": f"pw-{i}",
-                             "url": f"https://service{i}.example"}}
-                 for i in range(RECORD_COUNT)]
+        items = [
+            {
+                "name": f"Record {i:04d}",
+                "fields": {
+                    "username": f"user{i}",
+                    "password": f"pw-{i}",
+                    "url": f"https://service{i}.example",
+                },
+            }
+            for i in range(RECORD_COUNT)
+        ]
         ids = admin.import_records(DATABASE, items, grant={USER: "rwe"})
-        print(f"   server at {server.url}: database '{DATABASE}' allows offline use; user "
-              f"'{USER}' has the offline right (7 days); {RECORD_COUNT} records.")
-        env = dict(os.environ, PSR_CLIENT_CONFIG_DIR=str(config_dir), PSR_SERVER=server.url,
-                   PSR_DATABASE=DATABASE, PSR_USER=USER, PSR_PASSWORD=PASSWORD)
+        print(
+            f"   server at {server.url}: database '{DATABASE}' allows offline use; user "
+            f"'{USER}' has the offline right (7 days); {RECORD_COUNT} records."
+        )
+        env = dict(
+            os.environ,
+            PSR_CLIENT_CONFIG_DIR=str(config_dir),
+            PSR_SERVER=server.url,
+            PSR_DATABASE=DATABASE,
+            PSR_USER=USER,
+            PSR_PASSWORD=PASSWORD,
+        )
         env.pop("PSR_NEW_PASSWORD", None)
 
-        say("2. The add-on is installed in the client. Its offline copies go into the demo "
-            "folder (setting 'database_path').")
+        say(
+            "2. The add-on is installed in the client. Its offline copies go into the demo "
+            "folder (setting 'database_path')."
+        )
         out = client(env, ["settings", "set", "offline", "database_path", str(offline_dir)])
         expect("error" not in out.lower(), "the database_path setting was not accepted")
 
-        say("3. Log in online. The first offline copy is always created by hand "
+        say(
+            "3. Log in online. The first offline copy is always created by hand "
             "('offline create'); watch its progress. Then edit a record: the add-on syncs a "
             "moment after the save, and its status line says so. Then let the 30-minute "
             "interval pass ('tick 31'): another sync, without anyone asking; with nothing new "
-            "it says nothing, and 'offline status' shows the next one 30 minutes on.")
-        out = client(env, ["login"], "\n".join([
-            "offline create",
-            f"edit {ids[42]} notes=changed-in-the-demo",
-            "sleep 4",
-            "tick 31",
-            "sleep 3",
-            "offline status",
-            "quit",
-        ]))
+            "it says nothing, and 'offline status' shows the next one 30 minutes on."
+        )
+        out = client(
+            env,
+            ["login"],
+            "\n".join(
+                [
+                    "offline create",
+                    f"edit {ids[42]} notes=changed-in-the-demo",
+                    "sleep 4",
+                    "tick 31",
+                    "sleep 3",
+                    "offline status",
+                    "quit",
+                ]
+            ),
+        )
         expect("[progress] offline:" in out, "no progress was shown during the first sync")
-        expect(f"is synchronised: {RECORD_COUNT:,} added" in out,
-               "the first sync did not copy all records")
-        expect(out.count(UP_TO_DATE) >= 2,
-               "expected the first sync and the sync after the save to end 'Up to date'")
-        expect("Offline synchronisation completed" not in out,
-               "a sync was announced in the scroll-back instead of the status line")
-        expect("Next automatic sync in 30 min" in out,
-               "the interval sync did not run (the next one is not 30 minutes away)")
+        expect(
+            f"is synchronised: {RECORD_COUNT:,} added" in out,
+            "the first sync did not copy all records",
+        )
+        expect(
+            out.count(UP_TO_DATE) >= 2,
+            "expected the first sync and the sync after the save to end 'Up to date'",
+        )
+        expect(
+            "Offline synchronisation completed" not in out,
+            "a sync was announced in the scroll-back instead of the status line",
+        )
+        expect(
+            "Next automatic sync in 30 min" in out,
+            "the interval sync did not run (the next one is not 30 minutes away)",
+        )
 
-        say("4. The server goes away. The user logs in anyway: the client falls back to the "
-            "offline copy (read-only) and can search and show records.")
+        say(
+            "4. The server goes away. The user logs in anyway: the client falls back to the "
+            "offline copy (read-only) and can search and show records."
+        )
         server.stop()
         out = client(env, ["login"], f"search Record 0042\nshow {ids[42]}\nquit")
         expect("Record 0042" in out, "the offline search did not find the record")
         expect("changed-in-the-demo" in out, "the offline copy lacks the edit made online")
 
-        say("5. The server is back, and the administrator revokes the user's offline right. "
-            "At the next login the add-on asks the server, learns this and deletes the copy.")
+        say(
+            "5. The server is back, and the administrator revokes the user's offline right. "
+            "At the next login the add-on asks the server, learns this and deletes the copy."
+        )
         restarted = restart_on(data_dir, server.url)
         server.admin.set_user_offline(USER, enabled=False)
         out = client(env, ["login"], "sleep 3\nquit")
@@ -170,8 +224,10 @@ def main() -> int:
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    say(f"Demo finished in {time.monotonic() - started:.0f} s: every step did what it should. "
-        "The temporary folder was removed.")
+    say(
+        f"Demo finished in {time.monotonic() - started:.0f} s: every step did what it should. "
+        "The temporary folder was removed."
+    )
     return 0
 
 

@@ -47,8 +47,9 @@ class AddonStatus:
 class Host:
     """One host process: its settings, its add-ons and the hooks it calls on them."""
 
-    def __init__(self, config_dir: Path, console: Console,
-                 addons: list[AddonInfo] | None = None) -> None:
+    def __init__(
+        self, config_dir: Path, console: Console, addons: list[AddonInfo] | None = None
+    ) -> None:
         self.config_dir = config_dir
         self.console = console
         self.hooks = HookCaller()
@@ -95,8 +96,10 @@ class Host:
     def statuses(self) -> list[AddonStatus]:
         """Every discovered add-on with its state, sorted by id."""
         with self._lock:
-            return [AddonStatus(info, self._switched_on(info.addon_id))
-                    for info in sorted(self._addons.values(), key=lambda i: i.addon_id)]
+            return [
+                AddonStatus(info, self._switched_on(info.addon_id))
+                for info in sorted(self._addons.values(), key=lambda i: i.addon_id)
+            ]
 
     def is_enabled(self, addon_id: str) -> bool:
         """Whether an add-on is usable and switched on."""
@@ -113,8 +116,13 @@ class Host:
 
     def enabled_offering(self, hook: str) -> list[str]:
         """Ids of the switched-on add-ons whose manifest says they implement ``hook``."""
-        return [a.addon_id for a in self._usable() if self.is_enabled(a.addon_id)
-                and a.manifest is not None and hook in a.manifest.get("hooks", ())]
+        return [
+            a.addon_id
+            for a in self._usable()
+            if self.is_enabled(a.addon_id)
+            and a.manifest is not None
+            and hook in a.manifest.get("hooks", ())
+        ]
 
     def load(self) -> None:
         """Register every enabled add-on and collect its commands, without starting it (enough
@@ -211,11 +219,18 @@ class Host:
             if not isinstance(command, HostCommand):
                 log.warning("add-on %r returned a command that is not a HostCommand", addon_id)
             elif command.group in BUILTIN_GROUPS:
-                log.warning("add-on %r: command group %r is the host's own; ignored",
-                            addon_id, command.group)
+                log.warning(
+                    "add-on %r: command group %r is the host's own; ignored",
+                    addon_id,
+                    command.group,
+                )
             elif (command.group, command.name) in taken:
-                log.warning("add-on %r: command %s %s exists already; ignored",
-                            addon_id, command.group, command.name)
+                log.warning(
+                    "add-on %r: command %s %s exists already; ignored",
+                    addon_id,
+                    command.group,
+                    command.name,
+                )
             else:
                 taken.add((command.group, command.name))
                 commands.append(command)
@@ -224,13 +239,21 @@ class Host:
     def commands(self) -> list[tuple[str, HostCommand]]:
         """The commands of the active add-ons, as (add-on id, command)."""
         with self._lock:
-            return [(addon_id, command) for addon_id, cmds in sorted(self._commands.items())
-                    for command in cmds]
+            return [
+                (addon_id, command)
+                for addon_id, cmds in sorted(self._commands.items())
+                for command in cmds
+            ]
 
     # -- add-on settings ------------------------------------------------------------------
 
-    def _ask_addon(self, addon_id: str, manifest: Mapping[str, Any], stored: Mapping[str, Any],
-                   updated: Mapping[str, Any]) -> None:
+    def _ask_addon(
+        self,
+        addon_id: str,
+        manifest: Mapping[str, Any],
+        stored: Mapping[str, Any],
+        updated: Mapping[str, Any],
+    ) -> None:
         """``on_settings_changing`` of a loaded add-on (also in a one-shot command, where it
         is not started); its refusal becomes a :class:`HostError` and nothing is stored."""
         if addon_id not in self.hooks.registered():
@@ -239,8 +262,9 @@ class Host:
         proposed = effective_settings(manifest, updated)
         if current == proposed:
             return
-        refusal = self.hooks.call_one(addon_id, "on_settings_changing", addon_id=addon_id,
-                                      current=current, proposed=proposed)
+        refusal = self.hooks.call_one(
+            addon_id, "on_settings_changing", addon_id=addon_id, current=current, proposed=proposed
+        )
         if isinstance(refusal, str) and refusal:
             raise HostError(refusal)
 
@@ -258,8 +282,7 @@ class Host:
         info = self._addons.get(addon_id)
         if info is None or info.manifest is None:
             return MappingProxyType({})
-        return MappingProxyType(effective_settings(info.manifest,
-                                                   self.stored_settings(addon_id)))
+        return MappingProxyType(effective_settings(info.manifest, self.stored_settings(addon_id)))
 
     def set_setting(self, addon_id: str, key: str, raw_value: Any) -> Mapping[str, Any]:
         """Validate one setting, let the add-on accept it (``on_settings_changing``, which may

@@ -37,10 +37,14 @@ def switched_off_text(host: Host, group: str) -> str | None:
         return None
     addon_id = owner.info.addon_id
     if owner.info.refused:
-        return (f"the command group {group!r} belongs to the add-on {addon_id!r}, which cannot "
-                f"be loaded: {owner.info.refused}")
-    return (f"the command group {group!r} belongs to the add-on {addon_id!r}, which is switched "
-            f"off; switch it on with `{host.command_text('addons', f'enable {addon_id}')}`")
+        return (
+            f"the command group {group!r} belongs to the add-on {addon_id!r}, which cannot "
+            f"be loaded: {owner.info.refused}"
+        )
+    return (
+        f"the command group {group!r} belongs to the add-on {addon_id!r}, which is switched "
+        f"off; switch it on with `{host.command_text('addons', f'enable {addon_id}')}`"
+    )
 
 
 def _show_value(value: Any) -> str:

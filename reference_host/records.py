@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 PASSWORD_LIKE = ("password", "passwd", "pwd", "secret", "pin", "token", "otp")
 MASK = "********"
 SHOWN_CANDIDATES = 10
-_RECORD_ID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
-                        r"[0-9a-fA-F]{12}")
+_RECORD_ID = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-"
+    r"[0-9a-fA-F]{12}"
+)
 
 
 @dataclass(frozen=True)
@@ -86,8 +88,10 @@ def count_line(shown: int, total: int | None, capped: bool) -> str:
     if total is not None and total > shown:
         return f"(first {shown:,} of {total:,} {noun}; narrow the search to see the others)"
     if total is None and capped:
-        return (f"({shown:,} {noun}; the search stops there, so there may be more: narrow it "
-                "to see them)")
+        return (
+            f"({shown:,} {noun}; the search stops there, so there may be more: narrow it "
+            "to see them)"
+        )
     return f"({shown:,} {noun})"
 
 

@@ -69,8 +69,7 @@ class _Task:
             percent = min(100, self.done * 100 // self.total)
             filled = percent * BAR_WIDTH // 100
             bar = "#" * filled + "." * (BAR_WIDTH - filled)
-            return (f"{self.label}: {self.text} [{bar}] {self.done:,}/{self.total:,} "
-                    f"({percent} %)")
+            return f"{self.label}: {self.text} [{bar}] {self.done:,}/{self.total:,} ({percent} %)"
         return f"{self.label}: {self.text}"
 
 
@@ -196,8 +195,12 @@ class Console:
         if key not in self._bar_tasks:
             self._bar_tasks[key] = bars.add_task(label, total=None)
         self._tasks[key] = _Task(label, text, max(done, 0), total)
-        bars.update(self._bar_tasks[key], completed=max(done, 0),
-                    total=(total if total > 0 else None), description=f"{label}: {text}")
+        bars.update(
+            self._bar_tasks[key],
+            completed=max(done, 0),
+            total=(total if total > 0 else None),
+            description=f"{label}: {text}",
+        )
         bars.refresh()
 
     def _end_bar(self, key: str, label: str, text: str) -> None:
@@ -232,8 +235,7 @@ class _AddonServices:
     command_text_of: Callable[[str, str], str]
 
     def progress(self, task: str, done: int, total: int, text: str) -> None:
-        self.console.progress(f"{self.addon_id}/{task}", self.addon_id, done, total,
-                              text or task)
+        self.console.progress(f"{self.addon_id}/{task}", self.addon_id, done, total, text or task)
 
     def notify(self, title: str, text: str, level: NotifyLevel = "info") -> None:
         shown: NotifyLevel = level if level in NOTIFY_LEVELS else "info"
@@ -255,7 +257,9 @@ def one_shot_command_text(group: str, name: str) -> str:
 
 
 def services_for(
-    addon_id: str, console: Console, settings_of: Callable[[str], Mapping[str, Any]],
+    addon_id: str,
+    console: Console,
+    settings_of: Callable[[str], Mapping[str, Any]],
     command_text: Callable[[str, str], str] = one_shot_command_text,
 ) -> HostServices:
     """The :class:`hookspecs.HostServices` handed to ``addon_id`` in ``on_addon_enabled``;

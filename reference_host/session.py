@@ -31,21 +31,26 @@ log = logging.getLogger("psr.host.session")
 NOTICE_DELAY_S = 0.5
 """How long a login may take before the user is told what it waits for (well within the
 second after which a silent program looks hung)."""
-WENT_OFFLINE = ("The server cannot be reached; you are now working offline from your copy "
-                "(read-only).")
+WENT_OFFLINE = (
+    "The server cannot be reached; you are now working offline from your copy (read-only)."
+)
 
 
 def no_offline_addon_text(host: Host) -> str:
     """What to say when no switched-on add-on offers an offline login."""
-    return (f"no add-on that offers an offline login is switched on; see "
-            f"`{host.command_text('addons', 'list')}` (the Offline Add-on: "
-            f"`{host.command_text('addons', 'enable offline')}`)")
+    return (
+        f"no add-on that offers an offline login is switched on; see "
+        f"`{host.command_text('addons', 'list')}` (the Offline Add-on: "
+        f"`{host.command_text('addons', 'enable offline')}`)"
+    )
 
 
 def no_offline_copy_text(host: Host) -> str:
     """What to say when the add-ons hold no copy for the user."""
-    return (f"no offline copy for this user; create one with "
-            f"`{host.command_text('offline', 'create')}` while online")
+    return (
+        f"no offline copy for this user; create one with "
+        f"`{host.command_text('offline', 'create')}` while online"
+    )
 
 
 @dataclass(frozen=True)
@@ -58,15 +63,25 @@ class LoginTarget:
 
     def account(self, client_id: str) -> Account:
         """The contract's :class:`Account` of this target on installation ``client_id``."""
-        return Account(server_url=self.server_url.rstrip("/"), database=self.database,
-                       username=self.username, client_id=client_id)
+        return Account(
+            server_url=self.server_url.rstrip("/"),
+            database=self.database,
+            username=self.username,
+            client_id=client_id,
+        )
 
 
 class OnlineSession:
     """A user logged in online: the hook :class:`Session`, the API client and the timer."""
 
-    def __init__(self, host: Host, session: Session, client: OnlineClient, clock: HostClock,
-                 timer_seconds: float) -> None:
+    def __init__(
+        self,
+        host: Host,
+        session: Session,
+        client: OnlineClient,
+        clock: HostClock,
+        timer_seconds: float,
+    ) -> None:
         self.host = host
         self.client = client
         self.clock = clock
@@ -99,8 +114,12 @@ class OnlineSession:
     def account(self) -> Account:
         """The account of this session, as the server named the user."""
         session = self.session
-        return Account(server_url=session.server_url, database=session.database,
-                       username=session.username, client_id=session.client_id)
+        return Account(
+            server_url=session.server_url,
+            database=session.database,
+            username=session.username,
+            client_id=session.client_id,
+        )
 
     def close(self, *, revoke: bool = True) -> None:
         """Stop the timer, tell the add-ons, revoke the token (best effort; not when the
@@ -136,8 +155,9 @@ class _LoginAttempt:
     closes the client, which the caller must not touch any more.
     """
 
-    def __init__(self, client: OnlineClient, target: LoginTarget, password: str,
-                 timeout: tuple[float, float]) -> None:
+    def __init__(
+        self, client: OnlineClient, target: LoginTarget, password: str, timeout: tuple[float, float]
+    ) -> None:
         self._client = client
         self._done = threading.Event()
         self._lock = threading.Lock()
@@ -145,14 +165,13 @@ class _LoginAttempt:
         self._error: BaseException | None = None
         self._abandoned = False
         self._thread = threading.Thread(
-            target=self._run, args=(target, password, timeout), name="psr-host-login",
-            daemon=True)
+            target=self._run, args=(target, password, timeout), name="psr-host-login", daemon=True
+        )
         self._thread.start()
 
     def _run(self, target: LoginTarget, password: str, timeout: tuple[float, float]) -> None:
         try:
-            answer = self._client.login(target.database, target.username, password,
-                                        timeout=timeout)
+            answer = self._client.login(target.database, target.username, password, timeout=timeout)
         except BaseException as exc:  # handed to the waiting thread
             with self._lock:
                 self._error = exc
@@ -195,10 +214,17 @@ class _LoginAttempt:
         return self._answer
 
 
-def log_in(host: Host, target: LoginTarget, password: str, clock: HostClock,
-           timer_seconds: float, *, offline_fallback: bool = True,
-           notice: Callable[[str], None] | None = None,
-           timeout: tuple[float, float] = LOGIN_TIMEOUT) -> LoginOutcome:
+def log_in(
+    host: Host,
+    target: LoginTarget,
+    password: str,
+    clock: HostClock,
+    timer_seconds: float,
+    *,
+    offline_fallback: bool = True,
+    notice: Callable[[str], None] | None = None,
+    timeout: tuple[float, float] = LOGIN_TIMEOUT,
+) -> LoginOutcome:
     """Log in online; fall back to an offline session when the server cannot be reached, or
     when the user stops waiting for it with Ctrl-C (and ``offline_fallback``; without it
     Ctrl-C is raised). ``notice`` is told when the server is slow to answer.
@@ -215,8 +241,9 @@ def log_in(host: Host, target: LoginTarget, password: str, clock: HostClock,
         if not offline_fallback:
             raise
         log.info("the user stopped waiting for the online login")
-        return offline_login(host, target, password,
-                             reason=f"stopped connecting to {client.server_url}")
+        return offline_login(
+            host, target, password, reason=f"stopped connecting to {client.server_url}"
+        )
     except ServerUnreachable as exc:
         client.close()
         log.info("online login failed: %s", exc)
@@ -228,20 +255,30 @@ def log_in(host: Host, target: LoginTarget, password: str, clock: HostClock,
         if exc.code == "unknown_database":
             return LoginOutcome(message=f"the server has no database {target.database!r}")
         return LoginOutcome(message=str(exc))
-    session = Session(server_url=client.server_url, database=target.database,
-                      user_id=answer.user_id, username=answer.username, client_id=client_id,
-                      token=answer.token, password=password)
+    session = Session(
+        server_url=client.server_url,
+        database=target.database,
+        user_id=answer.user_id,
+        username=answer.username,
+        client_id=client_id,
+        token=answer.token,
+        password=password,
+    )
     online = OnlineSession(host, session, client, clock, timer_seconds)
-    return LoginOutcome(online=online, message=f"logged in online as {answer.username} "
-                                               f"to {target.database}")
+    return LoginOutcome(
+        online=online, message=f"logged in online as {answer.username} to {target.database}"
+    )
 
 
-def offline_login(host: Host, target: LoginTarget, password: str,
-                  reason: str = "") -> LoginOutcome:
+def offline_login(host: Host, target: LoginTarget, password: str, reason: str = "") -> LoginOutcome:
     """Ask the add-ons (first answer wins) for an offline session."""
-    credentials = OfflineCredentials(server_url=target.server_url.rstrip("/"),
-                                     database=target.database, username=target.username,
-                                     client_id=host.config.client_id, password=password)
+    credentials = OfflineCredentials(
+        server_url=target.server_url.rstrip("/"),
+        database=target.database,
+        username=target.username,
+        client_id=host.config.client_id,
+        password=password,
+    )
     answered = host.hooks.call_first("offline_login", credentials=credentials)
     prefix = f"{reason}\n" if reason else ""
     if answered is None and not host.enabled_offering("offline_login"):
@@ -254,9 +291,10 @@ def offline_login(host: Host, target: LoginTarget, password: str,
         return LoginOutcome(message=prefix + no_offline_copy_text(host))
     if result.session is None:
         return LoginOutcome(message=prefix + result.message)
-    return LoginOutcome(offline=result.session,
-                        message=prefix + (result.message or
-                                          f"logged in offline as {target.username} (read-only)"))
+    return LoginOutcome(
+        offline=result.session,
+        message=prefix + (result.message or f"logged in offline as {target.username} (read-only)"),
+    )
 
 
 def continue_offline(host: Host, target: LoginTarget, online: OnlineSession) -> LoginOutcome:
@@ -269,5 +307,6 @@ def continue_offline(host: Host, target: LoginTarget, online: OnlineSession) -> 
     if outcome.offline is None:
         return outcome
     online.close(revoke=False)
-    return LoginOutcome(offline=outcome.offline,
-                        message="\n".join(m for m in (WENT_OFFLINE, outcome.message) if m))
+    return LoginOutcome(
+        offline=outcome.offline, message="\n".join(m for m in (WENT_OFFLINE, outcome.message) if m)
+    )

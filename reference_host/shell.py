@@ -65,8 +65,23 @@ READ_ONLY = "read-only while offline"
 NOT_LOGGED_IN = "not logged in; use `login`"
 INTERRUPTED = "stopped (Ctrl-C)"
 DEFAULT_COPY_FIELD = "password"
-SIMPLE_COMMANDS = ("help", "list", "search", "show", "copy", "new", "edit", "passwd", "tick",
-                   "sleep", "say", "login", "logout", "quit", "exit")
+SIMPLE_COMMANDS = (
+    "help",
+    "list",
+    "search",
+    "show",
+    "copy",
+    "new",
+    "edit",
+    "passwd",
+    "tick",
+    "sleep",
+    "say",
+    "login",
+    "logout",
+    "quit",
+    "exit",
+)
 READ_COMMANDS = frozenset({"list", "search", "show", "copy"})
 """Commands that the offline copy answers as well: run again from it after the server left."""
 
@@ -108,10 +123,19 @@ class Shell:
     ``line_editing``: use prompt_toolkit (both stdin and stdout are a terminal).
     """
 
-    def __init__(self, host: Host, target: LoginTarget, clock: HostClock, timer_seconds: float,
-                 stdin: IO[str], interactive: bool, *, line_editing: bool = False,
-                 clipboard: Clipboard | None = None,
-                 login_timeout: tuple[float, float] = LOGIN_TIMEOUT) -> None:
+    def __init__(
+        self,
+        host: Host,
+        target: LoginTarget,
+        clock: HostClock,
+        timer_seconds: float,
+        stdin: IO[str],
+        interactive: bool,
+        *,
+        line_editing: bool = False,
+        clipboard: Clipboard | None = None,
+        login_timeout: tuple[float, float] = LOGIN_TIMEOUT,
+    ) -> None:
         self.host = host
         self.target = target
         self.clock = clock
@@ -167,8 +191,12 @@ class Shell:
             return
         from reference_host.terminal import PromptScreen, history_in
 
-        self._screen = PromptScreen(self.host.console, history_in(self.host.config_dir),
-                                    self.completion_words, self.session_state)
+        self._screen = PromptScreen(
+            self.host.console,
+            history_in(self.host.config_dir),
+            self.completion_words,
+            self.session_state,
+        )
         try:
             with self._screen.active():
                 yield
@@ -189,8 +217,15 @@ class Shell:
         self.logout()
         if password is None:
             password = self.ask_secret(f"password for {self.target.username}: ", "PSR_PASSWORD")
-        outcome = log_in(self.host, self.target, password, self.clock, self.timer_seconds,
-                         notice=self._notice, timeout=self._login_timeout)
+        outcome = log_in(
+            self.host,
+            self.target,
+            password,
+            self.clock,
+            self.timer_seconds,
+            notice=self._notice,
+            timeout=self._login_timeout,
+        )
         self._take(outcome)
         if self.online is not None:
             self.online.start()
@@ -321,8 +356,9 @@ class Shell:
 
     def _parser(self) -> ShellParser:
         parser = ShellParser(prog="psr", add_help=False)
-        sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
-                                    parser_class=ShellParser)
+        sub = parser.add_subparsers(
+            dest="command", metavar="COMMAND", required=True, parser_class=ShellParser
+        )
         sub.add_parser("help")
         sub.add_parser("list")
         sub.add_parser("search").add_argument("text", nargs="+")
@@ -361,18 +397,27 @@ class Shell:
             addon_id, contributed = ns.contributed
             session = self.online.session if self.online else None
             # The exit code is not shown: the handler has said what happened.
-            run_command(addon_id, contributed, invocation_args(ns, contributed), session,
-                        self.host.services_for(addon_id), self.out, account=self.account())
+            run_command(
+                addon_id,
+                contributed,
+                invocation_args(ns, contributed),
+                session,
+                self.host.services_for(addon_id),
+                self.out,
+                account=self.account(),
+            )
         else:
             getattr(self, f"_cmd_{command}")(ns)
 
     # -- commands -----------------------------------------------------------------------------
 
     def _cmd_help(self, _: argparse.Namespace) -> None:
-        self.out("commands: list | search TEXT | show NAME [--reveal] | copy NAME [FIELD] | "
-                 "new NAME key=value... | edit NAME key=value... [--name NEW] | passwd | "
-                 "tick [MINUTES] | sleep SECONDS | say TEXT | addons ... | settings ... | "
-                 "login | logout | quit")
+        self.out(
+            "commands: list | search TEXT | show NAME [--reveal] | copy NAME [FIELD] | "
+            "new NAME key=value... | edit NAME key=value... [--name NEW] | passwd | "
+            "tick [MINUTES] | sleep SECONDS | say TEXT | addons ... | settings ... | "
+            "login | logout | quit"
+        )
         self.out("  NAME: a record's id, its name, or a unique part of the name")
         for _addon, command in self.host.commands():
             self.out(f"  {command.group} {command.name}: {command.help}")
@@ -385,8 +430,9 @@ class Shell:
         self.out(NOT_LOGGED_IN)
         return None
 
-    def _print_list(self, records: list[ShownRecord], total: int | None = None,
-                    capped: bool = False) -> None:
+    def _print_list(
+        self, records: list[ShownRecord], total: int | None = None, capped: bool = False
+    ) -> None:
         for record in records:
             self.out(f"{record.record_id}\trev {record.rev}\t{record.name}")
         self.out(count_line(len(records), total, capped))
@@ -447,8 +493,10 @@ class Shell:
         except ClipboardUnavailable as exc:
             self.out(f"{exc}; use `show {shlex.quote(ns.name)} --reveal` to see the value")
             return
-        self.out(f"copied the {key} of {record.name!r} to the clipboard; it is cleared in "
-                 f"{self.clipboard.clear_after:g} s")
+        self.out(
+            f"copied the {key} of {record.name!r} to the clipboard; it is cleared in "
+            f"{self.clipboard.clear_after:g} s"
+        )
 
     def _writable(self) -> OnlineSession | None:
         if self.offline is not None:
@@ -460,8 +508,9 @@ class Shell:
 
     def _saved(self, online: OnlineSession, record_id: str) -> None:
         session = online.session
-        saved = SavedRecord(record_id=record_id, database=session.database,
-                            saved_by=session.user_id)
+        saved = SavedRecord(
+            record_id=record_id, database=session.database, saved_by=session.user_id
+        )
         self.host.hooks.call("on_record_saved", session=session, record=saved)
 
     def _cmd_new(self, ns: argparse.Namespace) -> None:
@@ -486,12 +535,15 @@ class Shell:
         current = online.client.get_record(database, found.record_id)
         fields = {**current.fields, **changes}
         try:
-            record = online.client.update_record(database, current.record_id, current.rev,
-                                                 ns.new_name or current.name, fields)
+            record = online.client.update_record(
+                database, current.record_id, current.rev, ns.new_name or current.name, fields
+            )
         except HostApiError as exc:
             if exc.code == "stale_revision":
-                self.out("the record was changed by someone else meanwhile; nothing saved. "
-                         "Show it again and repeat your change.")
+                self.out(
+                    "the record was changed by someone else meanwhile; nothing saved. "
+                    "Show it again and repeat your change."
+                )
                 return
             raise
         self.out(f"saved {record.record_id} (rev {record.rev})")
@@ -534,4 +586,3 @@ class Shell:
         if self.online is None and self.offline is None:
             self.out("not logged in")
         self.logout()
-

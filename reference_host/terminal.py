@@ -84,9 +84,13 @@ class PromptScreen:
     alice@demo").
     """
 
-    def __init__(self, console: Console, history: History,
-                 completions: Callable[[], Mapping[str, Any]],
-                 session_state: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        console: Console,
+        history: History,
+        completions: Callable[[], Mapping[str, Any]],
+        session_state: Callable[[], str],
+    ) -> None:
         self._console = console
         self._terminal = console.stream
         self._session_state = session_state
@@ -95,8 +99,9 @@ class PromptScreen:
         self._in_place = ""  # the progress line drawn while a command runs
         self._session: PromptSession[str] = PromptSession(
             history=history,
-            completer=DynamicCompleter(lambda: NestedCompleter.from_nested_dict(
-                dict(completions()))),
+            completer=DynamicCompleter(
+                lambda: NestedCompleter.from_nested_dict(dict(completions()))
+            ),
             bottom_toolbar=self._toolbar,
             complete_while_typing=False,
         )
@@ -140,7 +145,8 @@ class PromptScreen:
         self._begin_prompt()
         try:
             secret: PromptSession[str] = PromptSession(
-                history=FilteredHistory(InMemoryHistory(), keep=lambda _: False))
+                history=FilteredHistory(InMemoryHistory(), keep=lambda _: False)
+            )
             return secret.prompt(prompt, is_password=True)
         except EOFError:
             return ""
@@ -209,8 +215,9 @@ class PromptScreen:
     def _toolbar(self) -> str:
         status = self._console.status()
         columns = self._session.app.output.get_size().columns
-        first = " · ".join(part for part in (self._session_state(),
-                                              status.progress or status.outcome) if part)
+        first = " · ".join(
+            part for part in (self._session_state(), status.progress or status.outcome) if part
+        )
         lines = [first[: max(columns - 1, 1)]]
         if status.note:
             lines += textwrap.wrap(status.note, max(columns - 1, 20))

@@ -65,8 +65,9 @@ class TimerThread:
             wanted = self._requested
         self._wake.set()
         with self._done:
-            return self._done.wait_for(lambda: self._completed >= wanted or self._stop.is_set(),
-                                       timeout)
+            return self._done.wait_for(
+                lambda: self._completed >= wanted or self._stop.is_set(), timeout
+            )
 
     def _run(self) -> None:
         while not self._stop.is_set():

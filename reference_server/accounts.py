@@ -86,10 +86,16 @@ def create_database(conn: sqlite3.Connection, name: str, offline_allowed: bool) 
     check_name("database", name)
     with transaction(conn):
         if database_exists(conn, name):
-            raise ApiError(409, "database_exists", "Database exists",
-                           f"A database named {name!r} exists already.")
-        conn.execute("INSERT INTO databases (name, offline_allowed) VALUES (?, ?)",
-                     (name, int(offline_allowed)))
+            raise ApiError(
+                409,
+                "database_exists",
+                "Database exists",
+                f"A database named {name!r} exists already.",
+            )
+        conn.execute(
+            "INSERT INTO databases (name, offline_allowed) VALUES (?, ?)",
+            (name, int(offline_allowed)),
+        )
 
 
 def database_exists(conn: sqlite3.Connection, name: str) -> bool:
@@ -115,8 +121,9 @@ def database_offline_allowed(conn: sqlite3.Connection, name: str) -> bool:
 def set_database_offline(conn: sqlite3.Connection, name: str, allowed: bool) -> None:
     """Switch offline use of a database on or off."""
     with transaction(conn):
-        cur = conn.execute("UPDATE databases SET offline_allowed = ? WHERE name = ?",
-                           (int(allowed), name))
+        cur = conn.execute(
+            "UPDATE databases SET offline_allowed = ? WHERE name = ?", (int(allowed), name)
+        )
         if cur.rowcount == 0:
             raise unknown_database(name)
 
@@ -132,8 +139,9 @@ def database_offline_editing(conn: sqlite3.Connection, name: str) -> bool:
 def set_database_editing(conn: sqlite3.Connection, name: str, allowed: bool) -> None:
     """Allow or forbid editing offline copies of a database."""
     with transaction(conn):
-        cur = conn.execute("UPDATE databases SET offline_editing = ? WHERE name = ?",
-                           (int(allowed), name))
+        cur = conn.execute(
+            "UPDATE databases SET offline_editing = ? WHERE name = ?", (int(allowed), name)
+        )
         if cur.rowcount == 0:
             raise unknown_database(name)
 
@@ -144,8 +152,10 @@ def list_databases(conn: sqlite3.Connection) -> list[DatabaseInfo]:
         "SELECT d.name, d.offline_allowed, (SELECT COUNT(*) FROM records r WHERE r.db = d.name),"
         " d.offline_editing FROM databases d ORDER BY d.name"
     ).fetchall()
-    return [DatabaseInfo(name, bool(allowed), count, bool(editing))
-            for name, allowed, count, editing in rows]
+    return [
+        DatabaseInfo(name, bool(allowed), count, bool(editing))
+        for name, allowed, count, editing in rows
+    ]
 
 
 def delete_database(conn: sqlite3.Connection, name: str, now: float) -> DatabaseDeletion:
@@ -167,7 +177,11 @@ def delete_database(conn: sqlite3.Connection, name: str, now: float) -> Database
 
 
 def create_user(
-    conn: sqlite3.Connection, name: str, password: str, *, offline_right: bool,
+    conn: sqlite3.Connection,
+    name: str,
+    password: str,
+    *,
+    offline_right: bool,
     validity_seconds: int,
 ) -> str:
     """Create a user (password stored as salted scrypt); return the new user id."""
@@ -227,8 +241,9 @@ def set_user_offline(
     with transaction(conn):
         conn.execute("UPDATE users SET offline_right = ? WHERE id = ?", (int(enabled), user_id))
         if validity_seconds is not None:
-            conn.execute("UPDATE users SET validity_seconds = ? WHERE id = ?",
-                         (validity_seconds, user_id))
+            conn.execute(
+                "UPDATE users SET validity_seconds = ? WHERE id = ?", (validity_seconds, user_id)
+            )
 
 
 def delete_user(conn: sqlite3.Connection, user_id: str, now: float) -> UserDeletion:
@@ -260,7 +275,8 @@ def _end_sessions(
     # The column is one of two literals, never input: S608 does not apply.
     active = conn.execute(
         f"SELECT COUNT(*) FROM tokens WHERE {column} = ? AND expires_at >= ?",  # noqa: S608
-        (value, now)).fetchone()[0]
+        (value, now),
+    ).fetchone()[0]
     conn.execute(f"DELETE FROM tokens WHERE {column} = ?", (value,))  # noqa: S608
     return int(active)
 
@@ -271,8 +287,13 @@ def longest_validity(conn: sqlite3.Connection) -> int:
     return int(row[0] or 0)
 
 
-def set_password(conn: sqlite3.Connection, user_id: str, new_password: str, *,
-                 changed_by: TokenOwner | None = None) -> int:
+def set_password(
+    conn: sqlite3.Connection,
+    user_id: str,
+    new_password: str,
+    *,
+    changed_by: TokenOwner | None = None,
+) -> int:
     """Replace a user's password and return its new password generation (one more than
     before). Existing tokens stay valid but keep the generation they were issued under, so an
     offline client can tell a session of an older password; ``changed_by`` (the token whose
@@ -281,34 +302,42 @@ def set_password(conn: sqlite3.Connection, user_id: str, new_password: str, *,
         raise bad_request("The new password must not be empty.")
     salt, pw_hash = hash_password(new_password)
     with transaction(conn):
-        conn.execute("UPDATE users SET pw_salt = ?, pw_hash = ? WHERE id = ?",
-                     (salt, pw_hash, user_id))
+        conn.execute(
+            "UPDATE users SET pw_salt = ?, pw_hash = ? WHERE id = ?", (salt, pw_hash, user_id)
+        )
         generation = password_generation(conn, user_id) + 1
-        conn.execute("INSERT OR REPLACE INTO password_generations (user_id, generation)"
-                     " VALUES (?, ?)", (user_id, generation))
+        conn.execute(
+            "INSERT OR REPLACE INTO password_generations (user_id, generation) VALUES (?, ?)",
+            (user_id, generation),
+        )
         if changed_by is not None:
-            conn.execute("INSERT OR REPLACE INTO token_generations (token_hash, generation)"
-                         " VALUES (?, ?)", (changed_by.token_hash, generation))
+            conn.execute(
+                "INSERT OR REPLACE INTO token_generations (token_hash, generation) VALUES (?, ?)",
+                (changed_by.token_hash, generation),
+            )
     return generation
 
 
 def password_generation(conn: sqlite3.Connection, user_id: str) -> int:
     """How many times the user's password was changed (0 for never)."""
-    row = conn.execute("SELECT generation FROM password_generations WHERE user_id = ?",
-                       (user_id,)).fetchone()
+    row = conn.execute(
+        "SELECT generation FROM password_generations WHERE user_id = ?", (user_id,)
+    ).fetchone()
     return int(row[0]) if row is not None else 0
 
 
 def check_password(conn: sqlite3.Connection, username: str, password: str) -> UserInfo:
     """The user if the password is right; 401 ``bad_credentials`` otherwise (same for both)."""
-    row = conn.execute("SELECT id, pw_salt, pw_hash FROM users WHERE name = ?",
-                       (username,)).fetchone()
+    row = conn.execute(
+        "SELECT id, pw_salt, pw_hash FROM users WHERE name = ?", (username,)
+    ).fetchone()
     if row is None:
         # Hash anyway, so that the answer time does not reveal which user names exist.
         verify_password(password, _DUMMY_SALT, b"")
     if row is None or not verify_password(password, row[1], row[2]):
-        raise ApiError(401, "bad_credentials", "Login failed",
-                       "The user name or the password is wrong.")
+        raise ApiError(
+            401, "bad_credentials", "Login failed", "The user name or the password is wrong."
+        )
     return user_by_id(conn, row[0])
 
 
@@ -319,15 +348,18 @@ def open_session(
     token = secrets.token_urlsafe(32)
     with transaction(conn):
         conn.execute("DELETE FROM tokens WHERE expires_at < ?", (now,))
-        conn.execute("DELETE FROM token_generations WHERE token_hash NOT IN"
-                     " (SELECT token_hash FROM tokens)")
+        conn.execute(
+            "DELETE FROM token_generations WHERE token_hash NOT IN (SELECT token_hash FROM tokens)"
+        )
         conn.execute(
             "INSERT INTO tokens (token_hash, user_id, db, client_id, expires_at)"
             " VALUES (?, ?, ?, ?, ?)",
             (_token_hash(token), user_id, db, client_id, now + TOKEN_LIFETIME_S),
         )
-        conn.execute("INSERT INTO token_generations (token_hash, generation) VALUES (?, ?)",
-                     (_token_hash(token), password_generation(conn, user_id)))
+        conn.execute(
+            "INSERT INTO token_generations (token_hash, generation) VALUES (?, ?)",
+            (_token_hash(token), password_generation(conn, user_id)),
+        )
     return token
 
 

@@ -92,8 +92,13 @@ class Admin:
         return accounts.delete_database(self._conn, name, self._clock())
 
     def create_user(
-        self, name: str, password: str, offline_right: bool = False,
-        validity_days: int | None = None, *, validity_seconds: int | None = None,
+        self,
+        name: str,
+        password: str,
+        offline_right: bool = False,
+        validity_days: int | None = None,
+        *,
+        validity_seconds: int | None = None,
     ) -> str:
         """Create a user; return the user id.
 
@@ -102,8 +107,12 @@ class Admin:
         """
         seconds = offline_validity(validity_days, validity_seconds)
         return accounts.create_user(
-            self._conn, name, password, offline_right=offline_right,
-            validity_seconds=accounts.DEFAULT_VALIDITY_DAYS * DAY if seconds is None else seconds)
+            self._conn,
+            name,
+            password,
+            offline_right=offline_right,
+            validity_seconds=accounts.DEFAULT_VALIDITY_DAYS * DAY if seconds is None else seconds,
+        )
 
     def list_users(self) -> list[accounts.UserInfo]:
         """All users."""
@@ -118,7 +127,11 @@ class Admin:
         return accounts.user_by_name(self._conn, name).id
 
     def set_user_offline(
-        self, name: str, enabled: bool, validity_days: int | None = None, *,
+        self,
+        name: str,
+        enabled: bool,
+        validity_days: int | None = None,
+        *,
         validity_seconds: int | None = None,
     ) -> None:
         """Set the user's offline mode right and (optionally) the offline validity, in whole
@@ -162,12 +175,16 @@ class Admin:
         """
         accounts.require_database(self._conn, db)
         grants = {self.user_id(u): parse_grant(r) for u, r in (grant or {}).items()}
-        checked = [records.check_content(item.get("name"), item.get("fields", {}))
-                   for item in items]
+        checked = [
+            records.check_content(item.get("name"), item.get("fields", {})) for item in items
+        ]
         return records.import_records(self._conn, db, checked, grants, self._clock())
 
     def add_record(
-        self, db: str, name: str, fields: Mapping[str, str],
+        self,
+        db: str,
+        name: str,
+        fields: Mapping[str, str],
         grant: Mapping[str, str] | None = None,
     ) -> str:
         """Create one record and give users rights on it (``{"alice": "rwe"}``); return its
@@ -176,24 +193,45 @@ class Admin:
         return record_id
 
     def update_record(
-        self, db: str, record_id: str, name: str | None = None,
+        self,
+        db: str,
+        record_id: str,
+        name: str | None = None,
         fields: Mapping[str, str] | None = None,
     ) -> int:
         """Change a record (bumps rev, writes feed rows); return the new rev."""
         row = records.get_any(self._conn, db, record_id)
-        name, clean = records.check_content(row["name"] if name is None else name,
-                                            row["fields"] if fields is None else dict(fields))
-        result = records.update_record(self._conn, db, record_id, self._clock(),
-                                       name=name, fields=clean)
+        name, clean = records.check_content(
+            row["name"] if name is None else name, row["fields"] if fields is None else dict(fields)
+        )
+        result = records.update_record(
+            self._conn, db, record_id, self._clock(), name=name, fields=clean
+        )
         return int(result["rev"])
 
     def set_rights(
-        self, db: str, user: str, record_id: str, *, read: bool | None = None,
-        write: bool | None = None, export: bool | None = None, delete: bool | None = None,
+        self,
+        db: str,
+        user: str,
+        record_id: str,
+        *,
+        read: bool | None = None,
+        write: bool | None = None,
+        export: bool | None = None,
+        delete: bool | None = None,
     ) -> records.Rights:
         """Set a user's rights on a record (None keeps a right as it is); return them."""
-        return records.set_rights(self._conn, db, record_id, self.user_id(user), self._clock(),
-                                  read=read, write=write, export=export, delete=delete)
+        return records.set_rights(
+            self._conn,
+            db,
+            record_id,
+            self.user_id(user),
+            self._clock(),
+            read=read,
+            write=write,
+            export=export,
+            delete=delete,
+        )
 
     def set_create_right(self, db: str, user: str, allowed: bool) -> None:
         """Give or take a user's right to create records in a database (every user has it
@@ -207,7 +245,10 @@ class Admin:
         return records.create_allowed(self._conn, db, self.user_id(user))
 
     def audit_entries(
-        self, user: str | None = None, db: str | None = None, since: float | None = None,
+        self,
+        user: str | None = None,
+        db: str | None = None,
+        since: float | None = None,
         limit: int = 1000,
     ) -> list[audit.AuditEntry]:
         """The newest ``limit`` entries of the audit trail (oldest first), optionally of one
@@ -272,7 +313,9 @@ class Admin:
         """The user's raw feed rows (seq, op, record id, rev, reason) in seq order (for tests)."""
         rows = self._conn.execute(
             "SELECT seq, op, record_id, rev, reason FROM feed WHERE user_id = ? AND db = ?"
-            " ORDER BY seq", (self.user_id(user), db)).fetchall()
+            " ORDER BY seq",
+            (self.user_id(user), db),
+        ).fetchall()
         return [tuple(r) for r in rows]
 
     def feed_digest(self, db: str, user: str) -> dict[str, object]:

@@ -39,8 +39,12 @@ def add_admin_parser(sub: Any) -> None:
     """Add the ``admin`` sub-command tree to ``psr-server``'s sub-parsers."""
     admin = _command(sub, "admin", "manage databases, users, records and rights")
     admin.add_argument(
-        "--data", type=Path, required=True, metavar="DIR",
-        help="the server's data folder; it must exist (create one with 'init')")
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the server's data folder; it must exist (create one with 'init')",
+    )
     cmds = admin.add_subparsers(dest="area", required=True, metavar="COMMAND")
     _command(cmds, "init", "create a new data folder at --data (owner-only, 0700)")
     _add_db_commands(cmds)
@@ -56,27 +60,43 @@ def add_admin_parser(sub: Any) -> None:
     _command(epoch, "bump", "start a new epoch after a restore: every client makes a full sync")
     compact = _command(cmds, "compact", "remove old tombstones (delete rows) from the feed")
     compact.add_argument(
-        "--horizon-days", type=_whole("days", 0, MAX_HORIZON_DAYS), default=None, metavar="N",
+        "--horizon-days",
+        type=_whole("days", 0, MAX_HORIZON_DAYS),
+        default=None,
+        metavar="N",
         help="remove tombstones older than N days (default: the longest offline validity of "
-             "any user, at least 7 days)")
+        "any user, at least 7 days)",
+    )
 
 
 def _add_db_commands(cmds: Any) -> None:
     db = _group(cmds, "db", "databases")
     create = _command(db, "create", "create a database")
     create.add_argument("name", help="database name (letters, digits, '_', '.', '@', '-')")
-    create.add_argument("--offline", action=argparse.BooleanOptionalAction, default=True,
-                        help="allow offline copies of this database (default: allowed)")
+    create.add_argument(
+        "--offline",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="allow offline copies of this database (default: allowed)",
+    )
     _command(db, "list", "list the databases with their offline switch and record counts")
     offline = _command(db, "offline", "switch offline use of a database on or off")
     offline.add_argument("name", help="database name")
-    offline.add_argument("state", choices=ON_OFF, help="on: allow offline copies; off: forbid "
-                         "them (clients delete their copies at their next sync)")
+    offline.add_argument(
+        "state",
+        choices=ON_OFF,
+        help="on: allow offline copies; off: forbid "
+        "them (clients delete their copies at their next sync)",
+    )
     editing = _command(db, "editing", "allow or forbid editing offline copies of a database")
     editing.add_argument("name", help="database name")
-    editing.add_argument("state", choices=ON_OFF, help="on: users may edit, create and delete "
-                         "records offline (under their record rights, checked when the changes "
-                         "are pushed); off: offline copies are read-only (new databases: off)")
+    editing.add_argument(
+        "state",
+        choices=ON_OFF,
+        help="on: users may edit, create and delete "
+        "records offline (under their record rights, checked when the changes "
+        "are pushed); off: offline copies are read-only (new databases: off)",
+    )
     delete = _command(db, "delete", "delete a database with all its records (no undo)")
     delete.add_argument("name", help="database name")
     _add_yes(delete)
@@ -86,8 +106,11 @@ def _add_user_commands(cmds: Any) -> None:
     user = _group(cmds, "user", "users")
     create = _command(user, "create", "create a user (the password is read, never an argument)")
     create.add_argument("name", help="user name (letters, digits, '_', '.', '@', '-')")
-    create.add_argument("--offline-right", action="store_true",
-                        help="give the offline mode right (default: not given)")
+    create.add_argument(
+        "--offline-right",
+        action="store_true",
+        help="give the offline mode right (default: not given)",
+    )
     _add_validity(create, default_days=True)
     _add_password_stdin(create, "the new password")
     password = _command(user, "password", "reset a user's password and end their sessions")
@@ -95,19 +118,27 @@ def _add_user_commands(cmds: Any) -> None:
     _add_password_stdin(password, "the new password")
     offline = _command(user, "offline", "give or take a user's offline right")
     offline.add_argument("name", help="user name")
-    offline.add_argument("state", choices=ON_OFF, help="on: give the right; off: take it (the "
-                         "user's copies are deleted at their next sync)")
+    offline.add_argument(
+        "state",
+        choices=ON_OFF,
+        help="on: give the right; off: take it (the user's copies are deleted at their next sync)",
+    )
     _add_validity(offline, default_days=False)
     delete = _command(user, "delete", "delete a user with their rights and sessions (no undo)")
     delete.add_argument("name", help="user name")
     _add_yes(delete)
     _command(user, "list", "list the users with their offline right and validity")
-    create_right = _command(user, "create-right",
-                            "give or take a user's right to create records in a database")
+    create_right = _command(
+        user, "create-right", "give or take a user's right to create records in a database"
+    )
     create_right.add_argument("name", help="user name")
     create_right.add_argument("db", help="database name")
-    create_right.add_argument("state", choices=ON_OFF, help="on: the user may create records "
-                              "there (every user may, until it is taken); off: may not")
+    create_right.add_argument(
+        "state",
+        choices=ON_OFF,
+        help="on: the user may create records "
+        "there (every user may, until it is taken); off: may not",
+    )
 
 
 def _add_right_commands(cmds: Any) -> None:
@@ -117,14 +148,20 @@ def _add_right_commands(cmds: Any) -> None:
     rset.add_argument("user", help="user name")
     rset.add_argument("record_id", help="record id (first column of 'record list')")
     for flag in ("read", "write", "export", "delete"):
-        rset.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None,
-                          help=f"give (--{flag}) or take (--no-{flag}) the {flag} right "
-                               "(default: unchanged)")
+        rset.add_argument(
+            f"--{flag}",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help=f"give (--{flag}) or take (--no-{flag}) the {flag} right (default: unchanged)",
+        )
     rlist = _command(right, "list", "show the rights in a database as a table")
     rlist.add_argument("db", help="database name")
     rlist.add_argument("--user", help="only this user's rights (default: every user's)")
-    rlist.add_argument("--record", metavar="RECORD_ID",
-                       help="only the rights on this record (default: on every record)")
+    rlist.add_argument(
+        "--record",
+        metavar="RECORD_ID",
+        help="only the rights on this record (default: on every record)",
+    )
 
 
 def _add_record_commands(cmds: Any) -> None:
@@ -132,22 +169,33 @@ def _add_record_commands(cmds: Any) -> None:
     add = _command(record, "add", "add one record")
     add.add_argument("db", help="database name")
     add.add_argument("name", help="the record's name")
-    add.add_argument("fields", nargs="*", metavar="FIELD=VALUE",
-                     help=f"a field of the record, e.g. username=alice; the {PASSWORD_FIELD!r} "
-                          "field only through --password-stdin or --password-prompt")
+    add.add_argument(
+        "fields",
+        nargs="*",
+        metavar="FIELD=VALUE",
+        help=f"a field of the record, e.g. username=alice; the {PASSWORD_FIELD!r} "
+        "field only through --password-stdin or --password-prompt",
+    )
     source = add.add_mutually_exclusive_group()
-    source.add_argument("--password-stdin", action="store_true",
-                        help=f"read the record's {PASSWORD_FIELD!r} field from the first line "
-                             "of stdin (default: the record has no password field)")
-    source.add_argument("--password-prompt", action="store_true",
-                        help=f"ask for the record's {PASSWORD_FIELD!r} field without echo "
-                             "(default: no prompt)")
+    source.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help=f"read the record's {PASSWORD_FIELD!r} field from the first line "
+        "of stdin (default: the record has no password field)",
+    )
+    source.add_argument(
+        "--password-prompt",
+        action="store_true",
+        help=f"ask for the record's {PASSWORD_FIELD!r} field without echo (default: no prompt)",
+    )
     _add_grant(add, "the record")
     rlist = _command(record, "list", "list a database's records (id, revision, state, name)")
     rlist.add_argument("db", help="database name")
-    for action, text in (("seal", "seal a record: no user gets it, online or offline"),
-                         ("unseal", "unseal a record: its rights apply again"),
-                         ("delete", "delete a record (no undo)")):
+    for action, text in (
+        ("seal", "seal a record: no user gets it, online or offline"),
+        ("unseal", "unseal a record: its rights apply again"),
+        ("delete", "delete a record (no undo)"),
+    ):
         p = _command(record, action, text)
         p.add_argument("db", help="database name")
         p.add_argument("record_id", help="record id (first column of 'record list')")
@@ -155,15 +203,27 @@ def _add_record_commands(cmds: Any) -> None:
 
 def _add_audit_commands(cmds: Any) -> None:
     audit_group = _group(cmds, "audit", "the audit trail of record changes")
-    alist = _command(audit_group, "list", "show who changed which record, when, and whether "
-                     "the change was made offline")
+    alist = _command(
+        audit_group,
+        "list",
+        "show who changed which record, when, and whether the change was made offline",
+    )
     alist.add_argument("--user", help="only this user's changes (default: everyone's)")
     alist.add_argument("--db", help="only changes in this database (default: every database)")
-    alist.add_argument("--since", type=_moment, metavar="T",
-                       help="only changes at or after T: UNIX seconds, or a UTC date or time "
-                            "like 2024-05-01 or 2024-05-01T10:30 (default: all)")
-    alist.add_argument("--limit", type=_whole("entries", 1, 100_000), default=1000,
-                       metavar="N", help="show at most the newest N entries (default: 1000)")
+    alist.add_argument(
+        "--since",
+        type=_moment,
+        metavar="T",
+        help="only changes at or after T: UNIX seconds, or a UTC date or time "
+        "like 2024-05-01 or 2024-05-01T10:30 (default: all)",
+    )
+    alist.add_argument(
+        "--limit",
+        type=_whole("entries", 1, 100_000),
+        default=1000,
+        metavar="N",
+        help="show at most the newest N entries (default: 1000)",
+    )
 
 
 def _moment(text: str) -> float:
@@ -183,54 +243,70 @@ def _moment(text: str) -> float:
 
 def _command(sub: Any, name: str, text: str) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = sub.add_parser(
-        name, help=text, description=text[0].upper() + text[1:] + ".")
+        name, help=text, description=text[0].upper() + text[1:] + "."
+    )
     return parser
 
 
 def _group(cmds: Any, name: str, text: str) -> Any:
-    return _command(cmds, name, text).add_subparsers(dest="action", required=True,
-                                                     metavar="ACTION")
+    return _command(cmds, name, text).add_subparsers(dest="action", required=True, metavar="ACTION")
 
 
 def _add_yes(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--yes", action="store_true",
-                        help="really delete (default: refuse, and delete nothing)")
+    parser.add_argument(
+        "--yes", action="store_true", help="really delete (default: refuse, and delete nothing)"
+    )
 
 
 def _add_password_stdin(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--password-stdin", action="store_true",
+        "--password-stdin",
+        action="store_true",
         help=f"read {what} from the first line of stdin (default: ${prompting.NEW_PASSWORD_ENV}"
-             " if set, else a prompt without echo)")
+        " if set, else a prompt without echo)",
+    )
 
 
 def _add_validity(parser: argparse.ArgumentParser, *, default_days: bool) -> None:
     group = parser.add_mutually_exclusive_group()
     default = "7" if default_days else "unchanged"
     group.add_argument(
-        "--validity-days", type=_whole("days", 1, MAX_VALIDITY_DAYS), metavar="N",
+        "--validity-days",
+        type=_whole("days", 1, MAX_VALIDITY_DAYS),
+        metavar="N",
         help=f"how long a copy may be used without contact to the server, 1-{MAX_VALIDITY_DAYS}"
-             f" days (default: {default})")
+        f" days (default: {default})",
+    )
     group.add_argument(
-        "--validity-seconds", type=_whole("seconds", 1, MAX_TEST_VALIDITY_SECONDS), metavar="N",
+        "--validity-seconds",
+        type=_whole("seconds", 1, MAX_TEST_VALIDITY_SECONDS),
+        metavar="N",
         help=f"FOR TESTS ONLY: the validity in seconds, 1-{MAX_TEST_VALIDITY_SECONDS}, to watch "
-             "a copy expire (default: not used)")
+        "a copy expire (default: not used)",
+    )
 
 
 def _add_grant(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument(
-        "--grant", action="append", default=[], metavar="USER=rwed",
+        "--grant",
+        action="append",
+        default=[],
+        metavar="USER=rwed",
         help=f"give USER these rights on {what}: r read, w write, e export, d delete "
-             "(repeatable; default: nobody)")
+        "(repeatable; default: nobody)",
+    )
 
 
 def _whole(unit: str, low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high`` (argparse names the flag)."""
+
     def parse(text: str) -> int:
         if not _DIGITS.fullmatch(text) or not low <= int(text) <= high:
             raise argparse.ArgumentTypeError(
-                f"must be a whole number of {unit} from {low} to {high}, not {text!r}")
+                f"must be a whole number of {unit} from {low} to {high}, not {text!r}"
+            )
         return int(text)
+
     return parse
 
 
@@ -241,8 +317,10 @@ def run_admin(args: argparse.Namespace) -> int:
     """Run one ``admin`` command."""
     if args.area == "init":
         init_data_folder(args.data)
-        print(f"created the server data folder {args.data} (readable by you only); "
-              "next: create a database and users, then 'psr-server serve'")
+        print(
+            f"created the server data folder {args.data} (readable by you only); "
+            "next: create a database and users, then 'psr-server serve'"
+        )
         return 0
     with Admin(args.data) as admin:
         handler = _HANDLERS[(args.area, getattr(args, "action", None))]
@@ -270,44 +348,60 @@ def _db_offline(admin: Admin, args: argparse.Namespace) -> None:
 def _db_editing(admin: Admin, args: argparse.Namespace) -> None:
     admin.set_database_editing(args.name, args.state == "on")
     if args.state == "on":
-        print(f"offline editing of database {args.name} is now on: users may change their "
-              "offline copies; the changes are pushed under their record rights")
+        print(
+            f"offline editing of database {args.name} is now on: users may change their "
+            "offline copies; the changes are pushed under their record rights"
+        )
     else:
-        print(f"offline editing of database {args.name} is now off: offline copies are "
-              "read-only; changes made offline before are still pushed")
+        print(
+            f"offline editing of database {args.name} is now off: offline copies are "
+            "read-only; changes made offline before are still pushed"
+        )
 
 
 def _db_delete(admin: Admin, args: argparse.Namespace) -> None:
     _require_yes(args, f"database {args.name}")
     gone = admin.delete_database(args.name)
-    print(f"deleted database {args.name}: {_count(gone.records, 'record')} with their rights "
-          f"and feeds; {_count(gone.sessions, 'session')} ended")
-    print(f"Offline copies of database {args.name} can no longer sync; each stops opening when "
-          "its offline validity has passed since its last sync.")
+    print(
+        f"deleted database {args.name}: {_count(gone.records, 'record')} with their rights "
+        f"and feeds; {_count(gone.sessions, 'session')} ended"
+    )
+    print(
+        f"Offline copies of database {args.name} can no longer sync; each stops opening when "
+        "its offline validity has passed since its last sync."
+    )
 
 
 def _user_create(admin: Admin, args: argparse.Namespace) -> None:
     password = prompting.new_password(args.password_stdin, args.name)
-    user_id = admin.create_user(args.name, password, offline_right=args.offline_right,
-                                validity_days=args.validity_days,
-                                validity_seconds=args.validity_seconds)
+    user_id = admin.create_user(
+        args.name,
+        password,
+        offline_right=args.offline_right,
+        validity_days=args.validity_days,
+        validity_seconds=args.validity_seconds,
+    )
     right = "with" if args.offline_right else "without"
     validity = admin.user(args.name).validity_seconds
-    print(f"created user {args.name} (id {user_id}) {right} offline right, "
-          f"validity {_duration(validity)}")
+    print(
+        f"created user {args.name} (id {user_id}) {right} offline right, "
+        f"validity {_duration(validity)}"
+    )
 
 
 def _user_password(admin: Admin, args: argparse.Namespace) -> None:
     admin.user(args.name)  # an unknown name fails before anyone types a password
-    ended = admin.reset_password(args.name, prompting.new_password(args.password_stdin,
-                                                                   args.name))
-    print(f"set a new password for user {args.name}; {_count(ended, 'session')} ended "
-          "(the user logs in again with the new password)")
+    ended = admin.reset_password(args.name, prompting.new_password(args.password_stdin, args.name))
+    print(
+        f"set a new password for user {args.name}; {_count(ended, 'session')} ended "
+        "(the user logs in again with the new password)"
+    )
 
 
 def _user_offline(admin: Admin, args: argparse.Namespace) -> None:
-    admin.set_user_offline(args.name, args.state == "on", args.validity_days,
-                           validity_seconds=args.validity_seconds)
+    admin.set_user_offline(
+        args.name, args.state == "on", args.validity_days, validity_seconds=args.validity_seconds
+    )
     extra = ""
     if args.validity_days is not None or args.validity_seconds is not None:
         extra = f", validity {_duration(admin.user(args.name).validity_seconds)}"
@@ -317,10 +411,14 @@ def _user_offline(admin: Admin, args: argparse.Namespace) -> None:
 def _user_delete(admin: Admin, args: argparse.Namespace) -> None:
     _require_yes(args, f"user {args.name}")
     gone = admin.delete_user(args.name)
-    print(f"deleted user {args.name}: {_count(gone.rights, 'record right')} removed, "
-          f"{_count(gone.sessions, 'session')} ended")
-    print(f"Offline copies of user {args.name} can no longer sync; each stops opening "
-          f"{_duration(gone.validity_seconds)} after its last sync.")
+    print(
+        f"deleted user {args.name}: {_count(gone.rights, 'record right')} removed, "
+        f"{_count(gone.sessions, 'session')} ended"
+    )
+    print(
+        f"Offline copies of user {args.name} can no longer sync; each stops opening "
+        f"{_duration(gone.validity_seconds)} after its last sync."
+    )
 
 
 def _user_list(admin: Admin, _args: argparse.Namespace) -> None:
@@ -330,8 +428,15 @@ def _user_list(admin: Admin, _args: argparse.Namespace) -> None:
 
 
 def _right_set(admin: Admin, args: argparse.Namespace) -> None:
-    rights = admin.set_rights(args.db, args.user, args.record_id, read=args.read,
-                              write=args.write, export=args.export, delete=args.delete)
+    rights = admin.set_rights(
+        args.db,
+        args.user,
+        args.record_id,
+        read=args.read,
+        write=args.write,
+        export=args.export,
+        delete=args.delete,
+    )
     held = (rights.read, rights.write, rights.export, rights.delete)
     letters = "".join(c for c, on in zip("rwed", held, strict=True) if on) or "none"
     print(f"rights of {args.user} on record {args.record_id} in {args.db}: {letters}")
@@ -350,15 +455,21 @@ def _right_list(admin: Admin, args: argparse.Namespace) -> None:
         on = f" on record {args.record}" if args.record else ""
         print(f"no rights in {args.db}{whose}{on}")
         return
-    print_table(["USER", "RECORD ID", "READ", "WRITE", "EXPORT", "DELETE", "STATE", "NAME"],
-                [_right_row(right) for right in rights])
+    print_table(
+        ["USER", "RECORD ID", "READ", "WRITE", "EXPORT", "DELETE", "STATE", "NAME"],
+        [_right_row(right) for right in rights],
+    )
 
 
 def _right_row(right: RightInfo) -> list[str]:
-    yes_no = ["yes" if on else "no"
-              for on in (right.read, right.write, right.export, right.delete)]
-    return [right.user, right.record_id, *yes_no, "sealed" if right.sealed else "open",
-            right.record_name]
+    yes_no = ["yes" if on else "no" for on in (right.read, right.write, right.export, right.delete)]
+    return [
+        right.user,
+        right.record_id,
+        *yes_no,
+        "sealed" if right.sealed else "open",
+        right.record_name,
+    ]
 
 
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -375,12 +486,15 @@ def _record_add(admin: Admin, args: argparse.Namespace) -> None:
         fields[PASSWORD_FIELD] = prompting.read_stdin_line()
     elif args.password_prompt:
         fields[PASSWORD_FIELD] = prompting.prompt_twice(
-            f"Password of record {args.name}: ", "no terminal: use --password-stdin")
+            f"Password of record {args.name}: ", "no terminal: use --password-stdin"
+        )
     grant = _parse_grants(args.grant)
     record_id = admin.add_record(args.db, args.name, fields, grant)
     names = ", ".join(fields) or "none"
-    print(f"added record {args.name} (id {record_id}) to {args.db}; fields: {names}; "
-          f"rights: {_grants_text(grant)}")
+    print(
+        f"added record {args.name} (id {record_id}) to {args.db}; fields: {names}; "
+        f"rights: {_grants_text(grant)}"
+    )
 
 
 def _parse_fields(items: Sequence[str]) -> dict[str, str]:
@@ -393,7 +507,8 @@ def _parse_fields(items: Sequence[str]) -> dict[str, str]:
         if key.lower() == PASSWORD_FIELD:
             raise CommandError(
                 f"give the {PASSWORD_FIELD!r} field with --password-stdin or --password-prompt,"
-                " not on the command line (other users can see command lines); nothing added")
+                " not on the command line (other users can see command lines); nothing added"
+            )
         if key in fields:
             raise CommandError(f"the field {key!r} is given twice; nothing added")
         fields[key] = value
@@ -430,8 +545,9 @@ def _import(admin: Admin, args: argparse.Namespace) -> None:
             try:
                 item = json.loads(line)
             except ValueError as exc:
-                raise CommandError(f"{args.file}:{number}: not valid JSON; nothing imported") \
-                    from exc
+                raise CommandError(
+                    f"{args.file}:{number}: not valid JSON; nothing imported"
+                ) from exc
             if not isinstance(item, dict):
                 raise CommandError(f"{args.file}:{number}: not a JSON object; nothing imported")
             items.append(item)
@@ -458,8 +574,10 @@ def _audit_list(admin: Admin, args: argparse.Namespace) -> None:
     if not entries:
         print("no audit entries" + (" match" if args.user or args.db or args.since else ""))
         return
-    print_table(["TIME (UTC)", "USER", "DATABASE", "KIND", "RECORD ID", "REV", "MADE",
-                 "CLIENT"], [_audit_row(entry) for entry in entries])
+    print_table(
+        ["TIME (UTC)", "USER", "DATABASE", "KIND", "RECORD ID", "REV", "MADE", "CLIENT"],
+        [_audit_row(entry) for entry in entries],
+    )
 
 
 def _audit_row(entry: AuditEntry) -> list[str]:
@@ -469,8 +587,16 @@ def _audit_row(entry: AuditEntry) -> list[str]:
     rev = "" if entry.rev is None else str(entry.rev)
     if entry.base_rev is not None:
         rev = f"{entry.base_rev}->{rev}" if rev else f"{entry.base_rev}"
-    return [_utc_seconds(entry.at), entry.user_name, entry.db, entry.kind,
-            entry.record_id or "-", rev or "-", made, entry.client_id or "-"]
+    return [
+        _utc_seconds(entry.at),
+        entry.user_name,
+        entry.db,
+        entry.kind,
+        entry.record_id or "-",
+        rev or "-",
+        made,
+        entry.client_id or "-",
+    ]
 
 
 def _utc_seconds(timestamp: float) -> str:
@@ -479,8 +605,10 @@ def _utc_seconds(timestamp: float) -> str:
 
 def _epoch_bump(admin: Admin, _args: argparse.Namespace) -> None:
     epoch = admin.bump_epoch()
-    print(f"started a new feed epoch ({epoch}): every client makes a full sync at its next "
-          "sync, as it should after the server was restored from a backup")
+    print(
+        f"started a new feed epoch ({epoch}): every client makes a full sync at its next "
+        "sync, as it should after the server was restored from a backup"
+    )
 
 
 def _compact(admin: Admin, args: argparse.Namespace) -> None:
@@ -489,9 +617,11 @@ def _compact(admin: Admin, args: argparse.Namespace) -> None:
     if result.newest_dropped_at is None:
         print(f"Nothing to compact: there are no tombstones{age}.")
         return
-    print(f"Compacted the change feed: {_count(result.dropped, 'tombstone')}{age} removed; "
-          f"clients that last synced before {_utc(result.newest_dropped_at)} make a full sync "
-          "at their next sync.")
+    print(
+        f"Compacted the change feed: {_count(result.dropped, 'tombstone')}{age} removed; "
+        f"clients that last synced before {_utc(result.newest_dropped_at)} make a full sync "
+        "at their next sync."
+    )
 
 
 def _require_yes(args: argparse.Namespace, what: str) -> None:
@@ -515,14 +645,26 @@ def _utc(timestamp: float) -> str:
 
 
 _HANDLERS: dict[tuple[str, str | None], Callable[[Admin, argparse.Namespace], None]] = {
-    ("db", "create"): _db_create, ("db", "list"): _db_list, ("db", "offline"): _db_offline,
-    ("db", "editing"): _db_editing, ("db", "delete"): _db_delete,
-    ("user", "create"): _user_create, ("user", "password"): _user_password,
-    ("user", "offline"): _user_offline, ("user", "delete"): _user_delete,
-    ("user", "list"): _user_list, ("user", "create-right"): _user_create_right,
-    ("right", "set"): _right_set, ("right", "list"): _right_list,
-    ("record", "add"): _record_add, ("record", "seal"): _record_seal,
-    ("record", "unseal"): _record_unseal, ("record", "delete"): _record_delete,
-    ("record", "list"): _record_list, ("audit", "list"): _audit_list,
-    ("import", None): _import, ("epoch", "bump"): _epoch_bump, ("compact", None): _compact,
+    ("db", "create"): _db_create,
+    ("db", "list"): _db_list,
+    ("db", "offline"): _db_offline,
+    ("db", "editing"): _db_editing,
+    ("db", "delete"): _db_delete,
+    ("user", "create"): _user_create,
+    ("user", "password"): _user_password,
+    ("user", "offline"): _user_offline,
+    ("user", "delete"): _user_delete,
+    ("user", "list"): _user_list,
+    ("user", "create-right"): _user_create_right,
+    ("right", "set"): _right_set,
+    ("right", "list"): _right_list,
+    ("record", "add"): _record_add,
+    ("record", "seal"): _record_seal,
+    ("record", "unseal"): _record_unseal,
+    ("record", "delete"): _record_delete,
+    ("record", "list"): _record_list,
+    ("audit", "list"): _audit_list,
+    ("import", None): _import,
+    ("epoch", "bump"): _epoch_bump,
+    ("compact", None): _compact,
 }

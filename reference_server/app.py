@@ -104,8 +104,12 @@ def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -
 
 
 def _problem(error: ApiError, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(error.to_problem()), status=error.status, headers=headers,
-                    mimetype="application/problem+json")
+    return Response(
+        json.dumps(error.to_problem()),
+        status=error.status,
+        headers=headers,
+        mimetype="application/problem+json",
+    )
 
 
 def _finish_response(response: Response) -> Response:
@@ -138,7 +142,8 @@ def _register_errors(app: Flask) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            status, "bad_request" if status < 500 else "server_error")
+            status, "bad_request" if status < 500 else "server_error"
+        )
         detail = {
             404: "There is no such endpoint; see docs/sync-api.yaml.",
             405: "This endpoint does not support this HTTP method.",
@@ -149,15 +154,23 @@ def _register_errors(app: Flask) -> None:
     @app.errorhandler(sqlite3.OperationalError)
     def _busy(error: sqlite3.OperationalError) -> Response:
         if "locked" in str(error) or "busy" in str(error):
-            return _problem(ApiError(503, "busy", "Server busy", "The server is busy; retry soon."),
-                            headers={"Retry-After": "1"})
+            return _problem(
+                ApiError(503, "busy", "Server busy", "The server is busy; retry soon."),
+                headers={"Retry-After": "1"},
+            )
         return _internal(error)
 
     @app.errorhandler(Exception)
     def _internal(error: Exception) -> Response:
         log.exception("unexpected error in %s %s", request.method, request.path)
-        return _problem(ApiError(500, "server_error", "Internal server error",
-                                 "The server failed unexpectedly; the error is in its log."))
+        return _problem(
+            ApiError(
+                500,
+                "server_error",
+                "Internal server error",
+                "The server failed unexpectedly; the error is in its log.",
+            )
+        )
 
 
 # --- request parsing -----------------------------------------------------------------------
@@ -204,11 +217,19 @@ def _owner(db: str | None = None) -> accounts.TokenOwner:
 
 def _offline_check(conn: sqlite3.Connection, owner: accounts.TokenOwner) -> None:
     if not accounts.database_offline_allowed(conn, owner.db):
-        raise ApiError(403, "offline_disabled", "Offline use disabled",
-                       "Offline use is switched off for this database by the server manager.")
+        raise ApiError(
+            403,
+            "offline_disabled",
+            "Offline use disabled",
+            "Offline use is switched off for this database by the server manager.",
+        )
     if not accounts.user_by_id(conn, owner.user_id).offline_right:
-        raise ApiError(403, "offline_right_missing", "No offline right",
-                       "You do not have the offline mode right; ask the server manager.")
+        raise ApiError(
+            403,
+            "offline_right_missing",
+            "No offline right",
+            "You do not have the offline mode right; ask the server manager.",
+        )
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -227,9 +248,15 @@ def _register_session_routes(app: Flask) -> None:
         user = accounts.check_password(conn, username, password)
         now = _now()
         token = accounts.open_session(conn, db, user.id, client_id, now)
-        return _json({"token": token, "user_id": user.id, "username": user.name,
-                      "server_time": now,
-                      "password_generation": accounts.password_generation(conn, user.id)})
+        return _json(
+            {
+                "token": token,
+                "user_id": user.id,
+                "username": user.name,
+                "server_time": now,
+                "password_generation": accounts.password_generation(conn, user.id),
+            }
+        )
 
     @app.delete(f"{API}/session")
     def logout() -> Response:
@@ -288,12 +315,23 @@ def _register_record_routes(app: Flask) -> None:
         if isinstance(rev, float) and rev.is_integer():
             rev = int(rev)  # JSON does not tell 3 from 3.0
         if not isinstance(rev, int) or isinstance(rev, bool) or rev < 1:
-            raise bad_request("'rev' must be the record's current revision (an integer >= 1), "
-                              "or send the write as a conditional one (If-Match, "
-                              "If-None-Match).")
+            raise bad_request(
+                "'rev' must be the record's current revision (an integer >= 1), "
+                "or send the write as a conditional one (If-Match, "
+                "If-None-Match)."
+            )
         name, fields = records.check_content(body.get("name"), body.get("fields"))
-        record = records.update_record(_conn(), db, record_id, _now(), name=name, fields=fields,
-                                       expected_rev=rev, by_user=owner.user_id, actor=actor)
+        record = records.update_record(
+            _conn(),
+            db,
+            record_id,
+            _now(),
+            name=name,
+            fields=fields,
+            expected_rev=rev,
+            by_user=owner.user_id,
+            actor=actor,
+        )
         return _json(record, headers={"ETag": f'"{record["rev"]}"'})
 
     @app.delete(f"{API}/databases/<db>/records/<record_id>")
@@ -302,8 +340,10 @@ def _register_record_routes(app: Flask) -> None:
         actor = _actor(owner)
         condition = _write_condition(required=True)
         if condition is None or condition == CREATE:
-            raise bad_request("A delete is conditional on the record's revision: send "
-                              "'If-Match: \"<rev>\"', not If-None-Match.")
+            raise bad_request(
+                "A delete is conditional on the record's revision: send "
+                "'If-Match: \"<rev>\"', not If-None-Match."
+            )
         records.delete_for_user(_conn(), db, record_id, _now(), actor, condition)
         return Response(status=204)
 
@@ -329,9 +369,12 @@ def _write_condition(*, required: bool) -> int | None:
         return CREATE
     if if_match is None:
         if required:
-            raise ApiError(428, "precondition_required", "Precondition required",
-                           "Send 'If-Match: \"<rev>\"' with the revision your change is "
-                           "based on.")
+            raise ApiError(
+                428,
+                "precondition_required",
+                "Precondition required",
+                "Send 'If-Match: \"<rev>\"' with the revision your change is based on.",
+            )
         return None
     found = _ETAG_REV.match(if_match.strip())
     if found is None:
@@ -344,28 +387,46 @@ def _actor(owner: accounts.TokenOwner) -> Actor:
     offline change) and ``X-Change-Id`` (the client's id of the change)."""
     local_time = request.headers.get("X-Offline-Change")
     if local_time is not None and not _LOCAL_TIME.match(local_time.strip()):
-        raise bad_request("X-Offline-Change must be the local time of the change in UNIX "
-                          "seconds, like 1714550400 or 1714550400.25.")
+        raise bad_request(
+            "X-Offline-Change must be the local time of the change in UNIX "
+            "seconds, like 1714550400 or 1714550400.25."
+        )
     change_id = request.headers.get("X-Change-Id")
     if change_id is not None and not _CHANGE_ID.match(change_id):
-        raise bad_request("X-Change-Id must be 1-128 letters, digits or '._:-' (a UUID "
-                          "will do).")
-    return Actor(owner.user_id, owner.username, owner.client_id,
-                 None if local_time is None else float(local_time), change_id)
+        raise bad_request("X-Change-Id must be 1-128 letters, digits or '._:-' (a UUID will do).")
+    return Actor(
+        owner.user_id,
+        owner.username,
+        owner.client_id,
+        None if local_time is None else float(local_time),
+        change_id,
+    )
 
 
 def _conditional_put(
     db: str, record_id: str, body: dict[str, Any], actor: Actor, condition: int
 ) -> Response:
     if condition == CREATE and not _is_uuid(record_id):
-        raise bad_request("A record created by a client needs a UUID as its id, like "
-                          "123e4567-e89b-42d3-a456-426614174000 (lower case).", "bad_record_id")
+        raise bad_request(
+            "A record created by a client needs a UUID as its id, like "
+            "123e4567-e89b-42d3-a456-426614174000 (lower case).",
+            "bad_record_id",
+        )
     name, fields = records.check_content(body.get("name"), body.get("fields"))
-    result = records.put_for_user(_conn(), db, record_id, name, fields, _now(), actor,
-                                  None if condition == CREATE else condition)
+    result = records.put_for_user(
+        _conn(),
+        db,
+        record_id,
+        name,
+        fields,
+        _now(),
+        actor,
+        None if condition == CREATE else condition,
+    )
     assert result.record is not None
-    return _json(result.record, 201 if result.created else 200,
-                 headers={"ETag": f'"{result.record["rev"]}"'})
+    return _json(
+        result.record, 201 if result.created else 200, headers={"ETag": f'"{result.record["rev"]}"'}
+    )
 
 
 def _is_uuid(text: str) -> bool:
@@ -381,14 +442,16 @@ def _register_offline_routes(app: Flask) -> None:
         owner = _owner(db)
         conn = _conn()
         user = accounts.user_by_id(conn, owner.user_id)
-        return _json({
-            "offline_enabled": accounts.database_offline_allowed(conn, db),
-            "offline_editing": accounts.database_offline_editing(conn, db),
-            "offline_right": user.offline_right,
-            "validity_seconds": user.validity_seconds,
-            "server_time": _now(),
-            "password_generation": owner.password_generation,
-        })
+        return _json(
+            {
+                "offline_enabled": accounts.database_offline_allowed(conn, db),
+                "offline_editing": accounts.database_offline_editing(conn, db),
+                "offline_right": user.offline_right,
+                "validity_seconds": user.validity_seconds,
+                "server_time": _now(),
+                "password_generation": owner.password_generation,
+            }
+        )
 
     @app.get(f"{API}/databases/<db>/offline/head")
     def head(db: str) -> Response:
@@ -410,10 +473,18 @@ def _register_offline_routes(app: Flask) -> None:
         headers = {"ETag": etag, "Date": http_date(now)}
         if etag in _etags(request.headers.get("If-None-Match", "")):
             return Response(status=304, headers=headers)
-        return _json({"seq": seq, "offline_enabled": True, "offline_editing": editing,
-                      "offline_right": True, "validity_seconds": validity,
-                      "server_time": now, "password_generation": owner.password_generation},
-                     headers=headers)
+        return _json(
+            {
+                "seq": seq,
+                "offline_enabled": True,
+                "offline_editing": editing,
+                "offline_right": True,
+                "validity_seconds": validity,
+                "server_time": now,
+                "password_generation": owner.password_generation,
+            },
+            headers=headers,
+        )
 
     @app.get(f"{API}/databases/<db>/offline/changes")
     def changes(db: str) -> Response:
@@ -442,31 +513,46 @@ def _changes_page(
         after = _check_cursor(raw_cursor, secret, epoch, horizon, owner, db).seq
     page = feed.read_page(conn, owner.user_id, db, after, limit, include_deletes=bool(raw_cursor))
     next_cursor = encode_cursor(
-        Cursor(epoch, page.last_seq, owner.user_id, db, _now(), horizon), secret)
+        Cursor(epoch, page.last_seq, owner.user_id, db, _now(), horizon), secret
+    )
     has_more = page.remaining > 0
-    text = (f'{{"changes":{page.changes_json},"next_cursor":"{next_cursor}",'
-            f'"has_more":{"true" if has_more else "false"},"remaining":{page.remaining}')
+    text = (
+        f'{{"changes":{page.changes_json},"next_cursor":"{next_cursor}",'
+        f'"has_more":{"true" if has_more else "false"},"remaining":{page.remaining}'
+    )
     if not has_more:
         text += ',"digest":' + json.dumps(feed.digest(conn, owner.user_id, db))
     return text + "}"
 
 
 def _check_cursor(
-    raw: str, secret: bytes, epoch: str, horizon: int, owner: accounts.TokenOwner, db: str,
+    raw: str,
+    secret: bytes,
+    epoch: str,
+    horizon: int,
+    owner: accounts.TokenOwner,
+    db: str,
 ) -> Cursor:
     try:
         cursor = decode_cursor(raw, secret)
     except InvalidCursor as exc:
-        raise bad_request("The cursor is not valid; start again without a cursor.",
-                          "bad_cursor") from exc
+        raise bad_request(
+            "The cursor is not valid; start again without a cursor.", "bad_cursor"
+        ) from exc
     if cursor.user_id != owner.user_id or cursor.db != db:
-        raise bad_request("This cursor belongs to another user or database; "
-                          "start again without a cursor.", "bad_cursor")
+        raise bad_request(
+            "This cursor belongs to another user or database; start again without a cursor.",
+            "bad_cursor",
+        )
     # Behind the horizon *and* issued before the horizon last moved: this cursor may have
     # missed a dropped delete. One issued since (a first sync's next page) has not: a first
     # sync starts from nothing, so it needs no deletes from before it began.
     if cursor.epoch != epoch or (cursor.seq < horizon and cursor.horizon < horizon):
-        raise ApiError(410, "cursor_expired", "Cursor expired",
-                       "The server no longer knows this position (restored or compacted); "
-                       "sync again from the beginning.")
+        raise ApiError(
+            410,
+            "cursor_expired",
+            "Cursor expired",
+            "The server no longer knows this position (restored or compacted); "
+            "sync again from the beginning.",
+        )
     return cursor

@@ -73,15 +73,34 @@ class EarlierChange:
 
 
 def record_event(
-    conn: sqlite3.Connection, actor: Actor, kind: str, db: str, record_id: str, now: float,
-    *, base_rev: int | None = None, rev: int | None = None,
+    conn: sqlite3.Connection,
+    actor: Actor,
+    kind: str,
+    db: str,
+    record_id: str,
+    now: float,
+    *,
+    base_rev: int | None = None,
+    rev: int | None = None,
 ) -> None:
     """Write one row (inside the caller's write transaction, with the change itself)."""
     conn.execute(
         "INSERT INTO audit (at, kind, db, record_id, user_id, user_name, client_id, offline,"
         " local_time, change_id, base_rev, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (now, kind, db, record_id, actor.user_id, actor.user_name, actor.client_id,
-         int(actor.offline), actor.local_time, actor.change_id, base_rev, rev),
+        (
+            now,
+            kind,
+            db,
+            record_id,
+            actor.user_id,
+            actor.user_name,
+            actor.client_id,
+            int(actor.offline),
+            actor.local_time,
+            actor.change_id,
+            base_rev,
+            rev,
+        ),
     )
 
 
@@ -97,8 +116,9 @@ def earlier_change(conn: sqlite3.Connection, actor: Actor) -> EarlierChange | No
     return None if row is None else EarlierChange(*row)
 
 
-def last_delete(conn: sqlite3.Connection, db: str, record_id: str) -> tuple[str | None, str | None,
-                                                                           int | None] | None:
+def last_delete(
+    conn: sqlite3.Connection, db: str, record_id: str
+) -> tuple[str | None, str | None, int | None] | None:
     """(user id, client id, deleted rev) of the record's deletion, or None if the trail
     knows of none. Record ids are never reused, so there is at most one."""
     row = conn.execute(
@@ -110,8 +130,12 @@ def last_delete(conn: sqlite3.Connection, db: str, record_id: str) -> tuple[str 
 
 
 def list_entries(
-    conn: sqlite3.Connection, *, user_name: str | None = None, db: str | None = None,
-    since: float | None = None, limit: int = 1000,
+    conn: sqlite3.Connection,
+    *,
+    user_name: str | None = None,
+    db: str | None = None,
+    since: float | None = None,
+    limit: int = 1000,
 ) -> list[AuditEntry]:
     """The newest ``limit`` rows, oldest first, optionally of one user, one database, and at
     or after ``since`` (server time)."""
@@ -122,5 +146,7 @@ def list_entries(
         " AND (:since IS NULL OR at >= :since) ORDER BY seq DESC LIMIT :limit",
         {"user": user_name, "db": db, "since": since, "limit": limit},
     ).fetchall()
-    return [AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *r[8:])
-            for r in reversed(rows)]
+    return [
+        AuditEntry(r[0], r[1], r[2], r[3], r[4], r[5], r[6], bool(r[7]), *r[8:])
+        for r in reversed(rows)
+    ]

@@ -29,23 +29,40 @@ INTERRUPTED_EXIT = 130
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``psr-server``."""
     parser = argparse.ArgumentParser(
-        prog="psr-server", description="Reference Password Safe server and server manager. "
-        "Start with 'psr-server admin --data DIR init'; see docs/admin.md.")
+        prog="psr-server",
+        description="Reference Password Safe server and server manager. "
+        "Start with 'psr-server admin --data DIR init'; see docs/admin.md.",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = sub.add_parser("serve", help="serve the HTTP API",
-                           description="Serve the HTTP API (/api/v1) until SIGTERM or Ctrl-C.")
-    serve.add_argument("--data", type=Path, required=True, metavar="DIR",
-                       help="the server's data folder; it must exist (create one with "
-                            "'psr-server admin --data DIR init')")
-    serve.add_argument("--host", default="127.0.0.1",
-                       help="address to listen on (default: 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=DEFAULT_PORT,
-                       help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})")
-    serve.add_argument("--threads", type=int, default=4,
-                       help="worker threads (default: 4)")
-    serve.add_argument("--allow-remote", action="store_true",
-                       help="allow a non-loopback --host, for use behind a TLS proxy only: the "
-                            "server speaks plain HTTP (default: loopback only)")
+    serve = sub.add_parser(
+        "serve",
+        help="serve the HTTP API",
+        description="Serve the HTTP API (/api/v1) until SIGTERM or Ctrl-C.",
+    )
+    serve.add_argument(
+        "--data",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the server's data folder; it must exist (create one with "
+        "'psr-server admin --data DIR init')",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"TCP port; 0 picks a free one (default: {DEFAULT_PORT})",
+    )
+    serve.add_argument("--threads", type=int, default=4, help="worker threads (default: 4)")
+    serve.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host, for use behind a TLS proxy only: the "
+        "server speaks plain HTTP (default: loopback only)",
+    )
     add_admin_parser(sub)
     return parser
 
@@ -53,8 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     """Serve until SIGTERM or SIGINT."""
     if args.host not in LOOPBACK_HOSTS and not args.allow_remote:
-        print(f"psr-server: refusing to listen on {args.host!r}: the server speaks plain HTTP. "
-              "Use 127.0.0.1, or add --allow-remote behind a TLS proxy.", file=sys.stderr)
+        print(
+            f"psr-server: refusing to listen on {args.host!r}: the server speaks plain HTTP. "
+            "Use 127.0.0.1, or add --allow-remote behind a TLS proxy.",
+            file=sys.stderr,
+        )
         return 2
     server = ApiServer(create_app(args.data), args.host, args.port, threads=args.threads)
 
@@ -88,8 +108,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _log_to_stderr(command: str) -> None:
     # serve: timestamped log lines; admin: a warning reads like the command's other messages.
-    fmt = ("%(asctime)s %(levelname)s %(name)s: %(message)s" if command == "serve"
-           else "psr-server: %(message)s")
+    fmt = (
+        "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        if command == "serve"
+        else "psr-server: %(message)s"
+    )
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format=fmt)
 
 

@@ -67,13 +67,20 @@ def decode_cursor(text: str, secret: bytes) -> Cursor:
     try:
         data = json.loads(payload)
         cursor = Cursor(
-            epoch=data["epoch"], seq=data["seq"], user_id=data["user_id"],
-            db=data["db"], issued_at=data["issued_at"], horizon=data.get("horizon", 0),
+            epoch=data["epoch"],
+            seq=data["seq"],
+            user_id=data["user_id"],
+            db=data["db"],
+            issued_at=data["issued_at"],
+            horizon=data.get("horizon", 0),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise InvalidCursor("malformed cursor payload") from exc
-    if not (isinstance(cursor.seq, int) and isinstance(cursor.epoch, str)
-            and isinstance(cursor.horizon, int)):
+    if not (
+        isinstance(cursor.seq, int)
+        and isinstance(cursor.epoch, str)
+        and isinstance(cursor.horizon, int)
+    ):
         raise InvalidCursor("malformed cursor payload")
     return cursor
 

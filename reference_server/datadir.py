@@ -40,8 +40,7 @@ def init_data_folder(data_dir: Path) -> Path:
     if folder.exists() and not folder.is_dir():
         raise DataFolderError(f"{folder} exists and is not a folder; choose another path.")
     if folder.is_dir() and any(folder.iterdir()):
-        raise DataFolderError(
-            f"{folder} is not empty; give init a new or an empty folder.")
+        raise DataFolderError(f"{folder} is not empty; give init a new or an empty folder.")
     folder.mkdir(mode=FOLDER_MODE, parents=True, exist_ok=True)
     # mkdir's mode is cut by the umask, and an existing empty folder keeps its own: set it.
     _set_mode(folder, FOLDER_MODE)
@@ -65,14 +64,15 @@ def open_data_folder(data_dir: Path) -> Path:
     create = f"psr-server admin --data {shlex.quote(str(folder))} init"
     if not folder.exists():
         raise DataFolderError(
-            f"There is no server data folder {folder}; check --data, or create one with: "
-            f"{create}")
+            f"There is no server data folder {folder}; check --data, or create one with: {create}"
+        )
     if not folder.is_dir():
         raise DataFolderError(f"{folder} is not a folder; check --data.")
     if not (folder / DB_FILENAME).is_file():
         raise DataFolderError(
             f"{folder} is not a server data folder (it has no {DB_FILENAME}); check --data, "
-            f"or create a new one with: {create}")
+            f"or create a new one with: {create}"
+        )
     tighten(folder)
     return folder
 
@@ -95,8 +95,13 @@ def _tighten(path: Path, mode: int) -> bool:
     if not old & _GROUP_OR_OTHER:
         return False
     _set_mode(path, mode)
-    log.warning("made %s readable by its owner only (mode %04o, was %04o): the data folder "
-                "holds record passwords", path, mode, old)
+    log.warning(
+        "made %s readable by its owner only (mode %04o, was %04o): the data folder "
+        "holds record passwords",
+        path,
+        mode,
+        old,
+    )
     return True
 
 
@@ -108,4 +113,5 @@ def _set_mode(path: Path, mode: int) -> None:
     except OSError as exc:
         raise DataFolderError(
             f"Cannot make {path} readable by its owner only ({exc.strerror}); "
-            "run the server as the folder's owner, or fix the folder's owner.") from exc
+            "run the server as the folder's owner, or fix the folder's owner."
+        ) from exc

@@ -155,7 +155,10 @@ def connect(data_dir: Path) -> sqlite3.Connection:
     """
     uri = db_path(data_dir).absolute().as_uri() + "?mode=rw"
     conn = sqlite3.connect(
-        uri, uri=True, isolation_level=None, check_same_thread=False,
+        uri,
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
         timeout=BUSY_TIMEOUT_MS / 1000,
     )
     conn.execute("PRAGMA journal_mode=WAL")

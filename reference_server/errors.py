@@ -53,7 +53,9 @@ def bad_token(detail: str = "The token is missing, invalid or expired; log in ag
 def unknown_database(name: str) -> ApiError:
     """A database name the server does not know (404)."""
     return ApiError(
-        404, "unknown_database", "Unknown database",
+        404,
+        "unknown_database",
+        "Unknown database",
         f"There is no database named {name!r}; check the name.",
     )
 
@@ -66,7 +68,9 @@ def unknown_user(name: str) -> ApiError:
 def unknown_record() -> ApiError:
     """A record that does not exist or that the caller may not read (404)."""
     return ApiError(
-        404, "unknown_record", "Unknown record",
+        404,
+        "unknown_record",
+        "Unknown record",
         "No such record in this database, or you have no right to read it.",
     )
 

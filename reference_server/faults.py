@@ -37,8 +37,13 @@ class FaultPlan:
         self._lock = threading.Lock()
 
     def add(
-        self, status: int | None = 503, *, retry_after: float | None = None, times: int = 1,
-        path_contains: str = "", delay_s: float = 0.0,
+        self,
+        status: int | None = 503,
+        *,
+        retry_after: float | None = None,
+        times: int = 1,
+        path_contains: str = "",
+        delay_s: float = 0.0,
     ) -> None:
         """Fail the next ``times`` requests whose path contains ``path_contains``.
 
@@ -74,13 +79,16 @@ class FaultPlan:
             time.sleep(fault.delay_s)
         if fault.status is None:
             return self._app(environ, start_response)
-        body = json.dumps({
-            "type": "about:blank", "title": _TITLES.get(fault.status, "Injected fault"),
-            "status": fault.status, "code": _CODES.get(fault.status, "server_error"),
-            "detail": "The server is busy; retry later.",
-        }).encode()
-        headers = [("Content-Type", "application/problem+json"),
-                   ("Content-Length", str(len(body)))]
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": _TITLES.get(fault.status, "Injected fault"),
+                "status": fault.status,
+                "code": _CODES.get(fault.status, "server_error"),
+                "detail": "The server is busy; retry later.",
+            }
+        ).encode()
+        headers = [("Content-Type", "application/problem+json"), ("Content-Length", str(len(body)))]
         if fault.retry_after is not None:
             headers.append(("Retry-After", f"{fault.retry_after:g}"))
         start_response(f"{fault.status} {_TITLES.get(fault.status, 'Error')}", headers)

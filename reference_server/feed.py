@@ -20,6 +20,7 @@ from reference_server import digests
 
 _encode_str = json.encoder.encode_basestring_ascii
 
+
 @dataclass(frozen=True)
 class FeedPage:
     """One page of a user's feed: the JSON text of its changes, and where it ends."""
@@ -66,8 +67,13 @@ def refresh_record(
 
 
 def _write_row(
-    conn: sqlite3.Connection, user_id: str, db: str, record_id: str,
-    old: tuple[str, int] | None, new: tuple[str, int, str | None], now: float,
+    conn: sqlite3.Connection,
+    user_id: str,
+    db: str,
+    record_id: str,
+    old: tuple[str, int] | None,
+    new: tuple[str, int, str | None],
+    now: float,
 ) -> None:
     """Replace the user's row for a record (``old`` = its current (op, rev), None if absent)
     by ``new`` = (op, rev, reason), and adjust the user's digest by the difference."""
@@ -87,7 +93,11 @@ def _write_row(
 
 
 def add_upserts(
-    conn: sqlite3.Connection, user_id: str, db: str, record_ids: Sequence[str], rev: int,
+    conn: sqlite3.Connection,
+    user_id: str,
+    db: str,
+    record_ids: Sequence[str],
+    rev: int,
     now: float,
 ) -> None:
     """Write upsert rows for records new to the user's feed (bulk import), and add them to the
@@ -110,8 +120,13 @@ def head_seq(conn: sqlite3.Connection, user_id: str, db: str) -> int:
 
 
 def read_page(
-    conn: sqlite3.Connection, user_id: str, db: str, after_seq: int, limit: int,
-    *, include_deletes: bool,
+    conn: sqlite3.Connection,
+    user_id: str,
+    db: str,
+    after_seq: int,
+    limit: int,
+    *,
+    include_deletes: bool,
 ) -> FeedPage:
     """Read up to ``limit`` feed rows after ``after_seq`` as ready-made JSON (one query).
 

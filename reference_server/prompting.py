@@ -29,8 +29,7 @@ def new_password(from_stdin: bool, user: str) -> str:
     from_env = os.environ.get(NEW_PASSWORD_ENV)
     if from_env:
         return from_env
-    return prompt_twice(f"New password for {user}: ",
-                        NO_TERMINAL.format(env=NEW_PASSWORD_ENV))
+    return prompt_twice(f"New password for {user}: ", NO_TERMINAL.format(env=NEW_PASSWORD_ENV))
 
 
 def prompt_twice(prompt: str, no_terminal: str) -> str:

@@ -26,7 +26,8 @@ def check_content(name: object, fields: object) -> tuple[str, dict[str, str]]:
     """Validate a record's name and fields; 400 with the reason if they are not acceptable."""
     if not isinstance(name, str) or not name or len(name) > MAX_NAME_LEN:
         raise bad_request(
-            f"'name' must be a non-empty string of at most {MAX_NAME_LEN} characters.")
+            f"'name' must be a non-empty string of at most {MAX_NAME_LEN} characters."
+        )
     if not isinstance(fields, dict):
         raise bad_request("'fields' must be an object mapping field names to strings.")
     if len(fields) > MAX_FIELDS:
@@ -55,8 +56,13 @@ def _check_encodable(text: str) -> None:
 
 def to_json(row: tuple[Any, ...]) -> dict[str, Any]:
     """A ``records`` row (id, rev, name, fields, updated_at) as the wire record object."""
-    return {"id": row[0], "rev": row[1], "name": row[2], "fields": json.loads(row[3]),
-            "updated_at": row[4]}
+    return {
+        "id": row[0],
+        "rev": row[1],
+        "name": row[2],
+        "fields": json.loads(row[3]),
+        "updated_at": row[4],
+    }
 
 
 def _dump_fields(fields: Mapping[str, str]) -> str:
@@ -64,8 +70,10 @@ def _dump_fields(fields: Mapping[str, str]) -> str:
 
 
 def _row(conn: sqlite3.Connection, db: str, record_id: str) -> tuple[Any, ...]:
-    row = conn.execute(f"SELECT {_RECORD_COLS}, sealed FROM records WHERE db = ? AND id = ?",  # noqa: S608
-                       (db, record_id)).fetchone()
+    row = conn.execute(
+        f"SELECT {_RECORD_COLS}, sealed FROM records WHERE db = ? AND id = ?",  # noqa: S608
+        (db, record_id),
+    ).fetchone()
     if row is None:
         raise unknown_record()
     return tuple(row)
@@ -87,26 +95,37 @@ _NO_RIGHTS = Rights(False, False, False, False)
 def _rights(conn: sqlite3.Connection, db: str, record_id: str, user_id: str) -> Rights:
     row = conn.execute(
         "SELECT can_read, can_write, can_export, can_delete FROM rights"
-        " WHERE db = ? AND record_id = ? AND user_id = ?", (db, record_id, user_id)
+        " WHERE db = ? AND record_id = ? AND user_id = ?",
+        (db, record_id, user_id),
     ).fetchone()
     return _NO_RIGHTS if row is None else Rights(*(bool(v) for v in row))
 
 
-def _grant(
-    conn: sqlite3.Connection, db: str, record_id: str, user_id: str, rights: Rights
-) -> None:
+def _grant(conn: sqlite3.Connection, db: str, record_id: str, user_id: str, rights: Rights) -> None:
     conn.execute(
         "INSERT OR REPLACE INTO rights (db, record_id, user_id, can_read, can_write, can_export,"
         " can_delete) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (db, record_id, user_id, int(rights.read), int(rights.write), int(rights.export),
-         int(rights.delete)))
+        (
+            db,
+            record_id,
+            user_id,
+            int(rights.read),
+            int(rights.write),
+            int(rights.export),
+            int(rights.delete),
+        ),
+    )
 
 
 _OWNER_RIGHTS = Rights(True, True, True, True)
 
 
 def create_record(
-    conn: sqlite3.Connection, db: str, name: str, fields: Mapping[str, str], now: float,
+    conn: sqlite3.Connection,
+    db: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
     owner: str | None,
 ) -> dict[str, Any]:
     """Create a record at rev 1; the owner (if any) gets read, write, export and delete
@@ -118,8 +137,13 @@ def create_record(
 
 
 def _insert(
-    conn: sqlite3.Connection, db: str, record_id: str, name: str, fields: Mapping[str, str],
-    now: float, owner: str | None,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
+    owner: str | None,
 ) -> None:
     conn.execute(
         "INSERT INTO records (db, id, rev, name, fields, updated_at) VALUES (?, ?, 1, ?, ?, ?)",
@@ -131,9 +155,16 @@ def _insert(
 
 
 def update_record(
-    conn: sqlite3.Connection, db: str, record_id: str, now: float, *,
-    name: str | None, fields: Mapping[str, str] | None,
-    expected_rev: int | None = None, by_user: str | None = None, actor: Actor | None = None,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    now: float,
+    *,
+    name: str | None,
+    fields: Mapping[str, str] | None,
+    expected_rev: int | None = None,
+    by_user: str | None = None,
+    actor: Actor | None = None,
 ) -> dict[str, Any]:
     """Change name and/or fields, bump ``rev``; check the revision and rights for a user.
 
@@ -150,20 +181,34 @@ def update_record(
             earlier = None if actor is None else audit.earlier_change(conn, actor)
             if earlier is not None:
                 if (earlier.kind, earlier.record_id, earlier.base_rev) != (
-                        "update", record_id, expected_rev):
+                    "update",
+                    record_id,
+                    expected_rev,
+                ):
                     raise _change_id_reused()
                 return to_json(row)  # a resend of a save that is done
             if not rights.write:
                 raise _no_write_right()
         if expected_rev is not None and expected_rev != row[1]:
-            raise ApiError(409, "stale_revision", "Stale revision",
-                           f"The record is at revision {row[1]}, not {expected_rev}; "
-                           "reload it and apply your change again.")
-        _update(conn, db, record_id, row[2] if name is None else name,
-                row[3] if fields is None else _dump_fields(fields), now)
+            raise ApiError(
+                409,
+                "stale_revision",
+                "Stale revision",
+                f"The record is at revision {row[1]}, not {expected_rev}; "
+                "reload it and apply your change again.",
+            )
+        _update(
+            conn,
+            db,
+            record_id,
+            row[2] if name is None else name,
+            row[3] if fields is None else _dump_fields(fields),
+            now,
+        )
         if actor is not None:
-            audit.record_event(conn, actor, "update", db, record_id, now, base_rev=row[1],
-                               rev=row[1] + 1)
+            audit.record_event(
+                conn, actor, "update", db, record_id, now, base_rev=row[1], rev=row[1] + 1
+            )
         return to_json(_row(conn, db, record_id))
 
 
@@ -173,26 +218,44 @@ def _update(
     # Every write raises rev by exactly one: the conditional writes rely on it (see put_record).
     conn.execute(
         "UPDATE records SET rev = rev + 1, name = ?, fields = ?, updated_at = ?"
-        " WHERE db = ? AND id = ?", (name, fields_json, now, db, record_id))
+        " WHERE db = ? AND id = ?",
+        (name, fields_json, now, db, record_id),
+    )
     feed.refresh_record(conn, db, record_id, now)
 
 
 def _no_write_right() -> ApiError:
-    return ApiError(403, "no_write_right", "No write right",
-                    "You may read this record but not change it.")
+    return ApiError(
+        403, "no_write_right", "No write right", "You may read this record but not change it."
+    )
 
 
 def set_rights(
-    conn: sqlite3.Connection, db: str, record_id: str, user_id: str, now: float, *,
-    read: bool | None, write: bool | None, export: bool | None, delete: bool | None = None,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    user_id: str,
+    now: float,
+    *,
+    read: bool | None,
+    write: bool | None,
+    export: bool | None,
+    delete: bool | None = None,
 ) -> Rights:
     """Set a user's rights on a record (``None`` keeps the current value); return the result."""
     with transaction(conn):
         _row(conn, db, record_id)
         old = _rights(conn, db, record_id, user_id)
-        new = Rights(*(o if n is None else n for o, n in zip(
-            (old.read, old.write, old.export, old.delete), (read, write, export, delete),
-            strict=True)))
+        new = Rights(
+            *(
+                o if n is None else n
+                for o, n in zip(
+                    (old.read, old.write, old.export, old.delete),
+                    (read, write, export, delete),
+                    strict=True,
+                )
+            )
+        )
         _grant(conn, db, record_id, user_id, new)
         feed.refresh_record(conn, db, record_id, now)
     return new
@@ -200,8 +263,9 @@ def set_rights(
 
 def create_allowed(conn: sqlite3.Connection, db: str, user_id: str) -> bool:
     """Whether the user may create records in ``db`` (yes unless the right was taken)."""
-    row = conn.execute("SELECT can_create FROM create_rights WHERE db = ? AND user_id = ?",
-                       (db, user_id)).fetchone()
+    row = conn.execute(
+        "SELECT can_create FROM create_rights WHERE db = ? AND user_id = ?", (db, user_id)
+    ).fetchone()
     return row is None or bool(row[0])
 
 
@@ -211,31 +275,40 @@ def set_create_right(conn: sqlite3.Connection, db: str, user_id: str, allowed: b
         if allowed:
             conn.execute("DELETE FROM create_rights WHERE db = ? AND user_id = ?", (db, user_id))
         else:
-            conn.execute("INSERT OR REPLACE INTO create_rights (db, user_id, can_create)"
-                         " VALUES (?, ?, 0)", (db, user_id))
+            conn.execute(
+                "INSERT OR REPLACE INTO create_rights (db, user_id, can_create) VALUES (?, ?, 0)",
+                (db, user_id),
+            )
 
 
 def _require_create_right(conn: sqlite3.Connection, db: str, user_id: str) -> None:
     if not create_allowed(conn, db, user_id):
-        raise ApiError(403, "no_create_right", "No create right",
-                       "You may not create records in this database; ask the server manager.")
+        raise ApiError(
+            403,
+            "no_create_right",
+            "No create right",
+            "You may not create records in this database; ask the server manager.",
+        )
 
 
-def set_sealed(
-    conn: sqlite3.Connection, db: str, record_id: str, sealed: bool, now: float
-) -> None:
+def set_sealed(conn: sqlite3.Connection, db: str, record_id: str, sealed: bool, now: float) -> None:
     """Seal or unseal a record: sealed records leave every feed with reason ``sealed``."""
     with transaction(conn):
         rev = _row(conn, db, record_id)[1]
-        conn.execute("UPDATE records SET sealed = ? WHERE db = ? AND id = ?",
-                     (int(sealed), db, record_id))
+        conn.execute(
+            "UPDATE records SET sealed = ? WHERE db = ? AND id = ?", (int(sealed), db, record_id)
+        )
         feed.refresh_record(conn, db, record_id, now)
-        audit.record_event(conn, audit.MANAGER, "seal" if sealed else "unseal", db, record_id,
-                           now, rev=rev)
+        audit.record_event(
+            conn, audit.MANAGER, "seal" if sealed else "unseal", db, record_id, now, rev=rev
+        )
 
 
 def delete_record(
-    conn: sqlite3.Connection, db: str, record_id: str, now: float,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    now: float,
     actor: Actor = audit.MANAGER,
 ) -> None:
     """Delete a record and its rights; every feed that held it gets a ``deleted`` row, and
@@ -254,8 +327,11 @@ def _delete(
 
 
 def import_records(
-    conn: sqlite3.Connection, db: str, items: Iterable[tuple[str, Mapping[str, str]]],
-    grants: Mapping[str, Rights], now: float,
+    conn: sqlite3.Connection,
+    db: str,
+    items: Iterable[tuple[str, Mapping[str, str]]],
+    grants: Mapping[str, Rights],
+    now: float,
 ) -> list[str]:
     """Bulk-create records in one transaction (executemany); grant rights to the given users."""
     new = [(db, str(uuid.uuid4()), name, _dump_fields(fields), now) for name, fields in items]
@@ -266,8 +342,7 @@ def import_records(
             new,
         )
         for user_id, rights in grants.items():
-            r, w, e, d = (int(v) for v in (rights.read, rights.write, rights.export,
-                                           rights.delete))
+            r, w, e, d = (int(v) for v in (rights.read, rights.write, rights.export, rights.delete))
             conn.executemany(
                 "INSERT INTO rights (db, record_id, user_id, can_read, can_write, can_export,"
                 " can_delete) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -303,7 +378,8 @@ def list_for_user(
     with transaction(conn, write=False):
         total = conn.execute("SELECT COUNT(*)" + where, params).fetchone()[0]
         rows = conn.execute(
-            "SELECT r.id, r.rev, r.name, r.fields, r.updated_at" + where
+            "SELECT r.id, r.rev, r.name, r.fields, r.updated_at"
+            + where
             + " ORDER BY lower(r.name), r.id LIMIT ? OFFSET ?",
             (*params, limit, offset),
         ).fetchall()
@@ -333,7 +409,10 @@ class RightInfo:
 
 
 def list_rights(
-    conn: sqlite3.Connection, db: str, *, user_id: str | None = None,
+    conn: sqlite3.Connection,
+    db: str,
+    *,
+    user_id: str | None = None,
     record_id: str | None = None,
 ) -> list[RightInfo]:
     """The rights rows of a database, optionally of one user and/or one record; by record
@@ -385,7 +464,11 @@ class WriteResult:
 
 
 def create_for_user(
-    conn: sqlite3.Connection, db: str, name: str, fields: Mapping[str, str], now: float,
+    conn: sqlite3.Connection,
+    db: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
     actor: Actor,
 ) -> WriteResult:
     """Create a record under a server-made id (``POST``), if the user has the create right.
@@ -410,8 +493,14 @@ def create_for_user(
 
 
 def put_for_user(
-    conn: sqlite3.Connection, db: str, record_id: str, name: str, fields: Mapping[str, str],
-    now: float, actor: Actor, base_rev: int | None,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
+    actor: Actor,
+    base_rev: int | None,
 ) -> WriteResult:
     """A conditional write: an update on ``base_rev`` (``If-Match``) or, with ``base_rev``
     None, a create under the client's id (``If-None-Match: *``), in one transaction.
@@ -438,21 +527,31 @@ def put_for_user(
         if same and row[1] == (1 if base_rev is None else base_rev + 1):
             return WriteResult(to_json(row), replayed=True)
         if base_rev is None:
-            raise PreconditionFailed("record_exists", "A record with this id exists already "
-                                     "with other content; merge with it.", to_json(row))
+            raise PreconditionFailed(
+                "record_exists",
+                "A record with this id exists already with other content; merge with it.",
+                to_json(row),
+            )
         if not rights.write:
             raise _no_write_right()
         if row[1] != base_rev:
             raise _moved_on(row, base_rev)
         _update(conn, db, record_id, name, _dump_fields(fields), now)
-        audit.record_event(conn, actor, "update", db, record_id, now, base_rev=base_rev,
-                           rev=base_rev + 1)
+        audit.record_event(
+            conn, actor, "update", db, record_id, now, base_rev=base_rev, rev=base_rev + 1
+        )
         return WriteResult(to_json(_row(conn, db, record_id)))
 
 
 def _create_absent(
-    conn: sqlite3.Connection, db: str, record_id: str, name: str, fields: Mapping[str, str],
-    now: float, actor: Actor, base_rev: int | None,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
+    actor: Actor,
+    base_rev: int | None,
 ) -> WriteResult:
     if audit.last_delete(conn, db, record_id) is not None:
         raise _record_deleted()
@@ -468,7 +567,12 @@ def _create_absent(
 
 
 def delete_for_user(
-    conn: sqlite3.Connection, db: str, record_id: str, now: float, actor: Actor, base_rev: int,
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    now: float,
+    actor: Actor,
+    base_rev: int,
 ) -> WriteResult:
     """A conditional delete on ``base_rev`` (``If-Match``), in one transaction.
 
@@ -482,8 +586,7 @@ def delete_for_user(
         earlier = audit.earlier_change(conn, actor)
         if row is None:
             deletion = audit.last_delete(conn, db, record_id)
-            if earlier is not None and (earlier.kind, earlier.record_id) == ("delete",
-                                                                             record_id):
+            if earlier is not None and (earlier.kind, earlier.record_id) == ("delete", record_id):
                 return WriteResult(None, replayed=True)
             if deletion == (actor.user_id, actor.client_id, base_rev):
                 return WriteResult(None, replayed=True)
@@ -494,8 +597,12 @@ def delete_for_user(
         if earlier is not None:
             raise _change_id_reused()
         if not rights.delete:
-            raise ApiError(403, "no_delete_right", "No delete right",
-                           "You may not delete this record; ask the server manager.")
+            raise ApiError(
+                403,
+                "no_delete_right",
+                "No delete right",
+                "You may not delete this record; ask the server manager.",
+            )
         if row[1] != base_rev:
             raise _moved_on(row, base_rev)
         _delete(conn, db, record_id, now, actor, base_rev)
@@ -518,22 +625,35 @@ def _visible_rights(
     if not rights.read:
         raise unknown_record()
     if row[5]:
-        raise ApiError(403, "record_sealed", "Record sealed",
-                       "This record is sealed by the server manager; it cannot be changed.")
+        raise ApiError(
+            403,
+            "record_sealed",
+            "Record sealed",
+            "This record is sealed by the server manager; it cannot be changed.",
+        )
     return rights
 
 
 def _moved_on(row: tuple[Any, ...], base_rev: int) -> PreconditionFailed:
     return PreconditionFailed(
-        "revision_moved", f"The record is at revision {row[1]}, not {base_rev}; merge your "
-        "change with the current record and send it again.", to_json(row))
+        "revision_moved",
+        f"The record is at revision {row[1]}, not {base_rev}; merge your "
+        "change with the current record and send it again.",
+        to_json(row),
+    )
 
 
 def _record_deleted() -> ApiError:
-    return ApiError(410, "record_deleted", "Record deleted",
-                    "This record was deleted on the server; its id is not used again.")
+    return ApiError(
+        410,
+        "record_deleted",
+        "Record deleted",
+        "This record was deleted on the server; its id is not used again.",
+    )
 
 
 def _change_id_reused() -> ApiError:
-    return bad_request("This X-Change-Id was used for another change; make a new one for "
-                       "each change.", "change_id_reused")
+    return bad_request(
+        "This X-Change-Id was used for another change; make a new one for each change.",
+        "change_id_reused",
+    )

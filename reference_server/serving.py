@@ -24,8 +24,14 @@ class ApiServer:
 
     def __init__(self, app: Flask, host: str = "127.0.0.1", port: int = 0, threads: int = 4):
         self._app = app
-        self._server: Any = create_server(app, host=host, port=port, threads=threads,
-                                          ident="psr-server", clear_untrusted_proxy_headers=True)
+        self._server: Any = create_server(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            ident="psr-server",
+            clear_untrusted_proxy_headers=True,
+        )
         self._stopping = threading.Event()
 
     @property

@@ -124,9 +124,22 @@ class ServerProcess:
         ensure_data_folder(self.data_dir)
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "reference_server.cli", "serve", "--data", str(self.data_dir),
-             "--host", "127.0.0.1", "--port", "0"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            [
+                sys.executable,
+                "-m",
+                "reference_server.cli",
+                "serve",
+                "--data",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
         )
         assert self._proc.stdout is not None
         line = read_line(self._proc.stdout, READY_TIMEOUT_S)

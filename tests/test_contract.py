@@ -76,15 +76,23 @@ def test_manifest_hooks_are_all_hooks_of_the_contract() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda m: m["settings"]["sync_interval_minutes"].update(default="30"),
-         "settings.sync_interval_minutes.default"),
-        (lambda m: m["settings"]["sync_after_save"].update(default=1),
-         "settings.sync_after_save.default"),
-        (lambda m: m["settings"]["sync_interval_minutes"].update(default=5000),
-         "settings.sync_interval_minutes.default"),
+        (
+            lambda m: m["settings"]["sync_interval_minutes"].update(default="30"),
+            "settings.sync_interval_minutes.default",
+        ),
+        (
+            lambda m: m["settings"]["sync_after_save"].update(default=1),
+            "settings.sync_after_save.default",
+        ),
+        (
+            lambda m: m["settings"]["sync_interval_minutes"].update(default=5000),
+            "settings.sync_interval_minutes.default",
+        ),
         (lambda m: m.pop("version"), "version"),
-        (lambda m: m["settings"]["database_path"].pop("description"),
-         "settings.database_path.description"),
+        (
+            lambda m: m["settings"]["database_path"].pop("description"),
+            "settings.database_path.description",
+        ),
         (lambda m: m.update(contract_version="one"), "contract_version"),
         (lambda m: m["hooks"].append("on_coffee"), "hooks"),
     ],
@@ -161,7 +169,11 @@ def test_the_contract_is_version_1_1_and_a_1_0_addon_is_still_supported() -> Non
 def test_account_is_frozen_and_has_no_secret() -> None:
     account = Account("http://127.0.0.1:1", "demo", "alice", "client-1")
     assert [f.name for f in dataclasses.fields(Account)] == [
-        "server_url", "database", "username", "client_id"]
+        "server_url",
+        "database",
+        "username",
+        "client_id",
+    ]
     with pytest.raises(dataclasses.FrozenInstanceError):
         account.database = "other"  # type: ignore[misc]
 

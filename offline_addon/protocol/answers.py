@@ -194,9 +194,16 @@ def check_record(value: Any) -> RecordData:
         raise ValidationError("Record rev missing or not a positive 64-bit integer.")
     if type(name) is not str or len(name) > MAX_NAME_LENGTH:
         raise ValidationError("Record name missing, not a string or too long.")
-    if type(values) is not dict or len(values) > MAX_FIELDS or not all(
-        type(k) is str and type(v) is str and len(k) <= MAX_FIELD_NAME_LENGTH
-        and len(v) <= MAX_FIELD_LENGTH for k, v in values.items()
+    if (
+        type(values) is not dict
+        or len(values) > MAX_FIELDS
+        or not all(
+            type(k) is str
+            and type(v) is str
+            and len(k) <= MAX_FIELD_NAME_LENGTH
+            and len(v) <= MAX_FIELD_LENGTH
+            for k, v in values.items()
+        )
     ):
         raise ValidationError("Record fields missing, not an object of strings or too large.")
     if type(updated_at) is int and abs(updated_at) <= MAX_TIMESTAMP:
@@ -259,7 +266,8 @@ class PolicySchema(_Lenient):
     offline_enabled = StrictBoolean(required=True)
     offline_right = StrictBoolean(required=True)
     validity_seconds = StrictInteger(
-        required=True, validate=validate.Range(min=0, max=MAX_VALIDITY_SECONDS))
+        required=True, validate=validate.Range(min=0, max=MAX_VALIDITY_SECONDS)
+    )
     server_time = Timestamp(required=True)
     password_generation = StrictInteger(load_default=None, validate=validate.Range(min=0))
 
@@ -429,8 +437,10 @@ def decode_json(body: bytes, *, max_items: int) -> Any:
 
 
 def _within(data: bytes, max_structures: int, max_values: int) -> bool:
-    return (data.count(b"{") + data.count(b"[") <= max_structures
-            and data.count(b",") + data.count(b":") <= max_values)
+    return (
+        data.count(b"{") + data.count(b"[") <= max_structures
+        and data.count(b",") + data.count(b":") <= max_values
+    )
 
 
 def _larger_than_asked(max_items: int) -> ProtocolError:

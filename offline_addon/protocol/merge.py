@@ -209,8 +209,7 @@ def merge_change(change: PendingChange, theirs: ServerRecord | ServerGone | None
         mine = content_after(None, change.changes)
         return MergeResult("write", mine, None, applied=frozenset(change.changes))
     if change.base_rev is None or change.base_record is None:
-        raise ValueError("an update without a known base must be merged with the server's "
-                         "record")
+        raise ValueError("an update without a known base must be merged with the server's record")
     return _merge_slots(change, ServerRecord(change.base_rev, change.base_record))
 
 
@@ -230,10 +229,17 @@ def _merge_slots(change: PendingChange, theirs: ServerRecord) -> MergeResult:
         else:
             conflicts.append(FieldConflict(slot, value.new, current))
     if not applied:
-        return MergeResult("nothing", conflicts=tuple(conflicts),
-                           reason="conflict" if conflicts else None)
-    return MergeResult("write", RecordContent.from_slots(slots), theirs.rev, tuple(conflicts),
-                       "conflict" if conflicts else None, frozenset(applied))
+        return MergeResult(
+            "nothing", conflicts=tuple(conflicts), reason="conflict" if conflicts else None
+        )
+    return MergeResult(
+        "write",
+        RecordContent.from_slots(slots),
+        theirs.rev,
+        tuple(conflicts),
+        "conflict" if conflicts else None,
+        frozenset(applied),
+    )
 
 
 def _merge_delete(change: PendingChange, theirs: ServerRecord | ServerGone | None) -> MergeResult:
@@ -245,18 +251,19 @@ def _merge_delete(change: PendingChange, theirs: ServerRecord | ServerGone | Non
         return MergeResult("delete", if_match=theirs.rev)
     # Others changed the record since the user deleted it: their change wins, and the user
     # hears that the delete was not applied.
-    return MergeResult("report", conflicts=(FieldConflict(None, None, theirs.content.name),),
-                       reason="conflict")
+    return MergeResult(
+        "report", conflicts=(FieldConflict(None, None, theirs.content.name),), reason="conflict"
+    )
 
 
 def _report(change: PendingChange, reason: ConflictReason) -> MergeResult:
     """Nothing can be sent: the user's values go to the conflict list (a delete: one entry
     for the whole record)."""
     if change.kind == "delete":
-        return MergeResult("report", conflicts=(FieldConflict(None, None, None),),
-                           reason=reason)
-    conflicts = tuple(FieldConflict(slot, value.new, None)
-                      for slot, value in change.changes.items())
+        return MergeResult("report", conflicts=(FieldConflict(None, None, None),), reason=reason)
+    conflicts = tuple(
+        FieldConflict(slot, value.new, None) for slot, value in change.changes.items()
+    )
     return MergeResult("report", conflicts=conflicts, reason=reason)
 
 

@@ -19,7 +19,10 @@ class OfflineVerdict:
 
 
 def offline_verdict(
-    *, last_contact: float | None, validity_seconds: int | None, now: float,
+    *,
+    last_contact: float | None,
+    validity_seconds: int | None,
+    now: float,
     high_water: float | None = None,
 ) -> OfflineVerdict:
     """May a copy whose last server contact was at local time ``last_contact`` open at ``now``?

@@ -50,18 +50,32 @@ NO_COPY_HINT_DELAY_S = 1.0
 """The "no copy yet" hint comes this long after a login, so that a login made only to run
 ``offline create`` stays quiet."""
 
-_NOT_RETRYABLE = (errors.AuthenticationRequired, errors.CopyNotFound, errors.OfflineNotAllowed,
-                  errors.WrongPassword, errors.ShuttingDown, errors.ConfigurationError)
+_NOT_RETRYABLE = (
+    errors.AuthenticationRequired,
+    errors.CopyNotFound,
+    errors.OfflineNotAllowed,
+    errors.WrongPassword,
+    errors.ShuttingDown,
+    errors.ConfigurationError,
+)
 
 
 class SyncFn(Protocol):
     """The engine's entry point (:func:`offline_addon.sync.engine.sync_copy`); injectable so
     that tests can observe or slow down what the dispatcher runs."""
 
-    def __call__(self, paths: CopyPaths, session: Session, *, create: bool,
-                 opening: Opening | None = ..., progress: Callable[[int, int], None] | None = ...,
-                 cancel: Callable[[], bool] | None = ..., clock: Callable[[], float] = ...,
-                 client: SyncClient | None = ...) -> SyncResult: ...
+    def __call__(
+        self,
+        paths: CopyPaths,
+        session: Session,
+        *,
+        create: bool,
+        opening: Opening | None = ...,
+        progress: Callable[[int, int], None] | None = ...,
+        cancel: Callable[[], bool] | None = ...,
+        clock: Callable[[], float] = ...,
+        client: SyncClient | None = ...,
+    ) -> SyncResult: ...
 
 
 class Account(Protocol):
@@ -84,16 +98,23 @@ class Account(Protocol):
 class SyncDispatcher:
     """The add-on's background work. Methods marked "worker thread" run only there."""
 
-    def __init__(self, settings: AddonSettings, *, schedule_clock: ScheduleClock,
-                 wall_clock: Callable[[], float], feedback: Callable[[], Feedback],
-                 sync: SyncFn) -> None:
+    def __init__(
+        self,
+        settings: AddonSettings,
+        *,
+        schedule_clock: ScheduleClock,
+        wall_clock: Callable[[], float],
+        feedback: Callable[[], Feedback],
+        sync: SyncFn,
+    ) -> None:
         self._settings = settings
         self._now = schedule_clock
         self._wall = wall_clock
         self._feedback = feedback
         self._sync = sync
-        self._worker = Worker("offline-addon-sync", self._step, schedule_clock,
-                              has_pending=self._has_pending)
+        self._worker = Worker(
+            "offline-addon-sync", self._step, schedule_clock, has_pending=self._has_pending
+        )
         self._current: Session | None = None
         self._schedule: SyncSchedule | None = None
         self._status: dict[str, CopyStatus] = {}
@@ -116,8 +137,9 @@ class SyncDispatcher:
 
     def paths_for(self, account: Account) -> CopyPaths:
         """Where the copy of this server, database, user and client lives."""
-        return CopyPaths.for_copy(self.folder, account.server_url, account.database,
-                                  account.username, account.client_id)
+        return CopyPaths.for_copy(
+            self.folder, account.server_url, account.database, account.username, account.client_id
+        )
 
     # -- any thread: cheap, never blocking -------------------------------------------------------
 
@@ -138,8 +160,11 @@ class SyncDispatcher:
         database, with ``sync_after_save`` on); if so, a debounced sync for it. Whether the
         session is still the logged-in one is checked in order with the logins, on the worker
         thread."""
-        counts = (record.saved_by == session.user_id and record.database == session.database
-                  and self._settings.sync_after_save)
+        counts = (
+            record.saved_by == session.user_id
+            and record.database == session.database
+            and self._settings.sync_after_save
+        )
         if counts:
             self._worker.post(RecordSaved(session))
         return counts
@@ -218,8 +243,12 @@ class SyncDispatcher:
             create = any(r.create for r in waiting)
             self._serve(copy_id, waiting[-1].session, create, [r.future for r in waiting])
         schedule, session = self._schedule, self._current
-        if (not requests and schedule is not None and session is not None
-                and schedule.is_due(self._now())):
+        if (
+            not requests
+            and schedule is not None
+            and session is not None
+            and schedule.is_due(self._now())
+        ):
             self._serve(self.paths_for(session).copy_id, session, False, None)
         with self._cancel_lock:
             self._cancelled.clear()  # a cancel asks to stop what runs or waits, not later work
@@ -238,8 +267,11 @@ class SyncDispatcher:
             self._cache.close()
             if self._current is not None and self._current == event.session:
                 self._current, self._schedule, self._hint_at = None, None, None
-        elif (isinstance(event, RecordSaved) and self._schedule is not None
-              and self._current == event.session):
+        elif (
+            isinstance(event, RecordSaved)
+            and self._schedule is not None
+            and self._current == event.session
+        ):
             self._schedule.trigger(SyncTrigger.SAVE, self._now())
 
     @staticmethod
@@ -310,8 +342,9 @@ class SyncDispatcher:
 
     # -- worker thread: running one sync -------------------------------------------------------
 
-    def _serve(self, copy_id: str, session: Session, create: bool,
-               futures: list[Future[SyncResult]] | None) -> None:
+    def _serve(
+        self, copy_id: str, session: Session, create: bool, futures: list[Future[SyncResult]] | None
+    ) -> None:
         """Run one sync of ``copy_id``: for the callers waiting on ``futures`` (a requested
         sync), or automatic (``None``)."""
         requested = futures is not None
@@ -338,8 +371,9 @@ class SyncDispatcher:
         for future in live:
             future.set_result(result)
 
-    def _run(self, target: CopyPaths, session: Session, create: bool, opening: Opening,
-             requested: bool) -> SyncResult:
+    def _run(
+        self, target: CopyPaths, session: Session, create: bool, opening: Opening, requested: bool
+    ) -> SyncResult:
         feedback = self._feedback()
         self._set(target.copy_id, state="syncing", done=0, total=0)
         text = f"Synchronising the offline copy of '{session.database}'"
@@ -359,10 +393,16 @@ class SyncDispatcher:
         ended = "Stopped"
         try:
             try:
-                result = self._sync(target, session, create=create, opening=opening,
-                                    progress=progress,
-                                    cancel=lambda: self._cancel_asked(target.copy_id),
-                                    clock=self._wall, client=self._cache.client(session))
+                result = self._sync(
+                    target,
+                    session,
+                    create=create,
+                    opening=opening,
+                    progress=progress,
+                    cancel=lambda: self._cancel_asked(target.copy_id),
+                    clock=self._wall,
+                    client=self._cache.client(session),
+                )
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh
                 raise
@@ -378,8 +418,9 @@ class SyncDispatcher:
             if shown:
                 feedback.progress(last[0], -1, ended)
 
-    def _succeeded(self, copy_id: str, result: SyncResult, schedule: SyncSchedule | None,
-                   requested: bool) -> None:
+    def _succeeded(
+        self, copy_id: str, result: SyncResult, schedule: SyncSchedule | None, requested: bool
+    ) -> None:
         now = self._now()
         if schedule is not None:
             schedule.succeeded(now)
@@ -387,8 +428,13 @@ class SyncDispatcher:
                 schedule.disarm()
             else:
                 schedule.arm(now)
-        self._set(copy_id, state="idle", last_result=result, last_error=None,
-                  syncs=self.status(copy_id).syncs + 1)
+        self._set(
+            copy_id,
+            state="idle",
+            last_result=result,
+            last_error=None,
+            syncs=self.status(copy_id).syncs + 1,
+        )
         if requested:
             return  # the caller reports the result
         if result.outcome == "wiped":
@@ -396,12 +442,12 @@ class SyncDispatcher:
         elif result.outcome == "repaired":
             self._feedback().notify("Offline copy rebuilt", result.message)
 
-    def _failed(self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None,
-                requested: bool) -> None:
+    def _failed(
+        self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None, requested: bool
+    ) -> None:
         feedback = self._feedback()
         message = failure_message(exc, lambda group, name: command_text(feedback, group, name))
-        self._set(copy_id, state="idle", last_error=message,
-                  syncs=self.status(copy_id).syncs + 1)
+        self._set(copy_id, state="idle", last_error=message, syncs=self.status(copy_id).syncs + 1)
         if isinstance(exc, errors.OfflineAddonError):
             _log.info("offline sync of %s failed: %s", copy_id[:12], type(exc).__name__)
         else:
@@ -413,8 +459,12 @@ class SyncDispatcher:
         notify = not requested  # a caller reports its own failure
         if schedule is not None:
             retry_after = exc.retry_after if isinstance(exc, errors.ServerBusy) else None
-            verdict = schedule.failed(self._now(), type(exc).__name__, retry_after=retry_after,
-                                      retryable=not isinstance(exc, _NOT_RETRYABLE))
+            verdict = schedule.failed(
+                self._now(),
+                type(exc).__name__,
+                retry_after=retry_after,
+                retryable=not isinstance(exc, _NOT_RETRYABLE),
+            )
             notify = notify and verdict.notify
             if isinstance(exc, errors.CopyNotFound | errors.OfflineNotAllowed):
                 schedule.disarm()

@@ -37,8 +37,13 @@ class LoginCache:
         not open yet. A copy that does not open is not kept: the sync deals with it (and the
         next sync opens afresh)."""
         cached = self._opening
-        if (cached is not None and self._copy_id == target.copy_id and cached.copy is not None
-                and cached.copy.is_open and cached.copy.db_path == target.db):
+        if (
+            cached is not None
+            and self._copy_id == target.copy_id
+            and cached.copy is not None
+            and cached.copy.is_open
+            and cached.copy.db_path == target.db
+        ):
             return cached
         self.close_copy()
         opening = open_for_sync(target, password, now)

@@ -33,10 +33,16 @@ _POLL_S = 0.05
 class CopyLock:
     """The writer lock of one copy (``with CopyLock(path):``); not re-entrant."""
 
-    def __init__(self, path: Path, *, wait_s: float = DEFAULT_WAIT_S,
-                 platform: Platform = THIS_PLATFORM, locker: FileLocker | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        wait_s: float = DEFAULT_WAIT_S,
+        platform: Platform = THIS_PLATFORM,
+        locker: FileLocker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.path = path
         self._wait_s = wait_s
         self._platform = platform
@@ -103,8 +109,9 @@ class CopyLock:
         self.acquire()
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
     def _open(self) -> int:

@@ -88,8 +88,7 @@ def copy_durably(source: Path, target: Path, temp_suffix: str) -> None:
     disk and renamed into place. Raises OSError (for example ENOSPC; then nothing of the
     copy is left)."""
     with source.open("rb") as reader:
-        write_durably(target, lambda out: shutil.copyfileobj(reader, out, 1024 * 1024),
-                      temp_suffix)
+        write_durably(target, lambda out: shutil.copyfileobj(reader, out, 1024 * 1024), temp_suffix)
 
 
 def remove_partial(paths: CopyPaths) -> None:

@@ -96,8 +96,10 @@ class LocalChanges:
         record is back to what the server holds: its entry is dropped)."""
         with self._copy.local_write() as db:
             rev, current = _read_record(db, record_id)
-            wanted = RecordContent(current.name if name is None else name,
-                                   dict(current.fields if fields is None else fields))
+            wanted = RecordContent(
+                current.name if name is None else name,
+                dict(current.fields if fields is None else fields),
+            )
             _check(wanted)
             edit = changes_between(current, wanted)
             if not edit:
@@ -122,8 +124,7 @@ class LocalChanges:
             if db.execute("SELECT 1 FROM records WHERE id = ?", (new_id,)).fetchone():
                 raise OfflineEditError("A record with this id exists in the offline copy.")
             write_plan(db, PagePlan((_record_data(new_id, 0, content, 0.0),), (), ()))
-            return self._append(db, new_id, "create", None, None,
-                                changes_between(None, content))
+            return self._append(db, new_id, "create", None, None, changes_between(None, content))
 
     def delete_record(self, record_id: str) -> PendingChange | None:
         """Delete a record offline. Returns the queue entry, or None when the record was
@@ -141,8 +142,7 @@ class LocalChanges:
             if last.attempts == 0 and last.kind == "update":
                 # The delete replaces the edit that was never sent: it keeps the edit's base.
                 db.execute("DELETE FROM pending_changes WHERE seq = ?", (last.seq,))
-                return self._append(db, record_id, "delete", last.base_rev, last.base_record,
-                                    {})
+                return self._append(db, record_id, "delete", last.base_rev, last.base_record, {})
             return self._append(db, record_id, "delete", None, None, {})
 
     # -- reading ---------------------------------------------------------------------------
@@ -156,8 +156,9 @@ class LocalChanges:
     def has_pending(self, record_id: str) -> bool:
         """Whether a record has changes that are not on the server yet."""
         with self._copy.local_read() as db:
-            row = db.execute("SELECT 1 FROM pending_changes WHERE record_id = ? LIMIT 1",
-                             (record_id,)).fetchone()
+            row = db.execute(
+                "SELECT 1 FROM pending_changes WHERE record_id = ? LIMIT 1", (record_id,)
+            ).fetchone()
         return row is not None
 
     def conflicts(self) -> list[ConflictEntry]:
@@ -165,7 +166,8 @@ class LocalChanges:
         with self._copy.local_read() as db:
             rows = db.execute(
                 "SELECT id, record_id, record_name, slot, mine, theirs, reason, change_id,"
-                " local_time FROM conflicts ORDER BY id").fetchall()
+                " local_time FROM conflicts ORDER BY id"
+            ).fetchall()
         return [ConflictEntry(*row) for row in rows]
 
     # -- settling after a push -------------------------------------------------------------
@@ -173,11 +175,15 @@ class LocalChanges:
     def mark_attempted(self, change_id: str) -> None:
         """Note that a change is about to be sent: later edits no longer join it."""
         with self._copy.local_write() as db:
-            db.execute("UPDATE pending_changes SET attempts = attempts + 1 WHERE change_id = ?",
-                       (change_id,))
+            db.execute(
+                "UPDATE pending_changes SET attempts = attempts + 1 WHERE change_id = ?",
+                (change_id,),
+            )
 
     def mark_pushed(
-        self, change_id: str, record: ServerRecord | None,
+        self,
+        change_id: str,
+        record: ServerRecord | None,
         conflicts: Sequence[FieldConflict] = (),
     ) -> None:
         """The server holds the change (``record``: its record now; None after a delete):
@@ -194,8 +200,12 @@ class LocalChanges:
             self._settle(db, entry, None if record is None else (record.rev, record.content))
 
     def mark_refused(
-        self, change_id: str, reason: ConflictReason, conflicts: Sequence[FieldConflict],
-        *, server_record: ServerRecord | None = None,
+        self,
+        change_id: str,
+        reason: ConflictReason,
+        conflicts: Sequence[FieldConflict],
+        *,
+        server_record: ServerRecord | None = None,
     ) -> None:
         """The server did not take the change (``reason``): keep ``conflicts`` (the user's
         values), drop the entry and those that follow it on the same record (their values go
@@ -209,11 +219,12 @@ class LocalChanges:
             later = [e for e in _entries_of(db, entry.record_id) if e.seq > entry.seq]
             for other in later:
                 self._add_conflicts(db, other, merge_change(other, "refused").conflicts, reason)
-            db.execute("DELETE FROM pending_changes WHERE record_id = ? AND seq > ?",
-                       (entry.record_id, entry.seq))
+            db.execute(
+                "DELETE FROM pending_changes WHERE record_id = ? AND seq > ?",
+                (entry.record_id, entry.seq),
+            )
             if server_record is not None:
-                known: tuple[int, RecordContent] | None = (server_record.rev,
-                                                           server_record.content)
+                known: tuple[int, RecordContent] | None = (server_record.rev, server_record.content)
             elif entry.base_rev is not None and entry.base_record is not None:
                 known = (entry.base_rev, entry.base_record)
             else:
@@ -221,13 +232,18 @@ class LocalChanges:
             self._settle(db, entry, known)
 
     def add_conflict(
-        self, record_id: str, record_name: str, conflict: FieldConflict,
-        reason: ConflictReason, change_id: str,
+        self,
+        record_id: str,
+        record_name: str,
+        conflict: FieldConflict,
+        reason: ConflictReason,
+        change_id: str,
     ) -> int:
         """Add one entry to the conflict list; return its id."""
         with self._copy.local_write() as db:
-            return _insert_conflict(db, record_id, record_name, conflict, reason, change_id,
-                                    self._clock())
+            return _insert_conflict(
+                db, record_id, record_name, conflict, reason, change_id, self._clock()
+            )
 
     def dismiss_conflict(self, conflict_id: int) -> bool:
         """Remove an entry from the conflict list (the user has read or resolved it); False if
@@ -239,19 +255,39 @@ class LocalChanges:
     # -- inside a transaction --------------------------------------------------------------
 
     def _append(
-        self, db: Any, record_id: str, kind: ChangeKind, base_rev: int | None,
-        base_record: RecordContent | None, changes: Mapping[str, ValueChange],
+        self,
+        db: Any,
+        record_id: str,
+        kind: ChangeKind,
+        base_rev: int | None,
+        base_record: RecordContent | None,
+        changes: Mapping[str, ValueChange],
     ) -> PendingChange:
         change_id = str(uuid.uuid4())
         now = self._clock()
         cur = db.execute(
             "INSERT INTO pending_changes (change_id, record_id, kind, base_rev, base_record,"
             " changes, local_time) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (change_id, record_id, kind, base_rev, _dump_content(base_record),
-             _dump_changes(changes), now),
+            (
+                change_id,
+                record_id,
+                kind,
+                base_rev,
+                _dump_content(base_record),
+                _dump_changes(changes),
+                now,
+            ),
         )
-        return PendingChange(int(cur.lastrowid), change_id, record_id, kind, base_rev,
-                             base_record, dict(changes), now)
+        return PendingChange(
+            int(cur.lastrowid),
+            change_id,
+            record_id,
+            kind,
+            base_rev,
+            base_record,
+            dict(changes),
+            now,
+        )
 
     def _grow(
         self, db: Any, last: PendingChange, edit: Mapping[str, ValueChange]
@@ -268,13 +304,25 @@ class LocalChanges:
             return None
         change_id, now = str(uuid.uuid4()), self._clock()
         db.execute(
-            "UPDATE pending_changes SET change_id = ?, changes = ?, local_time = ?"
-            " WHERE seq = ?", (change_id, _dump_changes(changes), now, last.seq))
-        return PendingChange(last.seq, change_id, last.record_id, last.kind, last.base_rev,
-                             last.base_record, changes, now)
+            "UPDATE pending_changes SET change_id = ?, changes = ?, local_time = ? WHERE seq = ?",
+            (change_id, _dump_changes(changes), now, last.seq),
+        )
+        return PendingChange(
+            last.seq,
+            change_id,
+            last.record_id,
+            last.kind,
+            last.base_rev,
+            last.base_record,
+            changes,
+            now,
+        )
 
     def _add_conflicts(
-        self, db: Any, entry: PendingChange, conflicts: Iterable[FieldConflict],
+        self,
+        db: Any,
+        entry: PendingChange,
+        conflicts: Iterable[FieldConflict],
         reason: ConflictReason,
     ) -> None:
         name = _shown_name(db, entry)
@@ -291,18 +339,22 @@ class LocalChanges:
         later = _entries_of(db, entry.record_id)
         if later and later[0].base_rev is None and later[0].kind != "create":
             rev, content = known if known is not None else (None, None)
-            db.execute("UPDATE pending_changes SET base_rev = ?, base_record = ? WHERE seq = ?",
-                       (rev, _dump_content(content), later[0].seq))
-        row = db.execute("SELECT rev, updated_at FROM records WHERE id = ?",
-                         (entry.record_id,)).fetchone()
+            db.execute(
+                "UPDATE pending_changes SET base_rev = ?, base_record = ? WHERE seq = ?",
+                (rev, _dump_content(content), later[0].seq),
+            )
+        row = db.execute(
+            "SELECT rev, updated_at FROM records WHERE id = ?", (entry.record_id,)
+        ).fetchone()
         updated_at = 0.0 if row is None else float(row[1])
         if row is not None:
             _remove_record(db, entry.record_id, int(row[0]))
         shown = _shown_after(known, later)
         if shown is not None:
             rev, content = shown
-            write_plan(db, PagePlan((_record_data(entry.record_id, rev, content, updated_at),),
-                                    (), ()))
+            write_plan(
+                db, PagePlan((_record_data(entry.record_id, rev, content, updated_at),), (), ())
+            )
             if rev > 0:
                 _adjust_digest(db, 1, line_hash(entry.record_id, rev))
 
@@ -323,18 +375,20 @@ def _shown_after(
 
 
 def _read_record(db: Any, record_id: str) -> tuple[int, RecordContent]:
-    row = db.execute("SELECT rev, name, fields FROM records WHERE id = ?",
-                     (record_id,)).fetchone()
+    row = db.execute("SELECT rev, name, fields FROM records WHERE id = ?", (record_id,)).fetchone()
     if row is None:
-        raise OfflineEditError("There is no such record in the offline copy; it may have been "
-                               "deleted by the last synchronisation.")
+        raise OfflineEditError(
+            "There is no such record in the offline copy; it may have been "
+            "deleted by the last synchronisation."
+        )
     return int(row[0]), RecordContent(row[1], json.loads(row[2]))
 
 
 def _write_record(db: Any, record_id: str, content: RecordContent) -> None:
     # Through the page writer, which re-indexes the record (rev and time stay as they were).
-    rev, updated_at = db.execute("SELECT rev, updated_at FROM records WHERE id = ?",
-                                 (record_id,)).fetchone()
+    rev, updated_at = db.execute(
+        "SELECT rev, updated_at FROM records WHERE id = ?", (record_id,)
+    ).fetchone()
     update_records(db, [_record_data(record_id, int(rev), content, float(updated_at))])
 
 
@@ -347,17 +401,23 @@ def _remove_record(db: Any, record_id: str, rev: int) -> None:
 def _adjust_digest(db: Any, count_delta: int, sum_delta: int) -> None:
     """Move the copy's maintained digest (of server revisions: records made offline, at
     rev 0, are not in it)."""
-    rows = dict(db.execute("SELECT key, value FROM meta WHERE key IN (?, ?)",
-                           (DIGEST_COUNT_KEY, DIGEST_SUM_KEY)).fetchall())
+    rows = dict(
+        db.execute(
+            "SELECT key, value FROM meta WHERE key IN (?, ?)", (DIGEST_COUNT_KEY, DIGEST_SUM_KEY)
+        ).fetchall()
+    )
     count = int(rows.get(DIGEST_COUNT_KEY) or 0) + count_delta
     digest = make_digest(count, int(str(rows.get(DIGEST_SUM_KEY) or "0"), 16) + sum_delta)
-    db.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                   [(DIGEST_COUNT_KEY, digest.count), (DIGEST_SUM_KEY, digest.sum)])
+    db.executemany(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+        [(DIGEST_COUNT_KEY, digest.count), (DIGEST_SUM_KEY, digest.sum)],
+    )
 
 
 def _record_data(record_id: str, rev: int, content: RecordContent, updated_at: float) -> RecordData:
-    return RecordData(record_id, rev, content.name, dict(content.fields), updated_at,
-                      _dump_fields(content.fields))
+    return RecordData(
+        record_id, rev, content.name, dict(content.fields), updated_at, _dump_fields(content.fields)
+    )
 
 
 def _shown_name(db: Any, entry: PendingChange) -> str:
@@ -371,14 +431,28 @@ def _shown_name(db: Any, entry: PendingChange) -> str:
 
 
 def _insert_conflict(
-    db: Any, record_id: str, record_name: str, conflict: FieldConflict, reason: ConflictReason,
-    change_id: str, now: float,
+    db: Any,
+    record_id: str,
+    record_name: str,
+    conflict: FieldConflict,
+    reason: ConflictReason,
+    change_id: str,
+    now: float,
 ) -> int:
     cur = db.execute(
         "INSERT INTO conflicts (record_id, record_name, slot, mine, theirs, reason, change_id,"
         " local_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (record_id, record_name, conflict.slot, conflict.mine, conflict.theirs, reason,
-         change_id, now))
+        (
+            record_id,
+            record_name,
+            conflict.slot,
+            conflict.mine,
+            conflict.theirs,
+            reason,
+            change_id,
+            now,
+        ),
+    )
     return int(cur.lastrowid)
 
 
@@ -393,35 +467,50 @@ def _last_entry(db: Any, record_id: str) -> PendingChange | None:
 def _entries_of(db: Any, record_id: str) -> list[PendingChange]:
     rows = db.execute(
         f"SELECT {_PENDING_COLS} FROM pending_changes WHERE record_id = ? ORDER BY seq",  # noqa: S608
-        (record_id,)).fetchall()
+        (record_id,),
+    ).fetchall()
     return [_entry(row) for row in rows]
 
 
 def _entry_by_id(db: Any, change_id: str) -> PendingChange | None:
-    row = db.execute(f"SELECT {_PENDING_COLS} FROM pending_changes WHERE change_id = ?",  # noqa: S608
-                     (change_id,)).fetchone()
+    row = db.execute(
+        f"SELECT {_PENDING_COLS} FROM pending_changes WHERE change_id = ?",  # noqa: S608
+        (change_id,),
+    ).fetchone()
     return None if row is None else _entry(row)
 
 
 def _entry(row: Sequence[Any]) -> PendingChange:
     seq, change_id, record_id, kind, base_rev, base_record, changes, local_time, attempts = row
     return PendingChange(
-        int(seq), str(change_id), str(record_id), cast(ChangeKind, kind),
-        None if base_rev is None else int(base_rev), _load_content(base_record),
+        int(seq),
+        str(change_id),
+        str(record_id),
+        cast(ChangeKind, kind),
+        None if base_rev is None else int(base_rev),
+        _load_content(base_record),
         {slot: ValueChange(base, new) for slot, (base, new) in json.loads(changes).items()},
-        float(local_time), int(attempts))
+        float(local_time),
+        int(attempts),
+    )
 
 
 def _dump_changes(changes: Mapping[str, ValueChange]) -> str:
-    return json.dumps({slot: [v.base, v.new] for slot, v in changes.items()},
-                      ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {slot: [v.base, v.new] for slot, v in changes.items()},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def _dump_content(content: RecordContent | None) -> str | None:
     if content is None:
         return None
-    return json.dumps({"name": content.name, "fields": dict(content.fields)},
-                      ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        {"name": content.name, "fields": dict(content.fields)},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
 
 
 def _load_content(text: str | None) -> RecordContent | None:
@@ -451,6 +540,8 @@ def _checked_uuid(text: str) -> str:
     except ValueError:
         canonical = ""
     if canonical != text:
-        raise OfflineEditError("A record made offline needs an id in UUID form "
-                               "(like 123e4567-e89b-42d3-a456-426614174000).")
+        raise OfflineEditError(
+            "A record made offline needs an id in UUID form "
+            "(like 123e4567-e89b-42d3-a456-426614174000)."
+        )
     return text

@@ -107,9 +107,7 @@ def _v4_fast_search(conn: Connection) -> None:
         " INSERT INTO records_name_trigrams(rowid, name) VALUES (new.rowid, new.name);"
         " END"
     )
-    conn.execute(
-        "INSERT INTO records_name_trigrams(rowid, name) SELECT rowid, name FROM records"
-    )
+    conn.execute("INSERT INTO records_name_trigrams(rowid, name) SELECT rowid, name FROM records")
 
 
 def _v5_offline_edits(conn: Connection) -> None:

@@ -128,8 +128,11 @@ def settle_moves(folder: Path) -> list[str]:
                     _commit_one(CopyPaths(source, here.copy_id), here, locks)
                     committed.append(here.copy_id)
         except (OfflineAddonError, OSError) as exc:
-            _log.warning("offline copy %s: a prepared move into this folder could not be "
-                         "finished yet (%s)", here.copy_id[:12], type(exc).__name__)
+            _log.warning(
+                "offline copy %s: a prepared move into this folder could not be finished yet (%s)",
+                here.copy_id[:12],
+                type(exc).__name__,
+            )
     for marker in sorted(folder.glob(f"*{MOVE_OUT_SUFFIX}")):
         here = CopyPaths(folder, marker.name[: -len(MOVE_OUT_SUFFIX)])
         try:
@@ -138,8 +141,12 @@ def settle_moves(folder: Path) -> list[str]:
                 if here.move_out.exists():
                     _abort_one(here, CopyPaths(target, here.copy_id), locks)
         except (OfflineAddonError, OSError) as exc:
-            _log.warning("offline copy %s: an unfinished move out of this folder could not "
-                         "be undone yet (%s)", here.copy_id[:12], type(exc).__name__)
+            _log.warning(
+                "offline copy %s: an unfinished move out of this folder could not "
+                "be undone yet (%s)",
+                here.copy_id[:12],
+                type(exc).__name__,
+            )
     return committed
 
 
@@ -148,7 +155,8 @@ def has_pending_moves(folder: Path) -> bool:
     if not folder.is_dir():
         return False
     return any(True for _ in folder.glob(f"*{MOVE_IN_SUFFIX}")) or any(
-        True for _ in folder.glob(f"*{MOVE_OUT_SUFFIX}"))
+        True for _ in folder.glob(f"*{MOVE_OUT_SUFFIX}")
+    )
 
 
 # -- one copy, both locks held -----------------------------------------------------------------
@@ -239,8 +247,9 @@ def _commit_one(source: CopyPaths, target: CopyPaths, locks: Locks) -> None:
 
 
 def _abort_one(source: CopyPaths, target: CopyPaths, locks: Locks) -> None:
-    prepared_here = (target.move_in.exists()
-                     and _read_origin(target.move_in, "moved_from") == source.folder)
+    prepared_here = (
+        target.move_in.exists() and _read_origin(target.move_in, "moved_from") == source.folder
+    )
     if prepared_here or not target.sidecar.exists():
         _remove_prepared(target)
         if not target.db.exists():
@@ -254,9 +263,13 @@ def _remove_prepared(target: CopyPaths) -> None:
     """Remove what a prepare wrote into ``target``'s folder (never a listed copy)."""
     if target.sidecar.exists() and not target.move_in.exists():
         return
-    for path in (target.move_in, target.move_in.with_name(target.move_in.name + ".tmp"),
-                 target.db, *target.companions(target.db),
-                 *(target.moving(p) for p in (target.db, *target.companions(target.db)))):
+    for path in (
+        target.move_in,
+        target.move_in.with_name(target.move_in.name + ".tmp"),
+        target.db,
+        *target.companions(target.db),
+        *(target.moving(p) for p in (target.db, *target.companions(target.db))),
+    ):
         with suppress(FileNotFoundError):
             path.unlink()
     fsync_folder(target.folder)

@@ -157,6 +157,8 @@ BATCH_MIN_PAGE = 1000
 """Only pages of at least this many changes are batched (a first sync's or a rebuild's, at
 the engine's page limit): smaller pages commit one by one, as a page's commit costs little
 next to its round trip, and a batch keeps the copy's lock and risks a whole batch's work."""
+
+
 @dataclass
 class _Batch:
     """The open transaction of :meth:`OfflineCopy.batched_writes` (None: none is open)."""
@@ -426,8 +428,11 @@ class OfflineCopy:
 
     def get(self, record_id: str) -> RecordView | None:
         """One record, or None."""
-        if not isinstance(record_id, str) or not 0 < len(record_id) <= 1024 \
-                or not record_id.isprintable():
+        if (
+            not isinstance(record_id, str)
+            or not 0 < len(record_id) <= 1024
+            or not record_id.isprintable()
+        ):
             return None  # no copy holds such an id (the protocol's ids are short text)
         with self._reading() as db:
             row = db.execute(
@@ -582,8 +587,11 @@ class OfflineCopy:
         try:
             yield self._db
             batch.changes += len(page.changes)
-            if not page.has_more or batch.changes >= BATCH_CHANGES \
-                    or len(page.changes) < BATCH_MIN_PAGE:
+            if (
+                not page.has_more
+                or batch.changes >= BATCH_CHANGES
+                or len(page.changes) < BATCH_MIN_PAGE
+            ):
                 _check_abort(abort)
                 self._end_batch(commit=True)
         except BaseException:
@@ -591,8 +599,13 @@ class OfflineCopy:
             raise
 
     def apply_page(
-        self, page: ChangePage, from_cursor: str | None, contact: Contact,
-        *, abort: Abort | None = None, completion: Completion | None = None,
+        self,
+        page: ChangePage,
+        from_cursor: str | None,
+        contact: Contact,
+        *,
+        abort: Abort | None = None,
+        completion: Completion | None = None,
     ) -> PageOutcome:
         """Apply a page fetched from ``from_cursor`` together with its ``next_cursor`` and the
         contact time, in one transaction (rolled back when ``abort`` answers True right before
@@ -621,8 +634,11 @@ class OfflineCopy:
                 }
                 completed = False
                 if not page.has_more:
-                    completed = completion is not None and digest == page.digest \
+                    completed = (
+                        completion is not None
+                        and digest == page.digest
                         and _record_count(db) == digest.count
+                    )
                     if completion is not None and completed:
                         values[COMPLETE_KEY] = 1
                         if completion.etag is not None:
@@ -634,12 +650,24 @@ class OfflineCopy:
             raise cipher.storage_error("write", exc) from None
         batch = self._own_batch()
         committed = batch is None or not batch.open
-        return PageOutcome(True, len(plan.inserts), len(plan.updates), len(plan.deletes),
-                           committed=committed, completed=completed)
+        return PageOutcome(
+            True,
+            len(plan.inserts),
+            len(plan.updates),
+            len(plan.deletes),
+            committed=committed,
+            completed=completed,
+        )
 
-    def record_contact(self, contact: Contact, *, etag: str | None = None,
-                       complete: bool = False, generation: int | None = None,
-                       abort: Abort | None = None) -> None:
+    def record_contact(
+        self,
+        contact: Contact,
+        *,
+        etag: str | None = None,
+        complete: bool = False,
+        generation: int | None = None,
+        abort: Abort | None = None,
+    ) -> None:
         """Store a successful contact (and optionally the feed ETag; ``complete``: the copy
         now holds everything the feed had; ``generation``: the password generation the
         server named, kept only when it is higher than the stored one); ``abort`` as for
@@ -769,6 +797,8 @@ def clear_damage_mark(db_path: Path) -> None:
     """Remove the damage mark (after a passed check or a rebuild)."""
     with suppress(OSError):
         damage_mark(db_path).unlink()
+
+
 COMPLETE_KEY = "complete"
 EXPECTED_TOTAL_KEY = "expected_total"
 GENERATION_KEY = "password_generation"

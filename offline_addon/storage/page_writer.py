@@ -52,8 +52,9 @@ def write_plan(db: Any, plan: PagePlan, held: Mapping[str, Held] | None = None) 
         _insert(db, plan.inserts)
 
 
-def update_records(db: Any, records: Sequence[RecordData],
-                   held: Mapping[str, Held] | None = None) -> None:
+def update_records(
+    db: Any, records: Sequence[RecordData], held: Mapping[str, Held] | None = None
+) -> None:
     """Replace held records (by id) and their entries in both search indexes; the only way
     to change a record's name or fields (no trigger keeps the indexes right on an update)."""
     if held is None:
@@ -62,8 +63,9 @@ def update_records(db: Any, records: Sequence[RecordData],
     renamed = [(old.rowid, r.name) for old, r in rows if old.name != r.name]
     db.executemany("DELETE FROM records_fts WHERE rowid = ?", [(old.rowid,) for old, _ in rows])
     if renamed:
-        db.executemany("DELETE FROM records_name_trigrams WHERE rowid = ?",
-                       [(rowid,) for rowid, _ in renamed])
+        db.executemany(
+            "DELETE FROM records_name_trigrams WHERE rowid = ?", [(rowid,) for rowid, _ in renamed]
+        )
     db.executemany(
         "UPDATE records SET rev = ?, name = ?, fields = ?, updated_at = ? WHERE rowid = ?",
         [(r.rev, r.name, r.fields_json, r.updated_at, old.rowid) for old, r in rows],
@@ -86,8 +88,7 @@ def _insert(db: Any, records: Sequence[RecordData]) -> None:
     first = _last_rowid(db) + 1
     rowids = range(first, first + len(records))
     db.executemany(
-        "INSERT INTO records(rowid, id, rev, name, fields, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO records(rowid, id, rev, name, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         [
             (rowid, r.id, r.rev, r.name, r.fields_json, r.updated_at)
             for rowid, r in zip(rowids, records, strict=True)
@@ -95,10 +96,7 @@ def _insert(db: Any, records: Sequence[RecordData]) -> None:
     )
     db.executemany(
         "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
-        [
-            (rowid, r.name, search_text(r.fields))
-            for rowid, r in zip(rowids, records, strict=True)
-        ],
+        [(rowid, r.name, search_text(r.fields)) for rowid, r in zip(rowids, records, strict=True)],
     )
     db.executemany(
         "INSERT INTO records_name_trigrams(rowid, name) VALUES (?, ?)",

@@ -149,8 +149,12 @@ class CopyPaths:
             files += [making, *self.companions(making)]
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
-        files += [self.move_in, self.move_out, self.move_in.with_name(self.move_in.name + ".tmp"),
-                  self.move_out.with_name(self.move_out.name + ".tmp")]
+        files += [
+            self.move_in,
+            self.move_out,
+            self.move_in.with_name(self.move_in.name + ".tmp"),
+            self.move_out.with_name(self.move_out.name + ".tmp"),
+        ]
         files += [self.moving(path) for path in (self.db, *self.companions(self.db))]
         return files
 

@@ -25,14 +25,17 @@ def check_query(query: object) -> None:
         raise InvalidArgument("Search for text (a name or words of a record).")
     if len(query) > MAX_QUERY_CHARS:
         raise InvalidArgument(
-            f"Search for at most {MAX_QUERY_CHARS} characters; shorten the search.")
+            f"Search for at most {MAX_QUERY_CHARS} characters; shorten the search."
+        )
     if _CONTROL_OR_SURROGATE.search(query):
         raise InvalidArgument(
             "A search cannot hold control characters (such as NUL or a line break); type "
-            "the words again.")
+            "the words again."
+        )
     if len(_WORD.findall(query)) > MAX_QUERY_WORDS:
         raise InvalidArgument(
-            f"Search for at most {MAX_QUERY_WORDS} words; leave out some of them.")
+            f"Search for at most {MAX_QUERY_WORDS} words; leave out some of them."
+        )
 
 
 def fts_query(text: str) -> str:

@@ -70,8 +70,13 @@ class _CopyInfoSchema(Schema):
 _SCHEMA = _CopyInfoSchema()
 
 
-def write_sidecar(paths: CopyPaths, info: CopyInfo, *, target: Path | None = None,
-                  extra: dict[str, str] | None = None) -> None:
+def write_sidecar(
+    paths: CopyPaths,
+    info: CopyInfo,
+    *,
+    target: Path | None = None,
+    extra: dict[str, str] | None = None,
+) -> None:
     """Write the sidecar atomically (temp file, fsync, rename), owner-only (0600); ``target``
     and ``extra`` (more keys) are for the marker of a prepared move."""
     payload: dict[str, Any] = asdict(info)
@@ -92,8 +97,9 @@ SIDECAR_TIME_SLACK_S = 60.0
 sync rewrites it (see :func:`refresh_sidecar`)."""
 
 
-def refresh_sidecar(paths: CopyPaths, info: CopyInfo,
-                    slack_s: float = SIDECAR_TIME_SLACK_S) -> bool:
+def refresh_sidecar(
+    paths: CopyPaths, info: CopyInfo, slack_s: float = SIDECAR_TIME_SLACK_S
+) -> bool:
     """Write the sidecar unless it already says what ``info`` says, its times no more than
     ``slack_s`` behind: a sync every few seconds then skips the fsync'd rewrite (about 2 ms)
     while the listing stays within a minute (its ``valid_until`` errs early, never late).
@@ -109,13 +115,13 @@ def refresh_sidecar(paths: CopyPaths, info: CopyInfo,
 
 
 def _within(held: CopyInfo, info: CopyInfo, slack_s: float) -> bool:
-    if replace(held, size_bytes=0, last_sync=info.last_sync, valid_until=info.valid_until) \
-            != replace(info, size_bytes=0):
+    if replace(
+        held, size_bytes=0, last_sync=info.last_sync, valid_until=info.valid_until
+    ) != replace(info, size_bytes=0):
         return False
     return all(
         new is not None and old is not None and 0.0 <= new - old <= slack_s
-        for old, new in ((held.last_sync, info.last_sync),
-                         (held.valid_until, info.valid_until))
+        for old, new in ((held.last_sync, info.last_sync), (held.valid_until, info.valid_until))
     )
 
 
@@ -190,7 +196,17 @@ def _unlisted(paths: CopyPaths) -> CopyInfo:
         created = paths.db.stat().st_mtime
     except OSError:
         created = 0.0
-    return CopyInfo(server_url="", database="", username="", user_id="", client_id="",
-                    copy_id=paths.copy_id, created_at=created, last_sync=None,
-                    valid_until=None, record_count=0, schema_version=0,
-                    size_bytes=_size_of(paths))
+    return CopyInfo(
+        server_url="",
+        database="",
+        username="",
+        user_id="",
+        client_id="",
+        copy_id=paths.copy_id,
+        created_at=created,
+        last_sync=None,
+        valid_until=None,
+        record_count=0,
+        schema_version=0,
+        size_bytes=_size_of(paths),
+    )

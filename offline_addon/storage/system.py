@@ -95,8 +95,12 @@ def create_new_file(path: Path, platform: Platform = THIS_PLATFORM) -> int:
     return os.open(path, platform.exclusive_create_flags(), 0o600)
 
 
-def replace_file(source: Path, target: Path, platform: Platform = THIS_PLATFORM,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+def replace_file(
+    source: Path,
+    target: Path,
+    platform: Platform = THIS_PLATFORM,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
     """Atomically put ``source`` in the place of ``target``. Raises OSError."""
     for attempt in range(platform.replace_attempts):
         try:
@@ -161,9 +165,10 @@ class MsvcrtLocker:
         self._msvcrt.locking(fd, self._msvcrt.LK_UNLCK, 1)
 
 
-def file_locker(platform: Platform = THIS_PLATFORM,
-                import_module: Callable[[str], ModuleType] = importlib.import_module
-                ) -> FileLocker:
+def file_locker(
+    platform: Platform = THIS_PLATFORM,
+    import_module: Callable[[str], ModuleType] = importlib.import_module,
+) -> FileLocker:
     """The locker of ``platform`` (``import_module`` lets tests hand in a stand-in module)."""
     module = import_module(platform.lock_module)
     if platform.family == "windows":

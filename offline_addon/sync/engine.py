@@ -229,8 +229,9 @@ class _SyncRun:
                 else:
                     self._check_policy()
                     fresh, partial = partial, None
-                    return self._rebuild(copy, given, "an interrupted rebuild was resumed",
-                                         fresh=fresh)
+                    return self._rebuild(
+                        copy, given, "an interrupted rebuild was resumed", fresh=fresh
+                    )
                 if copy is not None and problem is None:
                     meta = copy.meta
                     if _knows_its_head(meta):
@@ -281,8 +282,12 @@ class _SyncRun:
             keyed_with = None
         token = self.token_generation
         if keyed_with is not None and token is not None and token < keyed_with:
-            log.warning("offline copy not rebuilt: the session's password is older than the "
-                        "copy's (generation %d < %d)", token, keyed_with)
+            log.warning(
+                "offline copy not rebuilt: the session's password is older than the "
+                "copy's (generation %d < %d)",
+                token,
+                keyed_with,
+            )
             raise WrongPassword(LOG_IN_AGAIN)
 
     def _resumable_partial(self) -> OfflineCopy | None:
@@ -291,8 +296,7 @@ class _SyncRun:
         if not self.paths.partial.exists():
             return None
         try:
-            fresh = OfflineCopy.open(self.paths, self.session.password,
-                                     db_path=self.paths.partial)
+            fresh = OfflineCopy.open(self.paths, self.session.password, db_path=self.paths.partial)
         except OfflineAddonError:
             return None
         try:
@@ -352,11 +356,21 @@ class _SyncRun:
             copy.record_contact(contact, abort=self.cancel)
             return self._finish(copy, "unchanged", _Tally(), contact)
         contact = self._contact(head)
-        tally = self._pull(copy, contact, meta.cursor, describe=not meta.complete,
-                           completion=Completion(head.etag, self.token_generation))
+        tally = self._pull(
+            copy,
+            contact,
+            meta.cursor,
+            describe=not meta.complete,
+            completion=Completion(head.etag, self.token_generation),
+        )
         if not tally.completed:
-            copy.record_contact(contact, etag=head.etag, complete=True,
-                                generation=self.token_generation, abort=self.cancel)
+            copy.record_contact(
+                contact,
+                etag=head.etag,
+                complete=True,
+                generation=self.token_generation,
+                abort=self.cancel,
+            )
         return self._finish(copy, "synced", tally, contact)
 
     def _full_head(self) -> Head:
@@ -391,8 +405,15 @@ class _SyncRun:
         assert meta.validity_seconds is not None
         return Contact(server_time, now, meta.validity_seconds)
 
-    def _pull(self, copy: OfflineCopy, contact: Contact, cursor: str | None, *,
-              describe: bool = False, completion: Completion | None = None) -> _Tally:
+    def _pull(
+        self,
+        copy: OfflineCopy,
+        contact: Contact,
+        cursor: str | None,
+        *,
+        describe: bool = False,
+        completion: Completion | None = None,
+    ) -> _Tally:
         """Apply pages from ``cursor`` to the end and check the digest of the last one.
         ``describe``: the copy is the listed one and incomplete, so its sidecar follows the
         pages (every few seconds, and once more when the pull stops early). ``completion``:
@@ -414,15 +435,24 @@ class _SyncRun:
         except OfflineAddonError as exc:  # a listing aid: the sync goes on without it
             log.info("offline copy: sidecar not refreshed (%s)", type(exc).__name__)
 
-    def _pull_pages(self, copy: OfflineCopy, contact: Contact, cursor: str | None,
-                    describe: bool, completion: Completion | None) -> _Tally:
+    def _pull_pages(
+        self,
+        copy: OfflineCopy,
+        contact: Contact,
+        cursor: str | None,
+        describe: bool,
+        completion: Completion | None,
+    ) -> _Tally:
         tally = _Tally()
         last: ChangePage | None = None
-        with PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages, \
-                copy.batched_writes():
+        with (
+            PagePrefetcher(self._fetch, cursor, page_limit=self.page_limit) as pages,
+            copy.batched_writes(),
+        ):
             for from_cursor, page in _keeping_applied(pages, copy, self.cancel):
-                outcome = copy.apply_page(page, from_cursor, contact, abort=self.cancel,
-                                          completion=completion)
+                outcome = copy.apply_page(
+                    page, from_cursor, contact, abort=self.cancel, completion=completion
+                )
                 if not outcome.applied:
                     raise StorageError(
                         "The offline copy was changed by another synchronisation at the same "
@@ -451,8 +481,9 @@ class _SyncRun:
         return tally
 
     def _fetch(self, cursor: str | None) -> ChangePage:
-        return self.client.changes(self.session.database, cursor, self.page_limit,
-                                   deadline=self.deadline)
+        return self.client.changes(
+            self.session.database, cursor, self.page_limit, deadline=self.deadline
+        )
 
     def _check_digest(self, copy: OfflineCopy, expected: Digest) -> None:
         """Raise DigestMismatch unless the copy matches the server.
@@ -473,15 +504,23 @@ class _SyncRun:
         log.warning(
             "offline copy digest mismatch: the copy holds %d records (bookkeeping %d), the "
             "server %d; the records %s the server's digest, the bookkeeping %s",
-            actual.count, held.count, expected.count,
+            actual.count,
+            held.count,
+            expected.count,
             "match" if actual == expected else "differ from",
             "matches the records" if actual == held else "differs from the records",
         )
 
     # -- rebuild, wipe, result ----------------------------------------------------------
 
-    def _rebuild(self, old: OfflineCopy | None, given: OfflineCopy | None, why: str, *,
-                 fresh: OfflineCopy | None = None) -> SyncResult:
+    def _rebuild(
+        self,
+        old: OfflineCopy | None,
+        given: OfflineCopy | None,
+        why: str,
+        *,
+        fresh: OfflineCopy | None = None,
+    ) -> SyncResult:
         """Full sync into ``.partial`` (``fresh``: an interrupted rebuild's, resumed from its
         cursor) that replaces the old file atomically when complete. An interruption keeps
         ``.partial`` for the next sync to resume; a contradicting digest discards it.
@@ -516,8 +555,13 @@ class _SyncRun:
                 tally = self._pull(fresh, contact, None)
             if previous is not None:
                 fresh.adopt(previous)
-            fresh.record_contact(contact, etag=head.etag, complete=True,
-                                 generation=self.token_generation, abort=self.cancel)
+            fresh.record_contact(
+                contact,
+                etag=head.etag,
+                complete=True,
+                generation=self.token_generation,
+                abort=self.cancel,
+            )
         except DigestMismatch:
             fresh.close()
             remove_partial(self.paths)
@@ -575,8 +619,15 @@ class _SyncRun:
     ) -> SyncResult:
         info = copy.sidecar_info()
         refresh_sidecar(self.paths, info)
-        message = outcome_message(outcome, self.session.database, info.record_count,
-                                  tally.added, tally.changed, tally.removed, why)
+        message = outcome_message(
+            outcome,
+            self.session.database,
+            info.record_count,
+            tally.added,
+            tally.changed,
+            tally.removed,
+            why,
+        )
         return SyncResult(
             outcome,
             tally.added,
@@ -592,8 +643,9 @@ class _SyncRun:
         return time.perf_counter() - self.started
 
 
-def _keeping_applied(pages: Iterable[tuple[str | None, ChangePage]], copy: OfflineCopy,
-                     cancel: Cancel | None) -> Iterator[tuple[str | None, ChangePage]]:
+def _keeping_applied(
+    pages: Iterable[tuple[str | None, ChangePage]], copy: OfflineCopy, cancel: Cancel | None
+) -> Iterator[tuple[str | None, ChangePage]]:
     """``pages``; when the next page fails to arrive (a bad answer, the network), the pages
     applied in the open batch are committed first (they are valid: the next sync resumes
     after them), unless the run was cancelled."""

@@ -32,17 +32,26 @@ class SyncResult:
 
 
 def outcome_message(
-    outcome: Outcome, database: str, count: int, added: int, changed: int, removed: int,
+    outcome: Outcome,
+    database: str,
+    count: int,
+    added: int,
+    changed: int,
+    removed: int,
     why: str = "",
 ) -> str:
     """The sentence for a sync that ended well (``why``: the reason of a repair)."""
     if outcome == "unchanged":
         return f"The offline copy of '{database}' is up to date ({count:,} records)."
     if outcome == "repaired":
-        return (f"The offline copy of '{database}' was rebuilt from the server because {why} "
-                f"({count:,} records).")
-    return (f"The offline copy of '{database}' is synchronised: {added:,} added, {changed:,} "
-            f"changed, {removed:,} removed ({count:,} records).")
+        return (
+            f"The offline copy of '{database}' was rebuilt from the server because {why} "
+            f"({count:,} records)."
+        )
+    return (
+        f"The offline copy of '{database}' is synchronised: {added:,} added, {changed:,} "
+        f"changed, {removed:,} removed ({count:,} records)."
+    )
 
 
 def progress_summary(result: SyncResult) -> str:
@@ -72,8 +81,7 @@ def _as_typed(group: str, name: str) -> str:
     return f"psr-client {group} {name}"
 
 
-def failure_message(exc: BaseException,
-                    command: Callable[[str, str], str] = _as_typed) -> str:
+def failure_message(exc: BaseException, command: Callable[[str, str], str] = _as_typed) -> str:
     """A user-facing sentence for a failed sync: what went wrong and what to do.
     ``command(group, name)`` says how the user types a command where they are."""
     if isinstance(exc, errors.AuthenticationRequired):
@@ -84,5 +92,7 @@ def failure_message(exc: BaseException,
         return f"{exc} The add-on tries again by itself later."
     if isinstance(exc, errors.OfflineAddonError):
         return str(exc)
-    return ("An unexpected error stopped the offline synchronisation; it is retried later. "
-            "If this repeats, look at the host's log.")
+    return (
+        "An unexpected error stopped the offline synchronisation; it is retried later. "
+        "If this repeats, look at the host's log."
+    )

@@ -158,9 +158,15 @@ class TimedOut(ServerUnreachable):
 class HttpTransport(Protocol):
     """The one seam between the sync client and HTTP."""
 
-    def get(self, url: str, params: Mapping[str, str | int] | None,
-            headers: Mapping[str, str], *, deadline: float | None = None,
-            max_bytes: int | None = None) -> HttpAnswer:
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
         """GET ``url`` without following redirects, ending by ``deadline`` (``time.monotonic``)
         at the latest; raise :class:`NoAnswer` when nothing came back, :class:`TimedOut` when
         time ran out, ServerUnreachable when the body broke off, ProtocolError when the body
@@ -208,8 +214,9 @@ class _Cutoff:
 
     def watch(self, sock: socket.socket) -> None:
         try:
-            duplicate = socket.socket(sock.family, sock.type, sock.proto,
-                                      fileno=socket.dup(sock.fileno()))
+            duplicate = socket.socket(
+                sock.family, sock.type, sock.proto, fileno=socket.dup(sock.fileno())
+            )
         except (OSError, ValueError):
             return
         with self._lock:
@@ -287,9 +294,14 @@ class _WatchedAdapter(HTTPAdapter):
 class RequestsTransport:
     """:class:`HttpTransport` over one ``requests.Session`` (keep-alive)."""
 
-    def __init__(self, *, timeout: tuple[float, float] = DEFAULT_TIMEOUT,
-                 max_body_bytes: int = MAX_BODY_BYTES, verify: bool | str = True,
-                 request_deadline_s: float = REQUEST_DEADLINE_S) -> None:
+    def __init__(
+        self,
+        *,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        verify: bool | str = True,
+        request_deadline_s: float = REQUEST_DEADLINE_S,
+    ) -> None:
         self._timeout = timeout
         self._max_body = max_body_bytes
         self._request_deadline = request_deadline_s
@@ -300,9 +312,15 @@ class RequestsTransport:
         self._http.mount("http://", self._adapter)
         self._http.mount("https://", self._adapter)
 
-    def get(self, url: str, params: Mapping[str, str | int] | None,
-            headers: Mapping[str, str], *, deadline: float | None = None,
-            max_bytes: int | None = None) -> HttpAnswer:
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
         """GET with the timeouts and the deadline; the body read in chunks, gzip decoded in
         bounded steps, refused beyond the caps."""
         now = time.monotonic()
@@ -338,29 +356,41 @@ class RequestsTransport:
         """Close the keep-alive connections."""
         self._http.close()
 
-    def _exchange(self, url: str, params: Mapping[str, str | int] | None,
-                  headers: Mapping[str, str], cap: int, end: float,
-                  cutoff: _Cutoff) -> HttpAnswer:
+    def _exchange(
+        self,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+        cap: int,
+        end: float,
+        cutoff: _Cutoff,
+    ) -> HttpAnswer:
         connect, read = self._timeout
         left = max(0.001, end - time.monotonic())
         # The adapter directly: requests' Session.send would work out where a redirect leads
         # even when not following it (and raise ValueError on a Location with a bad port).
         prepared = self._http.prepare_request(
-            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers)))
-        settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify,
-                                                         None)
-        response = self._adapter.send(prepared, stream=True,
-                                      timeout=(min(connect, left), min(read, left)),
-                                      verify=settings["verify"] or self._verify,
-                                      proxies=settings["proxies"],
-                                      cert=settings["cert"])
+            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers))
+        )
+        settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify, None)
+        response = self._adapter.send(
+            prepared,
+            stream=True,
+            timeout=(min(connect, left), min(read, left)),
+            verify=settings["verify"] or self._verify,
+            proxies=settings["proxies"],
+            cert=settings["cert"],
+        )
         with response:
             lowered = {key.lower(): value for key, value in response.headers.items()}
             if response.status_code == 304 or 300 <= response.status_code < 400:
                 body = b""
             else:
-                body = _read_body(response, lowered, cap if response.status_code == 200
-                                  else min(cap, MAX_SMALL_BODY_BYTES))
+                body = _read_body(
+                    response,
+                    lowered,
+                    cap if response.status_code == 200 else min(cap, MAX_SMALL_BODY_BYTES),
+                )
             return HttpAnswer(response.status_code, lowered, body)
 
 
@@ -470,8 +500,10 @@ def _no_answer(exc: BaseException) -> ServerUnreachable:
 
 
 def _timed_out_message() -> str:
-    return ("The server timed out (it answered too slowly or not at all); check your network "
-            "connection. The offline copy is unchanged.")
+    return (
+        "The server timed out (it answered too slowly or not at all); check your network "
+        "connection. The offline copy is unchanged."
+    )
 
 
 class SyncClient:
@@ -512,8 +544,11 @@ class SyncClient:
         self._sleep = sleep
         self._clock = clock
         self._transport = transport or RequestsTransport(
-            timeout=timeout, max_body_bytes=max_body_bytes, verify=verify,
-            request_deadline_s=request_deadline_s)
+            timeout=timeout,
+            max_body_bytes=max_body_bytes,
+            verify=verify,
+            request_deadline_s=request_deadline_s,
+        )
         self._headers = {
             "Authorization": f"Bearer {token}",
             "X-Client-Id": client_id,
@@ -538,12 +573,16 @@ class SyncClient:
 
     def policy(self, database: str, *, deadline: float | None = None) -> OfflinePolicy:
         """``GET /databases/{db}/offline/policy``."""
-        answer = self._get(self._db_url(database, "offline/policy"), deadline=deadline,
-                           max_bytes=MAX_SMALL_BODY_BYTES)
+        answer = self._get(
+            self._db_url(database, "offline/policy"),
+            deadline=deadline,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
         return load_policy(decode_json(answer.body, max_items=0))
 
-    def head(self, database: str, etag: str | None = None, *,
-             deadline: float | None = None) -> Head | HeadUnchanged:
+    def head(
+        self, database: str, etag: str | None = None, *, deadline: float | None = None
+    ) -> Head | HeadUnchanged:
         """``GET /databases/{db}/offline/head``: the feed position and the policy.
 
         :class:`HeadUnchanged` when the head still matches ``etag`` (``304``; its server time
@@ -551,14 +590,19 @@ class SyncClient:
         :class:`OfflineNotAllowed` (``403``), so head doubles as the policy check.
         """
         headers = {"If-None-Match": etag} if etag else None
-        answer = self._get(self._db_url(database, "offline/head"), headers=headers,
-                           deadline=deadline, max_bytes=MAX_SMALL_BODY_BYTES)
+        answer = self._get(
+            self._db_url(database, "offline/head"),
+            headers=headers,
+            deadline=deadline,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
         if answer.status == 304:
             return load_unchanged(answer.header("ETag"), answer.header("Date"))
         return load_head(decode_json(answer.body, max_items=0), answer.header("ETag"))
 
-    def changes(self, database: str, cursor: str | None, limit: int, *,
-                deadline: float | None = None) -> ChangePage:
+    def changes(
+        self, database: str, cursor: str | None, limit: int, *, deadline: float | None = None
+    ) -> ChangePage:
         """``GET /databases/{db}/offline/changes`` from ``cursor`` (None: the beginning).
 
         A page with more than ``limit`` changes is refused before its changes become objects
@@ -566,8 +610,9 @@ class SyncClient:
         params: dict[str, str | int] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
-        answer = self._get(self._db_url(database, "offline/changes"), params=params,
-                           deadline=deadline)
+        answer = self._get(
+            self._db_url(database, "offline/changes"), params=params, deadline=deadline
+        )
         return load_page(decode_json(answer.body, max_items=limit), limit=limit)
 
     # -- plumbing -----------------------------------------------------------------------
@@ -592,8 +637,9 @@ class SyncClient:
             give_up = min(give_up, deadline)
         while True:
             try:
-                answer = self._transport.get(url, params, sent, deadline=deadline,
-                                             max_bytes=max_bytes)
+                answer = self._transport.get(
+                    url, params, sent, deadline=deadline, max_bytes=max_bytes
+                )
             except NoAnswer:
                 if attempt < self._retries and self._pause(attempt, None, give_up):
                     attempt += 1
@@ -601,8 +647,9 @@ class SyncClient:
                 raise
             if answer.status in _RETRY_STATUSES and attempt < self._retries:
                 retry_after = self._retry_after(answer)
-                if (retry_after is None or retry_after <= self._retry_wait_cap) and \
-                        self._pause(attempt, retry_after, give_up):
+                if (retry_after is None or retry_after <= self._retry_wait_cap) and self._pause(
+                    attempt, retry_after, give_up
+                ):
                     attempt += 1
                     continue
             if answer.status not in (200, 304):
@@ -622,8 +669,9 @@ class SyncClient:
         return True
 
     def _retry_after(self, answer: HttpAnswer) -> float | None:
-        return retry_after_seconds(answer.header("Retry-After"), answer.header("Date"),
-                                   self._clock())
+        return retry_after_seconds(
+            answer.header("Retry-After"), answer.header("Date"), self._clock()
+        )
 
     def _http_error(self, answer: HttpAnswer) -> Exception:
         """The add-on error for an answer other than 200 or 304."""
@@ -643,8 +691,9 @@ class SyncClient:
                 "The server no longer knows this copy's sync position; a full sync is needed."
             )
         if status in (429, 503):
-            return ServerBusy("The server is busy; the sync will be retried later.",
-                              self._retry_after(answer))
+            return ServerBusy(
+                "The server is busy; the sync will be retried later.", self._retry_after(answer)
+            )
         if 300 <= status < 400:
             return ProtocolError(
                 f"The server answered with a redirect (HTTP {status}), which the sync protocol "
@@ -668,16 +717,16 @@ class SyncClient:
         )
 
 
-def parse_retry_after(value: str | None, date: str | None = None,
-                      now: float | None = None) -> float | None:
+def parse_retry_after(
+    value: str | None, date: str | None = None, now: float | None = None
+) -> float | None:
     """Seconds from a ``Retry-After`` header: delta-seconds, or an HTTP date (read against the
     answer's ``Date`` when given, else against ``now``/the system clock)."""
     return retry_after_seconds(value, date, time.time() if now is None else now)
 
 
 def _check_header_value(value: object, what: str) -> None:
-    if not isinstance(value, str) or not value or not value.isascii() or \
-            not value.isprintable():
+    if not isinstance(value, str) or not value or not value.isascii() or not value.isprintable():
         raise ConfigurationError(
             f"The {what} of this session cannot be sent to the server (empty or with "
             "characters a header cannot carry); log in again."

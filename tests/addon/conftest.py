@@ -29,8 +29,7 @@ def offline_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_run(tmp_path: Path, site: Site, offline_dir: Path
-             ) -> Iterator[Callable[..., HostRun]]:
+def make_run(tmp_path: Path, site: Site, offline_dir: Path) -> Iterator[Callable[..., HostRun]]:
     """Start hosts sharing one config folder (one client installation); all are shut down
     and the add-on's injected clock is reset after the test."""
     runs: list[HostRun] = []

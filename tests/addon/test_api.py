@@ -62,8 +62,9 @@ def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_pat
             assert reader.valid_until > time.time()
         finally:
             reader.close()
-        renewed = Session(session.server_url, DB, session.user_id, "alice", "script",
-                          session.token, "new-pw")
+        renewed = Session(
+            session.server_url, DB, session.user_id, "alice", "script", session.token, "new-pw"
+        )
         assert copies.rekey(renewed, "alice-pw")
         with pytest.raises(WrongPassword):
             copies.open_offline(credentials)
@@ -74,7 +75,8 @@ def test_script_lists_creates_syncs_opens_rekeys_and_deletes(site: Site, tmp_pat
 
 
 def test_the_copy_is_unlocked_once_per_login_not_once_per_sync(
-        site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from offline_addon.storage.offline_copy import OfflineCopy
 
     opened: list[Path] = []
@@ -124,8 +126,9 @@ class Told:
         self.notes.append((title, text))
 
 
-def test_a_copy_another_program_is_writing_is_refused_and_retried(site: Site,
-                                                                     tmp_path: Path) -> None:
+def test_a_copy_another_program_is_writing_is_refused_and_retried(
+    site: Site, tmp_path: Path
+) -> None:
     import functools
 
     from offline_addon import CopyBusy
@@ -133,8 +136,11 @@ def test_a_copy_another_program_is_writing_is_refused_and_retried(site: Site,
     from offline_addon.sync.engine import sync_copy
 
     told = Told()
-    copies = OfflineCopies(AddonSettings(database_path=str(tmp_path / "copies")), feedback=told,
-                           sync=functools.partial(sync_copy, lock_wait_s=0.2))
+    copies = OfflineCopies(
+        AddonSettings(database_path=str(tmp_path / "copies")),
+        feedback=told,
+        sync=functools.partial(sync_copy, lock_wait_s=0.2),
+    )
     try:
         session = log_in(site.url, DB, "alice", "alice-pw", client_id="script")
         copies.create(session)

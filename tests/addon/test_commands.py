@@ -33,27 +33,34 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
 
 
 def _import(server: ServerProcess, count: int) -> None:
-    items = [{"name": f"Entry {i:06d}", "fields": {"username": f"user{i}",
-                                                    "password": f"pw-{i}-Zk3"}}
-             for i in range(count)]
+    items = [
+        {"name": f"Entry {i:06d}", "fields": {"username": f"user{i}", "password": f"pw-{i}-Zk3"}}
+        for i in range(count)
+    ]
     server.admin.import_records(DB, items, grant={"alice": "rwe"})
 
 
 def _env(tmp_path: Path, server: ServerProcess) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
-    env.update(PSR_CLIENT_CONFIG_DIR=str(tmp_path / "client"), PSR_SERVER=server.url,
-               PSR_DATABASE=DB, PSR_USER="alice", PSR_PASSWORD=PASSWORD,
-               XDG_DATA_HOME=str(tmp_path / "xdg-data"), PYTHONUNBUFFERED="1")
+    env.update(
+        PSR_CLIENT_CONFIG_DIR=str(tmp_path / "client"),
+        PSR_SERVER=server.url,
+        PSR_DATABASE=DB,
+        PSR_USER="alice",
+        PSR_PASSWORD=PASSWORD,
+        XDG_DATA_HOME=str(tmp_path / "xdg-data"),
+        PYTHONUNBUFFERED="1",
+    )
     return env
 
 
 def _client(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PSR_CLIENT), *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    return subprocess.run(
+        [str(PSR_CLIENT), *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
 
 
-def test_create_reports_once_and_scripts_read_json(tmp_path: Path,
-                                                   server: ServerProcess) -> None:
+def test_create_reports_once_and_scripts_read_json(tmp_path: Path, server: ServerProcess) -> None:
     _import(server, SMALL)
     env = _env(tmp_path, server)
     created = _client(env, "offline", "create")
@@ -86,7 +93,8 @@ def test_delete_works_without_the_server(tmp_path: Path, server: ServerProcess) 
 
 
 def test_create_without_the_right_is_refused_and_deletes_nothing(
-        tmp_path: Path, server: ServerProcess) -> None:
+    tmp_path: Path, server: ServerProcess
+) -> None:
     _import(server, SMALL)
     server.admin.set_user_offline("alice", enabled=False)
     result = _client(_env(tmp_path, server), "offline", "create")
@@ -96,11 +104,17 @@ def test_create_without_the_right_is_refused_and_deletes_nothing(
 
 
 def test_ctrl_c_stops_a_first_sync_and_keeps_what_it_received(
-        tmp_path: Path, server: ServerProcess) -> None:
+    tmp_path: Path, server: ServerProcess
+) -> None:
     _import(server, LARGE)
     env = _env(tmp_path, server)
-    child = subprocess.Popen([str(PSR_CLIENT), "offline", "create"], stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True, env=env)
+    child = subprocess.Popen(
+        [str(PSR_CLIENT), "offline", "create"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     assert child.stdout is not None
     seen: list[str] = []
     deadline = time.monotonic() + 60

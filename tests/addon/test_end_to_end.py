@@ -26,6 +26,7 @@ Make = Callable[..., HostRun]
 HINT_DUE_MIN = 0.02
 PAST_DEBOUNCE_MIN = 0.05
 
+
 def copy_files(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.glob("*")) if folder.exists() else []
 
@@ -38,12 +39,16 @@ def create_copy(run: HostRun) -> str:
 
 def automatic_lines(out: str) -> list[str]:
     """What the add-on said by itself: notifications (``[level] …``) and progress lines."""
-    return [line for line in out.splitlines() if line.startswith(("[info]", "[warning]",
-                                                                   "[error]", "[progress]"))]
+    return [
+        line
+        for line in out.splitlines()
+        if line.startswith(("[info]", "[warning]", "[error]", "[progress]"))
+    ]
 
 
-def test_nothing_syncs_before_the_first_manual_sync(make_run: Make, site: Site,
-                                                     offline_dir: Path) -> None:
+def test_nothing_syncs_before_the_first_manual_sync(
+    make_run: Make, site: Site, offline_dir: Path
+) -> None:
     run = make_run()
     assert run.login("alice-pw")
     # The "no copy yet" hint comes a moment (host time) after login.
@@ -101,8 +106,9 @@ def test_save_by_other_user_does_not_trigger_sync(make_run: Make, site: Site) ->
     assert any("Up to date" in line for line in automatic_lines(out)), out
 
 
-def test_burst_of_saves_makes_at_most_two_syncs(make_run: Make, site: Site,
-                                                 offline_dir: Path) -> None:
+def test_burst_of_saves_makes_at_most_two_syncs(
+    make_run: Make, site: Site, offline_dir: Path
+) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -157,8 +163,9 @@ def test_offline_login_reads_records_without_the_server(make_run: Make, site: Si
     [(8 * 86400, "validity ended"), (-3600, "clock")],
     ids=["after_validity", "after_clock_set_back"],
 )
-def test_offline_login_is_refused(make_run: Make, site: Site, shift_s: float,
-                                  expected: str) -> None:
+def test_offline_login_is_refused(
+    make_run: Make, site: Site, shift_s: float, expected: str
+) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -183,8 +190,9 @@ def test_offline_login_with_wrong_password_is_refused(make_run: Make, site: Site
     assert offline.shell.offline is None
 
 
-def test_revoked_right_deletes_the_copy_and_tells_the_user(make_run: Make, site: Site,
-                                                           offline_dir: Path) -> None:
+def test_revoked_right_deletes_the_copy_and_tells_the_user(
+    make_run: Make, site: Site, offline_dir: Path
+) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -197,7 +205,8 @@ def test_revoked_right_deletes_the_copy_and_tells_the_user(make_run: Make, site:
 
 
 def test_switched_off_database_deletes_the_copy_at_the_next_interval(
-        make_run: Make, site: Site, offline_dir: Path) -> None:
+    make_run: Make, site: Site, offline_dir: Path
+) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -207,8 +216,7 @@ def test_switched_off_database_deletes_the_copy_at_the_next_interval(
     assert copy_files(offline_dir) == []
 
 
-def test_password_change_rekeys_the_copy(make_run: Make, monkeypatch: pytest.MonkeyPatch
-                                         ) -> None:
+def test_password_change_rekeys_the_copy(make_run: Make, monkeypatch: pytest.MonkeyPatch) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -224,8 +232,7 @@ def test_password_change_rekeys_the_copy(make_run: Make, monkeypatch: pytest.Mon
         OfflineCopy.open(paths, "alice-pw")
 
 
-def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path,
-                                       offline_dir: Path) -> None:
+def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path, offline_dir: Path) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -241,8 +248,8 @@ def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path,
 
 
 def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
-        make_run: Make, tmp_path: Path, offline_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    make_run: Make, tmp_path: Path, offline_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Another filesystem cannot be mounted here; what marks one is a rename across folders
     # failing with EXDEV, so that is the fault injected.
     real_replace = os.replace
@@ -269,8 +276,7 @@ def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
     assert "is up to date" in run.run("offline sync") + run.settle()
 
 
-def test_bad_setting_is_refused_and_the_old_value_stays(make_run: Make,
-                                                        offline_dir: Path) -> None:
+def test_bad_setting_is_refused_and_the_old_value_stays(make_run: Make, offline_dir: Path) -> None:
     run = make_run()
     out = run.run("settings set offline database_path relative/folder")
     assert "database_path" in out
@@ -310,8 +316,9 @@ def test_no_copy_hint_for_a_user_without_the_offline_right(make_run: Make, site:
     assert "offline create" not in out
 
 
-def test_a_folder_the_addon_refuses_is_not_stored_by_the_host(make_run: Make,
-                                                              offline_dir: Path) -> None:
+def test_a_folder_the_addon_refuses_is_not_stored_by_the_host(
+    make_run: Make, offline_dir: Path
+) -> None:
     run = make_run()
     run.login("alice-pw")
     create_copy(run)
@@ -324,8 +331,8 @@ def test_a_folder_the_addon_refuses_is_not_stored_by_the_host(make_run: Make,
 
 
 def test_a_move_that_runs_out_of_space_keeps_everything_where_it_was(
-        make_run: Make, tmp_path: Path, offline_dir: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    make_run: Make, tmp_path: Path, offline_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # The narrow injected fault at the one file-copy seam (tests/proof mounts a real full
     # filesystem where it may).
     import offline_addon.storage.moves as moves

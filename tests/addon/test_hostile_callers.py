@@ -110,8 +110,9 @@ def test_switching_off_returns_within_a_second_and_no_page_is_written_after_it(
 ) -> None:
     assert copies.create(srv.session, timeout=20).outcome == "synced"
     gate = threading.Event()
-    srv.route("/offline/head", Reply.json({"seq": 2, **policy_body()},
-                                          headers=[("ETag", '"e-2-604800"')]))
+    srv.route(
+        "/offline/head", Reply.json({"seq": 2, **policy_body()}, headers=[("ETag", '"e-2-604800"')])
+    )
     late = last_page([*srv.feed, upsert("late-record")], cursor="end-2")
 
     def held_page(_p: str, _q: Any, _h: Any) -> Reply:
@@ -141,15 +142,25 @@ def reader(copies: OfflineCopies, srv: HostileServer) -> Any:
 
     assert copies.create(srv.session, timeout=20).outcome == "synced"
     s = srv.session
-    opened = copies.open_offline(OfflineCredentials(s.server_url, s.database, s.username,
-                                                    s.client_id, PASSWORD))
+    opened = copies.open_offline(
+        OfflineCredentials(s.server_url, s.database, s.username, s.client_id, PASSWORD)
+    )
     yield opened
     opened.close()
 
 
-@pytest.mark.parametrize("query", [
-    " ".join(["word"] * 100_000), "a\x00b", "line\nbreak", "x" * 1001, "\ud800", 42,
-], ids=["100k-words", "nul", "newline", "too-long", "surrogate", "not-text"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        " ".join(["word"] * 100_000),
+        "a\x00b",
+        "line\nbreak",
+        "x" * 1001,
+        "\ud800",
+        42,
+    ],
+    ids=["100k-words", "nul", "newline", "too-long", "surrogate", "not-text"],
+)
 def test_a_bad_search_is_refused_at_once_with_a_clear_error(reader: Any, query: Any) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidArgument) as info:
@@ -166,11 +177,16 @@ def test_the_longest_accepted_search_runs_and_odd_ids_find_nothing(reader: Any) 
     assert reader.get_record(None) is None
 
 
-@pytest.mark.parametrize("kwargs", [{"sync_interval_minutes": 0},
-                                    {"sync_interval_minutes": -5},
-                                    {"sync_interval_minutes": True},
-                                    {"sync_after_save": "yes"},
-                                    {"database_path": "relative/path"}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"sync_interval_minutes": 0},
+        {"sync_interval_minutes": -5},
+        {"sync_interval_minutes": True},
+        {"sync_after_save": "yes"},
+        {"database_path": "relative/path"},
+    ],
+)
 def test_settings_are_validated_however_they_arrive(kwargs: dict[str, Any]) -> None:
     with pytest.raises(SettingsError) as info:
         AddonSettings(**kwargs)

@@ -26,8 +26,14 @@ def test_defaults_equal_the_manifest_defaults() -> None:
 
 
 def test_valid_values_are_taken() -> None:
-    settings = parse_settings({"sync_after_save": False, "sync_after_login": False,
-                               "sync_interval_minutes": 5, "database_path": "/srv/offline"})
+    settings = parse_settings(
+        {
+            "sync_after_save": False,
+            "sync_after_login": False,
+            "sync_interval_minutes": 5,
+            "database_path": "/srv/offline",
+        }
+    )
     assert settings == AddonSettings(False, False, 5, "/srv/offline")
 
 

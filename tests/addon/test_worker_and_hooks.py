@@ -20,8 +20,15 @@ from offline_addon.settings import AddonSettings
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.engine import SyncResult
 
-SESSION = Session(server_url="http://127.0.0.1:9", database="demo", user_id="u-alice",
-                  username="alice", client_id="c1", token="tok", password="pw")
+SESSION = Session(
+    server_url="http://127.0.0.1:9",
+    database="demo",
+    user_id="u-alice",
+    username="alice",
+    client_id="c1",
+    token="tok",
+    password="pw",
+)
 RESULT = SyncResult("synced", 0, 0, 0, 0, 0.0, None, "ok")
 
 
@@ -36,9 +43,16 @@ class HeldSync:
         self.release.set()
         self.entered = threading.Event()
 
-    def __call__(self, paths: CopyPaths, session: Session, *, create: bool,
-                 progress: Callable[[int, int], None] | None = None,
-                 cancel: Callable[[], bool] | None = None, **_: Any) -> SyncResult:
+    def __call__(
+        self,
+        paths: CopyPaths,
+        session: Session,
+        *,
+        create: bool,
+        progress: Callable[[int, int], None] | None = None,
+        cancel: Callable[[], bool] | None = None,
+        **_: Any,
+    ) -> SyncResult:
         self.running += 1
         self.overlap = self.overlap or self.running > 1
         self.calls.append(threading.current_thread().name)
@@ -69,8 +83,9 @@ def copies(tmp_path: Path, held: HeldSync) -> Any:
     assert api.shutdown(10)
 
 
-def test_requests_during_a_sync_fold_into_one_follow_up(copies: OfflineCopies,
-                                                        held: HeldSync) -> None:
+def test_requests_during_a_sync_fold_into_one_follow_up(
+    copies: OfflineCopies, held: HeldSync
+) -> None:
     held.release.clear()
     first = copies.request_sync(SESSION, create=True)
     assert held.entered.wait(5)
@@ -83,8 +98,9 @@ def test_requests_during_a_sync_fold_into_one_follow_up(copies: OfflineCopies,
     assert not held.overlap
 
 
-def test_syncs_run_on_the_worker_thread_never_the_callers(copies: OfflineCopies,
-                                                          held: HeldSync) -> None:
+def test_syncs_run_on_the_worker_thread_never_the_callers(
+    copies: OfflineCopies, held: HeldSync
+) -> None:
     copies.create(SESSION, timeout=10)
     assert held.calls == ["offline-addon-sync"]
 
@@ -124,14 +140,14 @@ def test_hooks_never_raise_into_the_host(tmp_path: Path) -> None:
     addon.on_timer(SESSION, time.time())
     addon.on_password_changed(SESSION, "old")
     addon.on_settings_changed("offline", {"sync_interval_minutes": 5})
-    result = addon.offline_login(
-        OfflineCredentials("http://x", "demo", "alice", "c1", "pw"))
+    result = addon.offline_login(OfflineCredentials("http://x", "demo", "alice", "c1", "pw"))
     assert result is not None
     assert result.session is None
 
 
-def test_shutdown_stops_a_running_sync_and_fails_waiting_callers(copies: OfflineCopies,
-                                                                  held: HeldSync) -> None:
+def test_shutdown_stops_a_running_sync_and_fails_waiting_callers(
+    copies: OfflineCopies, held: HeldSync
+) -> None:
     held.release.clear()
     first = copies.request_sync(SESSION, create=True)
     assert held.entered.wait(5)
@@ -154,9 +170,9 @@ def test_saves_of_another_user_are_not_counted(copies: OfflineCopies) -> None:
     assert copies.record_saved(SESSION, SavedRecord("r", "demo", saved_by=SESSION.user_id))
 
 
-def test_creating_the_addon_starts_no_thread_and_touches_no_file(tmp_path: Path,
-                                                                 monkeypatch: pytest.MonkeyPatch
-                                                                 ) -> None:
+def test_creating_the_addon_starts_no_thread_and_touches_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     threads = threading.active_count()

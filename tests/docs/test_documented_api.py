@@ -24,7 +24,7 @@ def guide_section(heading: str) -> str:
     """The text of the developer guide under ``heading`` up to the next heading."""
     text = (DOCS / "developer.md").read_text(encoding="utf-8")
     start = text.index(f"{heading}\n")
-    following = re.search(r"^#", text[start + len(heading) + 1:], re.MULTILINE)
+    following = re.search(r"^#", text[start + len(heading) + 1 :], re.MULTILINE)
     end = len(text) if following is None else start + len(heading) + 1 + following.start()
     return text[start:end]
 
@@ -36,8 +36,7 @@ def test_developer_guide_lists_exactly_the_public_names() -> None:
 
 
 def test_developer_guide_describes_every_hook() -> None:
-    hooks = sorted(name for name in dir(spec)
-                   if hasattr(getattr(spec, name), "psr_spec"))
+    hooks = sorted(name for name in dir(spec) if hasattr(getattr(spec, name), "psr_spec"))
     table = guide_section("## The hooks")
     assert len(hooks) >= 10
     assert [h for h in hooks if f"| `{h}(" not in table] == []
@@ -76,8 +75,13 @@ def test_script_lists_creates_syncs_opens_offline_and_deletes_a_copy(
     demo_server: RunningServer, tmp_path: Path
 ) -> None:
     folder = tmp_path / "copies"
-    done = subprocess.run([sys.executable, str(SCRIPT), demo_server.url, str(folder)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), demo_server.url, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.splitlines() == [
         "list: no copies",

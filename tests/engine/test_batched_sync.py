@@ -48,8 +48,15 @@ def test_a_first_sync_killed_inside_a_batch_opens_incomplete_and_resumes(
 
 
 def run_killed_big(session: Session, folder: Path, *, kill_after: int) -> None:
-    child = Child({"session": dataclasses.asdict(session), "folder": str(folder),
-                   "kill_after": kill_after, "create": True, "limit": BIG_PAGE})
+    child = Child(
+        {
+            "session": dataclasses.asdict(session),
+            "folder": str(folder),
+            "kill_after": kill_after,
+            "create": True,
+            "limit": BIG_PAGE,
+        }
+    )
     child.finish()
     assert child.returncode == -signal.SIGKILL, child.err
 
@@ -63,8 +70,9 @@ def test_a_sync_with_changes_stores_its_contact_with_the_last_page(
     demo.admin.update_record("demo", ids[3], fields={"notes": "moved"})
     calls: list[object] = []
     real = OfflineCopy.record_contact
-    monkeypatch.setattr(OfflineCopy, "record_contact",
-                        lambda self, *a, **k: calls.append(a) or real(self, *a, **k))
+    monkeypatch.setattr(
+        OfflineCopy, "record_contact", lambda self, *a, **k: calls.append(a) or real(self, *a, **k)
+    )
     with OfflineCopy.open(paths, "alice-pw") as copy:
         etag_before = copy.meta.etag
     result = sync_copy(paths, alice, create=False, page_limit=25)

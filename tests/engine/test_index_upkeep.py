@@ -31,8 +31,14 @@ def _index_rows(copy: OfflineCopy) -> int:
 
 def _stocked(folder: Path, count: int) -> OfflineCopy:
     copy = new_copy(folder, PASSWORD)
-    copy.apply_page(page([upsert(f"r{i:03d}", 1, f"Host {i:03d}", notes=f"old{i % 7}")
-                          for i in range(count)], "c1"), None, CONTACT)
+    copy.apply_page(
+        page(
+            [upsert(f"r{i:03d}", 1, f"Host {i:03d}", notes=f"old{i % 7}") for i in range(count)],
+            "c1",
+        ),
+        None,
+        CONTACT,
+    )
     copy.compact_search_index()
     return copy
 
@@ -41,8 +47,10 @@ def test_a_page_of_updates_adds_one_index_segment_not_one_per_record(tmp_path: P
     copy = _stocked(tmp_path, 300)
     before = _index_rows(copy)
     # In an order unlike the rowids', as a feed sends them.
-    changed = [upsert(f"r{i:03d}", 2, f"Host {i:03d}", notes="fresh")
-               for i in sorted(range(0, 300, 3), key=lambda i: (i * 37) % 101)]
+    changed = [
+        upsert(f"r{i:03d}", 2, f"Host {i:03d}", notes="fresh")
+        for i in sorted(range(0, 300, 3), key=lambda i: (i * 37) % 101)
+    ]
     assert copy.apply_page(page(changed, "c2"), "c1", CONTACT).changed == 100
     # A segment per record (the row-by-row triggers) is 100 rows and more.
     assert _index_rows(copy) - before < 10
@@ -51,8 +59,17 @@ def test_a_page_of_updates_adds_one_index_segment_not_one_per_record(tmp_path: P
 
 def test_updated_and_renamed_records_are_found_by_their_new_words_only(tmp_path: Path) -> None:
     copy = _stocked(tmp_path, 30)
-    copy.apply_page(page([upsert("r001", 2, "Router north", notes="fresh"),
-                          upsert("r002", 2, "Host 002", notes="fresh")], "c2"), "c1", CONTACT)
+    copy.apply_page(
+        page(
+            [
+                upsert("r001", 2, "Router north", notes="fresh"),
+                upsert("r002", 2, "Host 002", notes="fresh"),
+            ],
+            "c2",
+        ),
+        "c1",
+        CONTACT,
+    )
     assert _ids(copy, "fresh") == ["r002", "r001"]  # by name: "Host 002" < "Router north"
     assert _ids(copy, "outer nor") == ["r001"]
     assert _ids(copy, "Host 001") == []
@@ -79,8 +96,10 @@ def test_migration_6_drops_the_update_triggers_and_leaves_merging_to_the_copy(
     conn = sqlcipher3.connect(str(paths.db), isolation_level=None)
     conn.execute(f"PRAGMA key = {quote_password(PASSWORD)}")
     assert migrate(conn, target=5) == 5
-    conn.execute("INSERT INTO records VALUES ('old', 2, 'Legacy router', ?, 1.0)",
-                 (json.dumps({"notes": "closet"}),))
+    conn.execute(
+        "INSERT INTO records VALUES ('old', 2, 'Legacy router', ?, 1.0)",
+        (json.dumps({"notes": "closet"}),),
+    )
     conn.execute("INSERT INTO records_fts(rowid, name, body) VALUES (1, 'Legacy router', 'closet')")
     conn.execute("INSERT INTO records_name_trigrams(rowid, name) VALUES (1, 'Legacy router')")
     conn.close()
@@ -93,8 +112,9 @@ def test_migration_6_drops_the_update_triggers_and_leaves_merging_to_the_copy(
             config = dict(db.execute(f"SELECT k, v FROM {table}_config").fetchall())  # noqa: S608
             assert config["automerge"] == 0
         assert copy.meta.schema_version == SCHEMA_VERSION
-        copy.apply_page(page([upsert("old", 3, "Legacy switch", notes="rack")], "c1"), None,
-                        CONTACT)
+        copy.apply_page(
+            page([upsert("old", 3, "Legacy switch", notes="rack")], "c1"), None, CONTACT
+        )
         assert _ids(copy, "rack") == ["old"]
         assert _ids(copy, "closet") == []
         assert _ids(copy, "acy swi") == ["old"]
@@ -112,8 +132,12 @@ def _pages(count: int, size: int) -> list[tuple[str | None, object]]:
         last = n == count - 1
         changes = [upsert(f"p{n}-{i}", 1) for i in range(size)]
         holdings = {f"p{m}-{i}": 1 for m in range(count) for i in range(size)} if last else None
-        out.append((None if n == 0 else f"c{n}", page(changes, f"c{n + 1}", has_more=not last,
-                                                      holdings=holdings)))
+        out.append(
+            (
+                None if n == 0 else f"c{n}",
+                page(changes, f"c{n + 1}", has_more=not last, holdings=holdings),
+            )
+        )
     return out
 
 
@@ -207,17 +231,18 @@ def test_the_sidecar_is_rewritten_only_when_it_would_say_something_else(
     write_sidecar(copy.paths, info)
     assert info.last_sync is not None
     assert info.valid_until is not None
-    later = info.__class__(**{**info.__dict__, "last_sync": info.last_sync + 30,
-                              "valid_until": info.valid_until + 30})
+    later = info.__class__(
+        **{**info.__dict__, "last_sync": info.last_sync + 30, "valid_until": info.valid_until + 30}
+    )
     assert not refresh_sidecar(copy.paths, later)
     assert read_sidecar(copy.paths).last_sync == info.last_sync
-    much_later = later.__class__(**{**later.__dict__, "last_sync": info.last_sync + 61,
-                                    "valid_until": info.valid_until + 61})
+    much_later = later.__class__(
+        **{**later.__dict__, "last_sync": info.last_sync + 61, "valid_until": info.valid_until + 61}
+    )
     assert refresh_sidecar(copy.paths, much_later)
     other_count = much_later.__class__(**{**much_later.__dict__, "record_count": 4})
     assert refresh_sidecar(copy.paths, other_count)
     assert read_sidecar(copy.paths).record_count == 4
-    earlier = other_count.__class__(**{**other_count.__dict__,
-                                       "last_sync": info.last_sync - 5})
+    earlier = other_count.__class__(**{**other_count.__dict__, "last_sync": info.last_sync - 5})
     assert refresh_sidecar(copy.paths, earlier)  # a clock set back is told at once
     copy.close()

@@ -21,8 +21,15 @@ LIMIT = 25
 
 def run_killed(session: Session, folder: Path, *, kill_after: int, create: bool) -> None:
     """A sync in a child process that SIGKILLs itself right after page ``kill_after``."""
-    child = Child({"session": dataclasses.asdict(session), "folder": str(folder),
-                   "kill_after": kill_after, "create": create, "limit": LIMIT})
+    child = Child(
+        {
+            "session": dataclasses.asdict(session),
+            "folder": str(folder),
+            "kill_after": kill_after,
+            "create": create,
+            "limit": LIMIT,
+        }
+    )
     child.finish()
     assert child.returncode == -signal.SIGKILL, child.err
 

@@ -47,11 +47,23 @@ class Clock:
 @pytest.fixture
 def copy(tmp_path: Path) -> OfflineCopy:
     copy = new_copy(tmp_path, PASSWORD)
-    copy.apply_page(page([
-        upsert("r1", 3, "Core router", username="admin", password="pw-Base1#old",
-               url="https://router.lan"),
-        upsert("r2", 7, "Lab switch", username="ops", password="pw-Base2#old"),
-    ]), None, CONTACT)
+    copy.apply_page(
+        page(
+            [
+                upsert(
+                    "r1",
+                    3,
+                    "Core router",
+                    username="admin",
+                    password="pw-Base1#old",
+                    url="https://router.lan",
+                ),
+                upsert("r2", 7, "Lab switch", username="ops", password="pw-Base2#old"),
+            ]
+        ),
+        None,
+        CONTACT,
+    )
     return copy
 
 
@@ -87,10 +99,14 @@ def test_an_edit_shows_at_once_and_queues_its_base_and_new_values(
     assert local.pending() == [change]
     assert change.kind == "update"
     assert change.base_rev == 3
-    assert change.base_record == RecordContent("Core router", {
-        "username": "admin", "password": "pw-Base1#old", "url": "https://router.lan"})
-    assert change.changes == {PASSWORD_FIELD: ValueChange("pw-Base1#old", OFFLINE_PW),
-                              "notes": ValueChange(None, "reset at site")}
+    assert change.base_record == RecordContent(
+        "Core router",
+        {"username": "admin", "password": "pw-Base1#old", "url": "https://router.lan"},
+    )
+    assert change.changes == {
+        PASSWORD_FIELD: ValueChange("pw-Base1#old", OFFLINE_PW),
+        "notes": ValueChange(None, "reset at site"),
+    }
     assert change.local_time == 5001.0
     uuid.UUID(change.change_id)
 
@@ -155,7 +171,10 @@ def test_an_edit_after_a_sent_change_follows_it_and_gets_its_base_when_it_is_pus
     record = copy.get("r1")
     assert record is not None
     assert (record.rev, record.name, dict(record.fields)) == (
-        5, "Core router (old)", dict(server.fields))
+        5,
+        "Core router (old)",
+        dict(server.fields),
+    )
     assert copy.digest() == copy.recompute_digest()
 
 
@@ -205,8 +224,9 @@ def test_a_delete_removes_the_record_and_queues_its_base(
     assert copy.get("r2") is None
     assert _ids(copy, "switch") == set()
     assert (change.kind, change.base_rev, change.changes) == ("delete", 7, {})
-    assert change.base_record == RecordContent("Lab switch", {"username": "ops",
-                                                              "password": "pw-Base2#old"})
+    assert change.base_record == RecordContent(
+        "Lab switch", {"username": "ops", "password": "pw-Base2#old"}
+    )
     assert copy.digest() == copy.recompute_digest()
     assert copy.digest().count == 1
 
@@ -229,9 +249,14 @@ def test_edits_of_unknown_records_and_unacceptable_values_change_nothing(
         local.edit_record("r404", name="x")
     with pytest.raises(OfflineEditError, match="no such record"):
         local.delete_record("r404")
-    for bad in [{"name": ""}, {"name": "n" * 1001}, {"fields": {"": OFFLINE_PW}},
-                {"fields": {"k": "v" * 100_001}}, {"fields": {str(i): "" for i in range(201)}},
-                {"fields": {"k": "\ud800" + OFFLINE_PW}}]:
+    for bad in [
+        {"name": ""},
+        {"name": "n" * 1001},
+        {"fields": {"": OFFLINE_PW}},
+        {"fields": {"k": "v" * 100_001}},
+        {"fields": {str(i): "" for i in range(201)}},
+        {"fields": {"k": "\ud800" + OFFLINE_PW}},
+    ]:
         with pytest.raises(OfflineEditError, match="Nothing was changed") as caught:
             local.edit_record("r1", **bad)  # type: ignore[arg-type]
         assert OFFLINE_PW not in str(caught.value)
@@ -245,8 +270,9 @@ def test_edits_of_unknown_records_and_unacceptable_values_change_nothing(
 def test_a_pushed_update_shows_the_servers_record_and_keeps_its_conflicts(
     copy: OfflineCopy, local: LocalChanges
 ) -> None:
-    change = local.edit_record("r1", fields={**_fields(copy, "r1"), PASSWORD_FIELD: OFFLINE_PW,
-                                             "username": "root"})
+    change = local.edit_record(
+        "r1", fields={**_fields(copy, "r1"), PASSWORD_FIELD: OFFLINE_PW, "username": "root"}
+    )
     assert change is not None
     server = RecordContent("Core router", {"username": "root", "password": SERVER_PW})
     conflict = FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW)
@@ -257,9 +283,15 @@ def test_a_pushed_update_shows_the_servers_record_and_keeps_its_conflicts(
     assert (record.rev, dict(record.fields)) == (4, dict(server.fields))
     assert copy.digest() == copy.recompute_digest()
     [entry] = local.conflicts()
-    assert (entry.record_id, entry.record_name, entry.slot, entry.mine, entry.theirs,
-            entry.reason, entry.change_id) == (
-        "r1", "Core router", PASSWORD_FIELD, OFFLINE_PW, SERVER_PW, "conflict", change.change_id)
+    assert (
+        entry.record_id,
+        entry.record_name,
+        entry.slot,
+        entry.mine,
+        entry.theirs,
+        entry.reason,
+        entry.change_id,
+    ) == ("r1", "Core router", PASSWORD_FIELD, OFFLINE_PW, SERVER_PW, "conflict", change.change_id)
     local.mark_pushed(change.change_id, ServerRecord(4, server), [conflict])  # a repeat
     assert len(local.conflicts()) == 1
 
@@ -268,8 +300,9 @@ def test_a_pushed_create_takes_the_servers_revision_into_the_digest(
     copy: OfflineCopy, local: LocalChanges
 ) -> None:
     change = local.create_record("Door", {PASSWORD_FIELD: OFFLINE_PW})
-    local.mark_pushed(change.change_id, ServerRecord(1, RecordContent("Door", {
-        PASSWORD_FIELD: OFFLINE_PW})))
+    local.mark_pushed(
+        change.change_id, ServerRecord(1, RecordContent("Door", {PASSWORD_FIELD: OFFLINE_PW}))
+    )
     record = copy.get(change.record_id)
     assert record is not None
     assert record.rev == 1
@@ -296,16 +329,20 @@ def test_a_refused_update_keeps_the_values_readable_and_shows_the_servers_record
     assert sent is not None
     local.mark_attempted(sent.change_id)
     local.edit_record("r1", name="Core router B")
-    local.mark_refused(sent.change_id, "refused",
-                       [FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None)])
+    local.mark_refused(sent.change_id, "refused", [FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None)])
     assert local.pending() == []  # the follow-up edit was made on top: refused with it
     assert {(c.slot, c.mine, c.reason) for c in local.conflicts()} == {
-        (PASSWORD_FIELD, OFFLINE_PW, "refused"), (RECORD_NAME, "Core router B", "refused")}
+        (PASSWORD_FIELD, OFFLINE_PW, "refused"),
+        (RECORD_NAME, "Core router B", "refused"),
+    }
     assert {c.record_name for c in local.conflicts()} == {"Core router B"}
     record = copy.get("r1")
     assert record is not None
     assert (record.rev, record.name, record.fields[PASSWORD_FIELD]) == (
-        3, "Core router", "pw-Base1#old")
+        3,
+        "Core router",
+        "pw-Base1#old",
+    )
 
 
 def test_a_refused_delete_brings_the_record_back_and_a_refused_create_removes_it(
@@ -316,13 +353,16 @@ def test_a_refused_delete_brings_the_record_back_and_a_refused_create_removes_it
     assert delete is not None
     local.mark_refused(delete.change_id, "refused", [FieldConflict(None, None, None)])
     assert _ids(copy, "switch") == {"r2"}
-    local.mark_refused(create.change_id, "refused",
-                       [FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None)])
+    local.mark_refused(
+        create.change_id, "refused", [FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None)]
+    )
     assert copy.get(create.record_id) is None
     assert local.pending() == []
     assert copy.digest() == copy.recompute_digest()
     assert [(c.record_name, c.slot) for c in local.conflicts()] == [
-        ("Lab switch", None), ("Door", PASSWORD_FIELD)]
+        ("Lab switch", None),
+        ("Door", PASSWORD_FIELD),
+    ]
 
 
 def test_a_refusal_can_show_the_servers_newer_record(
@@ -331,8 +371,12 @@ def test_a_refusal_can_show_the_servers_newer_record(
     change = local.delete_record("r2")
     assert change is not None
     newer = RecordContent("Lab switch", {"password": SERVER_PW})
-    local.mark_refused(change.change_id, "conflict", [FieldConflict(None, None, "Lab switch")],
-                       server_record=ServerRecord(9, newer))
+    local.mark_refused(
+        change.change_id,
+        "conflict",
+        [FieldConflict(None, None, "Lab switch")],
+        server_record=ServerRecord(9, newer),
+    )
     record = copy.get("r2")
     assert record is not None
     assert (record.rev, dict(record.fields)) == (9, {"password": SERVER_PW})
@@ -340,10 +384,12 @@ def test_a_refusal_can_show_the_servers_newer_record(
 
 
 def test_conflicts_are_listed_until_dismissed(local: LocalChanges) -> None:
-    first = local.add_conflict("r1", "Core router", FieldConflict("pin", "1", "2"), "conflict",
-                               "c-1")
-    second = local.add_conflict("r9", "Gone", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None),
-                                "deleted", "c-2")
+    first = local.add_conflict(
+        "r1", "Core router", FieldConflict("pin", "1", "2"), "conflict", "c-1"
+    )
+    second = local.add_conflict(
+        "r9", "Gone", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None), "deleted", "c-2"
+    )
     assert [c.conflict_id for c in local.conflicts()] == [first, second]
     assert local.dismiss_conflict(first) is True
     assert local.dismiss_conflict(first) is False
@@ -352,8 +398,9 @@ def test_conflicts_are_listed_until_dismissed(local: LocalChanges) -> None:
 
 def test_no_value_or_name_appears_in_a_repr(copy: OfflineCopy, local: LocalChanges) -> None:
     change = local.edit_record("r1", fields={PASSWORD_FIELD: OFFLINE_PW})
-    local.add_conflict("r1", "Core router", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW),
-                       "conflict", "c-1")
+    local.add_conflict(
+        "r1", "Core router", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW), "conflict", "c-1"
+    )
     text = repr(change) + repr(local.conflicts()) + repr(local) + repr(local.pending())
     for secret in (OFFLINE_PW, SERVER_PW, "Core router", "pw-Base1#old"):
         assert secret not in text
@@ -367,8 +414,9 @@ def test_nothing_of_a_change_is_written_outside_the_encrypted_file(
 ) -> None:
     local.edit_record("r1", fields={**_fields(copy, "r1"), PASSWORD_FIELD: OFFLINE_PW})
     local.create_record("Door controller", {PASSWORD_FIELD: OFFLINE_PW})
-    local.add_conflict("r1", "Core router", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW),
-                       "conflict", "c-1")
+    local.add_conflict(
+        "r1", "Core router", FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW), "conflict", "c-1"
+    )
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files
     for path in files:
@@ -439,9 +487,15 @@ def _check_steps(copy: OfflineCopy, local: LocalChanges) -> int:
     for step in range(last + 1):
         record_id = str(uuid.UUID(int=step + 1))
         record = copy.get(record_id)
-        state = ("absent" if record is None else
-                 "pending" if record.rev == 0 and pending[record_id].kind == "create" else
-                 "pushed" if record.rev == 1 and record_id not in pending else "broken")
+        state = (
+            "absent"
+            if record is None
+            else "pending"
+            if record.rev == 0 and pending[record_id].kind == "create"
+            else "pushed"
+            if record.rev == 1 and record_id not in pending
+            else "broken"
+        )
         done = {0: {"pending"}, 1: {"pushed"}, 2: {"absent"}}[step % 3]
         # The last step may have been killed after its edit, in any of its transactions.
         assert state in (done if step < last else done | {"absent", "pending"}), (step, state)

@@ -27,7 +27,10 @@ BASE = RecordContent("Router", {"username": "admin", "password": "pw-Base1#old",
 
 
 def _change(
-    after: RecordContent | None, *, kind: ChangeKind = "update", base: RecordContent | None = BASE,
+    after: RecordContent | None,
+    *,
+    kind: ChangeKind = "update",
+    base: RecordContent | None = BASE,
     base_rev: int | None = 4,
 ) -> PendingChange:
     changes = {} if after is None else changes_between(base, after)
@@ -78,8 +81,11 @@ def test_when_every_change_conflicts_nothing_is_sent_and_the_values_are_reported
     mine = _with(BASE, password=OFFLINE_PW)
     theirs = ServerRecord(5, _with(BASE, password=SERVER_PW))
     result = merge_change(_change(mine), theirs)
-    assert result == MergeResult("nothing", conflicts=(
-        FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW),), reason="conflict")
+    assert result == MergeResult(
+        "nothing",
+        conflicts=(FieldConflict(PASSWORD_FIELD, OFFLINE_PW, SERVER_PW),),
+        reason="conflict",
+    )
 
 
 def test_the_same_change_on_both_sides_is_no_conflict_and_needs_no_write() -> None:
@@ -91,7 +97,8 @@ def test_the_same_change_on_both_sides_is_no_conflict_and_needs_no_write() -> No
 def test_a_field_removed_offline_is_removed_unless_others_changed_it() -> None:
     mine = _with(BASE, url=None)
     assert merge_change(_change(mine), ServerRecord(5, _with(BASE, notes="n"))).send == (
-        _with(BASE, notes="n", url=None))
+        _with(BASE, notes="n", url=None)
+    )
     result = merge_change(_change(mine), ServerRecord(5, _with(BASE, url="other.lan")))
     assert result.conflicts == (FieldConflict("url", None, "other.lan"),)
 
@@ -111,19 +118,22 @@ def test_a_field_removed_on_the_server_and_changed_offline_conflicts() -> None:
 def test_the_name_is_merged_like_a_field() -> None:
     mine = RecordContent("Router (lab)", BASE.fields)
     theirs = ServerRecord(5, _with(BASE, notes="n"))
-    assert merge_change(_change(mine), theirs).send == RecordContent("Router (lab)",
-                                                                     theirs.content.fields)
+    assert merge_change(_change(mine), theirs).send == RecordContent(
+        "Router (lab)", theirs.content.fields
+    )
     renamed = ServerRecord(5, RecordContent("Router (office)", BASE.fields))
     assert merge_change(_change(mine), renamed).conflicts == (
-        FieldConflict(RECORD_NAME, "Router (lab)", "Router (office)"),)
+        FieldConflict(RECORD_NAME, "Router (lab)", "Router (office)"),
+    )
 
 
 def test_an_update_whose_record_was_deleted_or_refused_reports_the_users_values() -> None:
     mine = _with(BASE, password=OFFLINE_PW)
     for gone in ("deleted", "refused"):
         result = merge_change(_change(mine), gone)
-        assert result == MergeResult("report", conflicts=(
-            FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None),), reason=gone)
+        assert result == MergeResult(
+            "report", conflicts=(FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None),), reason=gone
+        )
 
 
 def test_an_update_without_a_known_base_needs_the_servers_record() -> None:
@@ -139,8 +149,9 @@ def test_an_update_without_a_known_base_needs_the_servers_record() -> None:
 def test_a_create_never_conflicts_and_sends_the_whole_record_with_if_none_match() -> None:
     mine = RecordContent("Switch", {"password": OFFLINE_PW})
     result = merge_change(_change(mine, kind="create", base=None, base_rev=None), None)
-    assert result == MergeResult("write", mine, None,
-                                 applied=frozenset({RECORD_NAME, PASSWORD_FIELD}))
+    assert result == MergeResult(
+        "write", mine, None, applied=frozenset({RECORD_NAME, PASSWORD_FIELD})
+    )
 
 
 def test_a_create_the_server_holds_already_is_merged_as_an_update_from_nothing() -> None:
@@ -158,8 +169,10 @@ def test_a_refused_create_keeps_every_typed_value_readable() -> None:
     mine = RecordContent("Switch", {"password": OFFLINE_PW})
     result = merge_change(_change(mine, kind="create", base=None, base_rev=None), "refused")
     assert result.action == "report"
-    assert set(result.conflicts) == {FieldConflict(RECORD_NAME, "Switch", None),
-                                     FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None)}
+    assert set(result.conflicts) == {
+        FieldConflict(RECORD_NAME, "Switch", None),
+        FieldConflict(PASSWORD_FIELD, OFFLINE_PW, None),
+    }
 
 
 # --- deletes -------------------------------------------------------------------------------
@@ -174,17 +187,20 @@ def test_a_delete_of_an_unchanged_record_is_sent_on_its_revision() -> None:
 
 
 def test_a_delete_of_a_record_others_changed_is_not_applied_and_is_reported() -> None:
-    result = merge_change(_change(None, kind="delete"),
-                          ServerRecord(5, _with(BASE, password=SERVER_PW)))
-    assert result == MergeResult("report", conflicts=(FieldConflict(None, None, "Router"),),
-                                 reason="conflict")
+    result = merge_change(
+        _change(None, kind="delete"), ServerRecord(5, _with(BASE, password=SERVER_PW))
+    )
+    assert result == MergeResult(
+        "report", conflicts=(FieldConflict(None, None, "Router"),), reason="conflict"
+    )
 
 
 def test_a_delete_of_a_deleted_record_is_done_and_a_refused_one_reported() -> None:
     change = _change(None, kind="delete")
     assert merge_change(change, "deleted") == MergeResult("nothing")
     assert merge_change(change, "refused") == MergeResult(
-        "report", conflicts=(FieldConflict(None, None, None),), reason="refused")
+        "report", conflicts=(FieldConflict(None, None, None),), reason="refused"
+    )
 
 
 # --- values --------------------------------------------------------------------------------
@@ -217,8 +233,9 @@ def test_a_record_cannot_lose_its_name() -> None:
 
 KEYS = st.sampled_from(["password", "username", "url", "notes", "pin"])
 VALUES = st.sampled_from(["a", "b", "c", OFFLINE_PW])
-CONTENT = st.builds(RecordContent, st.sampled_from(["N1", "N2", "N3"]),
-                    st.dictionaries(KEYS, VALUES, max_size=5))
+CONTENT = st.builds(
+    RecordContent, st.sampled_from(["N1", "N2", "N3"]), st.dictionaries(KEYS, VALUES, max_size=5)
+)
 
 
 def _slot(content: RecordContent, slot: str) -> str | None:
@@ -246,8 +263,9 @@ def _outcome_of(change: PendingChange, theirs: ServerRecord, result: MergeResult
     assert set(conflicts) <= set(change.changes)
     if result.action == "write":
         assert result.if_match == theirs.rev
-        assert result.applied == {s for s in change.changes
-                                  if _slot(theirs.content, s) != _slot(sent, s)}
+        assert result.applied == {
+            s for s in change.changes if _slot(theirs.content, s) != _slot(sent, s)
+        }
     else:
         assert result.action == "nothing"
 
@@ -267,7 +285,8 @@ def test_every_user_change_is_sent_already_there_or_a_conflict(
         sent = result.send or theirs
         on_server = _slot(sent, PASSWORD_FIELD) == typed.new
         reported = FieldConflict(PASSWORD_FIELD, typed.new, _slot(theirs, PASSWORD_FIELD)) in (
-            result.conflicts)
+            result.conflicts
+        )
         assert on_server != reported
     # Merging again with what was sent leaves nothing to send: the merge converges.
     if result.send is not None:

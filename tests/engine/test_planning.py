@@ -57,8 +57,17 @@ def test_digest_matches_protocol_definition() -> None:
 
 def test_digest_after_a_page_equals_the_digest_from_scratch() -> None:
     held = {"a": 1, "b": 2, "c": 5, "gone": 1}
-    changes = page([upsert("a", 2), upsert("b", 1), delete("c"), delete("unknown"),
-                    upsert("new", 1), upsert("gone", 3), delete("gone", "revoked")]).changes
+    changes = page(
+        [
+            upsert("a", 2),
+            upsert("b", 1),
+            delete("c"),
+            delete("unknown"),
+            upsert("new", 1),
+            upsert("gone", 3),
+            delete("gone", "revoked"),
+        ]
+    ).changes
     plan = plan_page(dict(held), changes)
     after = digest_after(digest_of(held.items()), held, plan)
     assert after == digest_of({"a": 2, "b": 2, "new": 1}.items())
@@ -67,8 +76,11 @@ def test_digest_after_a_page_equals_the_digest_from_scratch() -> None:
 def test_digest_sum_wraps_modulo_two_to_the_256() -> None:
     many = [(f"r{i}", 1) for i in range(50)]
     assert int(digest_of(many).sum, 16) == sum(_line(r, v) for r, v in many) % 2**256
-    removed = digest_after(digest_of(many), dict(many), plan_page(dict(many), page(
-        [delete(r) for r, _v in many]).changes))
+    removed = digest_after(
+        digest_of(many),
+        dict(many),
+        plan_page(dict(many), page([delete(r) for r, _v in many]).changes),
+    )
     assert removed == digest_of([])
 
 

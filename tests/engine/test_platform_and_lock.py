@@ -79,8 +79,9 @@ def test_each_platform_locks_with_its_own_module() -> None:
 
 def test_windows_locker_locks_the_first_byte_without_waiting(tmp_path: Path) -> None:
     calls: list[tuple[int, int]] = []
-    fake: Any = SimpleNamespace(LK_NBLCK=2, LK_UNLCK=0, locking=lambda fd, mode, n: calls.append(
-        (mode, n)))
+    fake: Any = SimpleNamespace(
+        LK_NBLCK=2, LK_UNLCK=0, locking=lambda fd, mode, n: calls.append((mode, n))
+    )
     locker = MsvcrtLocker(fake)
     fd = os.open(tmp_path / "x.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -97,9 +98,9 @@ def test_windows_locker_locks_the_first_byte_without_waiting(tmp_path: Path) -> 
     assert calls == [(2, 1), (0, 1)]
 
 
-def test_windows_replace_is_retried_while_a_reader_holds_the_file(tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch
-                                                                  ) -> None:
+def test_windows_replace_is_retried_while_a_reader_holds_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tmp_path / "new").write_bytes(b"new")
     (tmp_path / "old").write_bytes(b"old")
     real, failures = os.replace, [PermissionError(13, "in use")] * 2
@@ -177,15 +178,21 @@ def test_a_removed_lock_file_is_noticed_by_whoever_locked_it_meanwhile(tmp_path:
 def test_the_lock_of_a_killed_holder_is_released_by_the_system(tmp_path: Path) -> None:
     path = tmp_path / "c.lock"
     child = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             from pathlib import Path
             from offline_addon.storage.copy_lock import CopyLock
             lock = CopyLock(Path({str(path)!r}))
             lock.acquire()
             print("held", flush=True)
             import time; time.sleep(60)
-        """)],
-        stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert child.stdout is not None
     try:
         assert read_line(child.stdout, 30).strip() == "held"

@@ -17,8 +17,11 @@ def _feed(count: int) -> dict[str | None, ChangePage]:
     for n in range(count):
         last = n == count - 1
         pages[None if n == 0 else f"c{n}"] = page(
-            [upsert(f"r{n}", 1)], f"c{n + 1}", has_more=not last,
-            holdings={f"r{m}": 1 for m in range(count)} if last else None)
+            [upsert(f"r{n}", 1)],
+            f"c{n + 1}",
+            has_more=not last,
+            holdings={f"r{m}": 1 for m in range(count)} if last else None,
+        )
     return pages
 
 
@@ -49,6 +52,8 @@ def test_later_pages_come_from_the_prefetch_thread_in_order() -> None:
 
 def test_a_first_page_leading_back_to_its_start_is_refused() -> None:
     looping = page([upsert("r", 1)], "c0", has_more=True)
-    with PagePrefetcher(lambda cursor: looping, "c0") as pages, \
-            pytest.raises(ProtocolError, match="does not advance"):
+    with (
+        PagePrefetcher(lambda cursor: looping, "c0") as pages,
+        pytest.raises(ProtocolError, match="does not advance"),
+    ):
         list(pages)

@@ -158,8 +158,9 @@ def test_an_unchanged_head_records_the_server_time_from_its_date_header(tmp_path
 class _NoDateClient(SyncClient):
     """A 304 whose Date header was absent or unparsable (a proxy may drop it)."""
 
-    def head(self, database: str, etag: str | None = None, *,
-             deadline: float | None = None) -> Head | HeadUnchanged:
+    def head(
+        self, database: str, etag: str | None = None, *, deadline: float | None = None
+    ) -> Head | HeadUnchanged:
         head = super().head(database, etag, deadline=deadline)
         if isinstance(head, HeadUnchanged):
             return dataclasses.replace(head, server_time=None)

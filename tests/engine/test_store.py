@@ -168,8 +168,7 @@ def test_search_substrings_of_every_length_match_like_the_server(tmp_path: Path)
     names = ["Alpha", "alPHAbet", "Beta 100%", "gamma_ray", "Omega"]
     copy.apply_page(page([upsert(f"r{i}", 1, n) for i, n in enumerate(names)]), None, CONTACT)
     for query in ("a", "Al", "PHA", "pha", "ega", "100%", "a_r", "%", "_", "mega ", "xyz"):
-        expected = sorted((n for n in names if query.strip().lower() in n.lower()),
-                          key=str.lower)
+        expected = sorted((n for n in names if query.strip().lower() in n.lower()), key=str.lower)
         found = [r.name for r in copy.search(query)]
         # Word prefixes add hits (e.g. "ega" is no word start, "Al" starts "Alpha"); every
         # name substring must be among them, in name order.
@@ -181,8 +180,9 @@ def test_search_substrings_of_every_length_match_like_the_server(tmp_path: Path)
 
 def test_search_returns_the_first_hits_by_name_up_to_the_limit(tmp_path: Path) -> None:
     copy = new_copy(tmp_path)
-    copy.apply_page(page([upsert(f"r{i:02d}", 1, f"Host {99 - i:02d}") for i in range(40)]),
-                    None, CONTACT)
+    copy.apply_page(
+        page([upsert(f"r{i:02d}", 1, f"Host {99 - i:02d}") for i in range(40)]), None, CONTACT
+    )
     assert [r.name for r in copy.search("host", limit=3)] == ["Host 60", "Host 61", "Host 62"]
     assert [r.name for r in copy.search("ost 6", limit=2)] == ["Host 60", "Host 61"]
     assert [r.name for r in copy.search("", limit=1)] == ["Host 60"]
@@ -193,8 +193,11 @@ def test_search_returns_the_first_hits_by_name_up_to_the_limit(tmp_path: Path) -
 
 def test_count_matches_counts_every_hit_beyond_the_limit(tmp_path: Path) -> None:
     copy = new_copy(tmp_path)
-    copy.apply_page(page([upsert(f"r{i:02d}", 1, f"Host {i:02d}", notes=f"rack{i % 3}")
-                          for i in range(40)]), None, CONTACT)
+    copy.apply_page(
+        page([upsert(f"r{i:02d}", 1, f"Host {i:02d}", notes=f"rack{i % 3}") for i in range(40)]),
+        None,
+        CONTACT,
+    )
     for query in ("host", "ost 1", "rack1", "h", "", "nothing-like-this"):
         assert copy.count_matches(query) == len(copy.search(query, limit=1000)), query
     assert copy.count_matches("host") == 40
@@ -211,15 +214,24 @@ def test_search_cut_at_the_limit_keeps_name_then_id_order_among_equal_names(
     assert [r.record_id for r in copy.search("web", limit=3)] == ["r0", "r1", "r3"]
     assert [r.record_id for r in copy.search("we", limit=5)] == ["r0", "r1", "r3", "r5", "r9"]
     assert [r.record_id for r in copy.search("web", limit=50)] == [
-        "r0", "r1", "r3", "r5", "r9", "r7"]
+        "r0",
+        "r1",
+        "r3",
+        "r5",
+        "r9",
+        "r7",
+    ]
     copy.close()
 
 
 def test_digest_follows_every_page_and_equals_the_digest_from_scratch(tmp_path: Path) -> None:
     copy = _filled(tmp_path)
     assert copy.digest() == digest_of([("r1", 1), ("r2", 3)])
-    copy.apply_page(page([upsert("r1", 2), delete("r2"), delete("never-held"), upsert("r3", 7)],
-                         "c2"), "c1", CONTACT)
+    copy.apply_page(
+        page([upsert("r1", 2), delete("r2"), delete("never-held"), upsert("r3", 7)], "c2"),
+        "c1",
+        CONTACT,
+    )
     assert copy.digest() == digest_of([("r1", 2), ("r3", 7)]) == copy.recompute_digest()
     before = copy.digest()
     assert not copy.apply_page(page([delete("r1")], "c9"), "c0", CONTACT).applied
@@ -269,8 +281,10 @@ def test_version_2_copy_gets_its_digest_and_name_index_from_its_records(tmp_path
     conn = sqlcipher3.connect(str(paths.db), isolation_level=None)
     conn.execute(f"PRAGMA key = {quote_password(PASSWORD)}")
     assert migrate(conn, target=2) == 2
-    rows = [(f"id{i}", i % 5 + 1, f"Server {i:03d}", json.dumps({"url": f"h{i}"}), 1.0)
-            for i in range(300)]
+    rows = [
+        (f"id{i}", i % 5 + 1, f"Server {i:03d}", json.dumps({"url": f"h{i}"}), 1.0)
+        for i in range(300)
+    ]
     conn.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
     conn.close()
     with OfflineCopy.open(paths, PASSWORD) as copy:

@@ -183,7 +183,10 @@ def test_digest_mismatch_is_repaired(
 
 
 def test_a_copy_holding_another_revision_is_repaired_on_the_very_next_sync(
-    demo: RunningServer, alice: Session, folder: Path, stocked: list[str],
+    demo: RunningServer,
+    alice: Session,
+    folder: Path,
+    stocked: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # Same count, consistent bookkeeping, but one record at a revision the server never sent:
@@ -204,7 +207,10 @@ def test_a_copy_holding_another_revision_is_repaired_on_the_very_next_sync(
 
 
 def test_lost_bookkeeping_is_repaired_and_logged_as_such(
-    demo: RunningServer, alice: Session, folder: Path, stocked: list[str],
+    demo: RunningServer,
+    alice: Session,
+    folder: Path,
+    stocked: list[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     paths = paths_of(folder, alice)

@@ -10,8 +10,9 @@ WEEK = 7 * 86400
 
 
 def verdict(now: float, high_water: float | None = None) -> str | None:
-    return offline_verdict(last_contact=T, validity_seconds=WEEK, now=now,
-                           high_water=high_water).problem
+    return offline_verdict(
+        last_contact=T, validity_seconds=WEEK, now=now, high_water=high_water
+    ).problem
 
 
 def test_inside_the_validity_it_opens_and_after_it_it_is_expired() -> None:

@@ -61,18 +61,23 @@ def make_host(tmp_path: Path) -> Iterator[Callable[..., tuple[Host, io.StringIO]
 def world(tmp_path: Path) -> Iterator[World]:
     """The reference server on a free loopback port with alice, Mail and Bank."""
     with serve(tmp_path / "srv") as srv:
-        seeded = seed(srv, "demo", {"alice": PASSWORD}, [
-            {"name": "Mail", "fields": {"username": "alice", "password": MAIL_SECRET}},
-            {"name": "Bank", "fields": {"username": "a123", "pin": BANK_PIN}},
-        ])
+        seeded = seed(
+            srv,
+            "demo",
+            {"alice": PASSWORD},
+            [
+                {"name": "Mail", "fields": {"username": "alice", "password": MAIL_SECRET}},
+                {"name": "Bank", "fields": {"username": "a123", "pin": BANK_PIN}},
+            ],
+        )
         mail_id, bank_id = seeded.ids
         yield World(srv, seeded.user_ids["alice"], mail_id, bank_id)
 
 
 @pytest.fixture
-def session_for(addon_site: AddonSite,
-                make_host: HostFactory) -> Callable[..., ScriptedShell]:
+def session_for(addon_site: AddonSite, make_host: HostFactory) -> Callable[..., ScriptedShell]:
     """A host with the probe add-on, started, and a shell for alice at ``url``."""
+
     def build(url: str, timer_seconds: float = 3600.0) -> ScriptedShell:
         probe = addon_site.install("probe")
         host, out = make_host("probe")

@@ -22,9 +22,15 @@ from tests.support.host import BROKEN_SOURCE, AddonSite
 
 HostFactory = Callable[..., tuple[Host, io.StringIO]]
 
-SESSION = Session(server_url="http://127.0.0.1:1", database="demo", user_id="u1",
-                  username="alice", client_id="c1", token="tok-Wd3!probe-hooks",
-                  password="pw-Wd3!probe-hooks")
+SESSION = Session(
+    server_url="http://127.0.0.1:1",
+    database="demo",
+    user_id="u1",
+    username="alice",
+    client_id="c1",
+    token="tok-Wd3!probe-hooks",
+    password="pw-Wd3!probe-hooks",
+)
 
 
 def _hooks(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -37,8 +43,10 @@ def _hooks(calls: list[tuple[str, dict[str, Any]]]) -> list[str]:
 def test_offline_addon_is_discovered_through_its_entry_point_with_its_version() -> None:
     (info,) = [a for a in discover() if a.addon_id == "offline"]
     assert info.refused is None
-    assert info.version == hookspecs.load_manifest(
-        Path(__file__).resolve().parents[2] / "manifest.json")["version"]
+    assert (
+        info.version
+        == hookspecs.load_manifest(Path(__file__).resolve().parents[2] / "manifest.json")["version"]
+    )
     assert info.entry_point == "offline_addon.plugin:addon"
     # Loaded by the entry point, i.e. the very object the package exposes.
     import offline_addon.plugin
@@ -47,7 +55,8 @@ def test_offline_addon_is_discovered_through_its_entry_point_with_its_version() 
 
 
 def test_offline_addon_is_listed_enabled_and_its_hooks_pass_check_pending(
-        make_host: HostFactory) -> None:
+    make_host: HostFactory,
+) -> None:
     host, _ = make_host("offline")
     (status,) = host.statuses()
     assert (status.info.addon_id, status.state) == ("offline", "enabled")
@@ -63,7 +72,8 @@ def test_offline_addon_is_listed_enabled_and_its_hooks_pass_check_pending(
 
 
 def test_enabled_addon_receives_hooks_with_host_services(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     host, _ = make_host("probe")
     host.start()
@@ -76,7 +86,8 @@ def test_enabled_addon_receives_hooks_with_host_services(
 
 
 def test_disabling_an_addon_in_a_running_host_stops_its_hooks(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     host, _ = make_host("probe")
     host.start()
@@ -92,7 +103,8 @@ def test_disabling_an_addon_in_a_running_host_stops_its_hooks(
 
 
 def test_enabling_an_addon_in_a_running_host_takes_effect_at_once(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     host, _ = make_host("probe")
     host.set_enabled("probe", False)
@@ -106,7 +118,8 @@ def test_enabling_an_addon_in_a_running_host_takes_effect_at_once(
 
 
 def test_addon_switched_off_in_the_settings_file_is_not_loaded_at_start(
-        addon_site: AddonSite, make_host: HostFactory, tmp_path: Path) -> None:
+    addon_site: AddonSite, make_host: HostFactory, tmp_path: Path
+) -> None:
     probe = addon_site.install("probe")
     first, _ = make_host("probe")
     first.set_enabled("probe", False)
@@ -116,8 +129,7 @@ def test_addon_switched_off_in_the_settings_file_is_not_loaded_at_start(
     assert second.hooks.registered() == []
 
 
-def test_shutdown_tells_every_started_addon(addon_site: AddonSite,
-                                            make_host: HostFactory) -> None:
+def test_shutdown_tells_every_started_addon(addon_site: AddonSite, make_host: HostFactory) -> None:
     one, two = addon_site.install("one"), addon_site.install("two")
     host, _ = make_host("one", "two")
     host.start()
@@ -129,8 +141,8 @@ def test_shutdown_tells_every_started_addon(addon_site: AddonSite,
 
 @pytest.mark.parametrize("broken_id", ["abroken", "zbroken"])
 def test_broken_addon_neither_stops_the_host_nor_the_other_addons(
-        addon_site: AddonSite, make_host: HostFactory, broken_id: str,
-        caplog: pytest.LogCaptureFixture) -> None:
+    addon_site: AddonSite, make_host: HostFactory, broken_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # Both names, so that the broken add-on is called before and after the probe.
     probe = addon_site.install("probe")
     broken = addon_site.install(broken_id, BROKEN_SOURCE)
@@ -146,9 +158,16 @@ def test_broken_addon_neither_stops_the_host_nor_the_other_addons(
         host.hooks.call("on_logout", session=SESSION)
         host.shutdown()
     assert _hooks(probe.plugin_module().CALLS) == [
-        "register_commands", "on_addon_enabled", "on_login", "on_timer",
-        "on_settings_changed", "offline_login", "on_password_changed", "on_logout",
-        "on_addon_disabled"]
+        "register_commands",
+        "on_addon_enabled",
+        "on_login",
+        "on_timer",
+        "on_settings_changed",
+        "offline_login",
+        "on_password_changed",
+        "on_logout",
+        "on_addon_disabled",
+    ]
     assert "on_timer" in broken.plugin_module().ATTEMPTS
     failures = [r.getMessage() for r in caplog.records if broken_id in r.getMessage()]
     assert any("on_login" in m for m in failures)
@@ -157,7 +176,8 @@ def test_broken_addon_neither_stops_the_host_nor_the_other_addons(
 
 
 def test_offline_login_asks_the_next_addon_when_one_raises(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     addon_site.install("zbroken", BROKEN_SOURCE)
     host, _ = make_host("probe", "zbroken")
@@ -171,14 +191,16 @@ def test_offline_login_asks_the_next_addon_when_one_raises(
 
 
 def test_addon_reading_its_settings_in_a_hook_while_being_disabled_does_not_deadlock(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     host, _ = make_host("probe")
     host.start()
     module = probe.plugin_module()
     module.SLOW_TIMER["seconds"] = 0.2
-    ticker = threading.Thread(target=host.hooks.call, kwargs={
-        "hook": "on_timer", "session": SESSION, "now": 1.0})
+    ticker = threading.Thread(
+        target=host.hooks.call, kwargs={"hook": "on_timer", "session": SESSION, "now": 1.0}
+    )
     ticker.start()
     while not module.CALLS or module.CALLS[-1][0] != "on_timer":
         time.sleep(0.005)
@@ -202,7 +224,8 @@ def _refusal(addon_id: str) -> str:
 
 
 def test_manifest_with_a_wrong_default_type_is_refused_naming_the_field(
-        addon_site: AddonSite) -> None:
+    addon_site: AddonSite,
+) -> None:
     def wrong_default(m: dict[str, Any]) -> None:
         m["settings"]["level"]["default"] = "three"
 
@@ -210,8 +233,7 @@ def test_manifest_with_a_wrong_default_type_is_refused_naming_the_field(
     assert "settings.level.default" in _refusal("probe")
 
 
-def test_manifest_with_a_missing_field_is_refused_naming_the_field(
-        addon_site: AddonSite) -> None:
+def test_manifest_with_a_missing_field_is_refused_naming_the_field(addon_site: AddonSite) -> None:
     addon_site.install("probe", edit=lambda m: m.pop("version"))
     assert "version" in _refusal("probe")
 
@@ -228,7 +250,8 @@ def test_manifest_naming_another_entry_point_is_refused(addon_site: AddonSite) -
 
 @pytest.mark.parametrize("needed", ["1.0", "1.1"])
 def test_addons_written_for_contract_1_0_or_1_1_are_loaded(
-        addon_site: AddonSite, make_host: HostFactory, needed: str) -> None:
+    addon_site: AddonSite, make_host: HostFactory, needed: str
+) -> None:
     addon_site.install("probe", edit=lambda m: m.update(contract_version=needed))
     host, _ = make_host("probe")
     (status,) = host.statuses()
@@ -237,7 +260,8 @@ def test_addons_written_for_contract_1_0_or_1_1_are_loaded(
 
 @pytest.mark.parametrize("needed", ["2.0", "1.9", "1.2", "0.1"])
 def test_addon_needing_an_unsupported_contract_version_is_refused(
-        addon_site: AddonSite, needed: str) -> None:
+    addon_site: AddonSite, needed: str
+) -> None:
     addon_site.install("probe", edit=lambda m: m.update(contract_version=needed))
     refusal = _refusal("probe")
     assert needed in refusal
@@ -253,7 +277,8 @@ def test_contract_versions_are_compatible_by_major_and_lower_minor() -> None:
 
 
 def test_addon_whose_import_fails_is_refused_and_the_host_goes_on(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     addon_site.install("crashy", "raise ImportError('missing dependency')\n")
     assert "ImportError" in _refusal("crashy")
@@ -266,20 +291,25 @@ def test_addon_whose_import_fails_is_refused_and_the_host_goes_on(
 
 
 def test_addon_implementing_an_unknown_hook_is_refused(addon_site: AddonSite) -> None:
-    source = ("from hookspecs import hookimpl\n"
-              "class Odd:\n"
-              "    @hookimpl\n"
-              "    def on_lunch(self):\n"
-              "        pass\n"
-              "addon = Odd()\n")
+    source = (
+        "from hookspecs import hookimpl\n"
+        "class Odd:\n"
+        "    @hookimpl\n"
+        "    def on_lunch(self):\n"
+        "        pass\n"
+        "addon = Odd()\n"
+    )
     addon_site.install("odd", source)
     assert "on_lunch" in _refusal("odd")
 
 
 def test_refused_addon_is_listed_with_the_reason(addon_site: AddonSite, tmp_path: Path) -> None:
     addon_site.install("probe", edit=lambda m: m.update(contract_version="2.0"))
-    host = Host(tmp_path / "cfg", Console(io.StringIO()),
-                addons=[a for a in discover() if a.addon_id == "probe"])
+    host = Host(
+        tmp_path / "cfg",
+        Console(io.StringIO()),
+        addons=[a for a in discover() if a.addon_id == "probe"],
+    )
     (status,) = host.statuses()
     assert status.state.startswith("refused: needs host contract version 2.0")
     host.shutdown()

@@ -24,8 +24,7 @@ def test_addons_list_shows_the_offline_addon_enabled_with_its_version(tmp_path: 
     assert _row(result.stdout, "offline") == ["offline", "Offline Add-on", version, "enabled"]
 
 
-def test_addons_disable_and_enable_are_stored_and_listed(cli: Cli,
-                                                         addon_site: AddonSite) -> None:
+def test_addons_disable_and_enable_are_stored_and_listed(cli: Cli, addon_site: AddonSite) -> None:
     addon_site.install("probe")
     assert _row(cli("addons", "list").stdout, "probe")[3] == "enabled"
     result = cli("addons", "disable", "probe")
@@ -37,7 +36,8 @@ def test_addons_disable_and_enable_are_stored_and_listed(cli: Cli,
 
 
 def test_disabled_addon_gets_no_hook_calls_and_contributes_no_commands(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     result = cli("probe", "ping", "hi")
     assert (result.returncode, result.stdout.strip()) == (0, "pong hi")
@@ -50,7 +50,8 @@ def test_disabled_addon_gets_no_hook_calls_and_contributes_no_commands(
 
 
 def test_a_command_of_a_switched_off_addon_says_how_to_switch_it_on(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     cli("addons", "disable", "probe")
     cli.probe_log.unlink()
@@ -58,7 +59,8 @@ def test_a_command_of_a_switched_off_addon_says_how_to_switch_it_on(
     assert result.returncode == 2
     assert result.stderr.strip() == (
         "psr-client: error: the command group 'probe' belongs to the add-on 'probe', which is "
-        "switched off; switch it on with `psr-client addons enable probe`")
+        "switched off; switch it on with `psr-client addons enable probe`"
+    )
     assert cli.probe_calls() == []
     assert "invalid choice: 'nosuch'" in cli("nosuch").stderr
 
@@ -74,7 +76,8 @@ def test_settings_set_stores_a_valid_value(cli: Cli, addon_site: AddonSite) -> N
 
 
 def test_settings_set_refuses_a_bad_value_naming_the_field_and_keeps_the_old(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     cli("settings", "set", "probe", "loud", "on")
     result = cli("settings", "set", "probe", "loud", "sometimes")
@@ -88,7 +91,8 @@ def test_settings_set_refuses_a_bad_value_naming_the_field_and_keeps_the_old(
 
 
 def test_contributed_command_runs_with_its_arguments_and_exit_code(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     result = cli("probe", "ping", "hello", "--code", "3")
     assert (result.returncode, result.stdout.strip()) == (3, "pong hello")
@@ -98,7 +102,8 @@ def test_contributed_command_runs_with_its_arguments_and_exit_code(
 
 
 def test_contributed_command_that_raises_gives_a_message_and_exit_code_1(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     result = cli("probe", "explode")
     assert result.returncode == 1
@@ -107,7 +112,8 @@ def test_contributed_command_that_raises_gives_a_message_and_exit_code_1(
 
 
 def test_broken_addon_does_not_stop_the_cli_or_the_other_addons(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     addon_site.install("broken", BROKEN_SOURCE)
     listing = cli("addons", "list")
@@ -119,7 +125,8 @@ def test_broken_addon_does_not_stop_the_cli_or_the_other_addons(
 
 
 def test_addon_with_a_corrupted_manifest_is_listed_refused_naming_the_field(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe", edit=lambda m: m["settings"]["loud"].pop("default"))
     result = cli("addons", "list")
     assert result.returncode == 0
@@ -132,7 +139,8 @@ def test_addon_with_a_corrupted_manifest_is_listed_refused_naming_the_field(
 
 
 def test_needs_session_command_without_a_server_says_what_is_missing(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     result = cli("probe", "whoami")
     assert result.returncode == 2
@@ -149,29 +157,56 @@ def test_unreadable_settings_file_is_reported_not_a_traceback(cli: Cli) -> None:
 
 
 def test_login_to_an_unreachable_server_without_copies_explains_and_logs_with_v(
-        tmp_path: Path) -> None:
+    tmp_path: Path,
+) -> None:
     cli = Cli(tmp_path, None)
     assert cli("addons", "disable", "offline").returncode == 0
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    quiet = cli("--server", url, "--database", "demo", "--user", "alice", "login",
-                stdin="typed-secret\nlist\n")
+    quiet = cli(
+        "--server",
+        url,
+        "--database",
+        "demo",
+        "--user",
+        "alice",
+        "login",
+        stdin="typed-secret\nlist\n",
+    )
     assert quiet.returncode == 1
     assert quiet.stdout.splitlines()[-1].startswith("no add-on that offers an offline login")
     assert quiet.stderr == ""
-    loud = cli("-v", "--server", url, "--database", "demo", "--user", "alice", "login",
-               stdin="typed-secret\n")
+    loud = cli(
+        "-v",
+        "--server",
+        url,
+        "--database",
+        "demo",
+        "--user",
+        "alice",
+        "login",
+        stdin="typed-secret\n",
+    )
     assert "INFO psr.host.session: online login failed" in loud.stderr
     assert "typed-secret" not in loud.stdout + loud.stderr
 
 
 def test_one_shot_commands_get_the_account_and_the_command_line_text(
-        cli: Cli, addon_site: AddonSite) -> None:
+    cli: Cli, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     assert cli("probe", "account").stdout.strip() == "account none"
-    result = cli("--server", "http://127.0.0.1:1/", "--database", "demo", "--user", "alice",
-                 "probe", "account")
+    result = cli(
+        "--server",
+        "http://127.0.0.1:1/",
+        "--database",
+        "demo",
+        "--user",
+        "alice",
+        "probe",
+        "account",
+    )
     client_id = cli.config()["client_id"]
     assert result.stdout.strip() == f"account http://127.0.0.1:1 demo alice {client_id}"
     assert cli("probe", "hint").stdout.strip() == "run psr-client probe ping"
@@ -180,8 +215,7 @@ def test_one_shot_commands_get_the_account_and_the_command_line_text(
 def test_the_terminal_shows_addon_warnings_only_with_v(cli: Cli, addon_site: AddonSite) -> None:
     addon_site.install("probe")
     quiet = cli("probe", "grumble")
-    assert quiet.stderr.splitlines() == [
-        "ERROR probe_addon.worker: grumble-error from the add-on"]
+    assert quiet.stderr.splitlines() == ["ERROR probe_addon.worker: grumble-error from the add-on"]
     loud = cli("-v", "probe", "grumble")
     assert "WARNING probe_addon.worker: grumble-warning from the add-on" in loud.stderr
     assert "ERROR probe_addon.worker: grumble-error from the add-on" in loud.stderr
@@ -189,10 +223,28 @@ def test_the_terminal_shows_addon_warnings_only_with_v(cli: Cli, addon_site: Add
 
 def test_a_piped_session_reads_plain_lines_without_prompt_toolkit(tmp_path: Path) -> None:
     cli = Cli(tmp_path, None)
-    probe = ("import sys; from reference_host.cli import main; code = main(sys.argv[1:]); "
-             "print('prompt_toolkit' in sys.modules, code)")
+    probe = (
+        "import sys; from reference_host.cli import main; code = main(sys.argv[1:]); "
+        "print('prompt_toolkit' in sys.modules, code)"
+    )
     result = subprocess.run(
-        [sys.executable, "-c", probe, "--server", "http://127.0.0.1:9", "--database", "demo",
-         "--user", "alice", "login"], input="pw-Kx7!piped\nlist\n", capture_output=True,
-        text=True, env=cli.env, timeout=60, check=False)
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "--server",
+            "http://127.0.0.1:9",
+            "--database",
+            "demo",
+            "--user",
+            "alice",
+            "login",
+        ],
+        input="pw-Kx7!piped\nlist\n",
+        capture_output=True,
+        text=True,
+        env=cli.env,
+        timeout=60,
+        check=False,
+    )
     assert result.stdout.splitlines()[-1] == "False 1"

@@ -32,15 +32,22 @@ SHORT = (0.5, 1.0)  # connect, read: a hung server costs the tests a second
 
 
 def test_a_silent_server_is_announced_within_a_second_and_given_up_for_the_copy(
-        session_for: Callable[..., ScriptedShell]) -> None:
+    session_for: Callable[..., ScriptedShell],
+) -> None:
     with SilentServer() as silent:
         s = session_for(silent.url)
         s.probe.plugin_module().OFFLINE_ANSWER["mode"] = "session"
         notices: list[tuple[float, str]] = []
         started = time.monotonic()
-        outcome = log_in(s.host, LoginTarget(silent.url, "demo", "alice"), PASSWORD,
-                         HostClock(), 3600, timeout=SHORT,
-                         notice=lambda text: notices.append((time.monotonic(), text)))
+        outcome = log_in(
+            s.host,
+            LoginTarget(silent.url, "demo", "alice"),
+            PASSWORD,
+            HostClock(),
+            3600,
+            timeout=SHORT,
+            notice=lambda text: notices.append((time.monotonic(), text)),
+        )
         waited = time.monotonic() - started
     assert silent.accepted >= 1
     ((at, text),) = notices
@@ -49,38 +56,61 @@ def test_a_silent_server_is_announced_within_a_second_and_given_up_for_the_copy(
     assert outcome.offline is not None
     assert outcome.message.splitlines() == [
         f"the server {silent.url} did not answer within 1 s; try again later",
-        "opened the offline copy"]
+        "opened the offline copy",
+    ]
     assert waited < SHORT[1] + 3.0  # bounded by the read timeout, not the old 30 s
     outcome.offline.close()
 
 
 def test_a_quick_login_says_nothing_about_connecting(
-        world: World, session_for: Callable[..., ScriptedShell]) -> None:
+    world: World, session_for: Callable[..., ScriptedShell]
+) -> None:
     notices: list[str] = []
     s = session_for(world.server.url)
-    outcome = log_in(s.host, LoginTarget(world.server.url, "demo", "alice"), PASSWORD,
-                     HostClock(), 3600, notice=notices.append)
+    outcome = log_in(
+        s.host,
+        LoginTarget(world.server.url, "demo", "alice"),
+        PASSWORD,
+        HostClock(),
+        3600,
+        notice=notices.append,
+    )
     assert outcome.online is not None
     outcome.online.close()
     assert notices == []
 
 
 def test_ctrl_c_while_connecting_logs_in_offline_and_the_session_goes_on(
-        tmp_path: Path, addon_site: AddonSite) -> None:
+    tmp_path: Path, addon_site: AddonSite
+) -> None:
     addon_site.install("probe")
     cli = Cli(tmp_path, addon_site.site)
     assert cli("addons", "disable", "offline").returncode == 0
     with SilentServer() as silent:
         proc = subprocess.Popen(
-            [str(PSR_CLIENT), "--server", silent.url, "--database", "demo", "--user", "alice",
-             "login"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, env={**cli.env, "PSR_PASSWORD": PASSWORD, "PROBE_OFFLINE": "session"})
+            [
+                str(PSR_CLIENT),
+                "--server",
+                silent.url,
+                "--database",
+                "demo",
+                "--user",
+                "alice",
+                "login",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**cli.env, "PSR_PASSWORD": PASSWORD, "PROBE_OFFLINE": "session"},
+        )
         assert proc.stderr is not None
         try:
             started = time.monotonic()
             notice = read_line(proc.stderr, timeout=5.0)
-            assert notice.strip() == (f"Connecting to {silent.url} … (press Ctrl-C to work "
-                                      "offline)")
+            assert notice.strip() == (
+                f"Connecting to {silent.url} … (press Ctrl-C to work offline)"
+            )
             assert time.monotonic() - started < 5.0
             proc.send_signal(signal.SIGINT)
             out, err = proc.communicate("list\nquit\n", timeout=30)
@@ -89,25 +119,33 @@ def test_ctrl_c_while_connecting_logs_in_offline_and_the_session_goes_on(
                 proc.kill()
                 proc.communicate()
     assert proc.returncode == 0, err
-    assert out.splitlines() == [f"stopped connecting to {silent.url}",
-                                "opened the offline copy", "r1\trev 3\tMail", "(1 record)",
-                                "offline session closed"]
+    assert out.splitlines() == [
+        f"stopped connecting to {silent.url}",
+        "opened the offline copy",
+        "r1\trev 3\tMail",
+        "(1 record)",
+        "offline session closed",
+    ]
     assert "Traceback" not in err
 
 
 def test_a_url_that_is_not_a_password_safe_server_says_so(
-        session_for: Callable[..., ScriptedShell]) -> None:
+    session_for: Callable[..., ScriptedShell],
+) -> None:
     with web_server_that_is_not_psr() as url:
         s = session_for(url)
         ok, lines = s.run("list\n")
     assert not ok
-    assert lines == [f"{url} does not look like a Password Safe server (it answered HTTP 404 "
-                     "where the API should be); check the server URL"]
+    assert lines == [
+        f"{url} does not look like a Password Safe server (it answered HTTP 404 "
+        "where the API should be); check the server URL"
+    ]
     assert s.calls("offline_login") == []
 
 
 def test_when_the_server_goes_away_the_shell_goes_on_from_the_real_addons_copy(
-        tmp_path: Path, make_host: HostFactory) -> None:
+    tmp_path: Path, make_host: HostFactory
+) -> None:
     host, out = make_host("offline")
     host.set_setting("offline", "database_path", str(tmp_path / "copies"))
     host.start()
@@ -115,11 +153,19 @@ def test_when_the_server_goes_away_the_shell_goes_on_from_the_real_addons_copy(
         server = stack.enter_context(running_server(tmp_path / "srv"))
         server.admin.create_database("demo", offline_allowed=True)
         server.admin.create_user("alice", PASSWORD, offline_right=True, validity_days=7)
-        server.admin.import_records("demo", [
-            {"name": f"Site {i}", "fields": {"password": f"pw-Kx7!site-{i}"}}
-            for i in range(3)], grant={"alice": "rwe"})
-        shell = Shell(host, LoginTarget(server.url, "demo", "alice"), HostClock(), 3600,
-                      io.StringIO(""), interactive=False)
+        server.admin.import_records(
+            "demo",
+            [{"name": f"Site {i}", "fields": {"password": f"pw-Kx7!site-{i}"}} for i in range(3)],
+            grant={"alice": "rwe"},
+        )
+        shell = Shell(
+            host,
+            LoginTarget(server.url, "demo", "alice"),
+            HostClock(),
+            3600,
+            io.StringIO(""),
+            interactive=False,
+        )
         assert shell.login(PASSWORD)
         shell.execute("offline create")
         assert offline_addon.plugin.addon.copies.wait_idle(30)
@@ -138,7 +184,8 @@ def test_when_the_server_goes_away_the_shell_goes_on_from_the_real_addons_copy(
 
 
 def test_when_the_server_goes_away_without_a_copy_the_online_session_stays(
-        tmp_path: Path, session_for: Callable[..., ScriptedShell]) -> None:
+    tmp_path: Path, session_for: Callable[..., ScriptedShell]
+) -> None:
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp_path / "srv"))
         server.admin.create_database("demo", offline_allowed=True)
@@ -151,12 +198,15 @@ def test_when_the_server_goes_away_without_a_copy_the_online_session_stays(
         assert shell.online is not None
         assert s.calls("offline_login")[-1][1] == {"username": "alice", "database": "demo"}
         shell.logout()
-    assert f"error: the server {server.url} cannot be reached; check your network or try " \
+    assert (
+        f"error: the server {server.url} cannot be reached; check your network or try "
         "again later" in s.out.getvalue().splitlines()
+    )
 
 
 def test_losing_the_server_opens_the_copy_without_a_login_and_ends_the_online_session(
-        tmp_path: Path, session_for: Callable[..., ScriptedShell]) -> None:
+    tmp_path: Path, session_for: Callable[..., ScriptedShell]
+) -> None:
     with ExitStack() as stack:
         server = stack.enter_context(running_server(tmp_path / "srv"))
         server.admin.create_database("demo", offline_allowed=True)
@@ -172,5 +222,8 @@ def test_losing_the_server_opens_the_copy_without_a_login_and_ends_the_online_se
     assert WENT_OFFLINE in lines
     assert "Mail  (id r1, rev 3)" in lines
     # Asked first, so that the online session stays when there is no copy.
-    assert [h for h, _ in s.calls()][-3:] == ["offline_login", "on_logout",
-                                              "offline_session_closed"]
+    assert [h for h, _ in s.calls()][-3:] == [
+        "offline_login",
+        "on_logout",
+        "offline_session_closed",
+    ]

@@ -19,13 +19,16 @@ def _records(*names: str) -> list[ShownRecord]:
     return [ShownRecord(f"id-{i}", 1, name, {}) for i, name in enumerate(names)]
 
 
-@pytest.mark.parametrize(("typed", "picked"), [
-    ("id-2", "Mailbox"),            # the id
-    ("Mail", "Mail"),               # the exact name, though others start with it
-    ("mail", "Mail"),               # the name ignoring case
-    ("mailb", "Mailbox"),           # a unique prefix
-    ("BOX", "Mailbox"),             # a unique part
-])
+@pytest.mark.parametrize(
+    ("typed", "picked"),
+    [
+        ("id-2", "Mailbox"),  # the id
+        ("Mail", "Mail"),  # the exact name, though others start with it
+        ("mail", "Mail"),  # the name ignoring case
+        ("mailb", "Mailbox"),  # a unique prefix
+        ("BOX", "Mailbox"),  # a unique part
+    ],
+)
 def test_a_record_is_picked_by_id_name_prefix_or_part(typed: str, picked: str) -> None:
     pick = pick_record(typed, _records("Bank", "Mail", "Mailbox", "Mail Archive"))
     assert pick.record is not None
@@ -44,18 +47,22 @@ def test_the_count_line_says_when_a_list_was_cut() -> None:
     assert count_line(1, None, capped=False) == "(1 record)"
     assert count_line(2, 2, capped=False) == "(2 records)"
     assert count_line(500, 7550, capped=False) == (
-        "(first 500 of 7,550 records; narrow the search to see the others)")
+        "(first 500 of 7,550 records; narrow the search to see the others)"
+    )
     assert count_line(500, None, capped=True).startswith("(500 records; the search stops there")
 
 
-@pytest.mark.parametrize(("line", "kept"), [
-    ("show Mail --reveal", True),
-    ("edit Mail url=https://x.example username=alice", True),
-    ("edit Mail password=pw-Kx7!typed", False),
-    ("new Bank 'PIN=pin-Kx7!typed'", False),
-    ('edit Mail "api_token=tok-Kx7!typed', False),  # unbalanced quotes
-    ("edit Mail password=", True),  # nothing secret in it
-])
+@pytest.mark.parametrize(
+    ("line", "kept"),
+    [
+        ("show Mail --reveal", True),
+        ("edit Mail url=https://x.example username=alice", True),
+        ("edit Mail password=pw-Kx7!typed", False),
+        ("new Bank 'PIN=pin-Kx7!typed'", False),
+        ('edit Mail "api_token=tok-Kx7!typed', False),  # unbalanced quotes
+        ("edit Mail password=", True),  # nothing secret in it
+    ],
+)
 def test_lines_that_give_a_secret_a_value_are_not_remembered(line: str, kept: bool) -> None:
     assert may_remember(line) is kept
 
@@ -64,9 +71,11 @@ def test_lines_that_give_a_secret_a_value_are_not_remembered(line: str, kept: bo
 
 
 def test_show_finds_a_record_by_name_online_and_lists_the_candidates_of_a_part(
-        world: World, session_for: Callable[..., ScriptedShell]) -> None:
-    world.server.admin.import_records("demo", [
-        {"name": "Mail Archive", "fields": {"username": "old"}}], grant={"alice": "r"})
+    world: World, session_for: Callable[..., ScriptedShell]
+) -> None:
+    world.server.admin.import_records(
+        "demo", [{"name": "Mail Archive", "fields": {"username": "old"}}], grant={"alice": "r"}
+    )
     s = session_for(world.server.url)
     _, lines = s.run("show bank\nshow Mail Archive\nshow ai\nshow wiki\n")
     assert f"Bank  (id {world.bank_id}, rev 1)" in lines
@@ -76,13 +85,16 @@ def test_show_finds_a_record_by_name_online_and_lists_the_candidates_of_a_part(
     assert "no record 'wiki'" in lines
 
 
-def test_edit_finds_the_record_by_name(world: World,
-                                       session_for: Callable[..., ScriptedShell]) -> None:
+def test_edit_finds_the_record_by_name(
+    world: World, session_for: Callable[..., ScriptedShell]
+) -> None:
     s = session_for(world.server.url)
     _, lines = s.run("edit mail url=https://mail.example\n")
     assert f"saved {world.mail_id} (rev 2)" in lines
-    assert world.server.admin.exportable_view("demo", "alice")[world.mail_id][2]["url"] == \
-        "https://mail.example"
+    assert (
+        world.server.admin.exportable_view("demo", "alice")[world.mail_id][2]["url"]
+        == "https://mail.example"
+    )
 
 
 def test_show_by_name_works_offline(session_for: Callable[..., ScriptedShell]) -> None:
@@ -93,9 +105,13 @@ def test_show_by_name_works_offline(session_for: Callable[..., ScriptedShell]) -
 
 
 def test_an_online_search_says_how_many_it_left_out(
-        world: World, session_for: Callable[..., ScriptedShell]) -> None:
-    world.server.admin.import_records("demo", [
-        {"name": f"Server {i:04d}", "fields": {}} for i in range(620)], grant={"alice": "r"})
+    world: World, session_for: Callable[..., ScriptedShell]
+) -> None:
+    world.server.admin.import_records(
+        "demo",
+        [{"name": f"Server {i:04d}", "fields": {}} for i in range(620)],
+        grant={"alice": "r"},
+    )
     s = session_for(world.server.url)
     _, lines = s.run("search server\nsearch 0619\n")
     assert "(first 500 of 620 records; narrow the search to see the others)" in lines
@@ -103,13 +119,19 @@ def test_an_online_search_says_how_many_it_left_out(
     assert sum("\trev 1\tServer " in line for line in lines) == 501
 
 
-@pytest.mark.parametrize(("counts", "summary"), [
-    (True, "(first 500 of 700 records; narrow the search to see the others)"),
-    (False, "(500 records; the search stops there, so there may be more: narrow it to see "
-            "them)"),
-])
+@pytest.mark.parametrize(
+    ("counts", "summary"),
+    [
+        (True, "(first 500 of 700 records; narrow the search to see the others)"),
+        (
+            False,
+            "(500 records; the search stops there, so there may be more: narrow it to see them)",
+        ),
+    ],
+)
 def test_an_offline_search_that_was_cut_says_so(
-        counts: bool, summary: str, session_for: Callable[..., ScriptedShell]) -> None:
+    counts: bool, summary: str, session_for: Callable[..., ScriptedShell]
+) -> None:
     s = session_for(closed_port_url())
     module = s.probe.plugin_module()
     module.OFFLINE_ANSWER["mode"] = "session"
@@ -142,7 +164,8 @@ def clip_bin(tmp_path: Path) -> Path:
 
 
 def test_copy_puts_the_password_on_the_clipboard_through_stdin_and_clears_it(
-        world: World, session_for: Callable[..., ScriptedShell], clip_bin: Path) -> None:
+    world: World, session_for: Callable[..., ScriptedShell], clip_bin: Path
+) -> None:
     s = session_for(world.server.url)
     clipboard = Clipboard(path=str(clip_bin), clear_after=0.5)
     shell = s.shell(clipboard=clipboard)
@@ -163,7 +186,8 @@ def test_copy_puts_the_password_on_the_clipboard_through_stdin_and_clears_it(
 
 
 def test_the_clipboard_is_cleared_when_the_shell_ends_and_left_alone_when_changed(
-        world: World, session_for: Callable[..., ScriptedShell], clip_bin: Path) -> None:
+    world: World, session_for: Callable[..., ScriptedShell], clip_bin: Path
+) -> None:
     s = session_for(world.server.url)
     shell = s.shell("copy Mail\n", clipboard=Clipboard(path=str(clip_bin)))
     assert shell.login(PASSWORD)
@@ -178,12 +202,16 @@ def test_the_clipboard_is_cleared_when_the_shell_ends_and_left_alone_when_change
 
 
 def test_without_a_clipboard_copy_says_so_and_how_to_see_the_value(
-        world: World, session_for: Callable[..., ScriptedShell], tmp_path: Path) -> None:
+    world: World, session_for: Callable[..., ScriptedShell], tmp_path: Path
+) -> None:
     s = session_for(world.server.url)
-    _, lines = s.run("copy Mail\ncopy Mail url\n",
-                     clipboard=Clipboard(path=str(tmp_path / "no-tools")))
-    assert ("no clipboard can be used here: none is installed (wl-copy, xclip, xsel, pbcopy, "
-            "clip.exe); use `show Mail --reveal` to see the value") in lines
+    _, lines = s.run(
+        "copy Mail\ncopy Mail url\n", clipboard=Clipboard(path=str(tmp_path / "no-tools"))
+    )
+    assert (
+        "no clipboard can be used here: none is installed (wl-copy, xclip, xsel, pbcopy, "
+        "clip.exe); use `show Mail --reveal` to see the value"
+    ) in lines
     assert "'Mail' has no field 'url' (its fields: password, username)" in lines
     assert MAIL_SECRET not in "\n".join(lines)
 
@@ -192,8 +220,8 @@ def test_without_a_clipboard_copy_says_so_and_how_to_see_the_value(
 
 
 def test_passwd_asks_twice_and_a_mismatch_changes_nothing(
-        world: World, session_for: Callable[..., ScriptedShell],
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    world: World, session_for: Callable[..., ScriptedShell], monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("PSR_PASSWORD", "PSR_NEW_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     s = session_for(world.server.url)

@@ -46,8 +46,10 @@ def test_progress_with_unknown_total_shows_start_and_end_with_its_final_words() 
     services.progress("sync", 0, 0, "Checking")
     services.progress("sync", 5, 0, "Checking")
     services.progress("sync", 9, -1, "Up to date: 9 records")
-    assert _lines(out) == ["[progress] offline: Checking",
-                           "[progress] offline: Up to date: 9 records"]
+    assert _lines(out) == [
+        "[progress] offline: Checking",
+        "[progress] offline: Up to date: 9 records",
+    ]
 
 
 def test_rich_progress_bar_on_a_terminal_ends_with_a_line() -> None:
@@ -68,8 +70,10 @@ def test_notify_prints_level_title_and_text() -> None:
     services = services_for("offline", Console(out), lambda _: {})
     services.notify("Offline copy", "synchronised: 3 added")
     services.notify("Offline copy", "copy deleted", "warning")
-    assert _lines(out) == ["[info] Offline copy: synchronised: 3 added",
-                           "[warning] Offline copy: copy deleted"]
+    assert _lines(out) == [
+        "[info] Offline copy: synchronised: 3 added",
+        "[warning] Offline copy: copy deleted",
+    ]
 
 
 def test_output_from_many_threads_keeps_whole_lines() -> None:
@@ -99,8 +103,9 @@ def test_services_give_the_addon_its_settings_and_a_named_logger() -> None:
 def test_timer_ticks_on_its_own_thread_and_on_demand_with_the_host_clock() -> None:
     clock = HostClock(base=lambda: 1000.0)
     ticks: list[tuple[float, str]] = []
-    timer = TimerThread(0.05, clock, lambda now: ticks.append(
-        (now, threading.current_thread().name)))
+    timer = TimerThread(
+        0.05, clock, lambda now: ticks.append((now, threading.current_thread().name))
+    )
     timer.start()
     try:
         deadline = time.monotonic() + 5
@@ -161,15 +166,15 @@ class StatusRecorder:
         self.changes += 1
 
 
-def test_with_a_status_line_progress_and_info_go_there_and_warnings_to_the_scroll_back(
-) -> None:
+def test_with_a_status_line_progress_and_info_go_there_and_warnings_to_the_scroll_back() -> None:
     console = Console(io.StringIO())
     view = StatusRecorder()
     console.attach(view)
     services = services_for("offline", console, lambda _: {})
     services.progress("sync", 30, 120, "Synchronising")
     assert console.status().progress == (
-        "offline: Synchronising [#####...............] 30/120 (25 %)")
+        "offline: Synchronising [#####...............] 30/120 (25 %)"
+    )
     services.notify("Offline synchronisation completed", "demo: 120 records")
     services.progress("sync", 120, -1, "Up to date")
     services.notify("Offline synchronisation failed", "try later", "warning")
@@ -183,8 +188,7 @@ def test_with_a_status_line_progress_and_info_go_there_and_warnings_to_the_scrol
     assert console.stream.getvalue() == "[info] Back: to plain lines\n"  # type: ignore[attr-defined]
 
 
-def test_an_info_note_leaves_the_status_line_after_a_while(monkeypatch: pytest.MonkeyPatch
-                                                          ) -> None:
+def test_an_info_note_leaves_the_status_line_after_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
     monkeypatch.setattr(services_module.time, "monotonic", lambda: now[0])
     console = Console(io.StringIO())

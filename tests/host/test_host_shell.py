@@ -18,17 +18,26 @@ HostFactory = Callable[..., tuple[Host, io.StringIO]]
 
 
 def _shell(host: Host, script: str) -> Shell:
-    return Shell(host, LoginTarget("http://127.0.0.1:1", "demo", "alice"), HostClock(), 3600,
-                 io.StringIO(script), interactive=False)
+    return Shell(
+        host,
+        LoginTarget("http://127.0.0.1:1", "demo", "alice"),
+        HostClock(),
+        3600,
+        io.StringIO(script),
+        interactive=False,
+    )
 
 
 def test_bad_input_is_answered_and_the_session_goes_on(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     addon_site.install("probe")
     host, out = make_host("probe")
     host.start()
-    script = ("bogus\nsay it's 'unbalanced\nshow\n'unbalanced\ntick abc\nlist\nedit x nokey\n"
-              "new\nprobe ping\nprobe explode\nsettings set probe level 0\nsay still here\n")
+    script = (
+        "bogus\nsay it's 'unbalanced\nshow\n'unbalanced\ntick abc\nlist\nedit x nokey\n"
+        "new\nprobe ping\nprobe explode\nsettings set probe level 0\nsay still here\n"
+    )
     assert _shell(host, script).run() == 0
     text = out.getvalue()
     assert "invalid choice: 'bogus'" in text
@@ -43,7 +52,8 @@ def test_bad_input_is_answered_and_the_session_goes_on(
 
 
 def test_addon_commands_and_settings_work_in_the_session(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     probe = addon_site.install("probe")
     host, out = make_host("probe")
     host.start()
@@ -65,10 +75,19 @@ def test_assignments_need_a_key_and_an_equals_sign() -> None:
     assert "s3cret" not in str(caught.value)
 
 
-@pytest.mark.parametrize(("name", "masked"), [
-    ("password", True), ("Password", True), ("pin", True), ("api_token", True),
-    ("client_secret", True), ("username", False), ("url", False), ("notes", False),
-])
+@pytest.mark.parametrize(
+    ("name", "masked"),
+    [
+        ("password", True),
+        ("Password", True),
+        ("pin", True),
+        ("api_token", True),
+        ("client_secret", True),
+        ("username", False),
+        ("url", False),
+        ("notes", False),
+    ],
+)
 def test_password_like_fields_are_recognised(name: str, masked: bool) -> None:
     assert is_password_like(name) is masked
 
@@ -77,14 +96,18 @@ def test_tick_without_an_online_session_explains(make_host: HostFactory) -> None
     host, out = make_host()
     _shell(host, "tick 5\nlogout\npasswd\n").run()
     assert out.getvalue().splitlines() == [
-        "the timer runs only while logged in online", "not logged in", NOT_LOGGED]
+        "the timer runs only while logged in online",
+        "not logged in",
+        NOT_LOGGED,
+    ]
 
 
 NOT_LOGGED = "not logged in; use `login`"
 
 
 def test_a_failing_command_is_not_announced_a_second_time(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     addon_site.install("probe")
     host, out = make_host("probe")
     host.start()
@@ -93,21 +116,26 @@ def test_a_failing_command_is_not_announced_a_second_time(
 
 
 def test_commands_get_the_account_without_a_login_and_the_command_text_of_the_shell(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     addon_site.install("probe")
     host, out = make_host("probe")
     host.start()
     _shell(host, "probe account\nprobe hint\n").run()
     assert out.getvalue().splitlines() == [
-        f"account http://127.0.0.1:1 demo alice {host.config.client_id}", "run probe ping"]
+        f"account http://127.0.0.1:1 demo alice {host.config.client_id}",
+        "run probe ping",
+    ]
 
 
 def test_a_switched_off_addons_group_is_explained_in_the_shell(
-        addon_site: AddonSite, make_host: HostFactory) -> None:
+    addon_site: AddonSite, make_host: HostFactory
+) -> None:
     addon_site.install("probe")
     host, out = make_host("probe")
     host.start()
     _shell(host, "addons disable probe\nprobe ping\n").run()
     assert out.getvalue().splitlines()[-1] == (
         "the command group 'probe' belongs to the add-on 'probe', which is switched off; "
-        "switch it on with `addons enable probe`")
+        "switch it on with `addons enable probe`"
+    )

@@ -22,8 +22,18 @@ def terminal(world: World, tmp_path: Path, addon_site: AddonSite) -> Iterator[Te
     cli = Cli(tmp_path, addon_site.site)
     assert cli("addons", "disable", "offline").returncode == 0
     client = TerminalClient(
-        [str(PSR_CLIENT), "--server", world.server.url, "--database", "demo", "--user", "alice",
-         "login"], {**cli.env, "PSR_PASSWORD": PASSWORD})
+        [
+            str(PSR_CLIENT),
+            "--server",
+            world.server.url,
+            "--database",
+            "demo",
+            "--user",
+            "alice",
+            "login",
+        ],
+        {**cli.env, "PSR_PASSWORD": PASSWORD},
+    )
     try:
         client.expect("logged in online as alice to demo")
         client.expect("psr>")
@@ -34,8 +44,9 @@ def terminal(world: World, tmp_path: Path, addon_site: AddonSite) -> Iterator[Te
         client.close()
 
 
-def test_completion_history_and_ctrl_c_at_the_prompt(terminal: TerminalClient,
-                                                      tmp_path: Path) -> None:
+def test_completion_history_and_ctrl_c_at_the_prompt(
+    terminal: TerminalClient, tmp_path: Path
+) -> None:
     terminal.type("lis\t")  # Tab completes the command name (on the prompt's own loop)
     terminal.expect("list")
     terminal.type("\r")
@@ -63,7 +74,8 @@ def test_completion_history_and_ctrl_c_at_the_prompt(terminal: TerminalClient,
 
 
 def test_ctrl_c_stops_the_running_command_and_the_shell_goes_on(
-        terminal: TerminalClient, tmp_path: Path) -> None:
+    terminal: TerminalClient, tmp_path: Path
+) -> None:
     terminal.type("probe wait\r")
     terminal.expect("waiting")
     terminal.type("\x03")
@@ -78,7 +90,8 @@ def test_ctrl_c_stops_the_running_command_and_the_shell_goes_on(
 
 
 def test_background_output_is_printed_above_a_redrawn_prompt_and_info_goes_to_the_status(
-        terminal: TerminalClient) -> None:
+    terminal: TerminalClient,
+) -> None:
     terminal.type("probe later\r")
     mark = terminal.expect("[warning] Probe: from the background")
     terminal.expect("psr>", after=mark)  # the prompt is drawn again below it

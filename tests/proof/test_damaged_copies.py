@@ -30,8 +30,9 @@ def copies(world: World) -> Any:
 
 
 def _credentials(world: World, password: str | None = None) -> OfflineCredentials:
-    return OfflineCredentials(world.url, world.database, world.username, CLIENT_ID,
-                              password or world.password)
+    return OfflineCredentials(
+        world.url, world.database, world.username, CLIENT_ID, password or world.password
+    )
 
 
 def _made(world: World, copies: OfflineCopies) -> Session:
@@ -44,8 +45,7 @@ def _made(world: World, copies: OfflineCopies) -> Session:
 
 def _root_page(world: World, table: str) -> int:
     with opened_file(world.paths(), world.password) as db:
-        row = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?",
-                         (table,)).fetchone()
+        row = db.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()
     return int(row[0])
 
 
@@ -72,8 +72,9 @@ def _told(action: Any) -> str | None:
     return None
 
 
-def _assert_repaired_by_the_next_sync(world: World, copies: OfflineCopies,
-                                      session: Session) -> None:
+def _assert_repaired_by_the_next_sync(
+    world: World, copies: OfflineCopies, session: Session
+) -> None:
     result = copies.sync_now(session)
     assert result.outcome == "repaired", result.message
     assert "damaged" in result.message
@@ -110,18 +111,26 @@ def test_a_flipped_byte_anywhere_is_never_a_raw_error_and_is_repaired_by_the_nex
 ) -> None:
     session = _made(world, copies)
     db = world.paths().db
-    page = {"records-root": lambda: _root_page(world, "records"),
-            "index-root": lambda: _root_page(world, "records_fts_data"),
-            "middle": lambda: _pages(db) // 2,
-            "last": lambda: _pages(db)}[where]()
+    page = {
+        "records-root": lambda: _root_page(world, "records"),
+        "index-root": lambda: _root_page(world, "records_fts_data"),
+        "middle": lambda: _pages(db) // 2,
+        "last": lambda: _pages(db),
+    }[where]()
     _flip(db, page)
     told = [_told(lambda: copies.open_offline(_credentials(world)).close())]
     if told == [None]:  # it opened: the damage shows, if at all, when a read meets it
         reader = copies.open_offline(_credentials(world))
         try:
-            told += [_told(read) for read in (
-                reader.list_records, lambda: reader.search("Proof Account"),
-                lambda: reader.search("note"), lambda: reader.get_record("x"))]
+            told += [
+                _told(read)
+                for read in (
+                    reader.list_records,
+                    lambda: reader.search("Proof Account"),
+                    lambda: reader.search("note"),
+                    lambda: reader.get_record("x"),
+                )
+            ]
         finally:
             reader.close()
     assert {text for text in told if text is not None} <= {DAMAGED}

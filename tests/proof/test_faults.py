@@ -70,9 +70,7 @@ def _client(url: str, session: Session, **kwargs: Any) -> SyncClient:
     return SyncClient(url, session.token, CLIENT_ID, **kwargs)
 
 
-def _sync_through(
-    world: World, session: Session, proxy: FaultProxy, **client_kwargs: Any
-) -> Any:
+def _sync_through(world: World, session: Session, proxy: FaultProxy, **client_kwargs: Any) -> Any:
     with _client(proxy.url, session, **client_kwargs) as client:
         return sync(world, session, client=client, page_limit=PAGE)
 
@@ -89,22 +87,39 @@ def _after_fault(world: World, session: Session, before: CopyState, gone: set[st
 FAULTS = [
     pytest.param(Fault("reset", nth=2), errors.ServerUnreachable, ("reach", "network"), id="reset"),
     pytest.param(Fault("status", nth=2, status=500), errors.ServerError, ("failed",), id="500"),
-    pytest.param(Fault("truncate", nth=2), errors.ServerUnreachable, ("reach", "network",
-                 "incomplete"), id="truncated-body"),
-    pytest.param(Fault("malformed_json", nth=2), errors.ProtocolError, ("json",),
-                 id="malformed-json"),
+    pytest.param(
+        Fault("truncate", nth=2),
+        errors.ServerUnreachable,
+        ("reach", "network", "incomplete"),
+        id="truncated-body",
+    ),
+    pytest.param(
+        Fault("malformed_json", nth=2), errors.ProtocolError, ("json",), id="malformed-json"
+    ),
     pytest.param(
         Fault("mutate", nth=2, mutate=lambda p: {**p, "changes": [{"op": "upsert", "id": "x"}]}),
-        errors.ProtocolError, ("invalid",), id="schema-violation-upsert-without-record",
+        errors.ProtocolError,
+        ("invalid",),
+        id="schema-violation-upsert-without-record",
     ),
     pytest.param(
         Fault("mutate", nth=2, mutate=lambda p: {**p, "next_cursor": None}),
-        errors.ProtocolError, ("invalid",), id="schema-violation-no-cursor",
+        errors.ProtocolError,
+        ("invalid",),
+        id="schema-violation-no-cursor",
     ),
     pytest.param(
-        Fault("mutate", nth=2, mutate=lambda p: {
-            **p, "changes": [{**c, "rev": str(c.get("rev"))} for c in p["changes"]]}),
-        errors.ProtocolError, ("invalid",), id="schema-violation-rev-as-string",
+        Fault(
+            "mutate",
+            nth=2,
+            mutate=lambda p: {
+                **p,
+                "changes": [{**c, "rev": str(c.get("rev"))} for c in p["changes"]],
+            },
+        ),
+        errors.ProtocolError,
+        ("invalid",),
+        id="schema-violation-rev-as-string",
     ),
 ]
 
@@ -199,9 +214,7 @@ def test_long_retry_after_reaches_the_scheduler(
     _after_fault(world, session, before, gone)
 
 
-def test_disk_full_while_writing(
-    world: World, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_disk_full_while_writing(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
     """``PRAGMA max_page_count`` just above the current size makes SQLite answer SQLITE_FULL,
     exactly what a full disk gives, without filling a real disk."""
     from offline_addon.storage import cipher

@@ -34,14 +34,14 @@ pytestmark = pytest.mark.timeout(60)
 
 def _paths(tmp_path: Path, srv: HostileServer) -> CopyPaths:
     s = srv.session
-    return CopyPaths.for_copy(tmp_path / "copies", s.server_url, s.database, s.username,
-                              s.client_id)
+    return CopyPaths.for_copy(
+        tmp_path / "copies", s.server_url, s.database, s.username, s.client_id
+    )
 
 
 def _sync(tmp_path: Path, srv: HostileServer, *, create: bool = False, **client: Any) -> Any:
     with srv.client(**client) as c:
-        return sync_copy(_paths(tmp_path, srv), srv.session, create=create, client=c,
-                         progress=None)
+        return sync_copy(_paths(tmp_path, srv), srv.session, create=create, client=c, progress=None)
 
 
 def _records(tmp_path: Path, srv: HostileServer) -> dict[str, int]:
@@ -94,8 +94,10 @@ def test_the_timeouts_are_short_enough_to_tell_the_user_in_seconds() -> None:
     assert CONNECT_TIMEOUT_S <= 5
     assert REQUEST_DEADLINE_S <= 120
     started = time.monotonic()
-    with SyncClient("http://127.0.0.1:9", TOKEN, "c") as client, \
-            pytest.raises(errors.ServerUnreachable):
+    with (
+        SyncClient("http://127.0.0.1:9", TOKEN, "c") as client,
+        pytest.raises(errors.ServerUnreachable),
+    ):
         client.policy("db")  # connection refused: two short retries, then the answer
     assert time.monotonic() - started < 5.0
 
@@ -105,13 +107,13 @@ def test_a_feed_whose_cursors_alternate_a_b_a_is_stopped(
 ) -> None:
     srv = synced
     before = _records(tmp_path, srv)
-    srv.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                          headers=[("ETag", '"e-9-604800"')]))
+    srv.route(
+        "/offline/head", Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"e-9-604800"')])
+    )
 
     def loop(_path: str, query: dict[str, list[str]], _h: dict[str, str]) -> Reply:
         nxt = "B" if query.get("cursor") == ["A"] else "A"
-        return Reply.json({"changes": [], "next_cursor": nxt, "has_more": True,
-                           "remaining": 5})
+        return Reply.json({"changes": [], "next_cursor": nxt, "has_more": True, "remaining": 5})
 
     srv.route("/offline/changes", loop)
     earlier = srv.hits("/offline/changes")
@@ -125,12 +127,16 @@ def test_a_feed_that_never_ends_stops_at_its_page_budget(
     synced: HostileServer, tmp_path: Path
 ) -> None:
     srv = synced
-    srv.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                          headers=[("ETag", '"e-9-604800"')]))
+    srv.route(
+        "/offline/head", Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"e-9-604800"')])
+    )
     counter = iter(range(10**6))
-    srv.route("/offline/changes", lambda _p, _q, _h: Reply.json(
-        {"changes": [], "next_cursor": f"c{next(counter)}", "has_more": True,
-         "remaining": 10}))
+    srv.route(
+        "/offline/changes",
+        lambda _p, _q, _h: Reply.json(
+            {"changes": [], "next_cursor": f"c{next(counter)}", "has_more": True, "remaining": 10}
+        ),
+    )
     earlier = srv.hits("/offline/changes")
     with pytest.raises(errors.ProtocolError, match="did not end"):
         _sync(tmp_path, srv)
@@ -145,10 +151,13 @@ def test_a_gzip_bomb_of_empty_objects_is_refused_in_bounded_memory(
 ) -> None:
     srv = synced
     before = _records(tmp_path, srv)
-    bomb = b'{"changes": [' + b"{}," * (8 * 1024 * 1024 // 3) + b'{}], "next_cursor": "x",' \
+    bomb = (
+        b'{"changes": [' + b"{}," * (8 * 1024 * 1024 // 3) + b'{}], "next_cursor": "x",'
         b' "has_more": false, "remaining": 0}'
-    srv.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                          headers=[("ETag", '"e-9-604800"')]))
+    )
+    srv.route(
+        "/offline/head", Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"e-9-604800"')])
+    )
     srv.route("/offline/changes", Reply.json(bomb, gzipped=True))
     tracemalloc.start()
     try:
@@ -166,30 +175,42 @@ def test_a_bomb_beyond_the_body_cap_is_refused_while_it_is_decompressed(
 ) -> None:
     srv = synced
     bomb = gzip.compress(b" " * (48 * 1024 * 1024), 9)  # 48 MiB from about 50 KiB
-    srv.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                          headers=[("ETag", '"e-9-604800"')]))
-    srv.route("/offline/changes", Reply(200, [("Content-Type", "application/json"),
-                                              ("Content-Encoding", "gzip")], bomb))
+    srv.route(
+        "/offline/head", Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"e-9-604800"')])
+    )
+    srv.route(
+        "/offline/changes",
+        Reply(200, [("Content-Type", "application/json"), ("Content-Encoding", "gzip")], bomb),
+    )
     with pytest.raises(errors.ProtocolError, match="larger than"):
         _sync(tmp_path, srv, max_body_bytes=4 * 1024 * 1024)
 
 
-@pytest.mark.parametrize(("what", "body"), [
-    ("deep nesting", b'{"changes": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
-    ("rev of 2**70", json.dumps(last_page([upsert("r0", 2**70)])).encode()),
-    ("a lone surrogate", json.dumps(last_page([upsert("r9", 1, "x\ud800y")])).encode()),
-    ("a name of 5000 characters", json.dumps(last_page([upsert("r9", 1, "n" * 5000)])).encode()),
-    ("a cursor of 5000 characters", json.dumps(last_page([], cursor="c" * 5000)).encode()),
-    ("not UTF-8", b'{"changes": [], "next_cursor": "\xff\xfe", "has_more": true, '
-                  b'"remaining": 0}'),
-])
+@pytest.mark.parametrize(
+    ("what", "body"),
+    [
+        ("deep nesting", b'{"changes": ' + b"[" * 200_000 + b"]" * 200_000 + b"}"),
+        ("rev of 2**70", json.dumps(last_page([upsert("r0", 2**70)])).encode()),
+        ("a lone surrogate", json.dumps(last_page([upsert("r9", 1, "x\ud800y")])).encode()),
+        (
+            "a name of 5000 characters",
+            json.dumps(last_page([upsert("r9", 1, "n" * 5000)])).encode(),
+        ),
+        ("a cursor of 5000 characters", json.dumps(last_page([], cursor="c" * 5000)).encode()),
+        (
+            "not UTF-8",
+            b'{"changes": [], "next_cursor": "\xff\xfe", "has_more": true, "remaining": 0}',
+        ),
+    ],
+)
 def test_odd_answers_are_refused_as_protocol_errors_and_change_nothing(
     synced: HostileServer, tmp_path: Path, what: str, body: bytes
 ) -> None:
     srv = synced
     before = _records(tmp_path, srv)
-    srv.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                          headers=[("ETag", '"e-9-604800"')]))
+    srv.route(
+        "/offline/head", Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"e-9-604800"')])
+    )
     srv.route("/offline/changes", Reply.json(body))
     with pytest.raises(errors.ProtocolError):
         _sync(tmp_path, srv)
@@ -208,9 +229,17 @@ def test_a_policy_with_absurd_numbers_is_refused(
 # -- transport security: no clear text, no redirects, no forged wipes ---------------------------
 
 
-@pytest.mark.parametrize("url", ["http://psr.example.com", "http://10.1.2.3:8080",
-                                 "http://[2001:db8::1]", "ftp://127.0.0.1", "https://h:99999",
-                                 "not a url"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://psr.example.com",
+        "http://10.1.2.3:8080",
+        "http://[2001:db8::1]",
+        "ftp://127.0.0.1",
+        "https://h:99999",
+        "not a url",
+    ],
+)
 def test_a_token_is_never_sent_in_the_clear(url: str, tmp_path: Path) -> None:
     with pytest.raises(errors.ConfigurationError):
         SyncClient(url, TOKEN, "c")
@@ -222,20 +251,30 @@ def test_a_token_is_never_sent_in_the_clear(url: str, tmp_path: Path) -> None:
         assert srv.requests == []
 
 
-@pytest.mark.parametrize("url", ["https://psr.example.com", "http://127.0.0.1:8080",
-                                 "http://127.8.9.10", "http://localhost:1", "http://[::1]:5"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://psr.example.com",
+        "http://127.0.0.1:8080",
+        "http://127.8.9.10",
+        "http://localhost:1",
+        "http://[::1]:5",
+    ],
+)
 def test_https_and_loopback_are_allowed(url: str) -> None:
     assert check_server_url(url) == url
 
 
-@pytest.mark.parametrize("location", [
-    "OTHER/api/v1/databases/hostiledb/offline/policy",  # another origin that answers well
-    "https://psr.example.com/api/v1/databases/hostiledb/offline/policy",
-    "http://127.0.0.1:99999/api/v1/databases/hostiledb/offline/policy",
-], ids=["cross-origin", "to-https-elsewhere", "bad-port"])
-def test_redirects_are_never_followed(
-    srv: HostileServer, tmp_path: Path, location: str
-) -> None:
+@pytest.mark.parametrize(
+    "location",
+    [
+        "OTHER/api/v1/databases/hostiledb/offline/policy",  # another origin that answers well
+        "https://psr.example.com/api/v1/databases/hostiledb/offline/policy",
+        "http://127.0.0.1:99999/api/v1/databases/hostiledb/offline/policy",
+    ],
+    ids=["cross-origin", "to-https-elsewhere", "bad-port"],
+)
+def test_redirects_are_never_followed(srv: HostileServer, tmp_path: Path, location: str) -> None:
     with HostileServer() as other:
         srv.route("/offline/policy", Reply.redirect(location.replace("OTHER", other.url)))
         with pytest.raises(errors.ProtocolError, match="redirect"):
@@ -244,13 +283,20 @@ def test_redirects_are_never_followed(
     assert not _paths(tmp_path, srv).db.exists()
 
 
-@pytest.mark.parametrize("reply", [
-    Reply(403, [("Content-Type", "text/html")], b"<html><h1>Forbidden</h1>offline_disabled"),
-    Reply(403, [], b""),
-    Reply(403, [("Content-Type", "application/json")],
-          b'{"code": "offline_disabled", "status": 403}'),
-    Reply.problem(403, "access_denied"),
-], ids=["html", "bare", "json-not-problem", "unknown-code"])
+@pytest.mark.parametrize(
+    "reply",
+    [
+        Reply(403, [("Content-Type", "text/html")], b"<html><h1>Forbidden</h1>offline_disabled"),
+        Reply(403, [], b""),
+        Reply(
+            403,
+            [("Content-Type", "application/json")],
+            b'{"code": "offline_disabled", "status": 403}',
+        ),
+        Reply.problem(403, "access_denied"),
+    ],
+    ids=["html", "bare", "json-not-problem", "unknown-code"],
+)
 def test_an_unauthenticated_403_never_wipes_the_copy(
     synced: HostileServer, tmp_path: Path, reply: Reply
 ) -> None:
@@ -279,8 +325,7 @@ def test_retry_after_as_an_http_date_is_honoured(srv: HostileServer) -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", None) == 0.0
     assert parse_retry_after("7") == 7.0
     assert parse_retry_after("soon") is None
-    answers = iter([Reply.problem(503, "busy", headers=[("Retry-After", later),
-                                                        ("Date", date)])])
+    answers = iter([Reply.problem(503, "busy", headers=[("Retry-After", later), ("Date", date)])])
     srv.route("/offline/policy", lambda _p, _q, _h: next(answers, Reply.json(policy_body())))
     waits: list[float] = []
     with srv.client(sleep=waits.append) as client:
@@ -291,8 +336,9 @@ def test_retry_after_as_an_http_date_is_honoured(srv: HostileServer) -> None:
 
 def test_a_long_retry_after_date_reaches_the_caller(srv: HostileServer) -> None:
     later = formatdate(time.time() + 3600, usegmt=True)
-    srv.route("/offline/policy", Reply.problem(429, "rate_limited",
-                                               headers=[("Retry-After", later)]))
+    srv.route(
+        "/offline/policy", Reply.problem(429, "rate_limited", headers=[("Retry-After", later)])
+    )
     with srv.client() as client, pytest.raises(errors.ServerBusy) as busy:
         client.policy("hostiledb")
     assert busy.value.retry_after is not None
@@ -301,8 +347,10 @@ def test_a_long_retry_after_date_reaches_the_caller(srv: HostileServer) -> None:
 
 def test_a_head_with_an_absurd_etag_is_refused(synced: HostileServer, tmp_path: Path) -> None:
     before = _records(tmp_path, synced)
-    synced.route("/offline/head", Reply.json({"seq": 9, **policy_body()},
-                                             headers=[("ETag", '"' + "e" * 5000 + '"')]))
+    synced.route(
+        "/offline/head",
+        Reply.json({"seq": 9, **policy_body()}, headers=[("ETag", '"' + "e" * 5000 + '"')]),
+    )
     with pytest.raises(errors.ProtocolError, match="ETag"):
         _sync(tmp_path, synced)
     assert _records(tmp_path, synced) == before

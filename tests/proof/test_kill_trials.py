@@ -246,17 +246,18 @@ def _move_trials(server: Any, home: Path, count: int, seed: int) -> None:
             raise AssertionError(f"move trial {trial} (seed {seed}): {exc!r}") from exc
     assert killed >= count // 4, f"only {killed} of {count} moves were killed midway"
     assert client("offline", "sync").returncode == 0
-    assert_one_whole_copy(client, world, folders[0] if Path(client.stored_folder()) == folders[1]
-                          else folders[1])
+    assert_one_whole_copy(
+        client, world, folders[0] if Path(client.stored_folder()) == folders[1] else folders[1]
+    )
 
 
-KINDS = {"sync": _trials, "rebuild": _rebuild_trials, "rekey": _rekey_trials,
-         "move": _move_trials}
+KINDS = {"sync": _trials, "rebuild": _rebuild_trials, "rekey": _rekey_trials, "move": _move_trials}
 
 
 @pytest.mark.parametrize("kind", sorted(KINDS))
-def test_sigkill_at_random_moments_never_damages_the_copy(server: Any, tmp_path: Path,
-                                                           kind: str) -> None:
+def test_sigkill_at_random_moments_never_damages_the_copy(
+    server: Any, tmp_path: Path, kind: str
+) -> None:
     KINDS[kind](server, tmp_path / "OfflineDB", ALWAYS_TRIALS, 1)
 
 
@@ -264,5 +265,4 @@ def test_sigkill_at_random_moments_never_damages_the_copy(server: Any, tmp_path:
 @pytest.mark.parametrize("kind", sorted(KINDS))
 def test_sigkill_at_random_moments_many_trials(server: Any, tmp_path: Path, kind: str) -> None:
     count = int(os.environ.get("PROOF_KILL_TRIALS", "50"))
-    KINDS[kind](server, tmp_path / "OfflineDB", count,
-                int(os.environ.get("PROOF_KILL_SEED", "2")))
+    KINDS[kind](server, tmp_path / "OfflineDB", count, int(os.environ.get("PROOF_KILL_SEED", "2")))

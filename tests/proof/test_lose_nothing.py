@@ -51,8 +51,9 @@ def _pages_of_a_full_run(world: World) -> tuple[str, int]:
 
 
 def _credentials(world: World, password: str | None = None) -> OfflineCredentials:
-    return OfflineCredentials(world.url, world.database, world.username, CLIENT_ID,
-                              password or world.password)
+    return OfflineCredentials(
+        world.url, world.database, world.username, CLIENT_ID, password or world.password
+    )
 
 
 def test_an_interrupted_first_sync_says_so_everywhere_and_resumes(big_world: World) -> None:
@@ -112,9 +113,12 @@ def test_an_interrupted_rebuild_keeps_the_old_copy_whole_and_resumes(big_world: 
 
 
 def _change_password(world: World, session: Session, new: str) -> Session:
-    answer = requests.post(f"{world.url}/api/v1/session/password",
-                           json={"old_password": session.password, "new_password": new},
-                           headers={"Authorization": f"Bearer {session.token}"}, timeout=10)
+    answer = requests.post(
+        f"{world.url}/api/v1/session/password",
+        json={"old_password": session.password, "new_password": new},
+        headers={"Authorization": f"Bearer {session.token}"},
+        timeout=10,
+    )
     assert answer.status_code == 204, answer.text
     return dataclasses.replace(session, password=new)
 
@@ -125,12 +129,14 @@ def _login(world: World, database: str, password: str) -> Session:
 
 
 def test_a_password_change_is_never_undone_by_a_session_with_the_old_one(
-        server: Any, world: World) -> None:
+    server: Any, world: World
+) -> None:
     old, new = world.password, "pw-Hq4!new-gen-one"
     other = world.database + "-second"
     server.admin.create_database(other, offline_allowed=True)
-    server.admin.import_records(other, server_records(20, "Other", 7),
-                                grant={world.username: "rwe"})
+    server.admin.import_records(
+        other, server_records(20, "Other", 7), grant={world.username: "rwe"}
+    )
     a_copies = OfflineCopies(AddonSettings(database_path=str(world.folder)))
     b_copies = OfflineCopies(AddonSettings(database_path=str(world.folder)))
     try:

@@ -19,8 +19,9 @@ def client(world: World, tmp_path: Path) -> Cli:
     return client_with_copy(world, tmp_path)
 
 
-def test_the_one_shot_settings_command_moves_the_copy(client: Cli, world: World,
-                                                      tmp_path: Path) -> None:
+def test_the_one_shot_settings_command_moves_the_copy(
+    client: Cli, world: World, tmp_path: Path
+) -> None:
     new = tmp_path / "moved"
     done = client("settings", "set", "offline", "database_path", str(new))
     assert done.returncode == 0, done.stdout
@@ -34,8 +35,7 @@ def test_the_one_shot_settings_command_moves_the_copy(client: Cli, world: World,
 
 
 @pytest.mark.parametrize("folder", ["~/copies", "/proc/nope/copies", "relative/copies"])
-def test_a_folder_the_addon_refuses_is_not_saved(client: Cli, world: World,
-                                                 folder: str) -> None:
+def test_a_folder_the_addon_refuses_is_not_saved(client: Cli, world: World, folder: str) -> None:
     refused = client("settings", "set", "offline", "database_path", folder)
     assert refused.returncode != 0
     assert "database_path" in refused.stdout + refused.stderr
@@ -48,11 +48,17 @@ def full_filesystem(tmp_path: Path) -> Iterator[Path]:
     """A 64 KiB tmpfs: room for a probe file, not for a copy."""
     mount = tmp_path / "full"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()}); the full-disk "
-                    "case is then covered only by tests/addon (an injected ENOSPC)")
+        pytest.skip(
+            f"cannot mount a small tmpfs here ({done.stderr.strip()}); the full-disk "
+            "case is then covered only by tests/addon (an injected ENOSPC)"
+        )
     try:
         yield mount
     finally:
@@ -60,7 +66,8 @@ def full_filesystem(tmp_path: Path) -> Iterator[Path]:
 
 
 def test_a_move_onto_a_full_filesystem_leaves_the_copy_where_it_was(
-        client: Cli, world: World, full_filesystem: Path) -> None:
+    client: Cli, world: World, full_filesystem: Path
+) -> None:
     new = full_filesystem / "copies"
     refused = client("settings", "set", "offline", "database_path", str(new))
     assert refused.returncode != 0

@@ -38,14 +38,16 @@ def big_world(server: Any, tmp_path: Path) -> World:
 
 @pytest.mark.parametrize("kind", ["first", "incremental", "rebuild"])
 @pytest.mark.parametrize("second_waits", [True, False], ids=["waits", "busy"])
-def test_two_processes_writing_one_copy_never_damage_it(big_world: World, kind: str,
-                                                        second_waits: bool) -> None:
+def test_two_processes_writing_one_copy_never_damage_it(
+    big_world: World, kind: str, second_waits: bool
+) -> None:
     world = big_world
     _prepare(world, kind)
     first = Child(child_job(world, world.login(), limit=LIMIT))
     assert first.until("page").startswith(("page", "done"))
-    second = Child(child_job(world, world.login(), limit=LIMIT,
-                             lock_wait_s=60.0 if second_waits else 0.2))
+    second = Child(
+        child_job(world, world.login(), limit=LIMIT, lock_wait_s=60.0 if second_waits else 0.2)
+    )
     a, b = first.finish(), second.finish()
     assert a.startswith("done"), f"first: {a} {first.err[-1500:]}"
     if second_waits:

@@ -194,7 +194,9 @@ def test_a_delete_with_a_list_as_reason_is_refused_cleanly() -> None:
     """Found by the fuzzing above: an unhashable reason must not escape as TypeError."""
     page = {
         "changes": [{"op": "delete", "id": "a", "reason": ["deleted"]}],
-        "next_cursor": "c", "has_more": True, "remaining": 0,
+        "next_cursor": "c",
+        "has_more": True,
+        "remaining": 0,
     }
     with pytest.raises(ProtocolError):
         wire.load_page(page)

@@ -35,8 +35,20 @@ Op = tuple[str, int]
 ops = st.lists(
     st.tuples(
         st.sampled_from(
-            ["update", "create", "grant", "revoke", "revoke_read", "seal", "unseal", "delete",
-             "sync", "interrupt", "reset", "restore"]
+            [
+                "update",
+                "create",
+                "grant",
+                "revoke",
+                "revoke_read",
+                "seal",
+                "unseal",
+                "delete",
+                "sync",
+                "interrupt",
+                "reset",
+                "restore",
+            ]
         ),
         st.integers(min_value=0, max_value=10_000),
     ),
@@ -82,8 +94,9 @@ def _apply(world: World, op: str, n: int) -> None:
 def test_random_interleavings_converge_and_never_go_back(
     server: Any, tmp_path: Path, steps: list[Op]
 ) -> None:
-    world = new_world(server, tmp_path / f"ex{len(list(tmp_path.iterdir()))}",
-                      records=START_RECORDS, tag="Prop")
+    world = new_world(
+        server, tmp_path / f"ex{len(list(tmp_path.iterdir()))}", records=START_RECORDS, tag="Prop"
+    )
     session = world.login()
     state = read_copy(world.paths(), world.password)
     with FaultProxy(server.url) as proxy:

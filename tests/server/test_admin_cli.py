@@ -117,7 +117,8 @@ def test_init_creates_a_folder_once_and_never_over_anything(
     data: Path, tmp_path: Path, psr: PsrRunner
 ) -> None:
     assert "is already a server data folder; nothing was changed" in _one_line_error(
-        psr("admin", "--data", data, "init"))
+        psr("admin", "--data", data, "init")
+    )
     assert [d.name for d in _ask(data, lambda a: a.list_databases())] == ["demo"]
     busy = tmp_path / "busy"
     busy.mkdir()
@@ -132,52 +133,81 @@ def test_init_creates_a_folder_once_and_never_over_anything(
 
 
 def test_user_create_offline_list_and_delete(data: Path, psr: PsrRunner) -> None:
-    out = psr("admin", "--data", data, "user", "create", "carol", "--password-stdin",
-              "--validity-days", "30", stdin=SECRET + "\n")
+    out = psr(
+        "admin",
+        "--data",
+        data,
+        "user",
+        "create",
+        "carol",
+        "--password-stdin",
+        "--validity-days",
+        "30",
+        stdin=SECRET + "\n",
+    )
     assert out.code == 0, out.err
     assert out.out.startswith("created user carol (id ")
     assert out.out.endswith(" without offline right, validity 30 days\n")
     assert SECRET not in out.out + out.err
-    out = psr("admin", "--data", data, "user", "offline", "carol", "on",
-              "--validity-seconds", "90")
+    out = psr("admin", "--data", data, "user", "offline", "carol", "on", "--validity-seconds", "90")
     assert out.out == "offline right of user carol is now on, validity 90 seconds\n"
     listed = psr("admin", "--data", data, "user", "list").out.splitlines()
     assert [line.split("\t")[::2] for line in listed] == [
-        ["alice", "offline"], ["bob", "no-offline"], ["carol", "offline"]]
+        ["alice", "offline"],
+        ["bob", "no-offline"],
+        ["carol", "offline"],
+    ]
     assert listed[2].endswith("\t90 seconds")
 
     refused = _one_line_error(psr("admin", "--data", data, "user", "delete", "carol"))
     assert "deleting user carol cannot be undone; add --yes" in refused
     out = psr("admin", "--data", data, "user", "delete", "carol", "--yes")
-    assert out.out == ("deleted user carol: 0 record rights removed, 0 sessions ended\n"
-                       "Offline copies of user carol can no longer sync; each stops opening "
-                       "90 seconds after its last sync.\n")
+    assert out.out == (
+        "deleted user carol: 0 record rights removed, 0 sessions ended\n"
+        "Offline copies of user carol can no longer sync; each stops opening "
+        "90 seconds after its last sync.\n"
+    )
     assert [u.name for u in _ask(data, lambda a: a.list_users())] == ["alice", "bob"]
 
 
 @pytest.mark.parametrize("value", ["0", "366", "0.001", "100000", "-1", "7.5", "seven"])
-@pytest.mark.parametrize("command", [["user", "create", "carol", "--password-stdin"],
-                                     ["user", "offline", "alice", "on"]])
+@pytest.mark.parametrize(
+    "command", [["user", "create", "carol", "--password-stdin"], ["user", "offline", "alice", "on"]]
+)
 def test_a_validity_outside_1_to_365_whole_days_is_a_usage_error_naming_the_argument(
     data: Path, psr: PsrRunner, value: str, command: list[str]
 ) -> None:
     out = psr("admin", "--data", data, *command, f"--validity-days={value}", stdin=SECRET)
     assert out.code == 2
     assert "usage: psr-server admin user" in out.err
-    assert ("argument --validity-days: must be a whole number of days from 1 to 365, "
-            f"not {value!r}") in out.err
+    assert (
+        f"argument --validity-days: must be a whole number of days from 1 to 365, not {value!r}"
+    ) in out.err
     assert [u.name for u in _ask(data, lambda a: a.list_users())] == ["alice", "bob"]
     assert _ask(data, lambda a: a.user("alice")).validity_seconds == 7 * 86400
 
 
 def test_validity_seconds_are_bounded_and_exclusive_with_days(data: Path, psr: PsrRunner) -> None:
-    out = psr("admin", "--data", data, "user", "offline", "alice", "on",
-              "--validity-seconds", "86401")
+    out = psr(
+        "admin", "--data", data, "user", "offline", "alice", "on", "--validity-seconds", "86401"
+    )
     assert out.code == 2
-    assert "argument --validity-seconds: must be a whole number of seconds from 1 to 86400" \
-        in out.err
-    out = psr("admin", "--data", data, "user", "offline", "alice", "on",
-              "--validity-seconds", "60", "--validity-days", "2")
+    assert (
+        "argument --validity-seconds: must be a whole number of seconds from 1 to 86400" in out.err
+    )
+    out = psr(
+        "admin",
+        "--data",
+        data,
+        "user",
+        "offline",
+        "alice",
+        "on",
+        "--validity-seconds",
+        "60",
+        "--validity-days",
+        "2",
+    )
     assert out.code == 2
     assert "not allowed with argument" in out.err
 
@@ -188,10 +218,20 @@ def test_user_password_resets_the_password_and_ends_the_sessions(
     with running_server(data) as srv:
         client = ApiClient(srv.url, "demo").login("alice", "alice-pw")
         try:
-            out = psr("admin", "--data", data, "user", "password", "alice", "--password-stdin",
-                      stdin=SECRET + "\n")
-            assert out.out == ("set a new password for user alice; 1 session ended (the user "
-                               "logs in again with the new password)\n")
+            out = psr(
+                "admin",
+                "--data",
+                data,
+                "user",
+                "password",
+                "alice",
+                "--password-stdin",
+                stdin=SECRET + "\n",
+            )
+            assert out.out == (
+                "set a new password for user alice; 1 session ended (the user "
+                "logs in again with the new password)\n"
+            )
             assert SECRET not in out.out + out.err
             assert_problem(client.changes(), 401, "bad_token")
             ApiClient(srv.url, "demo").login("alice", SECRET).close()
@@ -216,29 +256,50 @@ def test_without_a_terminal_the_password_comes_from_the_environment(
 def test_record_add_takes_the_password_from_stdin_and_grants_rights(
     data: Path, psr: PsrRunner
 ) -> None:
-    out = psr("admin", "--data", data, "record", "add", "demo", "VPN", "username=alice",
-              "url=https://vpn.example/?a=b", "--password-stdin", "--grant", "alice=rwe",
-              stdin=RECORD_SECRET + "\n")
+    out = psr(
+        "admin",
+        "--data",
+        data,
+        "record",
+        "add",
+        "demo",
+        "VPN",
+        "username=alice",
+        "url=https://vpn.example/?a=b",
+        "--password-stdin",
+        "--grant",
+        "alice=rwe",
+        stdin=RECORD_SECRET + "\n",
+    )
     assert out.code == 0, out.err
     assert out.out.startswith("added record VPN (id ")
     assert out.out.endswith(") to demo; fields: username, url, password; rights: alice=rwe\n")
     assert RECORD_SECRET not in out.out + out.err
     [(rev, name, fields)] = _ask(data, lambda a: a.exportable_view("demo", "alice")).values()
     assert (rev, name) == (1, "VPN")
-    assert fields == {"username": "alice", "url": "https://vpn.example/?a=b",
-                      "password": RECORD_SECRET}
+    assert fields == {
+        "username": "alice",
+        "url": "https://vpn.example/?a=b",
+        "password": RECORD_SECRET,
+    }
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    ([f"password={RECORD_SECRET}"], "give the 'password' field with --password-stdin or "
-                                    "--password-prompt, not on the command line"),
-    ([f"Password={RECORD_SECRET}"], "not on the command line"),
-    ([RECORD_SECRET], "field 1 must look like NAME=VALUE; nothing added"),
-    (["a=1", "a=2"], "the field 'a' is given twice"),
-    (["--password-prompt"], "no terminal: use --password-stdin"),
-    (["--grant", "carol=r"], "There is no user named 'carol'."),
-    (["--grant", "alice=rwx"], "must be made of the letters r, w, e and d"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            [f"password={RECORD_SECRET}"],
+            "give the 'password' field with --password-stdin or "
+            "--password-prompt, not on the command line",
+        ),
+        ([f"Password={RECORD_SECRET}"], "not on the command line"),
+        ([RECORD_SECRET], "field 1 must look like NAME=VALUE; nothing added"),
+        (["a=1", "a=2"], "the field 'a' is given twice"),
+        (["--password-prompt"], "no terminal: use --password-stdin"),
+        (["--grant", "carol=r"], "There is no user named 'carol'."),
+        (["--grant", "alice=rwx"], "must be made of the letters r, w, e and d"),
+    ],
+)
 def test_record_add_refusals_add_nothing_and_never_echo_a_secret(
     data: Path, psr: PsrRunner, args: list[str], message: str
 ) -> None:
@@ -264,11 +325,20 @@ def test_right_list_shows_a_table_of_everyone_one_user_or_one_record(
         ["bob", vpn, "yes", "no", "no", "no", "open", "VPN"],
     ]
     # The columns line up: every row's record id starts where the header's does.
-    assert {line.index(token) for line, token in zip(lines, ["RECORD ID", wiki, vpn, vpn],
-                                                      strict=True)} == {7}
+    assert {
+        line.index(token) for line, token in zip(lines, ["RECORD ID", wiki, vpn, vpn], strict=True)
+    } == {7}
     by_user = psr("admin", "--data", data, "right", "list", "demo", "--user", "alice").out
-    assert by_user.splitlines()[1].split() == ["alice", vpn, "yes", "yes", "yes", "no", "open",
-                                               "VPN"]
+    assert by_user.splitlines()[1].split() == [
+        "alice",
+        vpn,
+        "yes",
+        "yes",
+        "yes",
+        "no",
+        "open",
+        "VPN",
+    ]
     by_record = psr("admin", "--data", data, "right", "list", "demo", "--record", vpn).out
     assert [line.split()[0] for line in by_record.splitlines()] == ["USER", "alice", "bob"]
     out = psr("admin", "--data", data, "right", "list", "demo", "--user", "carol")
@@ -287,41 +357,51 @@ def test_db_delete_needs_yes_and_says_what_went(data: Path, psr: PsrRunner) -> N
     assert out.out.splitlines() == [
         "deleted database demo: 1 record with their rights and feeds; 0 sessions ended",
         "Offline copies of database demo can no longer sync; each stops opening when its "
-        "offline validity has passed since its last sync."]
+        "offline validity has passed since its last sync.",
+    ]
     assert _ask(data, lambda a: a.list_databases()) == []
 
 
 def test_compact_says_in_words_what_happened(data: Path, psr: PsrRunner) -> None:
     assert psr("admin", "--data", data, "compact").out == (
-        "Nothing to compact: there are no tombstones older than 7 days.\n")
+        "Nothing to compact: there are no tombstones older than 7 days.\n"
+    )
     with Admin(data, clock=lambda: 1_700_000_000.0) as admin:  # 2023-11-14 22:13:20 UTC
-        ids = admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(3)],
-                                   grant={"alice": "rwe", "bob": "re"})
+        ids = admin.import_records(
+            "demo",
+            [{"name": f"R{i}", "fields": {}} for i in range(3)],
+            grant={"alice": "rwe", "bob": "re"},
+        )
         for rid in ids:
             admin.delete_record("demo", rid)
     assert psr("admin", "--data", data, "compact").out == (
         "Compacted the change feed: 6 tombstones older than 7 days removed; clients that last "
-        "synced before 2023-11-14 22:13 UTC make a full sync at their next sync.\n")
+        "synced before 2023-11-14 22:13 UTC make a full sync at their next sync.\n"
+    )
     assert psr("admin", "--data", data, "compact", "--horizon-days", "0").out == (
-        "Nothing to compact: there are no tombstones.\n")
+        "Nothing to compact: there are no tombstones.\n"
+    )
     out = psr("admin", "--data", data, "compact", "--horizon-days", "1.5")
     assert "argument --horizon-days: must be a whole number of days from 0 to 3650" in out.err
 
 
-@pytest.mark.parametrize("command", [
-    ["user", "offline", "nobody", "on"],
-    ["user", "password", "nobody", "--password-stdin"],
-    ["user", "delete", "nobody", "--yes"],
-    ["db", "offline", "nowhere", "on"],
-    ["db", "delete", "nowhere", "--yes"],
-    ["record", "list", "nowhere"],
-    ["record", "seal", "demo", "no-such-record"],
-    ["right", "set", "demo", "alice", "no-such-record", "--read"],
-    ["right", "list", "demo", "--record", "no-such-record"],
-    ["db", "create", "demo"],
-    ["db", "create", "bad/name"],
-    ["import", "demo", "no-such-file.jsonl"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["user", "offline", "nobody", "on"],
+        ["user", "password", "nobody", "--password-stdin"],
+        ["user", "delete", "nobody", "--yes"],
+        ["db", "offline", "nowhere", "on"],
+        ["db", "delete", "nowhere", "--yes"],
+        ["record", "list", "nowhere"],
+        ["record", "seal", "demo", "no-such-record"],
+        ["right", "set", "demo", "alice", "no-such-record", "--read"],
+        ["right", "list", "demo", "--record", "no-such-record"],
+        ["db", "create", "demo"],
+        ["db", "create", "bad/name"],
+        ["import", "demo", "no-such-file.jsonl"],
+    ],
+)
 def test_unknown_names_and_refusals_are_one_line_errors(
     data: Path, psr: PsrRunner, command: list[str]
 ) -> None:

@@ -27,18 +27,18 @@ def data(tmp_path: Path, psr: PsrRunner) -> Path:
     return folder
 
 
-def test_db_editing_switches_the_setting_and_db_list_shows_it(
-    data: Path, psr: PsrRunner
-) -> None:
+def test_db_editing_switches_the_setting_and_db_list_shows_it(data: Path, psr: PsrRunner) -> None:
     assert psr("admin", "--data", data, "db", "list").out == (
-        "demo\toffline allowed\t0 records\tediting off\n")
+        "demo\toffline allowed\t0 records\tediting off\n"
+    )
     out = psr("admin", "--data", data, "db", "editing", "demo", "on")
-    assert out.out == ("offline editing of database demo is now on: users may change their "
-                       "offline copies; the changes are pushed under their record rights\n")
+    assert out.out == (
+        "offline editing of database demo is now on: users may change their "
+        "offline copies; the changes are pushed under their record rights\n"
+    )
     assert psr("admin", "--data", data, "db", "list").out.endswith("\tediting on\n")
     out = psr("admin", "--data", data, "db", "editing", "demo", "off")
-    assert "offline copies are read-only; changes made offline before are still pushed" in (
-        out.out)
+    assert "offline copies are read-only; changes made offline before are still pushed" in (out.out)
     assert psr("admin", "--data", data, "db", "editing", "nowhere", "on").code == 1
     assert psr("admin", "--data", data, "db", "editing", "demo", "maybe").code == 2
 
@@ -53,7 +53,8 @@ def test_right_set_gives_and_takes_the_delete_right_and_right_list_shows_it(
     lines = psr("admin", "--data", data, "right", "list", "demo").out.splitlines()
     assert [line.split() for line in lines] == [
         ["USER", "RECORD", "ID", "READ", "WRITE", "EXPORT", "DELETE", "STATE", "NAME"],
-        ["alice", rid, "yes", "yes", "no", "yes", "open", "VPN"]]
+        ["alice", rid, "yes", "yes", "no", "yes", "open", "VPN"],
+    ]
     out = psr("admin", "--data", data, "right", "set", "demo", "alice", rid, "--no-delete")
     assert out.out.endswith(": rw\n")
 
@@ -66,9 +67,7 @@ def test_record_add_grants_the_delete_right_by_letter(data: Path, psr: PsrRunner
     assert (right.read, right.write, right.export, right.delete) == (True, True, True, True)
 
 
-def test_user_create_right_takes_and_gives_the_right_to_create(
-    data: Path, psr: PsrRunner
-) -> None:
+def test_user_create_right_takes_and_gives_the_right_to_create(data: Path, psr: PsrRunner) -> None:
     out = psr("admin", "--data", data, "user", "create-right", "alice", "demo", "off")
     assert out.out == "user alice may not create records in demo\n"
     with Admin(data) as admin:
@@ -85,25 +84,59 @@ def test_audit_list_shows_who_changed_what_and_when_it_was_made_offline(
     assert psr("admin", "--data", data, "audit", "list").out == "no audit entries\n"
     with running_server(data, clock=lambda: 1_714_600_000.0) as srv:
         alice = ApiClient(srv.url, "demo").login("alice", "alice-pw")
-        r = alice.http.put(f"{alice.base}/databases/demo/records/{NEW_ID}",
-                           json={"name": "Door", "fields": {"password": "pw-Mv6!offline-edit"}},
-                           headers={"If-None-Match": "*", "X-Offline-Change": "1714550400"})
+        r = alice.http.put(
+            f"{alice.base}/databases/demo/records/{NEW_ID}",
+            json={"name": "Door", "fields": {"password": "pw-Mv6!offline-edit"}},
+            headers={"If-None-Match": "*", "X-Offline-Change": "1714550400"},
+        )
         assert r.status_code == 201
-        r = alice.http.put(f"{alice.base}/databases/demo/records/{NEW_ID}",
-                           json={"name": "Door 2", "fields": {}}, headers={"If-Match": '"1"'})
+        r = alice.http.put(
+            f"{alice.base}/databases/demo/records/{NEW_ID}",
+            json={"name": "Door 2", "fields": {}},
+            headers={"If-Match": '"1"'},
+        )
         assert r.status_code == 200
         alice.close()
     lines = psr("admin", "--data", data, "audit", "list").out.splitlines()
     assert [line.split() for line in lines] == [
         ["TIME", "(UTC)", "USER", "DATABASE", "KIND", "RECORD", "ID", "REV", "MADE", "CLIENT"],
-        ["2024-05-01", "21:46:40", "alice", "demo", "create", NEW_ID, "1", "offline",
-         "2024-05-01", "08:00:00", "(client", "clock)", "test-client"],
-        ["2024-05-01", "21:46:40", "alice", "demo", "update", NEW_ID, "1->2", "online",
-         "test-client"]]
+        [
+            "2024-05-01",
+            "21:46:40",
+            "alice",
+            "demo",
+            "create",
+            NEW_ID,
+            "1",
+            "offline",
+            "2024-05-01",
+            "08:00:00",
+            "(client",
+            "clock)",
+            "test-client",
+        ],
+        [
+            "2024-05-01",
+            "21:46:40",
+            "alice",
+            "demo",
+            "update",
+            NEW_ID,
+            "1->2",
+            "online",
+            "test-client",
+        ],
+    ]
     assert "pw-Mv6!offline-edit" not in "\n".join(lines)
-    for args, count in [(["--user", "alice"], 2), (["--user", "bob"], 0), (["--db", "x"], 0),
-                        (["--since", "2024-05-02"], 0), (["--since", "2024-05-01T21:00"], 2),
-                        (["--since", "1714600001"], 0), (["--limit", "1"], 1)]:
+    for args, count in [
+        (["--user", "alice"], 2),
+        (["--user", "bob"], 0),
+        (["--db", "x"], 0),
+        (["--since", "2024-05-02"], 0),
+        (["--since", "2024-05-01T21:00"], 2),
+        (["--since", "1714600001"], 0),
+        (["--limit", "1"], 1),
+    ]:
         out = psr("admin", "--data", data, "audit", "list", *args).out.splitlines()
         assert len(out) - 1 == count or (count == 0 and out == ["no audit entries match"]), args
     out = psr("admin", "--data", data, "audit", "list", "--since", "last week")
@@ -126,12 +159,22 @@ def test_a_data_folder_from_before_offline_edits_gains_the_columns_with_safe_def
         info = srv.admin.list_databases()
         assert [(d.offline_allowed, d.offline_editing) for d in info] == [(True, False)]
         [right] = srv.admin.list_rights("demo")
-        assert (right.read, right.write, right.export, right.delete) == (True, True, True,
-                                                                          False)
-        r = requests.post(f"{srv.url}{API}/session", timeout=10, json={
-            "database": "demo", "username": "alice", "password": "alice-pw", "client_id": "c"})
+        assert (right.read, right.write, right.export, right.delete) == (True, True, True, False)
+        r = requests.post(
+            f"{srv.url}{API}/session",
+            timeout=10,
+            json={
+                "database": "demo",
+                "username": "alice",
+                "password": "alice-pw",
+                "client_id": "c",
+            },
+        )
         token = r.json()["token"]
-        policy = requests.get(f"{srv.url}{API}/databases/demo/offline/policy", timeout=10,
-                              headers={"Authorization": f"Bearer {token}"}).json()
+        policy = requests.get(
+            f"{srv.url}{API}/databases/demo/offline/policy",
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()
         assert policy["offline_editing"] is False
         assert rid

@@ -51,11 +51,15 @@ def test_a_user_created_without_a_validity_gets_seven_days(demo: RunningServer) 
 def test_compaction_reports_what_it_removed_and_the_newest_removed_tombstone(
     demo: RunningServer,
 ) -> None:
-    ids = demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(3)],
-                                    grant={"alice": "rwe"})
+    ids = demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(3)], grant={"alice": "rwe"}
+    )
     nothing = demo.admin.compact()
     assert (nothing.dropped, nothing.horizon_seconds, nothing.newest_dropped_at) == (
-        0, 7 * 86400, None)
+        0,
+        7 * 86400,
+        None,
+    )
     demo.admin.delete_record("demo", ids[0])
     demo.admin.delete_record("demo", ids[1])
     newest = demo.admin.connection.execute("SELECT MAX(changed_at) FROM feed").fetchone()[0]
@@ -66,15 +70,20 @@ def test_compaction_reports_what_it_removed_and_the_newest_removed_tombstone(
 
 
 def test_rights_list_by_user_by_record_and_all(demo: RunningServer) -> None:
-    ids = demo.admin.import_records("demo", [{"name": "Bank", "fields": {}},
-                                             {"name": "apps", "fields": {}}],
-                                    grant={"alice": "rwe", "bob": "r"})
+    ids = demo.admin.import_records(
+        "demo",
+        [{"name": "Bank", "fields": {}}, {"name": "apps", "fields": {}}],
+        grant={"alice": "rwe", "bob": "r"},
+    )
     demo.admin.seal_record("demo", ids[0])
     every = demo.admin.list_rights("demo")
     # Ordered by record name (case-blind), then user.
     assert [(r.record_name, r.user, r.read, r.write, r.export, r.sealed) for r in every] == [
-        ("apps", "alice", True, True, True, False), ("apps", "bob", True, False, False, False),
-        ("Bank", "alice", True, True, True, True), ("Bank", "bob", True, False, False, True)]
+        ("apps", "alice", True, True, True, False),
+        ("apps", "bob", True, False, False, False),
+        ("Bank", "alice", True, True, True, True),
+        ("Bank", "bob", True, False, False, True),
+    ]
     assert {r.record_id for r in demo.admin.list_rights("demo", user="bob")} == set(ids)
     assert [r.user for r in demo.admin.list_rights("demo", record_id=ids[1])] == ["alice", "bob"]
     with pytest.raises(ApiError, match="No such record"):
@@ -86,8 +95,9 @@ def test_rights_list_by_user_by_record_and_all(demo: RunningServer) -> None:
 def test_adding_one_record_grants_the_rights_and_feeds_it(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    rid = demo.admin.add_record("demo", "VPN", {"username": "alice", "password": "pw-Zq8#vpn"},
-                                grant={"alice": "re"})
+    rid = demo.admin.add_record(
+        "demo", "VPN", {"username": "alice", "password": "pw-Zq8#vpn"}, grant={"alice": "re"}
+    )
     [change] = alice.read_all()[0]
     assert change["record"]["fields"] == {"username": "alice", "password": "pw-Zq8#vpn"}
     assert [(r.record_id, r.write) for r in demo.admin.list_rights("demo")] == [(rid, False)]

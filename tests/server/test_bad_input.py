@@ -20,8 +20,9 @@ def _state(srv: RunningServer) -> dict[str, list[tuple[Any, ...]]]:
 
 @pytest.fixture
 def record_id(demo: RunningServer) -> str:
-    [rid] = demo.admin.import_records("demo", [{"name": "A", "fields": {"p": "x"}}],
-                                      grant={"alice": "rwe"})
+    [rid] = demo.admin.import_records(
+        "demo", [{"name": "A", "fields": {"p": "x"}}], grant={"alice": "rwe"}
+    )
     return rid
 
 
@@ -30,10 +31,23 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("POST", "/session", {"data": b"\xff\xfe"}),
     ("POST", "/session", {"json": []}),
     ("POST", "/session", {"json": {"database": "demo"}}),
-    ("POST", "/session", {"json": {"database": 1, "username": "alice", "password": "alice-pw",
-                                   "client_id": "c"}}),
-    ("POST", "/session", {"json": {"database": "demo", "username": "alice",
-                                   "password": ["alice-pw"], "client_id": "c"}}),
+    (
+        "POST",
+        "/session",
+        {"json": {"database": 1, "username": "alice", "password": "alice-pw", "client_id": "c"}},
+    ),
+    (
+        "POST",
+        "/session",
+        {
+            "json": {
+                "database": "demo",
+                "username": "alice",
+                "password": ["alice-pw"],
+                "client_id": "c",
+            }
+        },
+    ),
     ("POST", "/session", {"data": b"x" * (3 * 1024 * 1024)}),
     ("POST", "/session/password", {"json": {"old_password": "alice-pw", "new_password": ""}}),
     ("POST", "/session/password", {"json": {"old_password": "alice-pw", "new_password": 5}}),
@@ -49,8 +63,7 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
     ("PUT", "/databases/demo/records/{rid}", {"json": {"rev": 1.5, "name": "x", "fields": {}}}),
     ("PUT", "/databases/demo/records/{rid}", {"json": {"rev": 7, "name": "x", "fields": {}}}),
     ("PUT", "/databases/demo/records/{rid}", {"json": {"rev": 1, "fields": {}}}),
-    ("PUT", "/databases/demo/records/no-such-id", {"json": {"rev": 1, "name": "x",
-                                                           "fields": {}}}),
+    ("PUT", "/databases/demo/records/no-such-id", {"json": {"rev": 1, "name": "x", "fields": {}}}),
     ("PUT", "/databases/demo/records/{rid}", {"data": b'{"rev": 1, "name": "x", "fields": '}),
     ("GET", "/databases/demo/records/no-such-id", {}),
     ("GET", "/databases/demo/records", {"params": {"limit": "-1"}}),
@@ -73,8 +86,12 @@ BAD_REQUESTS: list[tuple[str, str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("method", "path", "kwargs"), BAD_REQUESTS)
 def test_bad_request_gets_4xx_problem_and_changes_nothing(
-    demo: RunningServer, alice: ApiClient, record_id: str,
-    method: str, path: str, kwargs: dict[str, Any],
+    demo: RunningServer,
+    alice: ApiClient,
+    record_id: str,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
 ) -> None:
     before = _state(demo)
     r = alice.http.request(method, alice.base + path.format(rid=record_id), **kwargs)
@@ -87,19 +104,30 @@ def test_bad_request_gets_4xx_problem_and_changes_nothing(
     assert _state(demo) == before
 
 
-@pytest.mark.parametrize("header", [
-    None, "", "Bearer", "Bearer ", "Basic dXNlcjpwdw==", "Bearer not-a-token",
-    "Bearer " + "x" * 5000, "bearer\tfoo",
-])
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Bearer",
+        "Bearer ",
+        "Basic dXNlcjpwdw==",
+        "Bearer not-a-token",
+        "Bearer " + "x" * 5000,
+        "bearer\tfoo",
+    ],
+)
 def test_missing_or_bad_token_is_401_bad_token_everywhere(
     demo: RunningServer, header: str | None
 ) -> None:
     headers = {} if header is None else {"Authorization": header}
-    for method, path in [("GET", "/databases/demo/records"),
-                         ("GET", "/databases/demo/offline/policy"),
-                         ("GET", "/databases/demo/offline/head"),
-                         ("GET", "/databases/demo/offline/changes"),
-                         ("DELETE", "/session")]:
+    for method, path in [
+        ("GET", "/databases/demo/records"),
+        ("GET", "/databases/demo/offline/policy"),
+        ("GET", "/databases/demo/offline/head"),
+        ("GET", "/databases/demo/offline/changes"),
+        ("DELETE", "/session"),
+    ]:
         r = requests.request(method, demo.url + API + path, headers=headers, timeout=10)
         assert r.status_code == 401, (path, r.text)
         assert r.json()["code"] == "bad_token"
@@ -122,7 +150,9 @@ def test_expired_token_is_refused(tmp_path: Any) -> None:
 
 
 def test_unexpected_failure_is_a_problem_500_without_secrets(
-    demo: RunningServer, alice: ApiClient, monkeypatch: pytest.MonkeyPatch,
+    demo: RunningServer,
+    alice: ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from reference_server import records

@@ -25,6 +25,7 @@ def _run_threads(*targets: Callable[[], None]) -> None:
                 target()
             except BaseException as exc:
                 errors.append(exc)
+
         return run
 
     threads = [threading.Thread(target=guard(t)) for t in targets]
@@ -39,6 +40,7 @@ def _run_threads(*targets: Callable[[], None]) -> None:
 
 def _admin_writer(srv: RunningServer, ids: list[str], seed: int) -> Callable[[], None]:
     """Touch each id exactly once with a random feed-changing admin operation."""
+
     def run() -> None:
         rng = random.Random(seed)
         with Admin(srv.data_dir) as admin:
@@ -54,20 +56,25 @@ def _admin_writer(srv: RunningServer, ids: list[str], seed: int) -> Callable[[],
                     admin.delete_record("demo", rid)
                 else:
                     admin.set_rights("demo", "alice", rid, read=False)
+
     return run
 
 
 def _api_writer(srv: RunningServer, ids: list[str]) -> Callable[[], None]:
     """Bob saves each id exactly once through the HTTP API."""
+
     def run() -> None:
         bob = ApiClient(srv.url, "demo").login("bob", "bob-pw")
         try:
             for rid in ids:
-                r = bob.http.put(f"{bob.base}/databases/demo/records/{rid}",
-                                 json={"rev": 1, "name": "saved by bob", "fields": {"p": "2"}})
+                r = bob.http.put(
+                    f"{bob.base}/databases/demo/records/{rid}",
+                    json={"rev": 1, "name": "saved by bob", "fields": {"p": "2"}},
+                )
                 assert r.status_code == 200, r.text
         finally:
             bob.close()
+
     return run
 
 
@@ -75,8 +82,10 @@ def test_paging_while_writers_commit_skips_nothing_and_repeats_only_changed_reco
     demo: RunningServer, alice: ApiClient
 ) -> None:
     ids = demo.admin.import_records(
-        "demo", [{"name": f"R{i}", "fields": {"p": "1"}} for i in range(N_RECORDS)],
-        grant={"alice": "rwe", "bob": "rwe"})
+        "demo",
+        [{"name": f"R{i}", "fields": {"p": "1"}} for i in range(N_RECORDS)],
+        grant={"alice": "rwe", "bob": "rwe"},
+    )
     shuffled = random.Random(7).sample(ids, len(ids))
     by_admin, by_api = shuffled[:100], shuffled[100:200]  # the rest stay untouched
     replica: dict[str, int] = {}
@@ -96,8 +105,11 @@ def test_paging_while_writers_commit_skips_nothing_and_repeats_only_changed_reco
             if not page["has_more"] and done_before_page:
                 return
 
-    writers = threading.Thread(target=lambda: _run_threads(
-        _admin_writer(demo, by_admin, seed=3), _api_writer(demo, by_api)))
+    writers = threading.Thread(
+        target=lambda: _run_threads(
+            _admin_writer(demo, by_admin, seed=3), _api_writer(demo, by_api)
+        )
+    )
     writers.start()
     reader_thread = threading.Thread(target=reader)
     reader_thread.start()
@@ -116,8 +128,10 @@ def test_every_snapshot_shows_feed_rows_and_their_change_together(
     demo: RunningServer,
 ) -> None:
     ids = demo.admin.import_records(
-        "demo", [{"name": f"R{i}", "fields": {}} for i in range(N_RECORDS)],
-        grant={"alice": "rwe", "bob": "rwe"})
+        "demo",
+        [{"name": f"R{i}", "fields": {}} for i in range(N_RECORDS)],
+        grant={"alice": "rwe", "bob": "rwe"},
+    )
     alice_id = demo.admin.user_id("alice")
     stop = threading.Event()
     checked = Counter[str]()
@@ -127,13 +141,23 @@ def test_every_snapshot_shows_feed_rows_and_their_change_together(
         try:
             while not stop.is_set():
                 conn.execute("BEGIN")
-                upserts = {r[0] for r in conn.execute(
-                    "SELECT record_id FROM feed WHERE user_id = ? AND db = 'demo'"
-                    " AND op = 'upsert'", (alice_id,))}
-                exportable = {r[0] for r in conn.execute(
-                    "SELECT r.id FROM records r JOIN rights g ON g.db = r.db"
-                    " AND g.record_id = r.id WHERE g.user_id = ? AND r.db = 'demo'"
-                    " AND g.can_read AND g.can_export AND NOT r.sealed", (alice_id,))}
+                upserts = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT record_id FROM feed WHERE user_id = ? AND db = 'demo'"
+                        " AND op = 'upsert'",
+                        (alice_id,),
+                    )
+                }
+                exportable = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT r.id FROM records r JOIN rights g ON g.db = r.db"
+                        " AND g.record_id = r.id WHERE g.user_id = ? AND r.db = 'demo'"
+                        " AND g.can_read AND g.can_export AND NOT r.sealed",
+                        (alice_id,),
+                    )
+                }
                 conn.execute("COMMIT")
                 assert upserts == exportable
                 checked["snapshots"] += 1
@@ -151,19 +175,23 @@ def test_every_snapshot_shows_feed_rows_and_their_change_together(
 
 
 def test_concurrent_stale_updates_let_exactly_one_win(demo: RunningServer) -> None:
-    [rid] = demo.admin.import_records("demo", [{"name": "A", "fields": {}}],
-                                      grant={"alice": "rwe", "bob": "rwe"})
+    [rid] = demo.admin.import_records(
+        "demo", [{"name": "A", "fields": {}}], grant={"alice": "rwe", "bob": "rwe"}
+    )
     results: list[int] = []
 
     def save(user: str) -> Callable[[], None]:
         def run() -> None:
             client = ApiClient(demo.url, "demo").login(user, f"{user}-pw")
             try:
-                r = client.http.put(f"{client.base}/databases/demo/records/{rid}",
-                                    json={"rev": 1, "name": user, "fields": {}})
+                r = client.http.put(
+                    f"{client.base}/databases/demo/records/{rid}",
+                    json={"rev": 1, "name": user, "fields": {}},
+                )
                 results.append(r.status_code)
             finally:
                 client.close()
+
         return run
 
     _run_threads(save("alice"), save("bob"))

@@ -17,20 +17,29 @@ SERVER_PW = "pw-Qk3#server-side"
 NEW_ID = "0d5c8f4e-2b7a-4c1e-9f3d-6a8b1c2d3e4f"
 
 
-def put(client: ApiClient, record_id: str, body: dict[str, Any], **headers: str
-        ) -> requests.Response:
-    return client.http.put(f"{client.base}/databases/{client.db}/records/{record_id}",
-                           json=body, headers=_headers(headers))
+def put(
+    client: ApiClient, record_id: str, body: dict[str, Any], **headers: str
+) -> requests.Response:
+    return client.http.put(
+        f"{client.base}/databases/{client.db}/records/{record_id}",
+        json=body,
+        headers=_headers(headers),
+    )
 
 
 def delete(client: ApiClient, record_id: str, **headers: str) -> requests.Response:
-    return client.http.delete(f"{client.base}/databases/{client.db}/records/{record_id}",
-                              headers=_headers(headers))
+    return client.http.delete(
+        f"{client.base}/databases/{client.db}/records/{record_id}", headers=_headers(headers)
+    )
 
 
 def _headers(given: dict[str, str]) -> dict[str, str]:
-    names = {"if_match": "If-Match", "if_none_match": "If-None-Match",
-             "offline": "X-Offline-Change", "change_id": "X-Change-Id"}
+    names = {
+        "if_match": "If-Match",
+        "if_none_match": "If-None-Match",
+        "offline": "X-Offline-Change",
+        "change_id": "X-Change-Id",
+    }
     return {names[key]: value for key, value in given.items()}
 
 
@@ -41,13 +50,16 @@ def record(name: str, **fields: str) -> dict[str, Any]:
 @pytest.fixture
 def router(demo: RunningServer) -> str:
     """A record at rev 1 that alice may read, write, export and delete; bob reads and writes."""
-    return demo.admin.add_record("demo", "Core router", {"password": "pw-Base1#old"},
-                                 grant={"alice": "rwed", "bob": "rwe"})
+    return demo.admin.add_record(
+        "demo", "Core router", {"password": "pw-Base1#old"}, grant={"alice": "rwed", "bob": "rwe"}
+    )
 
 
 def _audit(demo: RunningServer, **filters: Any) -> list[tuple[Any, ...]]:
-    return [(e.kind, e.record_id, e.user_name, e.offline, e.local_time, e.base_rev, e.rev)
-            for e in demo.admin.audit_entries(**filters)]
+    return [
+        (e.kind, e.record_id, e.user_name, e.offline, e.local_time, e.base_rev, e.rev)
+        for e in demo.admin.audit_entries(**filters)
+    ]
 
 
 # --- updates -------------------------------------------------------------------------------
@@ -61,7 +73,10 @@ def test_an_update_on_the_current_revision_is_saved_with_its_new_revision(
     assert r.headers["ETag"] == '"2"'
     assert (r.json()["rev"], r.json()["fields"]) == (2, {"password": OFFLINE_PW})
     assert demo.admin.exportable_view("demo", "alice")[router] == (
-        2, "Core router", {"password": OFFLINE_PW})
+        2,
+        "Core router",
+        {"password": OFFLINE_PW},
+    )
 
 
 def test_an_update_on_an_old_revision_answers_412_with_the_current_record(
@@ -70,8 +85,12 @@ def test_an_update_on_an_old_revision_answers_412_with_the_current_record(
     demo.admin.update_record("demo", router, fields={"password": SERVER_PW})
     r = put(alice, router, record("Core router", password=OFFLINE_PW), if_match='"1"')
     assert_problem(r, 412, "revision_moved")
-    assert r.json()["current"] == {**r.json()["current"], "id": router, "rev": 2,
-                                   "fields": {"password": SERVER_PW}}
+    assert r.json()["current"] == {
+        **r.json()["current"],
+        "id": router,
+        "rev": 2,
+        "fields": {"password": SERVER_PW},
+    }
     assert demo.admin.exportable_view("demo", "alice")[router][0] == 2
 
 
@@ -98,14 +117,15 @@ def test_a_resent_update_without_change_id_is_recognised_by_its_result(
     assert again.status_code == 200
     assert again.json()["rev"] == 2
     # A different result on the same base is a real conflict.
-    assert_problem(put(alice, router, record("Core router", password="pw-other"),
-                       if_match='"1"'), 412, "revision_moved")
+    assert_problem(
+        put(alice, router, record("Core router", password="pw-other"), if_match='"1"'),
+        412,
+        "revision_moved",
+    )
     assert demo.admin.exportable_view("demo", "alice")[router][0] == 2
 
 
-def test_a_change_id_used_for_another_change_is_refused(
-    alice: ApiClient, router: str
-) -> None:
+def test_a_change_id_used_for_another_change_is_refused(alice: ApiClient, router: str) -> None:
     assert put(alice, router, record("A"), if_match='"1"', change_id="chg-1").status_code == 200
     r = put(alice, router, record("B"), if_match='"2"', change_id="chg-1")
     assert_problem(r, 400, "change_id_reused")
@@ -113,9 +133,7 @@ def test_a_change_id_used_for_another_change_is_refused(
     assert_problem(r, 400, "change_id_reused")
 
 
-def test_the_legacy_save_still_works_and_says_409_when_stale(
-    alice: ApiClient, router: str
-) -> None:
+def test_the_legacy_save_still_works_and_says_409_when_stale(alice: ApiClient, router: str) -> None:
     r = put(alice, router, {"rev": 1, **record("Core router", password=OFFLINE_PW)})
     assert r.status_code == 200
     assert r.headers["ETag"] == '"2"'
@@ -123,17 +141,20 @@ def test_the_legacy_save_still_works_and_says_409_when_stale(
     assert_problem(put(alice, router, record("x")), 400, "bad_request")
 
 
-@pytest.mark.parametrize(("headers", "code"), [
-    ({"if_match": "1"}, "bad_request"),
-    ({"if_match": '"0"'}, "bad_request"),
-    ({"if_match": '"1", "2"'}, "bad_request"),
-    ({"if_none_match": '"1"'}, "bad_request"),
-    ({"if_match": '"1"', "if_none_match": "*"}, "bad_request"),
-    ({"if_match": '"1"', "offline": "yesterday"}, "bad_request"),
-    ({"if_match": '"1"', "offline": "-5"}, "bad_request"),
-    ({"if_match": '"1"', "change_id": "a b"}, "bad_request"),
-    ({"if_match": '"1"', "change_id": "x" * 129}, "bad_request"),
-])
+@pytest.mark.parametrize(
+    ("headers", "code"),
+    [
+        ({"if_match": "1"}, "bad_request"),
+        ({"if_match": '"0"'}, "bad_request"),
+        ({"if_match": '"1", "2"'}, "bad_request"),
+        ({"if_none_match": '"1"'}, "bad_request"),
+        ({"if_match": '"1"', "if_none_match": "*"}, "bad_request"),
+        ({"if_match": '"1"', "offline": "yesterday"}, "bad_request"),
+        ({"if_match": '"1"', "offline": "-5"}, "bad_request"),
+        ({"if_match": '"1"', "change_id": "a b"}, "bad_request"),
+        ({"if_match": '"1"', "change_id": "x" * 129}, "bad_request"),
+    ],
+)
 def test_malformed_conditions_are_refused_and_change_nothing(
     demo: RunningServer, alice: ApiClient, router: str, headers: dict[str, str], code: str
 ) -> None:
@@ -156,8 +177,7 @@ def test_a_create_under_the_clients_id_and_its_resend_make_one_record(
     assert again.status_code == 200
     assert again.json() == first.json()
     assert [rid for rid, *_ in demo.admin.list_records("demo")] == [NEW_ID]
-    other = put(alice, NEW_ID, record("Door controller", password="pw-other"),
-                if_none_match="*")
+    other = put(alice, NEW_ID, record("Door controller", password="pw-other"), if_none_match="*")
     assert_problem(other, 412, "record_exists")
     assert other.json()["current"]["fields"] == {"password": OFFLINE_PW}
     # The creator holds every right on it, and it is in the creator's feed.
@@ -224,14 +244,18 @@ def test_the_online_create_and_save_recognise_a_resend_by_its_change_id(
     saved = put(alice, router, {"rev": 1, **record("R2")}, change_id="save-1")
     assert saved.status_code == 200
     assert put(alice, router, {"rev": 1, **record("R2")}, change_id="save-1").json() == (
-        saved.json())
-    assert_problem(put(alice, router, {"rev": 2, **record("R3")}, change_id="save-1"), 400,
-                   "change_id_reused")
-    assert_problem(alice.http.post(url, json=record("x"), headers={"X-Change-Id": "save-1"}),
-                   400, "change_id_reused")
+        saved.json()
+    )
+    assert_problem(
+        put(alice, router, {"rev": 2, **record("R3")}, change_id="save-1"), 400, "change_id_reused"
+    )
+    assert_problem(
+        alice.http.post(url, json=record("x"), headers={"X-Change-Id": "save-1"}),
+        400,
+        "change_id_reused",
+    )
     demo.admin.delete_record("demo", first.json()["id"])
-    assert_problem(alice.http.post(url, json=record("Door"), headers=once), 410,
-                   "record_deleted")
+    assert_problem(alice.http.post(url, json=record("Door"), headers=once), 410, "record_deleted")
     assert [e.kind for e in demo.admin.audit_entries(user="alice")] == ["create", "update"]
 
 
@@ -326,16 +350,19 @@ def test_a_conditional_write_reaches_the_feed_in_its_transaction(
     _, page = bob.read_all()
     assert put(alice, router, record("Renamed"), if_match='"1"').status_code == 200
     changes, last = bob.read_all(page["next_cursor"])
-    assert [(c["op"], c["rev"], c["record"]["name"]) for c in changes] == [
-        ("upsert", 2, "Renamed")]
+    assert [(c["op"], c["rev"], c["record"]["name"]) for c in changes] == [("upsert", 2, "Renamed")]
     assert last["digest"] == demo.admin.recompute_feed_digest("demo", "bob")
 
 
 def test_the_audit_trail_says_who_changed_what_and_whether_offline(
     demo: RunningServer, alice: ApiClient, router: str
 ) -> None:
-    assert put(alice, router, record("A"), if_match='"1"', offline="1714550400.25",
-               change_id="c-1").status_code == 200
+    assert (
+        put(
+            alice, router, record("A"), if_match='"1"', offline="1714550400.25", change_id="c-1"
+        ).status_code
+        == 200
+    )
     assert put(alice, NEW_ID, record("B"), if_none_match="*").status_code == 201
     assert delete(alice, NEW_ID, if_match='"1"', offline="1714550500").status_code == 204
     demo.admin.seal_record("demo", router)
@@ -347,8 +374,7 @@ def test_the_audit_trail_says_who_changed_what_and_whether_offline(
     ]
     [entry, *_] = demo.admin.audit_entries()
     assert (entry.db, entry.client_id, entry.change_id) == ("demo", "test-client", "c-1")
-    assert [e[0] for e in _audit(demo, user="alice", db="demo")] == ["update", "create",
-                                                                     "delete"]
+    assert [e[0] for e in _audit(demo, user="alice", db="demo")] == ["update", "create", "delete"]
     assert _audit(demo, db="other") == []
     assert _audit(demo, since=entry.at + 3600) == []
     text = repr(demo.admin.audit_entries())
@@ -375,8 +401,10 @@ def test_offline_editing_is_off_by_default_and_shown_in_policy_and_head(
     assert changed.status_code == 200
     assert changed.json()["offline_editing"] is True
     assert changed.headers["ETag"] != head.headers["ETag"]
-    assert alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]}
-                     ).status_code == 304
+    assert (
+        alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]}).status_code
+        == 304
+    )
 
 
 def test_a_push_is_taken_when_offline_editing_was_switched_off(
@@ -384,6 +412,11 @@ def test_a_push_is_taken_when_offline_editing_was_switched_off(
 ) -> None:
     demo.admin.set_database_editing("demo", False)
     demo.admin.set_database_offline("demo", False)
-    r = put(alice, router, record("Core router", password=OFFLINE_PW), if_match='"1"',
-            offline="1714550400")
+    r = put(
+        alice,
+        router,
+        record("Core router", password=OFFLINE_PW),
+        if_match='"1"',
+        offline="1714550400",
+    )
     assert r.status_code == 200

@@ -18,8 +18,11 @@ from tests.support.api import ApiClient, assert_problem
 
 @pytest.fixture
 def cursor(demo: RunningServer, alice: ApiClient) -> str:
-    demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(3)],
-                              grant={"alice": "rwe", "bob": "rwe"})
+    demo.admin.import_records(
+        "demo",
+        [{"name": f"R{i}", "fields": {}} for i in range(3)],
+        grant={"alice": "rwe", "bob": "rwe"},
+    )
     return str(alice.changes().json()["next_cursor"])
 
 
@@ -35,9 +38,19 @@ def test_valid_cursor_is_accepted(alice: ApiClient, cursor: str) -> None:
     assert alice.changes(cursor).status_code == 200
 
 
-@pytest.mark.parametrize("garbled", [
-    "x", "a.b", "....", "é.é", "eyJ9.AAAA", "A" * 5000, "%00", "null",
-])
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "x",
+        "a.b",
+        "....",
+        "é.é",
+        "eyJ9.AAAA",
+        "A" * 5000,
+        "%00",
+        "null",
+    ],
+)
 def test_garbled_cursor_is_400_bad_cursor(alice: ApiClient, cursor: str, garbled: str) -> None:
     assert_problem(alice.changes(garbled), 400, "bad_cursor")
 
@@ -89,8 +102,9 @@ def test_cursor_older_than_compacted_tombstones_is_410(
 def test_a_first_sync_after_compaction_pages_to_the_end_and_then_syncs_incrementally(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    ids = demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(4)],
-                                    grant={"alice": "rwe"})
+    ids = demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(4)], grant={"alice": "rwe"}
+    )
     demo.admin.delete_record("demo", ids[3])  # its tombstone is the newest row of alice's feed
     assert demo.admin.compact(horizon_days=0).dropped == 1
     # A new copy: page by page from nothing, although every upsert lies behind the horizon.
@@ -105,8 +119,7 @@ def test_a_first_sync_after_compaction_pages_to_the_end_and_then_syncs_increment
 def test_a_first_sync_of_a_feed_compacted_empty_can_sync_again(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    [rid] = demo.admin.import_records("demo", [{"name": "R", "fields": {}}],
-                                      grant={"alice": "rwe"})
+    [rid] = demo.admin.import_records("demo", [{"name": "R", "fields": {}}], grant={"alice": "rwe"})
     demo.admin.delete_record("demo", rid)
     demo.admin.compact(horizon_days=0)
     first = alice.changes().json()
@@ -117,8 +130,9 @@ def test_a_first_sync_of_a_feed_compacted_empty_can_sync_again(
 def test_a_cursor_of_a_first_sync_interrupted_by_a_compaction_is_410(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    ids = demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(4)],
-                                    grant={"alice": "rwe"})
+    ids = demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(4)], grant={"alice": "rwe"}
+    )
     first = alice.changes(limit=1).json()
     demo.admin.delete_record("demo", ids[3])
     demo.admin.compact(horizon_days=0)
@@ -155,20 +169,23 @@ def test_default_compaction_keeps_tombstones_within_the_longest_validity(
     assert alice.changes(cursor).status_code == 200
 
 
-def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer,
-                                                    alice: ApiClient) -> None:
+def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer, alice: ApiClient) -> None:
     first = alice.get("/offline/head")
     etag = first.headers["ETag"]
     body = first.json()
     assert isinstance(body.pop("server_time"), float)
-    assert body == {"seq": 0, "offline_enabled": True, "offline_right": True,
-                    "offline_editing": False, "validity_seconds": 7 * 86400,
-                    "password_generation": 0}
+    assert body == {
+        "seq": 0,
+        "offline_enabled": True,
+        "offline_right": True,
+        "offline_editing": False,
+        "validity_seconds": 7 * 86400,
+        "password_generation": 0,
+    }
     not_modified = alice.get("/offline/head", headers={"If-None-Match": etag})
     assert not_modified.status_code == 304
     assert not_modified.content == b""
-    [rid] = demo.admin.import_records("demo", [{"name": "A", "fields": {}}],
-                                      grant={"alice": "rwe"})
+    [rid] = demo.admin.import_records("demo", [{"name": "A", "fields": {}}], grant={"alice": "rwe"})
     changed = alice.get("/offline/head", headers={"If-None-Match": etag})
     assert changed.status_code == 200
     assert changed.json()["seq"] > 0
@@ -178,8 +195,10 @@ def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer,
     same = alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]})
     assert same.status_code == 304
     demo.admin.bump_epoch()
-    assert alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]}
-                     ).status_code == 200
+    assert (
+        alice.get("/offline/head", headers={"If-None-Match": changed.headers["ETag"]}).status_code
+        == 200
+    )
     assert rid
 
 
@@ -202,8 +221,9 @@ def test_a_304_carries_date_and_etag_from_the_server_clock(tmp_path: Path) -> No
         try:
             first = client.get("/offline/head")
             assert first.json()["server_time"] == fake_now
-            not_modified = client.get("/offline/head",
-                                      headers={"If-None-Match": first.headers["ETag"]})
+            not_modified = client.get(
+                "/offline/head", headers={"If-None-Match": first.headers["ETag"]}
+            )
         finally:
             client.close()
     assert not_modified.status_code == 304
@@ -216,9 +236,11 @@ def test_head_refuses_like_the_feed_when_offline_is_not_allowed(
 ) -> None:
     etag = alice.get("/offline/head").headers["ETag"]
     demo.admin.set_user_offline("alice", enabled=False)
-    assert_problem(alice.get("/offline/head", headers={"If-None-Match": etag}), 403,
-                   "offline_right_missing")
+    assert_problem(
+        alice.get("/offline/head", headers={"If-None-Match": etag}), 403, "offline_right_missing"
+    )
     demo.admin.set_user_offline("alice", enabled=True)
     demo.admin.set_database_offline("demo", False)
-    assert_problem(alice.get("/offline/head", headers={"If-None-Match": etag}), 403,
-                   "offline_disabled")
+    assert_problem(
+        alice.get("/offline/head", headers={"If-None-Match": etag}), 403, "offline_disabled"
+    )

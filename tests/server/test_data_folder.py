@@ -46,8 +46,11 @@ def test_the_wal_and_shm_files_of_a_running_server_are_0600(tmp_path: Path) -> N
         srv.admin.create_database("demo")
         srv.admin.create_user("alice", "pw-Zq8#server-test")
         files = {p.name: _mode(p) for p in srv.data_dir.iterdir()}
-    assert files == {"server.sqlite3": 0o600, "server.sqlite3-wal": 0o600,
-                     "server.sqlite3-shm": 0o600}
+    assert files == {
+        "server.sqlite3": 0o600,
+        "server.sqlite3-wal": 0o600,
+        "server.sqlite3-shm": 0o600,
+    }
 
 
 def _loosened(tmp_path: Path) -> Path:
@@ -68,9 +71,13 @@ def test_opening_a_folder_with_looser_modes_tightens_it_and_warns(
         Admin(folder).close()
     assert _mode(folder) == 0o700
     assert {p.name: _mode(p) for p in folder.iterdir()} == {
-        "server.sqlite3": 0o600, "notes.txt": 0o600}
-    assert (f"made {folder / 'server.sqlite3'} readable by its owner only (mode 0600, was 0644)"
-            in caplog.text)
+        "server.sqlite3": 0o600,
+        "notes.txt": 0o600,
+    }
+    assert (
+        f"made {folder / 'server.sqlite3'} readable by its owner only (mode 0600, was 0644)"
+        in caplog.text
+    )
     assert f"made {folder} readable by its owner only (mode 0700, was 0755)" in caplog.text
 
 

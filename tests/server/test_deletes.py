@@ -22,9 +22,15 @@ def _rows(srv: RunningServer, table: str, column: str, value: str) -> int:
 def _login(srv: RunningServer, db: str, user: str, password: str) -> int:
     client = ApiClient(srv.url, db)
     try:
-        return client.http.post(f"{client.base}/session", json={
-            "database": db, "username": user, "password": password,
-            "client_id": "test-client"}).status_code
+        return client.http.post(
+            f"{client.base}/session",
+            json={
+                "database": db,
+                "username": user,
+                "password": password,
+                "client_id": "test-client",
+            },
+        ).status_code
     finally:
         client.close()
 
@@ -32,8 +38,11 @@ def _login(srv: RunningServer, db: str, user: str, password: str) -> int:
 def test_deleting_a_user_removes_their_rights_feed_and_sessions_and_nothing_of_others(
     demo: RunningServer, alice: ApiClient, bob: ApiClient
 ) -> None:
-    ids = demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(5)],
-                                    grant={"alice": "rwe", "bob": "re"})
+    ids = demo.admin.import_records(
+        "demo",
+        [{"name": f"R{i}", "fields": {}} for i in range(5)],
+        grant={"alice": "rwe", "bob": "re"},
+    )
     demo.admin.delete_record("demo", ids[0])  # a tombstone in both feeds
     cursor = alice.read_all()[1]["next_cursor"]
     bob_view = demo.admin.exportable_view("demo", "bob")
@@ -57,8 +66,11 @@ def test_deleting_a_user_removes_their_rights_feed_and_sessions_and_nothing_of_o
 def test_deleting_a_database_removes_its_records_rights_feeds_and_sessions_only(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(3)],
-                              grant={"alice": "rwe", "bob": "rwe"})
+    demo.admin.import_records(
+        "demo",
+        [{"name": f"R{i}", "fields": {}} for i in range(3)],
+        grant={"alice": "rwe", "bob": "rwe"},
+    )
     demo.admin.create_database("other")
     demo.admin.import_records("other", [{"name": "kept", "fields": {}}], grant={"alice": "rwe"})
     other = ApiClient(demo.url, "other").login("alice", "alice-pw")
@@ -82,8 +94,9 @@ def test_deleting_a_database_removes_its_records_rights_feeds_and_sessions_only(
 def test_an_old_cursor_is_410_in_a_database_created_again_under_the_same_name(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(3)],
-                              grant={"alice": "rwe"})
+    demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(3)], grant={"alice": "rwe"}
+    )
     # alice's feed row is the newest one of the server: her cursor is at the highest seq.
     old_cursor = alice.read_all()[1]["next_cursor"]
     demo.admin.delete_database("demo")
@@ -94,8 +107,7 @@ def test_an_old_cursor_is_410_in_a_database_created_again_under_the_same_name(
         # Starting over works, and goes on working once the new database fills.
         first = again.changes().json()
         assert first["changes"] == []
-        demo.admin.import_records("demo", [{"name": "new", "fields": {}}],
-                                  grant={"alice": "rwe"})
+        demo.admin.import_records("demo", [{"name": "new", "fields": {}}], grant={"alice": "rwe"})
         changes, last = again.read_all(first["next_cursor"])
         assert [c["record"]["name"] for c in changes] == ["new"]
         assert last["digest"]["count"] == 1

@@ -16,8 +16,10 @@ from tests.support.api import ApiClient, apply
 
 def _digest_of(view: dict[str, tuple[int, str, dict[str, str]]]) -> dict[str, object]:
     """The protocol's definition, written out independently of the server's code."""
-    total = sum(int.from_bytes(hashlib.sha256(f"{rid}:{rev}".encode()).digest(), "big")
-                for rid, (rev, _n, _f) in view.items())
+    total = sum(
+        int.from_bytes(hashlib.sha256(f"{rid}:{rev}".encode()).digest(), "big")
+        for rid, (rev, _n, _f) in view.items()
+    )
     return {"count": len(view), "sum": f"{total % 2**256:064x}", "algorithm": "sha256-sum"}
 
 
@@ -30,8 +32,10 @@ def test_first_sync_delivers_exactly_the_exportable_records_with_content(
 ) -> None:
     admin = demo.admin
     ids = admin.import_records(
-        "demo", [{"name": f"R{i}", "fields": {"password": f"pw{i}"}} for i in range(12)],
-        grant={"alice": "rwe"})
+        "demo",
+        [{"name": f"R{i}", "fields": {"password": f"pw{i}"}} for i in range(12)],
+        grant={"alice": "rwe"},
+    )
     admin.set_rights("demo", "alice", ids[0], export=False)
     admin.set_rights("demo", "alice", ids[1], read=False)
     admin.seal_record("demo", ids[2])
@@ -43,8 +47,11 @@ def test_first_sync_delivers_exactly_the_exportable_records_with_content(
     assert all(c["op"] == "upsert" for c in first["changes"])
     changes, last = alice.read_all(first["next_cursor"], limit=5)
     changes = first["changes"] + changes
-    got = {c["id"]: (c["record"]["rev"], c["record"]["name"], c["record"]["fields"])
-           for c in changes if c["op"] == "upsert"}
+    got = {
+        c["id"]: (c["record"]["rev"], c["record"]["name"], c["record"]["fields"])
+        for c in changes
+        if c["op"] == "upsert"
+    }
     assert got == admin.exportable_view("demo", "alice")
     assert set(got) == set(ids[4:])
     assert last["digest"] == _digest_of(got)
@@ -54,8 +61,11 @@ def test_rights_seal_and_delete_write_delete_rows_with_reasons(
     demo: RunningServer, alice: ApiClient
 ) -> None:
     admin = demo.admin
-    ids = admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(4)],
-                               grant={"alice": "rwe", "bob": "rwe"})
+    ids = admin.import_records(
+        "demo",
+        [{"name": f"R{i}", "fields": {}} for i in range(4)],
+        grant={"alice": "rwe", "bob": "rwe"},
+    )
     _, page = alice.read_all()
     admin.set_rights("demo", "alice", ids[0], export=False)
     admin.set_rights("demo", "alice", ids[1], read=False)
@@ -63,18 +73,23 @@ def test_rights_seal_and_delete_write_delete_rows_with_reasons(
     admin.delete_record("demo", ids[3])
     changes, _ = alice.read_all(page["next_cursor"])
     assert [(c["op"], c["id"], c["reason"]) for c in changes] == [
-        ("delete", ids[0], "revoked"), ("delete", ids[1], "revoked"),
-        ("delete", ids[2], "sealed"), ("delete", ids[3], "deleted")]
+        ("delete", ids[0], "revoked"),
+        ("delete", ids[1], "revoked"),
+        ("delete", ids[2], "sealed"),
+        ("delete", ids[3], "deleted"),
+    ]
     # bob lost the sealed and the deleted record in the same changes
-    bob_deletes = {rid: why for _s, op, rid, _r, why in admin.feed_rows("demo", "bob")
-                   if op == "delete"}
+    bob_deletes = {
+        rid: why for _s, op, rid, _r, why in admin.feed_rows("demo", "bob") if op == "delete"
+    }
     assert bob_deletes == {ids[2]: "sealed", ids[3]: "deleted"}
 
 
 def test_grant_and_unseal_write_upserts(demo: RunningServer, alice: ApiClient) -> None:
     admin = demo.admin
-    a, b = admin.import_records("demo", [{"name": "A", "fields": {}}, {"name": "B", "fields": {}}],
-                                grant={"alice": "r"})
+    a, b = admin.import_records(
+        "demo", [{"name": "A", "fields": {}}, {"name": "B", "fields": {}}], grant={"alice": "r"}
+    )
     admin.seal_record("demo", b)
     _, page = alice.read_all()
     assert page["digest"]["count"] == 0
@@ -95,12 +110,15 @@ def test_change_that_keeps_exportability_writes_no_row(demo: RunningServer) -> N
 
 
 def test_update_moves_the_single_row_to_a_new_seq(demo: RunningServer) -> None:
-    ids = demo.admin.import_records("demo", [{"name": "A", "fields": {}}, {"name": "B",
-                                    "fields": {}}], grant={"alice": "rwe"})
+    ids = demo.admin.import_records(
+        "demo", [{"name": "A", "fields": {}}, {"name": "B", "fields": {}}], grant={"alice": "rwe"}
+    )
     demo.admin.update_record("demo", ids[0], fields={"password": "new"})
     rows = demo.admin.feed_rows("demo", "alice")
     assert [(op, rid, rev) for _s, op, rid, rev, _w in rows] == [
-        ("upsert", ids[1], 1), ("upsert", ids[0], 2)]
+        ("upsert", ids[1], 1),
+        ("upsert", ids[0], 2),
+    ]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -109,22 +127,29 @@ def test_random_admin_changes_keep_feed_equal_to_exportable_view(
 ) -> None:
     rng = random.Random(seed)
     admin = demo.admin
-    live = admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(15)],
-                               grant={"alice": "rwe"})
+    live = admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(15)], grant={"alice": "rwe"}
+    )
     replica: dict[str, int] = {}
     changes, page = alice.read_all(limit=4)
     apply(replica, changes)
     for step in range(60):
         action = rng.choice(["rights", "rights", "seal", "unseal", "update", "delete", "create"])
         if action == "create" or not live:
-            live += admin.import_records("demo", [{"name": f"N{step}", "fields": {}}],
-                                         grant={"alice": rng.choice(["rwe", "re", "r", "w"]),
-                                                "bob": rng.choice(["rwe", "r"])})
+            live += admin.import_records(
+                "demo",
+                [{"name": f"N{step}", "fields": {}}],
+                grant={
+                    "alice": rng.choice(["rwe", "re", "r", "w"]),
+                    "bob": rng.choice(["rwe", "r"]),
+                },
+            )
             continue
         rid = rng.choice(live)
         if action == "rights":
-            admin.set_rights("demo", "alice", rid, read=rng.random() < 0.7,
-                             export=rng.random() < 0.7)
+            admin.set_rights(
+                "demo", "alice", rid, read=rng.random() < 0.7, export=rng.random() < 0.7
+            )
         elif action == "seal":
             admin.seal_record("demo", rid)
         elif action == "unseal":
@@ -153,8 +178,9 @@ def test_random_admin_changes_keep_feed_equal_to_exportable_view(
     assert last["digest"] == _digest_of(final)
 
 
-def test_empty_feed_has_empty_digest_and_a_usable_cursor(demo: RunningServer,
-                                                         alice: ApiClient) -> None:
+def test_empty_feed_has_empty_digest_and_a_usable_cursor(
+    demo: RunningServer, alice: ApiClient
+) -> None:
     r = alice.changes()
     body = r.json()
     assert body["changes"] == []
@@ -166,8 +192,9 @@ def test_empty_feed_has_empty_digest_and_a_usable_cursor(demo: RunningServer,
 
 
 def test_remaining_counts_rows_after_each_page(demo: RunningServer, alice: ApiClient) -> None:
-    demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(10)],
-                              grant={"alice": "rwe"})
+    demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {}} for i in range(10)], grant={"alice": "rwe"}
+    )
     first = alice.changes(limit=4).json()
     assert (len(first["changes"]), first["remaining"], first["has_more"]) == (4, 6, True)
     assert "digest" not in first
@@ -183,8 +210,9 @@ def test_a_server_file_from_before_maintained_digests_gets_them_at_open(tmp_path
     with Admin(data) as admin:
         admin.create_database("demo", offline_allowed=True)
         admin.create_user("alice", "alice-pw", offline_right=True)
-        ids = admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(9)],
-                                   grant={"alice": "rwe"})
+        ids = admin.import_records(
+            "demo", [{"name": f"R{i}", "fields": {}} for i in range(9)], grant={"alice": "rwe"}
+        )
         admin.update_record("demo", ids[0], name="R0 again")
         admin.delete_record("demo", ids[1])
         expected = _digest_of(admin.exportable_view("demo", "alice"))

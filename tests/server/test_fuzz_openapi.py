@@ -29,23 +29,31 @@ def fuzz_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSer
     with running_server(tmp_path_factory.mktemp("fuzz") / "srv") as srv:
         srv.admin.create_database("demo")
         srv.admin.create_user("alice", "alice-pw", offline_right=True)
-        srv.admin.import_records("demo", [{"name": f"R{i}", "fields": {"p": "x"}}
-                                          for i in range(5)], grant={"alice": "rwe"})
+        srv.admin.import_records(
+            "demo",
+            [{"name": f"R{i}", "fields": {"p": "x"}} for i in range(5)],
+            grant={"alice": "rwe"},
+        )
         yield srv
 
 
 @pytest.fixture(scope="module")
 def token(fuzz_server: RunningServer) -> str:
-    r = requests.post(f"{fuzz_server.url}{API}/session", timeout=10, json={
-        "database": "demo", "username": "alice", "password": "alice-pw", "client_id": "fuzz"})
+    r = requests.post(
+        f"{fuzz_server.url}{API}/session",
+        timeout=10,
+        json={"database": "demo", "username": "alice", "password": "alice-pw", "client_id": "fuzz"},
+    )
     return str(r.json()["token"])
 
 
 SCHEMA = schemathesis.openapi.from_path(SPEC_PATH)
 # Logging out or changing the password would break the shared login of the other examples.
-OPERATIONS = [(op.method.upper(), op.path) for op in
-              (result.ok() for result in SCHEMA.get_all_operations())  # type: ignore[union-attr]
-              if op.path != "/session/password" and (op.path, op.method) != ("/session", "delete")]
+OPERATIONS = [
+    (op.method.upper(), op.path)
+    for op in (result.ok() for result in SCHEMA.get_all_operations())  # type: ignore[union-attr]
+    if op.path != "/session/password" and (op.path, op.method) != ("/session", "delete")
+]
 # Schema-valid requests these answer with a rightful refusal: a random cursor is refused, and
 # a write conditional on a random revision meets 412 or 410.
 REFUSES_VALID_DATA = ("/changes", "/records/{record_id}")
@@ -60,9 +68,13 @@ def test_fuzzed_requests_never_fail_the_server(
     record_ids = [rid for rid, *_ in fuzz_server.admin.list_records("demo")]
 
     @given(case=operation.as_strategy(mode), data=st.data())
-    @settings(max_examples=int(os.environ.get("PSR_FUZZ_EXAMPLES", "30")), deadline=None,
-              database=None, derandomize="PSR_FUZZ_EXAMPLES" not in os.environ,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=int(os.environ.get("PSR_FUZZ_EXAMPLES", "30")),
+        deadline=None,
+        database=None,
+        derandomize="PSR_FUZZ_EXAMPLES" not in os.environ,
+        suppress_health_check=list(HealthCheck),
+    )
     def run(case: Any, data: st.DataObject) -> None:
         # Random database names would only ever meet 404; aim at the real database and
         # (mostly) at real records so that the fuzzed bodies and queries reach the handlers.
@@ -74,7 +86,10 @@ def test_fuzzed_requests_never_fail_the_server(
         if "record_id" in params:
             params["record_id"] = data.draw(st.sampled_from([*record_ids, params["record_id"]]))
         excluded = [positive_data_acceptance] if path.endswith(REFUSES_VALID_DATA) else []
-        case.call_and_validate(base_url=fuzz_server.url + API, excluded_checks=excluded,
-                               headers={"Authorization": f"Bearer {token}"})
+        case.call_and_validate(
+            base_url=fuzz_server.url + API,
+            excluded_checks=excluded,
+            headers={"Authorization": f"Bearer {token}"},
+        )
 
     run()

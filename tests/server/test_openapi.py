@@ -57,7 +57,8 @@ def check_against_spec(spec: dict[str, Any], response: requests.Response) -> str
         [(mime, media)] = content.items()
         assert response.headers["Content-Type"] == mime
         validator = jsonschema.Draft202012Validator(
-            {**media["schema"], "components": spec["components"]})
+            {**media["schema"], "components": spec["components"]}
+        )
         validator.validate(response.json())
     for header, described in documented.get("headers", {}).items():
         assert header in response.headers, f"{header} header missing"
@@ -71,8 +72,10 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
     admin.create_user("alice", "alice-pw", offline_right=True)
     admin.create_user("bob", "bob-pw", offline_right=False)
     readonly, gone = admin.import_records(
-        "demo", [{"name": "ro", "fields": {}}, {"name": "gone", "fields": {}}],
-        grant={"alice": "re", "bob": "rwe"})
+        "demo",
+        [{"name": "ro", "fields": {}}, {"name": "gone", "fields": {}}],
+        grant={"alice": "re", "bob": "rwe"},
+    )
     admin.delete_record("demo", gone)
     http = requests.Session()
     base = srv.url + API
@@ -85,8 +88,9 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
     out.append(http.post(f"{base}/session", data=b"{not json"))
     auth = {"Authorization": f"Bearer {token}"}
     db = f"{base}/databases/demo"
-    out.append(http.post(f"{db}/records", json={"name": "Mail", "fields": {"p": "x"}},
-                         headers=auth))
+    out.append(
+        http.post(f"{db}/records", json={"name": "Mail", "fields": {"p": "x"}}, headers=auth)
+    )
     created = out[-1].json()
     out.append(http.post(f"{db}/records", json={"name": "", "fields": {}}, headers=auth))
     out.append(http.post(f"{base}/databases/nope/records", json={}, headers=auth))
@@ -102,10 +106,14 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
     out.append(http.put(rec_url, json={"rev": 1, "name": "M2", "fields": {}}, headers=auth))
     out.append(http.put(rec_url, json={"rev": 1, "name": "M3", "fields": {}}, headers=auth))
     out.append(http.put(rec_url, json={"rev": "1", "name": "M3", "fields": {}}, headers=auth))
-    out.append(http.put(f"{db}/records/{readonly}", json={"rev": 1, "name": "x", "fields": {}},
-                        headers=auth))
-    out.append(http.put(f"{db}/records/{gone}", json={"rev": 1, "name": "x", "fields": {}},
-                        headers=auth))
+    out.append(
+        http.put(
+            f"{db}/records/{readonly}", json={"rev": 1, "name": "x", "fields": {}}, headers=auth
+        )
+    )
+    out.append(
+        http.put(f"{db}/records/{gone}", json={"rev": 1, "name": "x", "fields": {}}, headers=auth)
+    )
     out.append(http.put(rec_url, json={"rev": 2, "name": "x", "fields": {}}))
     out.append(http.get(f"{db}/offline/policy", headers=auth))
     out.append(http.get(f"{db}/offline/policy"))
@@ -127,11 +135,11 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
     pw = f"{base}/session/password"
     out.append(http.post(pw, json={"old_password": "alice-pw"}, headers=auth))
     out.append(http.post(pw, json={"old_password": "bad", "new_password": "n"}, headers=auth))
-    out.append(http.post(pw, json={"old_password": "alice-pw", "new_password": "n"},
-                         headers=auth))
+    out.append(http.post(pw, json={"old_password": "alice-pw", "new_password": "n"}, headers=auth))
     login_bob = {**login, "username": "bob", "password": "bob-pw"}
-    bob_auth = {"Authorization": "Bearer " + http.post(f"{base}/session", json=login_bob
-                                                       ).json()["token"]}
+    bob_auth = {
+        "Authorization": "Bearer " + http.post(f"{base}/session", json=login_bob).json()["token"]
+    }
     out.append(http.get(f"{db}/offline/head", headers=bob_auth))
     out.append(http.get(f"{db}/offline/changes", headers=bob_auth))
     out.append(http.delete(f"{base}/session", headers=auth))
@@ -143,20 +151,23 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
 def test_every_answer_matches_the_document_and_every_documented_answer_occurs(
     server: RunningServer, spec: dict[str, Any]
 ) -> None:
-    produced = {check_against_spec(spec, r)
-                for r in [*_exercise(server), *exercise_writes(server)]}
-    documented = {f"{op['operationId']} {status}"
-                  for item in spec["paths"].values()
-                  for key, op in item.items() if key != "parameters"
-                  for status in op["responses"]}
+    produced = {check_against_spec(spec, r) for r in [*_exercise(server), *exercise_writes(server)]}
+    documented = {
+        f"{op['operationId']} {status}"
+        for item in spec["paths"].values()
+        for key, op in item.items()
+        if key != "parameters"
+        for status in op["responses"]
+    }
     assert documented - produced == set()
 
 
 def test_a_full_feed_page_with_deletes_and_digest_matches_the_document(
     demo: RunningServer, alice: ApiClient, spec: dict[str, Any]
 ) -> None:
-    ids = demo.admin.import_records("demo", [{"name": f"R{i}", "fields": {"u": "é"}}
-                                             for i in range(5)], grant={"alice": "rwe"})
+    ids = demo.admin.import_records(
+        "demo", [{"name": f"R{i}", "fields": {"u": "é"}} for i in range(5)], grant={"alice": "rwe"}
+    )
     first = alice.changes(limit=2)
     check_against_spec(spec, first)
     demo.admin.seal_record("demo", ids[0])

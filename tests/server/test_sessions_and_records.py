@@ -9,8 +9,13 @@ from tests.support.api import API, ApiClient
 
 
 def _login(srv: RunningServer, **body: object) -> requests.Response:
-    payload = {"database": "demo", "username": "alice", "password": "alice-pw",
-               "client_id": "c1", **body}
+    payload = {
+        "database": "demo",
+        "username": "alice",
+        "password": "alice-pw",
+        "client_id": "c1",
+        **body,
+    }
     return requests.post(f"{srv.url}{API}/session", json=payload, timeout=10)
 
 
@@ -71,8 +76,10 @@ def test_password_change_keeps_other_tokens_and_needs_old_password(
 def test_create_gives_creator_all_rights_and_lists_it(
     alice: ApiClient, demo: RunningServer
 ) -> None:
-    r = alice.http.post(f"{alice.base}/databases/demo/records",
-                        json={"name": "Mail", "fields": {"password": "s3cret"}})
+    r = alice.http.post(
+        f"{alice.base}/databases/demo/records",
+        json={"name": "Mail", "fields": {"password": "s3cret"}},
+    )
     assert r.status_code == 201
     record = r.json()
     assert record["rev"] == 1
@@ -87,8 +94,9 @@ def test_create_gives_creator_all_rights_and_lists_it(
 def test_update_bumps_rev_and_stale_update_gets_409_and_changes_nothing(
     alice: ApiClient,
 ) -> None:
-    rec = alice.http.post(f"{alice.base}/databases/demo/records",
-                          json={"name": "A", "fields": {}}).json()
+    rec = alice.http.post(
+        f"{alice.base}/databases/demo/records", json={"name": "A", "fields": {}}
+    ).json()
     url = f"{alice.base}/databases/demo/records/{rec['id']}"
     ok = alice.http.put(url, json={"rev": 1, "name": "B", "fields": {"u": "x"}})
     assert ok.status_code == 200
@@ -102,8 +110,9 @@ def test_update_bumps_rev_and_stale_update_gets_409_and_changes_nothing(
 
 def test_reader_without_write_right_gets_403(demo: RunningServer, bob: ApiClient) -> None:
     [rid] = demo.admin.import_records("demo", [{"name": "R", "fields": {}}], grant={"bob": "re"})
-    r = bob.http.put(f"{bob.base}/databases/demo/records/{rid}",
-                     json={"rev": 1, "name": "X", "fields": {}})
+    r = bob.http.put(
+        f"{bob.base}/databases/demo/records/{rid}", json={"rev": 1, "name": "X", "fields": {}}
+    )
     assert r.status_code == 403
     assert r.json()["code"] == "no_write_right"
     assert demo.admin.list_records("demo")[0][1:3] == (1, "R")
@@ -113,8 +122,10 @@ def test_record_without_read_right_or_sealed_is_404_and_unlisted(
     demo: RunningServer, bob: ApiClient
 ) -> None:
     hidden, sealed = demo.admin.import_records(
-        "demo", [{"name": "hidden", "fields": {}}, {"name": "sealed", "fields": {}}],
-        grant={"alice": "rwe"})
+        "demo",
+        [{"name": "hidden", "fields": {}}, {"name": "sealed", "fields": {}}],
+        grant={"alice": "rwe"},
+    )
     demo.admin.set_rights("demo", "bob", sealed, read=True, write=True, export=True)
     demo.admin.seal_record("demo", sealed)
     for rid in (hidden, sealed):

@@ -31,8 +31,9 @@ def test_killed_process_keeps_committed_data_and_cursors(tmp_path: Path) -> None
     try:
         proc.admin.create_database("demo")
         proc.admin.create_user("alice", "alice-pw", offline_right=True)
-        proc.admin.import_records("demo", [{"name": f"R{i}", "fields": {}} for i in range(20)],
-                                  grant={"alice": "rwe"})
+        proc.admin.import_records(
+            "demo", [{"name": f"R{i}", "fields": {}} for i in range(20)], grant={"alice": "rwe"}
+        )
         client = ApiClient(proc.url, "demo").login("alice", "alice-pw")
         cursor = client.changes(limit=5).json()["next_cursor"]
         client.close()

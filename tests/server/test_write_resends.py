@@ -23,10 +23,8 @@ from tests.support.api import ApiClient
 
 RECORDS = 3
 STEP = st.one_of(
-    st.tuples(st.just("push"), st.integers(0, RECORDS - 1), st.sampled_from("xyz"),
-              st.booleans()),
-    st.tuples(st.just("other"), st.integers(0, RECORDS - 1), st.sampled_from("pq"),
-              st.just(False)),
+    st.tuples(st.just("push"), st.integers(0, RECORDS - 1), st.sampled_from("xyz"), st.booleans()),
+    st.tuples(st.just("other"), st.integers(0, RECORDS - 1), st.sampled_from("pq"), st.just(False)),
 )
 _databases = itertools.count()
 
@@ -57,11 +55,15 @@ def _push(client: ApiClient, change: PendingChange, lost: bool) -> dict[str, Any
     raise AssertionError("the push did not settle")
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[
-    HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(steps=st.lists(STEP, max_size=12), lost_creates=st.lists(st.booleans(),
-                                                                min_size=RECORDS,
-                                                                max_size=RECORDS))
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(STEP, max_size=12),
+    lost_creates=st.lists(st.booleans(), min_size=RECORDS, max_size=RECORDS),
+)
 def test_resent_pushes_among_other_edits_converge_without_duplicates(
     server: RunningServer, steps: list[tuple[str, int, str, bool]], lost_creates: list[bool]
 ) -> None:
@@ -77,8 +79,9 @@ def test_resent_pushes_among_other_edits_converge_without_duplicates(
     shown: dict[str, tuple[int, RecordContent]] = {}
     for rid, lost in zip(ids, lost_creates, strict=True):
         content = RecordContent("R", {"password": "pw-Mv6!offline-edit"})
-        change = PendingChange(0, str(uuid.uuid4()), rid, "create", None, None,
-                               changes_between(None, content), 0.0)
+        change = PendingChange(
+            0, str(uuid.uuid4()), rid, "create", None, None, changes_between(None, content), 0.0
+        )
         answer = _push(client, change, lost)
         shown[rid] = (answer["rev"], content)
         mine[rid] = {"password": "pw-Mv6!offline-edit"}
@@ -91,17 +94,18 @@ def test_resent_pushes_among_other_edits_converge_without_duplicates(
             continue
         rev, base = shown[rid]
         wanted = RecordContent(base.name, {**base.fields, "mine": f"{value}{number}"})
-        change = PendingChange(0, str(uuid.uuid4()), rid, "update", rev, base,
-                               changes_between(base, wanted), 0.0)
+        change = PendingChange(
+            0, str(uuid.uuid4()), rid, "update", rev, base, changes_between(base, wanted), 0.0
+        )
         answer = _push(client, change, lost)
         shown[rid] = (answer["rev"], RecordContent(answer["name"], answer["fields"]))
         mine[rid]["mine"] = wanted.fields["mine"]
     client.close()
-    held = {rid: fields for rid, (_rev, _name, fields) in
-            admin.exportable_view(db, user).items()}
+    held = {rid: fields for rid, (_rev, _name, fields) in admin.exportable_view(db, user).items()}
     assert sorted(held) == ids  # no record created twice
     for rid in ids:
         assert held[rid] == {**mine[rid], **others[rid]}  # every change, none lost
-    change_ids = [e.change_id for e in admin.audit_entries(db=db, limit=10_000)
-                  if e.user_name == user]
+    change_ids = [
+        e.change_id for e in admin.audit_entries(db=db, limit=10_000) if e.user_name == user
+    ]
     assert len(change_ids) == len(set(change_ids))  # none applied twice

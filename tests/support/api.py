@@ -91,8 +91,10 @@ def exercise_writes(srv: RunningServer) -> list[requests.Response]:
     admin.create_database("edits")
     admin.create_user("carol", "carol-pw", offline_right=True)
     mine, readonly, sealed = admin.import_records(
-        "edits", [{"name": n, "fields": {}} for n in ("mine", "readonly", "sealed")],
-        grant={"carol": "rwed"})
+        "edits",
+        [{"name": n, "fields": {}} for n in ("mine", "readonly", "sealed")],
+        grant={"carol": "rwed"},
+    )
     admin.set_rights("edits", "carol", readonly, write=False, delete=False)
     admin.seal_record("edits", sealed)
     http = requests.Session()

@@ -49,8 +49,7 @@ def opened_file(paths: CopyPaths, password: str) -> Iterator[Any]:
 
 def set_meta(conn: Any, **values: object) -> None:
     """Overwrite bookkeeping entries of the copy (table ``meta``)."""
-    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                     list(values.items()))
+    conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items()))
 
 
 def forget_etag(conn: Any) -> None:

@@ -27,17 +27,22 @@ DATABASE, USER, PASSWORD, CLIENT = "demo", "alice", "alice-pw", "documented-api-
 
 def log_in(server_url: str) -> Session:
     """``POST /session`` as the host would, and the hook ``Session`` for it."""
-    body = json.dumps({"database": DATABASE, "username": USER, "password": PASSWORD,
-                       "client_id": CLIENT}).encode()
+    body = json.dumps(
+        {"database": DATABASE, "username": USER, "password": PASSWORD, "client_id": CLIENT}
+    ).encode()
     if not server_url.startswith(("http://", "https://")):
         raise SystemExit(f"not an http(s) URL: {server_url}")
     request = urllib.request.Request(  # noqa: S310 (scheme checked above)
-        f"{server_url}/api/v1/session", data=body, method="POST",
-        headers={"Content-Type": "application/json"})
+        f"{server_url}/api/v1/session",
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
         data = json.load(answer)
-    return Session(server_url, DATABASE, data["user_id"], data["username"], CLIENT,
-                   data["token"], PASSWORD)
+    return Session(
+        server_url, DATABASE, data["user_id"], data["username"], CLIENT, data["token"], PASSWORD
+    )
 
 
 def check(condition: bool, what: str) -> None:

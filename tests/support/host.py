@@ -51,7 +51,7 @@ PSR_CLIENT = Path(sys.executable).parent / "psr-client"
 # A probe add-on: records every hook call (in CALLS, and in the file $PROBE_LOG for
 # subprocess tests), contributes `GROUP ping` and `GROUP whoami`, and can answer
 # offline_login with a tiny in-memory session.
-PROBE_SOURCE = '''
+PROBE_SOURCE = """
 import json, logging, os, threading, time
 from hookspecs import (CommandArgument, HostCommand, OfflineLoginResult, RecordView,
                        hookimpl)
@@ -234,10 +234,10 @@ class Probe:
 
 
 addon = Probe()
-'''
+"""
 
 # An add-on that raises in every hook.
-BROKEN_SOURCE = '''
+BROKEN_SOURCE = """
 from hookspecs import hookimpl
 
 ATTEMPTS = []
@@ -291,11 +291,19 @@ class Broken:
 
 
 addon = Broken()
-'''
+"""
 
 ALL_HOOKS = [
-    "on_addon_enabled", "on_addon_disabled", "on_settings_changed", "on_login", "on_logout",
-    "on_record_saved", "on_timer", "offline_login", "on_password_changed", "register_commands",
+    "on_addon_enabled",
+    "on_addon_disabled",
+    "on_settings_changed",
+    "on_login",
+    "on_logout",
+    "on_record_saved",
+    "on_timer",
+    "offline_login",
+    "on_password_changed",
+    "register_commands",
 ]
 
 
@@ -313,8 +321,13 @@ def probe_manifest(addon_id: str, module: str) -> dict[str, Any]:
         "server_settings": [],
         "settings": {
             "loud": {"type": "boolean", "default": False, "description": "Say more."},
-            "level": {"type": "integer", "default": 3, "minimum": 1, "maximum": 9,
-                      "description": "How much."},
+            "level": {
+                "type": "integer",
+                "default": 3,
+                "minimum": 1,
+                "maximum": 9,
+                "description": "How much.",
+            },
             "label": {"type": "string", "default": "", "description": "A label."},
         },
     }
@@ -340,19 +353,23 @@ class AddonSite:
         self.site = site
         self.modules: list[str] = []
 
-    def install(self, addon_id: str, source: str = PROBE_SOURCE,
-                manifest: dict[str, Any] | str | None = None,
-                edit: Callable[[dict[str, Any]], None] | None = None) -> InstalledAddon:
+    def install(
+        self,
+        addon_id: str,
+        source: str = PROBE_SOURCE,
+        manifest: dict[str, Any] | str | None = None,
+        edit: Callable[[dict[str, Any]], None] | None = None,
+    ) -> InstalledAddon:
         """Write package ``<addon_id>_<random>`` with ``source`` as its plugin module, its
         manifest (``edit`` may corrupt it; a str is written as is) and a dist-info folder."""
         module = f"{addon_id.replace('-', '_')}_{uuid.uuid4().hex[:8]}"
         package = self.site / module
         package.mkdir(parents=True)
         (package / "__init__.py").write_text("", encoding="utf-8")
-        (package / "plugin.py").write_text(source.replace("__ADDON_ID__", repr(addon_id)),
-                                           encoding="utf-8")
-        data = copy.deepcopy(manifest) if manifest is not None else probe_manifest(addon_id,
-                                                                                   module)
+        (package / "plugin.py").write_text(
+            source.replace("__ADDON_ID__", repr(addon_id)), encoding="utf-8"
+        )
+        data = copy.deepcopy(manifest) if manifest is not None else probe_manifest(addon_id, module)
         if edit is not None and isinstance(data, dict):
             edit(data)
         text = data if isinstance(data, str) else json.dumps(data, indent=2)
@@ -360,9 +377,11 @@ class AddonSite:
         dist = self.site / f"{module}-0.1.dist-info"
         dist.mkdir()
         (dist / "METADATA").write_text(
-            f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n", encoding="utf-8")
+            f"Metadata-Version: 2.1\nName: {module}\nVersion: 0.1\n", encoding="utf-8"
+        )
         (dist / "entry_points.txt").write_text(
-            f"[psr.addons]\n{addon_id} = {module}.plugin:addon\n", encoding="utf-8")
+            f"[psr.addons]\n{addon_id} = {module}.plugin:addon\n", encoding="utf-8"
+        )
         self.modules.append(module)
         return InstalledAddon(addon_id, module, self.site)
 
@@ -472,8 +491,14 @@ def closed_port_url() -> str:
 class ScriptedShell:
     """A host with the probe add-on and a shell fed from a script."""
 
-    def __init__(self, host: Host, out: io.StringIO, probe: InstalledAddon, url: str,
-                 timer_seconds: float = 3600.0) -> None:
+    def __init__(
+        self,
+        host: Host,
+        out: io.StringIO,
+        probe: InstalledAddon,
+        url: str,
+        timer_seconds: float = 3600.0,
+    ) -> None:
         self.host, self.out, self.probe = host, out, probe
         self.clock = HostClock()
         self.url = url
@@ -481,11 +506,17 @@ class ScriptedShell:
 
     def shell(self, script: str = "", **options: Any) -> Shell:
         """A shell over this host that reads ``script``."""
-        return Shell(self.host, LoginTarget(self.url, "demo", "alice"), self.clock,
-                     self.timer_seconds, io.StringIO(script), interactive=False, **options)
+        return Shell(
+            self.host,
+            LoginTarget(self.url, "demo", "alice"),
+            self.clock,
+            self.timer_seconds,
+            io.StringIO(script),
+            interactive=False,
+            **options,
+        )
 
-    def run(self, script: str, password: str = PASSWORD,
-            **options: Any) -> tuple[bool, list[str]]:
+    def run(self, script: str, password: str = PASSWORD, **options: Any) -> tuple[bool, list[str]]:
         """Log in, run ``script``, quit; (logged in?, output lines)."""
         shell = self.shell(script, **options)
         ok = shell.login(password)
@@ -503,8 +534,10 @@ class ScriptedShell:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-B]|\x1b[=>78]|\r")
 # Makes the pseudo-terminal the child's controlling terminal, so that Ctrl-C typed into it
 # reaches the child as SIGINT, as in a terminal window.
-_CONTROLLING_TTY = ("import fcntl, os, sys, termios; os.setsid(); "
-                    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])")
+_CONTROLLING_TTY = (
+    "import fcntl, os, sys, termios; os.setsid(); "
+    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 class TerminalClient:
@@ -522,9 +555,13 @@ class TerminalClient:
         self._raw: list[bytes] = []
         self._lock = threading.Lock()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CONTROLLING_TTY, *args], stdin=slave, stdout=slave,
-            stderr=slave, env={**env, "TERM": "xterm"},
-            close_fds=True)
+            [sys.executable, "-c", _CONTROLLING_TTY, *args],
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env={**env, "TERM": "xterm"},
+            close_fds=True,
+        )
         os.close(slave)
         self._reader = threading.Thread(target=self._read, name="pty-reader", daemon=True)
         self._reader.start()
@@ -595,21 +632,36 @@ class Cli:
         self.config_dir = home / "client-config"
         self.probe_log = home / "probe.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PSR_")}
-        self.env.update(PSR_CLIENT_CONFIG_DIR=str(self.config_dir),
-                        PROBE_LOG=str(self.probe_log),
-                        XDG_DATA_HOME=str(home / "xdg-data"),
-                        XDG_CONFIG_HOME=str(home / "xdg-config"), **env)
+        self.env.update(
+            PSR_CLIENT_CONFIG_DIR=str(self.config_dir),
+            PROBE_LOG=str(self.probe_log),
+            XDG_DATA_HOME=str(home / "xdg-data"),
+            XDG_CONFIG_HOME=str(home / "xdg-config"),
+            **env,
+        )
         if site is not None:
             self.env["PYTHONPATH"] = os.pathsep.join([str(site), str(ROOT)])
 
     def __call__(self, *args: str, stdin: str = "", **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PSR_CLIENT), *args], input=stdin, capture_output=True,
-                              text=True, env={**self.env, **env}, timeout=120, check=False)
+        return subprocess.run(
+            [str(PSR_CLIENT), *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env={**self.env, **env},
+            timeout=120,
+            check=False,
+        )
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         """Start a command without waiting (for a test that kills it)."""
-        return subprocess.Popen([str(PSR_CLIENT), *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env)
+        return subprocess.Popen(
+            [str(PSR_CLIENT), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
 
     def probe_calls(self) -> list[dict[str, Any]]:
         if not self.probe_log.exists():
@@ -635,8 +687,13 @@ class Cli:
 def world_client(world: ProofWorld, home: Path) -> Cli:
     """``psr-client`` one-shot commands logged in as ``world``'s user (the password comes from
     the environment, never the command line)."""
-    return Cli(home, PSR_SERVER=world.url, PSR_DATABASE=world.database,
-               PSR_USER=world.username, PSR_PASSWORD=world.password)
+    return Cli(
+        home,
+        PSR_SERVER=world.url,
+        PSR_DATABASE=world.database,
+        PSR_USER=world.username,
+        PSR_PASSWORD=world.password,
+    )
 
 
 def client_with_copy(world: ProofWorld, home: Path) -> Cli:
@@ -691,16 +748,23 @@ class Site:
 
 def site_records() -> list[dict[str, Any]]:
     """The :data:`RECORDS` records of a :class:`Site` (``Record 000``...)."""
-    return [{"name": f"Record {i:03d}", "fields": {"username": f"u{i}",
-                                                   "password": f"secret-{i}"}}
-            for i in range(RECORDS)]
+    return [
+        {"name": f"Record {i:03d}", "fields": {"username": f"u{i}", "password": f"secret-{i}"}}
+        for i in range(RECORDS)
+    ]
 
 
 class HostRun:
     """One running host process (in this test process) with a shell for one user."""
 
-    def __init__(self, config_dir: Path, offline_dir: Path, server_url: str, user: str,
-                 settings: dict[str, object] | None = None) -> None:
+    def __init__(
+        self,
+        config_dir: Path,
+        offline_dir: Path,
+        server_url: str,
+        user: str,
+        settings: dict[str, object] | None = None,
+    ) -> None:
         self.out = io.StringIO()
         self.host = Host(config_dir, Console(self.out, rich_progress=False))
         self.host.set_setting("offline", "database_path", str(offline_dir))
@@ -708,8 +772,14 @@ class HostRun:
             self.host.set_setting("offline", key, value)
         self.host.start()
         self.clock = HostClock()
-        self.shell = Shell(self.host, LoginTarget(server_url, DB, user), self.clock, 3600.0,
-                           io.StringIO(""), interactive=False)
+        self.shell = Shell(
+            self.host,
+            LoginTarget(server_url, DB, user),
+            self.clock,
+            3600.0,
+            io.StringIO(""),
+            interactive=False,
+        )
         self._seen = 0
         self._session: Session | None = None
 
@@ -737,7 +807,7 @@ class HostRun:
 
     def new_output(self) -> str:
         text = self.out.getvalue()
-        fresh, self._seen = text[self._seen:], len(text)
+        fresh, self._seen = text[self._seen :], len(text)
         return fresh
 
     def settle(self, timeout: float = 30.0) -> str:

@@ -51,8 +51,14 @@ class Reply:
     """Read the request and never answer (until the server's lifetime ends)."""
 
     @classmethod
-    def json(cls, value: Any, status: int = 200, *, gzipped: bool = False,
-             headers: list[tuple[str, str]] | None = None) -> Reply:
+    def json(
+        cls,
+        value: Any,
+        status: int = 200,
+        *,
+        gzipped: bool = False,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> Reply:
         body = value if isinstance(value, bytes) else json.dumps(value).encode()
         extra = list(headers or [])
         if gzipped:
@@ -61,17 +67,29 @@ class Reply:
         return cls(status, [("Content-Type", "application/json"), *extra], body)
 
     @classmethod
-    def problem(cls, status: int, code: str, *,
-                headers: list[tuple[str, str]] | None = None) -> Reply:
-        body = json.dumps({"type": "about:blank", "title": "refused", "status": status,
-                           "code": code, "detail": "refused by the hostile server"}).encode()
-        return cls(status, [("Content-Type", "application/problem+json"), *(headers or [])],
-                   body)
+    def problem(
+        cls, status: int, code: str, *, headers: list[tuple[str, str]] | None = None
+    ) -> Reply:
+        body = json.dumps(
+            {
+                "type": "about:blank",
+                "title": "refused",
+                "status": status,
+                "code": code,
+                "detail": "refused by the hostile server",
+            }
+        ).encode()
+        return cls(status, [("Content-Type", "application/problem+json"), *(headers or [])], body)
 
     @classmethod
     def drip(cls, body: bytes, every_s: float, *, headers_too: bool = False) -> Reply:
-        return cls(200, [("Content-Type", "application/json")], body, drip_every_s=every_s,
-                   drip_headers=headers_too)
+        return cls(
+            200,
+            [("Content-Type", "application/json")],
+            body,
+            drip_every_s=every_s,
+            drip_headers=headers_too,
+        )
 
     @classmethod
     def redirect(cls, location: str, status: int = 302) -> Reply:
@@ -82,8 +100,13 @@ Handler = Callable[[str, dict[str, list[str]], dict[str, str]], Reply]
 
 
 def policy_body(**overrides: Any) -> dict[str, Any]:
-    return {"offline_enabled": True, "offline_right": True, "validity_seconds": 7 * 86400,
-            "server_time": time.time(), **overrides}
+    return {
+        "offline_enabled": True,
+        "offline_right": True,
+        "validity_seconds": 7 * 86400,
+        "server_time": time.time(),
+        **overrides,
+    }
 
 
 class HostileServer:
@@ -98,8 +121,9 @@ class HostileServer:
         self.feed = [upsert(f"r{i}") for i in range(records)]
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._killer = threading.Timer(lifetime_s, self._stop.set)
         self._killer.daemon = True
 

@@ -44,8 +44,13 @@ def _sync(job: dict[str, Any]) -> str:
     from offline_addon.sync.engine import sync_copy
 
     session = Session(**job["session"])
-    paths = CopyPaths.for_copy(Path(job["folder"]), job.get("copy_url") or session.server_url,
-                               session.database, session.username, session.client_id)
+    paths = CopyPaths.for_copy(
+        Path(job["folder"]),
+        job.get("copy_url") or session.server_url,
+        session.database,
+        session.username,
+        session.client_id,
+    )
     kill_after = job.get("kill_after")
 
     def progress(done: int, total: int) -> None:
@@ -55,8 +60,14 @@ def _sync(job: dict[str, Any]) -> str:
             os.kill(os.getpid(), signal.SIGKILL)
 
     progress.pages = 0  # type: ignore[attr-defined]
-    result = sync_copy(paths, session, create=job.get("create", True), progress=progress,
-                       page_limit=job["limit"], lock_wait_s=job.get("lock_wait_s", 5.0))
+    result = sync_copy(
+        paths,
+        session,
+        create=job.get("create", True),
+        progress=progress,
+        page_limit=job["limit"],
+        lock_wait_s=job.get("lock_wait_s", 5.0),
+    )
     return str(result.outcome)
 
 
@@ -86,8 +97,9 @@ def _edit(job: dict[str, Any]) -> str:
         fields = {**record.fields, PASSWORD_FIELD: f"{EDIT_PASSWORD_PREFIX}{step}"}
         local.edit_record("r1", fields=fields)
         content = RecordContent(f"Created {step}", {PASSWORD_FIELD: f"pw-created-{step}"})
-        created = local.create_record(content.name, content.fields,
-                                      record_id=str(uuid.UUID(int=step + 1)))
+        created = local.create_record(
+            content.name, content.fields, record_id=str(uuid.UUID(int=step + 1))
+        )
         if step % 3 == 1:
             local.mark_pushed(created.change_id, ServerRecord(1, content))
         elif step % 3 == 2:
@@ -127,8 +139,12 @@ class Child:
         self.err = ""
         self.unread: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, str(CHILD)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, cwd=CHILD.parent,
+            [sys.executable, str(CHILD)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=CHILD.parent,
         )
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(job) + "\n")

@@ -124,7 +124,7 @@ def commands_of(block: Block) -> list[Command]:
         elif not commands:
             raise ValueError(f"line {number}: a console block must start with '$ '")
         elif line.startswith("psr> "):
-            commands[-1].stdin.append(line[len("psr> "):])
+            commands[-1].stdin.append(line[len("psr> ") :])
         else:
             commands[-1].expected.append(line)
     return commands
@@ -134,20 +134,29 @@ def run_command(command: Command, cwd: Path, env: Mapping[str, str]) -> str | No
     """Run one command; a failure report or ``None`` when its output is as documented."""
     stdin = "".join(f"{line}\n" for line in command.stdin)
     done = subprocess.run(
-        ["bash", "-c", command.text], cwd=cwd, env=dict(env), input=stdin, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=COMMAND_TIMEOUT_S,
+        ["bash", "-c", command.text],
+        cwd=cwd,
+        env=dict(env),
+        input=stdin,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        timeout=COMMAND_TIMEOUT_S,
         check=False,
     )
     want = "".join(f"{line}\n" for line in command.expected)
     if doctest.OutputChecker().check_output(want, done.stdout, FLAGS):
         return None
-    return (f"line {command.line}: $ {command.text}\n"
-            f"--- documented output:\n{want}--- actual output (exit {done.returncode}):\n"
-            f"{done.stdout}")
+    return (
+        f"line {command.line}: $ {command.text}\n"
+        f"--- documented output:\n{want}--- actual output (exit {done.returncode}):\n"
+        f"{done.stdout}"
+    )
 
 
-def run_console(path: Path, cwd: Path, env: Mapping[str, str],
-                actions: Mapping[str, Callable[[], None]]) -> tuple[int, list[str]]:
+def run_console(
+    path: Path, cwd: Path, env: Mapping[str, str], actions: Mapping[str, Callable[[], None]]
+) -> tuple[int, list[str]]:
     """Run every ``console`` block of ``path`` in order, and the directives between them.
 
     Returns the number of commands run and the failure reports."""
@@ -187,11 +196,12 @@ DB = "demo"
 USER = "alice"
 PASSWORD = "alice-pw"
 RECORDS = [
-    {"name": "Mail", "fields": {"username": "alice", "password": "mail-pw",
-                                "url": "https://mail.example"}},
+    {
+        "name": "Mail",
+        "fields": {"username": "alice", "password": "mail-pw", "url": "https://mail.example"},
+    },
     {"name": "Bank", "fields": {"username": "alice-b", "password": "bank-pw"}},
-    {"name": "Wiki", "fields": {"username": "alice", "password": "wiki-pw",
-                                "notes": "team wiki"}},
+    {"name": "Wiki", "fields": {"username": "alice", "password": "wiki-pw", "notes": "team wiki"}},
 ]
 
 

@@ -28,16 +28,27 @@ class Seeded:
     ids: list[str]
 
 
-def seed(server: RunningServer, database: str, users: Mapping[str, str],
-         records: Sequence[dict[str, Any]] = (), *, grant: str = "rwe") -> Seeded:
+def seed(
+    server: RunningServer,
+    database: str,
+    users: Mapping[str, str],
+    records: Sequence[dict[str, Any]] = (),
+    *,
+    grant: str = "rwe",
+) -> Seeded:
     """Database ``database`` (offline allowed), ``users`` (name -> password, each with the
     offline right for 7 days) and ``records``, on which every user gets ``grant``."""
     admin = server.admin
     admin.create_database(database, offline_allowed=True)
-    user_ids = {name: admin.create_user(name, password, offline_right=True, validity_days=7)
-                for name, password in users.items()}
-    ids = (list(admin.import_records(database, list(records), grant=dict.fromkeys(users, grant)))
-           if records else [])
+    user_ids = {
+        name: admin.create_user(name, password, offline_right=True, validity_days=7)
+        for name, password in users.items()
+    }
+    ids = (
+        list(admin.import_records(database, list(records), grant=dict.fromkeys(users, grant)))
+        if records
+        else []
+    )
     return Seeded(user_ids, ids)
 
 

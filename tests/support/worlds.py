@@ -52,8 +52,7 @@ class World:
         return {rid: (rev, name, dict(fields)) for rid, (rev, name, fields) in view.items()}
 
 
-def new_world(server: RunningServer, folder: Path, records: int = 300,
-              tag: str = "Proof") -> World:
+def new_world(server: RunningServer, folder: Path, records: int = 300, tag: str = "Proof") -> World:
     """A fresh database with ``records`` records and a fresh user holding rwe on them."""
     n = next(_counter)
     database, username, password = f"proofdb{n}", f"user{n}", f"pw-{n}-Tr0ub4dor&3"
@@ -69,7 +68,11 @@ def new_world(server: RunningServer, folder: Path, records: int = 300,
 def child_job(world: World, session: Session, **extra: Any) -> dict[str, Any]:
     """The job of a syncing :class:`~tests.support.kill.Child` for ``world``'s copy (secrets
     travel on stdin)."""
-    job: dict[str, Any] = {"session": session.__dict__, "folder": str(world.folder),
-                           "copy_url": world.copy_url, "limit": 100}
+    job: dict[str, Any] = {
+        "session": session.__dict__,
+        "folder": str(world.folder),
+        "copy_url": world.copy_url,
+        "limit": 100,
+    }
     job.update(extra)
     return job
