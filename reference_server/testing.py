@@ -205,7 +205,16 @@ def read_line(stream: IO[str], timeout: float) -> str:
     """One line from a child process's ``stream``, or "" when none came within ``timeout``
     seconds (a plain ``readline`` would block for ever on a hung child)."""
     result: list[str] = []
-    reader = threading.Thread(target=lambda: result.append(stream.readline()), daemon=True)
+
+    def read() -> None:
+        # A reader left waiting after the timeout may find the stream closed by its owner
+        # later (the child ended): that is the end of the stream, not an error.
+        try:
+            result.append(stream.readline())
+        except (ValueError, OSError):
+            result.append("")
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout)
     return result[0] if result else ""
