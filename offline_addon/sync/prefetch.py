@@ -2,8 +2,9 @@
 
 HTTP, JSON decoding and schema validation of page *n+1* overlap with SQLCipher writing page *n*
 (SQLite releases the GIL while it encrypts and writes). The first page is fetched on the
-caller's thread, so a sync of one page (the usual small sync) starts no thread. The queue holds at most one finished
-page, so memory stays bounded by about three pages whatever the size of the copy.
+caller's thread, so a sync of one page (the usual small sync) starts no thread. The queue
+holds at most one finished page, so memory stays bounded by about three pages whatever the
+size of the copy.
 
 The feed must end: a page whose ``next_cursor`` was seen before in this run (any repeat, not
 only the previous one: A, B, A loops too) stops the run, and so does a run longer than its page
