@@ -350,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         if parts[6] == "policy":
-            self._json({"offline_enabled": True, "offline_right": True,
+            self._json({"offline_enabled": True, "offline_editing": False, "offline_right": True,
                         "validity_seconds": VALIDITY_SECONDS, "server_time": time.time()})
         elif parts[6] == "head":
             self._head(db)
@@ -375,14 +375,15 @@ class _Handler(BaseHTTPRequestHandler):
                     "server_time": time.time()})
 
     def _head(self, db: FeedDatabase) -> None:
-        etag = f'"{self.state.epoch}-{db.head_seq}-{VALIDITY_SECONDS}"'
+        etag = f'"{self.state.epoch}-{db.head_seq}-{VALIDITY_SECONDS}-0"'  # editing off
         sent = {t.strip().removeprefix("W/") for t in
                 self.headers.get("If-None-Match", "").split(",")}
         if etag in sent:
             self._send(304, headers={"ETag": etag})  # send_response adds Date
             return
-        self._json({"seq": db.head_seq, "offline_enabled": True, "offline_right": True,
-                    "validity_seconds": VALIDITY_SECONDS, "server_time": time.time()},
+        self._json({"seq": db.head_seq, "offline_enabled": True, "offline_editing": False,
+                    "offline_right": True, "validity_seconds": VALIDITY_SECONDS,
+                    "server_time": time.time()},
                    headers={"ETag": etag})
 
     def _changes(self, db: FeedDatabase, query: Mapping[str, str]) -> None:
