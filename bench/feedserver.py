@@ -384,6 +384,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(
                 {
                     "offline_enabled": True,
+                    "offline_editing": False,
                     "offline_right": True,
                     "validity_seconds": VALIDITY_SECONDS,
                     "server_time": time.time(),
@@ -418,7 +419,7 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _head(self, db: FeedDatabase) -> None:
-        etag = f'"{self.state.epoch}-{db.head_seq}-{VALIDITY_SECONDS}"'
+        etag = f'"{self.state.epoch}-{db.head_seq}-{VALIDITY_SECONDS}-0"'  # editing off
         sent = {
             t.strip().removeprefix("W/") for t in self.headers.get("If-None-Match", "").split(",")
         }
@@ -429,6 +430,7 @@ class _Handler(BaseHTTPRequestHandler):
             {
                 "seq": db.head_seq,
                 "offline_enabled": True,
+                "offline_editing": False,
                 "offline_right": True,
                 "validity_seconds": VALIDITY_SECONDS,
                 "server_time": time.time(),
