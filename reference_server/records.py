@@ -485,11 +485,7 @@ def create_for_user(
                 raise _record_deleted()
             _visible_rights(conn, db, row, actor.user_id)
             return WriteResult(to_json(row), replayed=True)
-        _require_create_right(conn, db, actor.user_id)
-        record_id = str(uuid.uuid4())
-        _insert(conn, db, record_id, name, fields, now, actor.user_id)
-        audit.record_event(conn, actor, "create", db, record_id, now, rev=1)
-        return WriteResult(to_json(_row(conn, db, record_id)), created=True)
+        return _create_as(conn, db, str(uuid.uuid4()), name, fields, now, actor)
 
 
 def put_for_user(
@@ -560,6 +556,21 @@ def _create_absent(
     assert actor.user_id is not None
     if audit.earlier_change(conn, actor) is not None:
         raise _change_id_reused()
+    return _create_as(conn, db, record_id, name, fields, now, actor)
+
+
+def _create_as(
+    conn: sqlite3.Connection,
+    db: str,
+    record_id: str,
+    name: str,
+    fields: Mapping[str, str],
+    now: float,
+    actor: Actor,
+) -> WriteResult:
+    """Create ``record_id`` for ``actor`` (who needs the database's create right) and record it
+    in the audit trail; the one path of a POST create and a conditional PUT create."""
+    assert actor.user_id is not None
     _require_create_right(conn, db, actor.user_id)
     _insert(conn, db, record_id, name, fields, now, actor.user_id)
     audit.record_event(conn, actor, "create", db, record_id, now, rev=1)
