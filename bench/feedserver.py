@@ -43,6 +43,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from bench.dataset import BASE_TIME, Kind, changed_note, database_name, make_records, record_ids
 from offline_addon.protocol.digest import line_hash, make_digest
+from reference_server.testing import end_process
 
 API = "/api/v1"
 GZIP_MIN_BYTES = 1400  # as the reference server (reference_server/app.py)
@@ -543,16 +544,8 @@ class FeedServerProcess:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            end_process(proc)
 
     def __enter__(self) -> FeedServerProcess:
         return self.start() if self._proc is None else self

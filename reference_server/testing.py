@@ -182,23 +182,27 @@ class ServerProcess:
             self._admin.close()
             self._admin = None
         proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        if proc.poll() is None:
-            proc.send_signal(sig)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
+        if proc is not None:
+            end_process(proc, sig)
 
     def __enter__(self) -> ServerProcess:
         return self.start() if self._proc is None else self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def end_process(proc: subprocess.Popen[str], sig: signal.Signals = signal.SIGTERM) -> None:
+    """Send ``sig`` to a server child, wait for it (SIGKILL after 15 s) and close its output."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
 
 
 def read_line(stream: IO[str], timeout: float) -> str:
