@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from reference_server.audit import AuditEntry
-from reference_server.testing import RunningServer, running_server
+from reference_server.testing import RunningServer, ServerProcess, running_server
 from tests.support.accountability import LOCAL_TIME, event, post_events
 from tests.support.api import API, API_CLIENT_ID, ApiClient, assert_problem
 from tests.support.servers import PsrRunner, seed
@@ -350,3 +350,41 @@ def test_audit_list_shows_the_events_and_filters_them(tmp_path: Path, psr: PsrRu
         assert psr("admin", "--data", data, "audit", "list", "--since", "2099-01-01").out == (
             "no audit entries match\n"
         )
+
+
+def test_a_server_killed_while_batches_arrive_records_each_event_once_after_the_resends(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "srv"
+    batches = [[event(f"k{b}-{i}") for i in range(100)] for b in range(20)]
+    with running_server(data) as srv:
+        seed(srv, "demo", {"alice": "alice-pw"})
+    proc = ServerProcess(data).start()
+    alice = ApiClient(proc.url, "demo").login("alice", "alice-pw")
+    sent = threading.Event()
+
+    def push() -> None:
+        for batch in batches:
+            try:
+                post_events(alice, batch)
+            except requests.RequestException:
+                return  # the server is gone mid-request: the answer is lost
+            sent.set()
+
+    pusher = threading.Thread(target=push)
+    pusher.start()
+    assert sent.wait(30)
+    proc.kill()  # SIGKILL while later batches are on the way
+    pusher.join(timeout=60)
+    alice.close()
+    with ServerProcess(data) as again:
+        client = ApiClient(again.url, "demo").login("alice", "alice-pw")
+        answers = [post_events(client, batch).json() for batch in batches]
+        client.close()
+        rows = again.admin.connection.execute(
+            "SELECT change_id, COUNT(*) FROM audit GROUP BY change_id"
+        ).fetchall()
+    assert sum(a["known"] for a in answers) >= 100  # at least the first batch had arrived
+    assert sum(a["recorded"] + a["known"] for a in answers) == 2000
+    assert len(rows) == 2000
+    assert {count for _id, count in rows} == {1}
