@@ -644,12 +644,18 @@ def _audit_row(entry: AuditEntry) -> list[str]:
         entry.user_name,
         entry.db,
         entry.kind,
-        entry.record_id or "-",
-        entry.field or "-",
+        _shown(entry.record_id or "-"),
+        _shown(entry.field or "-"),
         rev or "-",
         made,
-        entry.client_id or "-",
+        _shown(entry.client_id or "-"),
     ]
+
+
+def _shown(text: str) -> str:
+    """Text a client chose (ids, field names) as safe to print: a control character (say, a
+    terminal escape) becomes '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _utc_seconds(timestamp: float) -> str:
@@ -690,7 +696,7 @@ def _copy_row(copy: OfflineCopy) -> list[str]:
         state = "present" if copy.complete else "present, incomplete (a first sync broke off)"
     return [
         copy.user_name,
-        copy.client_id,
+        _shown(copy.client_id),
         copy.db,
         _utc_seconds(copy.last_sync),
         str(copy.record_count),

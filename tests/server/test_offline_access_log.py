@@ -103,7 +103,7 @@ def test_two_clients_sending_the_same_batch_at_once_record_it_once(
         thread.join(timeout=60)
     assert len(answers) == 4
     assert sum(a["recorded"] for a in answers) == 50
-    assert sorted(_ids(demo)) == sorted(e["id"] for e in batch)
+    assert sorted(str(i) for i in _ids(demo)) == sorted(e["id"] for e in batch)
 
 
 def test_ids_are_per_user_and_client_installation(demo: RunningServer, alice: ApiClient) -> None:

@@ -273,10 +273,10 @@ def test_the_admin_endpoint_lists_the_same_as_the_command(
 def test_the_admin_endpoint_wants_a_server_manager_token(
     demo: RunningServer, alice: ApiClient
 ) -> None:
-    user_token = alice.http.headers["Authorization"].removeprefix("Bearer ")
+    user_token = str(alice.http.headers["Authorization"]).removeprefix("Bearer ")
     assert_problem(manager_list(demo.url, None), 401, "bad_token")
     assert_problem(manager_list(demo.url, "psrm_not-a-token"), 401, "bad_token")
-    assert_problem(manager_list(demo.url, str(user_token)), 403, "not_server_manager")
+    assert_problem(manager_list(demo.url, user_token), 403, "not_server_manager")
     token = demo.admin.create_manager_token("old")
     demo.admin.revoke_manager_token("old")
     assert_problem(manager_list(demo.url, token), 401, "bad_token")
@@ -323,3 +323,22 @@ def test_the_data_folder_stays_owner_only(
     assert stat.S_IMODE(demo.data_dir.stat().st_mode) == 0o700
     for path in demo.data_dir.iterdir():
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+
+def test_offline_list_and_audit_list_never_print_a_clients_control_characters(
+    demo: RunningServer, psr: PsrRunner
+) -> None:
+    sly = "inst\x1b[2J\x07"
+    client = ApiClient(demo.url, "demo")
+    login = {"database": "demo", "username": "alice", "password": "alice-pw", "client_id": sly}
+    token = client.http.post(f"{client.base}/session", json=login).json()["token"]
+    client.http.headers["Authorization"] = "Bearer " + token
+    assert client.http.put(copy_url(client, "inst%1B%5B2J%07"), json=copy_report()).ok
+    evil = event("cc-1", "field_copied", "rec\x1b]0;x\x07", "pass\x1bword", client_id=sly)
+    assert post_events(client, [evil]).status_code == 200
+    client.close()
+    for area in ("offline", "audit"):
+        out = psr("admin", "--data", demo.data_dir, area, "list").out
+        assert "\x1b" not in out
+        assert "\x07" not in out
+        assert "inst?[2J?" in out
