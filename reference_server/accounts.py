@@ -10,12 +10,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from reference_server import feed
+from reference_server import copies, feed
 from reference_server.db import transaction
 from reference_server.errors import ApiError, bad_request, bad_token, unknown_database, unknown_user
 from reference_server.passwords import hash_password, verify_password
 
 DEFAULT_VALIDITY_DAYS = 7
+DEFAULT_LOGIN_ATTEMPTS = 10
+MAX_LOGIN_ATTEMPTS = 1000
 TOKEN_LIFETIME_S = 12 * 3600
 _DUMMY_SALT = bytes(16)
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
@@ -29,6 +31,8 @@ class DatabaseInfo:
     offline_allowed: bool
     record_count: int
     offline_editing: bool = False
+    offline_login_attempts: int = DEFAULT_LOGIN_ATTEMPTS
+    """Wrong offline passwords in a row after which a client deletes its copy."""
 
 
 @dataclass(frozen=True)
@@ -118,14 +122,18 @@ def database_offline_allowed(conn: sqlite3.Connection, name: str) -> bool:
     return bool(row[0])
 
 
-def set_database_offline(conn: sqlite3.Connection, name: str, allowed: bool) -> None:
-    """Switch offline use of a database on or off."""
+def set_database_offline(conn: sqlite3.Connection, name: str, allowed: bool, now: float) -> int:
+    """Switch offline use of a database on or off; return how many reported copies were
+    marked revoked by switching it off."""
     with transaction(conn):
         cur = conn.execute(
             "UPDATE databases SET offline_allowed = ? WHERE name = ?", (int(allowed), name)
         )
         if cur.rowcount == 0:
             raise unknown_database(name)
+        if allowed:
+            return 0
+        return copies.mark_revoked(conn, now, "database offline use switched off", db=name)
 
 
 def database_offline_editing(conn: sqlite3.Connection, name: str) -> bool:
@@ -146,15 +154,44 @@ def set_database_editing(conn: sqlite3.Connection, name: str, allowed: bool) -> 
             raise unknown_database(name)
 
 
+def database_login_attempts(conn: sqlite3.Connection, name: str) -> int:
+    """The database's limit of wrong offline passwords in a row (see the offline policy)."""
+    row = conn.execute(
+        "SELECT offline_login_attempts FROM databases WHERE name = ?", (name,)
+    ).fetchone()
+    if row is None:
+        raise unknown_database(name)
+    return int(row[0])
+
+
+def set_database_login_attempts(conn: sqlite3.Connection, name: str, attempts: int) -> None:
+    """Set the limit of wrong offline passwords in a row (1-1000) of a database."""
+    if (
+        isinstance(attempts, bool)
+        or not isinstance(attempts, int)
+        or not 1 <= attempts <= MAX_LOGIN_ATTEMPTS
+    ):
+        raise bad_request(
+            f"offline_login_attempts must be a whole number from 1 to {MAX_LOGIN_ATTEMPTS}, "
+            f"not {attempts!r}."
+        )
+    with transaction(conn):
+        cur = conn.execute(
+            "UPDATE databases SET offline_login_attempts = ? WHERE name = ?", (attempts, name)
+        )
+        if cur.rowcount == 0:
+            raise unknown_database(name)
+
+
 def list_databases(conn: sqlite3.Connection) -> list[DatabaseInfo]:
     """All databases with their switches and record count."""
     rows = conn.execute(
         "SELECT d.name, d.offline_allowed, (SELECT COUNT(*) FROM records r WHERE r.db = d.name),"
-        " d.offline_editing FROM databases d ORDER BY d.name"
+        " d.offline_editing, d.offline_login_attempts FROM databases d ORDER BY d.name"
     ).fetchall()
     return [
-        DatabaseInfo(name, bool(allowed), count, bool(editing))
-        for name, allowed, count, editing in rows
+        DatabaseInfo(name, bool(allowed), count, bool(editing), attempts)
+        for name, allowed, count, editing, attempts in rows
     ]
 
 
@@ -172,6 +209,7 @@ def delete_database(conn: sqlite3.Connection, name: str, now: float) -> Database
         conn.execute("DELETE FROM create_rights WHERE db = ?", (name,))
         records = conn.execute("DELETE FROM records WHERE db = ?", (name,)).rowcount
         feed.forget_database(conn, name)
+        copies.mark_revoked(conn, now, "database deleted", db=name)
         conn.execute("DELETE FROM databases WHERE name = ?", (name,))
     return DatabaseDeletion(records, sessions, offline_allowed)
 
@@ -233,9 +271,14 @@ def list_users(conn: sqlite3.Connection) -> list[UserInfo]:
 
 
 def set_user_offline(
-    conn: sqlite3.Connection, user_id: str, enabled: bool, validity_seconds: int | None
-) -> None:
-    """Set a user's offline right and, if given, the offline validity."""
+    conn: sqlite3.Connection,
+    user_id: str,
+    enabled: bool,
+    validity_seconds: int | None,
+    now: float,
+) -> int:
+    """Set a user's offline right and, if given, the offline validity; return how many of the
+    user's reported copies were marked revoked by taking the right."""
     if validity_seconds is not None and validity_seconds <= 0:
         raise bad_request("The offline validity must be positive.")
     with transaction(conn):
@@ -244,6 +287,9 @@ def set_user_offline(
             conn.execute(
                 "UPDATE users SET validity_seconds = ? WHERE id = ?", (validity_seconds, user_id)
             )
+        if enabled:
+            return 0
+        return copies.mark_revoked(conn, now, "offline right taken", user_id=user_id)
 
 
 def delete_user(conn: sqlite3.Connection, user_id: str, now: float) -> UserDeletion:
@@ -258,6 +304,7 @@ def delete_user(conn: sqlite3.Connection, user_id: str, now: float) -> UserDelet
         rights = conn.execute("DELETE FROM rights WHERE user_id = ?", (user_id,)).rowcount
         conn.execute("DELETE FROM create_rights WHERE user_id = ?", (user_id,))
         feed.forget_user(conn, user_id)
+        copies.mark_revoked(conn, now, "user deleted", user_id=user_id)
         conn.execute("DELETE FROM users WHERE id = ?", (user_id,))
     return UserDeletion(rights, sessions, validity)
 
@@ -386,3 +433,59 @@ def revoke_token(conn: sqlite3.Connection, owner: TokenOwner) -> None:
 
 def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ManagerToken:
+    """A server manager API token as listed (its label and creation time; never the token)."""
+
+    label: str
+    created_at: float
+
+
+def create_manager_token(conn: sqlite3.Connection, label: str, now: float) -> str:
+    """Issue a server manager API token under a new ``label``; only its hash is stored, so the
+    token is shown this once."""
+    check_name("token label", label)
+    token = "psrm_" + secrets.token_urlsafe(32)
+    with transaction(conn):
+        if conn.execute("SELECT 1 FROM manager_tokens WHERE label = ?", (label,)).fetchone():
+            raise ApiError(
+                409,
+                "token_exists",
+                "Token exists",
+                f"A server manager token labelled {label!r} exists; revoke it first or choose "
+                "another label.",
+            )
+        conn.execute(
+            "INSERT INTO manager_tokens (token_hash, label, created_at) VALUES (?, ?, ?)",
+            (_token_hash(token), label, now),
+        )
+    return token
+
+
+def revoke_manager_token(conn: sqlite3.Connection, label: str) -> None:
+    """Revoke the server manager token with this label (404 if there is none)."""
+    with transaction(conn):
+        cur = conn.execute("DELETE FROM manager_tokens WHERE label = ?", (label,))
+    if cur.rowcount == 0:
+        raise ApiError(
+            404,
+            "unknown_token",
+            "Unknown token",
+            f"There is no server manager token labelled {label!r}.",
+        )
+
+
+def list_manager_tokens(conn: sqlite3.Connection) -> list[ManagerToken]:
+    """The server manager tokens, by label."""
+    rows = conn.execute("SELECT label, created_at FROM manager_tokens ORDER BY label").fetchall()
+    return [ManagerToken(label, created_at) for label, created_at in rows]
+
+
+def is_manager_token(conn: sqlite3.Connection, token: str) -> bool:
+    """Whether ``token`` is a valid server manager token."""
+    row = conn.execute(
+        "SELECT 1 FROM manager_tokens WHERE token_hash = ?", (_token_hash(token),)
+    ).fetchone()
+    return row is not None

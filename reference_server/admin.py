@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reference_server import accounts, audit, digests, feed, records
+from reference_server import accounts, audit, copies, digests, feed, records
 from reference_server.datadir import open_data_folder
 from reference_server.db import connect, initialise, new_epoch, set_meta, transaction
 from reference_server.errors import bad_request
@@ -80,12 +80,21 @@ class Admin:
 
     def set_database_offline(self, name: str, allowed: bool) -> None:
         """Switch offline use of a database on or off."""
-        accounts.set_database_offline(self._conn, name, allowed)
+        accounts.set_database_offline(self._conn, name, allowed, self._clock())
 
     def set_database_editing(self, name: str, allowed: bool) -> None:
         """Allow or forbid editing offline copies of a database (clients see it in the offline
         policy; changes already made offline are still pushed, under the record rights)."""
         accounts.set_database_editing(self._conn, name, allowed)
+
+    def set_database_login_attempts(self, name: str, attempts: int) -> None:
+        """Set how many wrong offline passwords in a row (1-1000, default 10) make a client
+        delete its copy of a database (clients learn it at their next sync)."""
+        accounts.set_database_login_attempts(self._conn, name, attempts)
+
+    def database_login_attempts(self, name: str) -> int:
+        """The database's limit of wrong offline passwords in a row."""
+        return accounts.database_login_attempts(self._conn, name)
 
     def delete_database(self, name: str) -> accounts.DatabaseDeletion:
         """Delete a database with its records, rights, feeds and sessions (no undo)."""
@@ -137,7 +146,7 @@ class Admin:
         """Set the user's offline mode right and (optionally) the offline validity, in whole
         days (1-365) or, for tests, in seconds (1-86400)."""
         seconds = offline_validity(validity_days, validity_seconds)
-        accounts.set_user_offline(self._conn, self.user_id(name), enabled, seconds)
+        accounts.set_user_offline(self._conn, self.user_id(name), enabled, seconds, self._clock())
 
     def set_password(self, name: str, password: str) -> None:
         """Set a user's password; the user's sessions stay valid."""
@@ -255,6 +264,26 @@ class Admin:
         user (by name: entries stay when the user is deleted), one database, and at or after
         ``since`` (UNIX seconds)."""
         return audit.list_entries(self._conn, user_name=user, db=db, since=since, limit=limit)
+
+    def offline_copies(
+        self, db: str | None = None, *, include_wiped: bool = False
+    ) -> list[copies.OfflineCopy]:
+        """The offline copies clients have reported (optionally of one database), with what
+        the server did to them since; copies their clients wiped only when asked."""
+        return copies.list_copies(self._conn, db=db, include_wiped=include_wiped)
+
+    def create_manager_token(self, name: str) -> str:
+        """A new server manager API token named ``name`` (for ``/admin/...`` endpoints); it
+        is shown once, only its hash is kept."""
+        return accounts.create_manager_token(self._conn, name, self._clock())
+
+    def revoke_manager_token(self, name: str) -> None:
+        """Revoke the server manager API token named ``name``."""
+        accounts.revoke_manager_token(self._conn, name)
+
+    def manager_tokens(self) -> list[accounts.ManagerToken]:
+        """The server manager API tokens (names and creation times)."""
+        return accounts.list_manager_tokens(self._conn)
 
     def seal_record(self, db: str, record_id: str) -> None:
         """Seal a record: it leaves every feed (reason ``sealed``) and every listing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from reference_server import prompting
+from reference_server.accounts import MAX_LOGIN_ATTEMPTS
 from reference_server.admin import (
     DAY,
     MAX_HORIZON_DAYS,
@@ -25,6 +27,7 @@ from reference_server.admin import (
     Admin,
 )
 from reference_server.audit import AuditEntry
+from reference_server.copies import REVOKED, WIPED, OfflineCopy
 from reference_server.datadir import init_data_folder
 from reference_server.errors import CommandError
 from reference_server.records import RightInfo
@@ -52,6 +55,8 @@ def add_admin_parser(sub: Any) -> None:
     _add_right_commands(cmds)
     _add_record_commands(cmds)
     _add_audit_commands(cmds)
+    _add_offline_commands(cmds)
+    _add_token_commands(cmds)
     imp = _command(cmds, "import", "bulk-import records from a file of JSON lines")
     imp.add_argument("db", help="database to import into")
     imp.add_argument("file", type=Path, help='one {"name": ..., "fields": {...}} per line')
@@ -96,6 +101,17 @@ def _add_db_commands(cmds: Any) -> None:
         help="on: users may edit, create and delete "
         "records offline (under their record rights, checked when the changes "
         "are pushed); off: offline copies are read-only (new databases: off)",
+    )
+    attempts = _command(
+        db, "login-attempts", "set how many wrong offline passwords in a row delete a copy"
+    )
+    attempts.add_argument("name", help="database name")
+    attempts.add_argument(
+        "attempts",
+        type=_whole("attempts", 1, MAX_LOGIN_ATTEMPTS),
+        metavar="N",
+        help=f"1-{MAX_LOGIN_ATTEMPTS}: after N wrong passwords in a row the client deletes its "
+        "offline copy (new databases: 10)",
     )
     delete = _command(db, "delete", "delete a database with all its records (no undo)")
     delete.add_argument("name", help="database name")
@@ -202,20 +218,21 @@ def _add_record_commands(cmds: Any) -> None:
 
 
 def _add_audit_commands(cmds: Any) -> None:
-    audit_group = _group(cmds, "audit", "the audit trail of record changes")
+    audit_group = _group(cmds, "audit", "the audit trail of record changes and offline access")
     alist = _command(
         audit_group,
         "list",
-        "show who changed which record, when, and whether the change was made offline",
+        "show who changed which record, when, and whether the change was made offline, and "
+        "what users opened in their offline copies",
     )
-    alist.add_argument("--user", help="only this user's changes (default: everyone's)")
-    alist.add_argument("--db", help="only changes in this database (default: every database)")
+    alist.add_argument("--user", help="only this user's entries (default: everyone's)")
+    alist.add_argument("--db", help="only entries of this database (default: every database)")
     alist.add_argument(
         "--since",
         type=_moment,
         metavar="T",
-        help="only changes at or after T: UNIX seconds, or a UTC date or time "
-        "like 2024-05-01 or 2024-05-01T10:30 (default: all)",
+        help="only entries the server wrote (or received) at or after T: UNIX seconds, or a "
+        "UTC date or time like 2024-05-01 or 2024-05-01T10:30 (default: all)",
     )
     alist.add_argument(
         "--limit",
@@ -224,6 +241,31 @@ def _add_audit_commands(cmds: Any) -> None:
         metavar="N",
         help="show at most the newest N entries (default: 1000)",
     )
+
+
+def _add_offline_commands(cmds: Any) -> None:
+    offline = _group(cmds, "offline", "the offline copies that clients have reported")
+    olist = _command(
+        offline,
+        "list",
+        "show which users hold an offline copy on which client installation, when each last "
+        "synced, and what it holds",
+    )
+    olist.add_argument("--db", help="only copies of this database (default: every database)")
+    olist.add_argument(
+        "--all",
+        action="store_true",
+        help="also list copies their clients have deleted (default: only copies that exist)",
+    )
+
+
+def _add_token_commands(cmds: Any) -> None:
+    tokens = _group(cmds, "api-token", "server manager tokens for the /admin API endpoints")
+    create = _command(tokens, "create", "create a token and print it (shown only this once)")
+    create.add_argument("name", help="a name for the token, to revoke it by (e.g. monitoring)")
+    revoke = _command(tokens, "revoke", "revoke a token")
+    revoke.add_argument("name", help="the token's name")
+    _command(tokens, "list", "list the tokens' names and creation times (never the tokens)")
 
 
 def _moment(text: str) -> float:
@@ -337,7 +379,17 @@ def _db_list(admin: Admin, _args: argparse.Namespace) -> None:
     for db in admin.list_databases():
         state = "offline allowed" if db.offline_allowed else "offline off"
         editing = "editing on" if db.offline_editing else "editing off"
-        print(f"{db.name}\t{state}\t{db.record_count} records\t{editing}")
+        attempts = f"{db.offline_login_attempts} login attempts"
+        print(f"{db.name}\t{state}\t{db.record_count} records\t{editing}\t{attempts}")
+
+
+def _db_login_attempts(admin: Admin, args: argparse.Namespace) -> None:
+    admin.set_database_login_attempts(args.name, args.attempts)
+    print(
+        f"offline copies of database {args.name} are now deleted after "
+        f"{_count(args.attempts, 'wrong password')} in a row (clients learn it at their next "
+        "sync)"
+    )
 
 
 def _db_offline(admin: Admin, args: argparse.Namespace) -> None:
@@ -575,7 +627,7 @@ def _audit_list(admin: Admin, args: argparse.Namespace) -> None:
         print("no audit entries" + (" match" if args.user or args.db or args.since else ""))
         return
     print_table(
-        ["TIME (UTC)", "USER", "DATABASE", "KIND", "RECORD ID", "REV", "MADE", "CLIENT"],
+        ["TIME (UTC)", "USER", "DATABASE", "KIND", "RECORD ID", "FIELD", "REV", "MADE", "CLIENT"],
         [_audit_row(entry) for entry in entries],
     )
 
@@ -592,15 +644,90 @@ def _audit_row(entry: AuditEntry) -> list[str]:
         entry.user_name,
         entry.db,
         entry.kind,
-        entry.record_id or "-",
+        _shown(entry.record_id or "-"),
+        _shown(entry.field or "-"),
         rev or "-",
         made,
-        entry.client_id or "-",
+        _shown(entry.client_id or "-"),
     ]
+
+
+def _shown(text: str) -> str:
+    """Text a client chose (ids, field names) as safe to print: a control character (say, a
+    terminal escape) becomes '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def _utc_seconds(timestamp: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(timestamp))
+
+
+def _offline_list(admin: Admin, args: argparse.Namespace) -> None:
+    found = admin.offline_copies(args.db, include_wiped=args.all)
+    if not found:
+        print("no offline copies" + (f" of database {args.db}" if args.db else "") + " reported")
+        return
+    print_table(
+        [
+            "USER",
+            "CLIENT",
+            "DATABASE",
+            "LAST SYNC (UTC)",
+            "RECORDS",
+            "PENDING CHANGES",
+            "UNPUSHED LOG",
+            "STATE",
+        ],
+        [_copy_row(copy) for copy in found],
+    )
+
+
+def _copy_row(copy: OfflineCopy) -> list[str]:
+    if copy.state == REVOKED and copy.why in ("user deleted", "database deleted"):
+        state = (
+            f"revoked {_utc_seconds(copy.changed_at)} ({copy.why}): cannot sync; stops "
+            "opening when its validity has passed since its last sync"
+        )
+    elif copy.state == REVOKED:
+        state = f"revoked {_utc_seconds(copy.changed_at)} ({copy.why}): deleted at its next sync"
+    elif copy.state == WIPED:
+        state = f"deleted by its client {_utc_seconds(copy.changed_at)}"
+    else:
+        state = "present" if copy.complete else "present, incomplete (a first sync broke off)"
+    return [
+        copy.user_name,
+        _shown(copy.client_id),
+        copy.db,
+        _utc_seconds(copy.last_sync),
+        str(copy.record_count),
+        str(copy.pending_changes),
+        str(copy.unpushed_log_entries),
+        state,
+    ]
+
+
+def _token_create(admin: Admin, args: argparse.Namespace) -> None:
+    token = admin.create_manager_token(args.name)
+    print(token)
+    print(
+        f"created server manager token {args.name}; it is shown only this once. Send it as "
+        "'Authorization: Bearer <token>' to the /api/v1/admin endpoints; revoke it with "
+        f"'api-token revoke {args.name}'",
+        file=sys.stderr,
+    )
+
+
+def _token_revoke(admin: Admin, args: argparse.Namespace) -> None:
+    admin.revoke_manager_token(args.name)
+    print(f"revoked server manager token {args.name}")
+
+
+def _token_list(admin: Admin, _args: argparse.Namespace) -> None:
+    tokens = admin.manager_tokens()
+    if not tokens:
+        print("no server manager tokens")
+    for token in tokens:
+        print(f"{token.label}\tcreated {_utc_seconds(token.created_at)} UTC")
 
 
 def _epoch_bump(admin: Admin, _args: argparse.Namespace) -> None:
@@ -649,6 +776,7 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Admin, argparse.Namespace], No
     ("db", "list"): _db_list,
     ("db", "offline"): _db_offline,
     ("db", "editing"): _db_editing,
+    ("db", "login-attempts"): _db_login_attempts,
     ("db", "delete"): _db_delete,
     ("user", "create"): _user_create,
     ("user", "password"): _user_password,
@@ -664,6 +792,10 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Admin, argparse.Namespace], No
     ("record", "delete"): _record_delete,
     ("record", "list"): _record_list,
     ("audit", "list"): _audit_list,
+    ("offline", "list"): _offline_list,
+    ("api-token", "create"): _token_create,
+    ("api-token", "revoke"): _token_revoke,
+    ("api-token", "list"): _token_list,
     ("import", None): _import,
     ("epoch", "bump"): _epoch_bump,
     ("compact", None): _compact,

@@ -22,12 +22,18 @@ from flask import Flask, Response, current_app, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import http_date
 
-from reference_server import accounts, feed, records
+from reference_server import accounts, audit, copies, feed, records, reports
 from reference_server.audit import Actor
 from reference_server.cursor import Cursor, InvalidCursor, decode_cursor, encode_cursor
 from reference_server.datadir import open_data_folder
 from reference_server.db import ConnectionPool, connect, get_meta, initialise, transaction
-from reference_server.errors import ApiError, bad_request, bad_token
+from reference_server.errors import (
+    ApiError,
+    bad_request,
+    bad_token,
+    client_mismatch,
+    not_server_manager,
+)
 
 log = logging.getLogger("reference_server")
 
@@ -68,6 +74,8 @@ def create_app(data_dir: Path, clock: Callable[[], float] = time.time) -> Flask:
     _register_session_routes(app)
     _register_record_routes(app)
     _register_offline_routes(app)
+    _register_report_routes(app)
+    _register_manager_routes(app)
     app.after_request(_finish_response)
     return app
 
@@ -176,14 +184,28 @@ def _register_errors(app: Flask) -> None:
 # --- request parsing -----------------------------------------------------------------------
 
 
-def _body() -> dict[str, Any]:
+def _body(max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    raw = request.get_data(cache=False)
+    if len(raw) > max_bytes:  # a chunked body has no Content-Length to check first
+        raise _too_large(max_bytes)
     try:
-        data = json.loads(request.get_data(cache=False) or b"null")
+        data = json.loads(raw or b"null")
     except (ValueError, UnicodeDecodeError) as exc:
         raise bad_request("The request body is not valid JSON.") from exc
     if not isinstance(data, dict):
         raise bad_request("The request body must be a JSON object.")
     return data
+
+
+def _too_large(max_bytes: int) -> ApiError:
+    return ApiError(
+        413,
+        "payload_too_large",
+        "Payload too large",
+        f"The request body is larger than {max_bytes} bytes; send less at a time.",
+    )
 
 
 def _string(body: dict[str, Any], key: str, *, max_len: int = 1000) -> str:
@@ -216,20 +238,30 @@ def _owner(db: str | None = None) -> accounts.TokenOwner:
 
 
 def _offline_check(conn: sqlite3.Connection, owner: accounts.TokenOwner) -> None:
-    if not accounts.database_offline_allowed(conn, owner.db):
+    why_not = _why_not_offline(conn, owner)
+    if why_not == "database offline use switched off":
         raise ApiError(
             403,
             "offline_disabled",
             "Offline use disabled",
             "Offline use is switched off for this database by the server manager.",
         )
-    if not accounts.user_by_id(conn, owner.user_id).offline_right:
+    if why_not is not None:
         raise ApiError(
             403,
             "offline_right_missing",
             "No offline right",
             "You do not have the offline mode right; ask the server manager.",
         )
+
+
+def _why_not_offline(conn: sqlite3.Connection, owner: accounts.TokenOwner) -> copies.Why | None:
+    """Why this user may not hold an offline copy of the token's database now (None: may)."""
+    if not accounts.database_offline_allowed(conn, owner.db):
+        return "database offline use switched off"
+    if not accounts.user_by_id(conn, owner.user_id).offline_right:
+        return "offline right taken"
+    return None
 
 
 # --- routes --------------------------------------------------------------------------------
@@ -446,6 +478,7 @@ def _register_offline_routes(app: Flask) -> None:
             {
                 "offline_enabled": accounts.database_offline_allowed(conn, db),
                 "offline_editing": accounts.database_offline_editing(conn, db),
+                "offline_login_attempts": accounts.database_login_attempts(conn, db),
                 "offline_right": user.offline_right,
                 "validity_seconds": user.validity_seconds,
                 "server_time": _now(),
@@ -463,10 +496,12 @@ def _register_offline_routes(app: Flask) -> None:
             _offline_check(conn, owner)
             validity = accounts.user_by_id(conn, owner.user_id).validity_seconds
             editing = accounts.database_offline_editing(conn, db)
+            attempts = accounts.database_login_attempts(conn, db)
             seq = feed.head_seq(conn, owner.user_id, db)
-            # Everything a client caches from head is in the ETag: a changed validity or
-            # editing setting must not be hidden behind a 304.
-            etag = f'"{get_meta(conn, "epoch")}-{seq}-{validity}-{int(editing)}"'
+            # Everything a client caches from head is in the ETag: a changed validity,
+            # editing setting or wrong-password limit must not be hidden behind a 304.
+            epoch = get_meta(conn, "epoch")
+            etag = f'"{epoch}-{seq}-{validity}-{int(editing)}-{attempts}"'
         now = _now()
         # The Date header is the server time of a 304 (which has no body); set from the
         # server's own clock rather than left to waitress (which uses the real one).
@@ -478,6 +513,7 @@ def _register_offline_routes(app: Flask) -> None:
                 "seq": seq,
                 "offline_enabled": True,
                 "offline_editing": editing,
+                "offline_login_attempts": attempts,
                 "offline_right": True,
                 "validity_seconds": validity,
                 "server_time": now,
@@ -495,6 +531,88 @@ def _register_offline_routes(app: Flask) -> None:
         with transaction(conn, write=False):
             _offline_check(conn, owner)
             return _json(_changes_page(conn, owner, db, raw_cursor, limit))
+
+
+def _register_report_routes(app: Flask) -> None:
+    # What a client tells about its copy. Accepted whatever the offline policy is now: a copy
+    # that is being wiped (right revoked) pushes its log and says it is gone.
+    @app.post(f"{API}/databases/<db>/offline/audit")
+    def offline_audit(db: str) -> Response:
+        owner = _owner(db)
+        body = _body(reports.MAX_AUDIT_BODY_BYTES)
+        events = reports.check_event_batch(body, owner.client_id)
+        conn = _conn()
+        now = _now()
+        with transaction(conn):
+            new = audit.record_access(
+                conn, owner.user_id, owner.username, owner.client_id, db, events, now
+            )
+        known = len(events) - new
+        return _json({"received": len(events), "recorded": new, "known": known, "server_time": now})
+
+    @app.put(f"{API}/databases/<db>/offline/copies/<path:client_id>")
+    def report_copy(db: str, client_id: str) -> Response:
+        owner = _owner(db)
+        _check_own_client(owner, client_id)
+        report = reports.check_copy_report(_body())
+        conn = _conn()
+        now = _now()
+        with transaction(conn):
+            why_not = _why_not_offline(conn, owner)
+            stored = copies.report(
+                conn,
+                db,
+                owner.user_id,
+                owner.username,
+                client_id,
+                report,
+                now,
+                offline_allowed=why_not is None,
+                why_not=why_not,
+            )
+        return _json(stored.to_wire())
+
+    @app.delete(f"{API}/databases/<db>/offline/copies/<path:client_id>")
+    def wipe_copy(db: str, client_id: str) -> Response:
+        owner = _owner(db)
+        _check_own_client(owner, client_id)
+        conn = _conn()
+        with transaction(conn):
+            copies.wiped(conn, db, owner.user_id, client_id, _now())
+        return Response(status=204)
+
+
+def _check_own_client(owner: accounts.TokenOwner, client_id: str) -> None:
+    if client_id != owner.client_id:
+        raise client_mismatch(
+            "A client reports only its own copy: the path must name the client_id this "
+            "session logged in with."
+        )
+
+
+def _register_manager_routes(app: Flask) -> None:
+    @app.get(f"{API}/admin/offline/copies")
+    def list_copies() -> Response:
+        _require_manager()
+        db = request.args.get("db") or None
+        if db is not None and len(db) > 64:
+            raise bad_request("'db' must be a database name of at most 64 characters.")
+        wiped = request.args.get("include_wiped", "false")
+        if wiped not in ("true", "false"):
+            raise bad_request("'include_wiped' must be true or false.")
+        found = copies.list_copies(_conn(), db=db, include_wiped=wiped == "true")
+        return _json({"copies": [copy.to_wire() for copy in found], "server_time": _now()})
+
+
+def _require_manager() -> None:
+    """The caller holds a server manager token: 401 without a valid token, 403 with a user's."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise bad_token("Send 'Authorization: Bearer <server manager token>'.")
+    if accounts.is_manager_token(_conn(), token.strip()):
+        return
+    accounts.resolve_token(_conn(), token.strip(), _now())  # 401 unless a user's token
+    raise not_server_manager()
 
 
 def _etags(header: str) -> set[str]:

@@ -1,4 +1,4 @@
-"""The audit trail: one row per record write (and, later, per reported offline access).
+"""The audit trail: one row per record write and per reported offline access.
 
 Every write through the API (create, update, delete; online or offline) and every record the
 server manager deletes or seals writes a row in the same transaction as the change. A row says
@@ -8,8 +8,11 @@ offline and the client's local time then, the client installation and the client
 
 The change id makes writes idempotent: a write carrying ``X-Change-Id`` that the trail already
 holds for this user and client is a resend, answered from the trail instead of applied twice.
-The same key will de-duplicate the offline access events a client reports (``kind`` tells
-the events apart; ``record_id`` may be empty for them). Never holds record content.
+The same key de-duplicates the offline access events a client reports (``kind`` tells the
+events apart; ``record_id`` is empty for an offline login, ``field`` holds the field *name* of
+a field revealed or copied): an event id the trail already holds is not recorded again. Such a
+row has ``offline`` set, the client's ``local_time`` of the access, and as ``at`` the server
+time it was received. Never holds record content or search terms.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from dataclasses import dataclass
 
 SERVER_MANAGER = "(server manager)"
 RECORD_KINDS = ("create", "update", "delete", "seal", "unseal")
+ACCESS_KINDS = ("offline_login", "record_shown", "field_revealed", "field_copied")
+"""The offline access events a client reports (``POST .../offline/audit``)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,21 @@ class AuditEntry:
     change_id: str | None
     base_rev: int | None
     rev: int | None
+    field: str | None = None
+    """The field name of a reported ``field_revealed`` or ``field_copied`` (never its value)."""
+
+
+@dataclass(frozen=True)
+class AccessEvent:
+    """One offline access a client reports: ``id`` is the client's, unique per client
+    installation; ``record_id`` is None for an ``offline_login``, ``field`` a field name for
+    ``field_revealed`` and ``field_copied`` only; ``local_time`` the client's clock then."""
+
+    id: str
+    kind: str
+    record_id: str | None
+    field: str | None
+    local_time: float
 
 
 @dataclass(frozen=True)
@@ -129,6 +149,41 @@ def last_delete(
     return None if row is None else (row[0], row[1], row[2])
 
 
+def record_access(
+    conn: sqlite3.Connection,
+    user_id: str,
+    user_name: str,
+    client_id: str,
+    db: str,
+    events: list[AccessEvent],
+    now: float,
+) -> int:
+    """Record offline access events (inside the caller's write transaction); return how many
+    were new. An id this user and client installation already used (by an earlier batch, an
+    earlier event of this batch, or a write's change id) is not recorded again."""
+    new = 0
+    for event in events:
+        cur = conn.execute(
+            "INSERT OR IGNORE INTO audit (at, kind, db, record_id, user_id, user_name,"
+            " client_id, offline, local_time, change_id, field)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (
+                now,
+                event.kind,
+                db,
+                event.record_id,
+                user_id,
+                user_name,
+                client_id,
+                event.local_time,
+                event.id,
+                event.field,
+            ),
+        )
+        new += cur.rowcount
+    return new
+
+
 def list_entries(
     conn: sqlite3.Connection,
     *,
@@ -141,7 +196,7 @@ def list_entries(
     or after ``since`` (server time)."""
     rows = conn.execute(
         "SELECT seq, at, kind, db, record_id, user_name, client_id, offline, local_time,"
-        " change_id, base_rev, rev FROM audit"
+        " change_id, base_rev, rev, field FROM audit"
         " WHERE (:user IS NULL OR user_name = :user) AND (:db IS NULL OR db = :db)"
         " AND (:since IS NULL OR at >= :since) ORDER BY seq DESC LIMIT :limit",
         {"user": user_name, "db": db, "since": since, "limit": limit},

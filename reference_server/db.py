@@ -27,7 +27,8 @@ CREATE TABLE IF NOT EXISTS meta (
 CREATE TABLE IF NOT EXISTS databases (
     name TEXT PRIMARY KEY,
     offline_allowed INTEGER NOT NULL,
-    offline_editing INTEGER NOT NULL DEFAULT 0
+    offline_editing INTEGER NOT NULL DEFAULT 0,
+    offline_login_attempts INTEGER NOT NULL DEFAULT 10
 );
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -113,12 +114,36 @@ CREATE TABLE IF NOT EXISTS audit (
     local_time REAL,
     change_id TEXT,
     base_rev INTEGER,
-    rev INTEGER
+    rev INTEGER,
+    field TEXT                       -- the field NAME of a reported offline access (no value)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS audit_by_change ON audit (user_id, client_id, change_id)
     WHERE change_id IS NOT NULL;
 CREATE INDEX IF NOT EXISTS audit_by_record ON audit (db, record_id);
 CREATE INDEX IF NOT EXISTS audit_by_time ON audit (at);
+-- The offline copies their clients report (see copies.py): one row per database, user and
+-- client installation. user_name stays when the user is deleted, like the audit trail's.
+CREATE TABLE IF NOT EXISTS offline_copies (
+    db TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    client_id TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('present', 'revoked', 'wiped')),
+    last_sync REAL NOT NULL,
+    record_count INTEGER NOT NULL,
+    pending_changes INTEGER NOT NULL,
+    unpushed_log_entries INTEGER NOT NULL,
+    complete INTEGER NOT NULL,
+    changed_at REAL NOT NULL,
+    why TEXT,
+    PRIMARY KEY (db, user_id, client_id)
+);
+-- The server manager's API tokens (see accounts.py): only their hashes.
+CREATE TABLE IF NOT EXISTS manager_tokens (
+    token_hash TEXT PRIMARY KEY,
+    label TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tokens (
     token_hash TEXT PRIMARY KEY,
     user_id TEXT NOT NULL,
@@ -184,10 +209,12 @@ def initialise(conn: sqlite3.Connection) -> None:
 
 # Columns added after the first release: ``CREATE TABLE IF NOT EXISTS`` leaves an older file's
 # table as it was, so they are added here. The defaults keep what the older file meant:
-# offline editing off, no delete right.
+# offline editing off, no delete right, the default limit of wrong offline passwords, no field.
 _ADDED_COLUMNS = (
     ("databases", "offline_editing", "INTEGER NOT NULL DEFAULT 0"),
     ("rights", "can_delete", "INTEGER NOT NULL DEFAULT 0"),
+    ("databases", "offline_login_attempts", "INTEGER NOT NULL DEFAULT 10"),
+    ("audit", "field", "TEXT"),
 )
 
 

@@ -65,6 +65,23 @@ def unknown_user(name: str) -> ApiError:
     return ApiError(404, "unknown_user", "Unknown user", f"There is no user named {name!r}.")
 
 
+def client_mismatch(detail: str) -> ApiError:
+    """A report about another client installation than the token's (403; never a reason for
+    a client to delete its copy)."""
+    return ApiError(403, "client_mismatch", "Another client installation", detail)
+
+
+def not_server_manager() -> ApiError:
+    """A request to a server manager endpoint without a manager token (403)."""
+    return ApiError(
+        403,
+        "not_server_manager",
+        "Server manager only",
+        "This endpoint needs a server manager token (psr-server admin api-token create), "
+        "not a user's token.",
+    )
+
+
 def unknown_record() -> ApiError:
     """A record that does not exist or that the caller may not read (404)."""
     return ApiError(

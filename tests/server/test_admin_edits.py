@@ -29,14 +29,16 @@ def data(tmp_path: Path, psr: PsrRunner) -> Path:
 
 def test_db_editing_switches_the_setting_and_db_list_shows_it(data: Path, psr: PsrRunner) -> None:
     assert psr("admin", "--data", data, "db", "list").out == (
-        "demo\toffline allowed\t0 records\tediting off\n"
+        "demo\toffline allowed\t0 records\tediting off\t10 login attempts\n"
     )
     out = psr("admin", "--data", data, "db", "editing", "demo", "on")
     assert out.out == (
         "offline editing of database demo is now on: users may change their "
         "offline copies; the changes are pushed under their record rights\n"
     )
-    assert psr("admin", "--data", data, "db", "list").out.endswith("\tediting on\n")
+    assert psr("admin", "--data", data, "db", "list").out.endswith(
+        "\tediting on\t10 login attempts\n"
+    )
     out = psr("admin", "--data", data, "db", "editing", "demo", "off")
     assert "offline copies are read-only; changes made offline before are still pushed" in (out.out)
     assert psr("admin", "--data", data, "db", "editing", "nowhere", "on").code == 1
@@ -99,7 +101,19 @@ def test_audit_list_shows_who_changed_what_and_when_it_was_made_offline(
         alice.close()
     lines = psr("admin", "--data", data, "audit", "list").out.splitlines()
     assert [line.split() for line in lines] == [
-        ["TIME", "(UTC)", "USER", "DATABASE", "KIND", "RECORD", "ID", "REV", "MADE", "CLIENT"],
+        [
+            "TIME",
+            "(UTC)",
+            "USER",
+            "DATABASE",
+            "KIND",
+            "RECORD",
+            "ID",
+            "FIELD",
+            "REV",
+            "MADE",
+            "CLIENT",
+        ],
         [
             "2024-05-01",
             "21:46:40",
@@ -107,6 +121,7 @@ def test_audit_list_shows_who_changed_what_and_when_it_was_made_offline(
             "demo",
             "create",
             NEW_ID,
+            "-",
             "1",
             "offline",
             "2024-05-01",
@@ -122,6 +137,7 @@ def test_audit_list_shows_who_changed_what_and_when_it_was_made_offline(
             "demo",
             "update",
             NEW_ID,
+            "-",
             "1->2",
             "online",
             "test-client",
@@ -151,7 +167,12 @@ def test_a_data_folder_from_before_offline_edits_gains_the_columns_with_safe_def
         rid = admin.add_record("demo", "VPN", {}, grant={"alice": "rwe"})
     # Make it look like a file from before: without the new columns.
     conn = sqlite3.connect(data / "server.sqlite3")
-    for table, column in (("databases", "offline_editing"), ("rights", "can_delete")):
+    for table, column in (
+        ("databases", "offline_editing"),
+        ("rights", "can_delete"),
+        ("databases", "offline_login_attempts"),
+        ("audit", "field"),
+    ):
         conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     conn.commit()
     conn.close()
@@ -177,4 +198,5 @@ def test_a_data_folder_from_before_offline_edits_gains_the_columns_with_safe_def
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         assert policy["offline_editing"] is False
+        assert policy["offline_login_attempts"] == 10
         assert rid

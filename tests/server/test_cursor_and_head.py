@@ -179,6 +179,7 @@ def test_head_etag_gives_304_until_the_feed_changes(demo: RunningServer, alice: 
         "offline_enabled": True,
         "offline_right": True,
         "offline_editing": False,
+        "offline_login_attempts": 10,
         "validity_seconds": 7 * 86400,
         "password_generation": 0,
     }

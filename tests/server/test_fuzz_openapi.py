@@ -54,9 +54,16 @@ OPERATIONS = [
     for op in (result.ok() for result in SCHEMA.get_all_operations())  # type: ignore[union-attr]
     if op.path != "/session/password" and (op.path, op.method) != ("/session", "delete")
 ]
-# Schema-valid requests these answer with a rightful refusal: a random cursor is refused, and
-# a write conditional on a random revision meets 412 or 410.
-REFUSES_VALID_DATA = ("/changes", "/records/{record_id}")
+# Schema-valid requests these answer with a rightful refusal: a random cursor is refused, a
+# write conditional on a random revision meets 412 or 410, a report names a random client
+# installation (403 client_mismatch), and a user's token is not a server manager's.
+REFUSES_VALID_DATA = (
+    "/changes",
+    "/records/{record_id}",
+    "/offline/audit",
+    "/copies/{client_id}",
+    "/admin/offline/copies",
+)
 
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])

@@ -12,6 +12,7 @@ import requests
 import yaml
 
 from reference_server.testing import RunningServer
+from tests.support.accountability import exercise_accountability
 from tests.support.api import API, ApiClient, exercise_writes
 
 SPEC_PATH = Path(__file__).resolve().parents[2] / "docs" / "sync-api.yaml"
@@ -151,7 +152,8 @@ def _exercise(srv: RunningServer) -> list[requests.Response]:
 def test_every_answer_matches_the_document_and_every_documented_answer_occurs(
     server: RunningServer, spec: dict[str, Any]
 ) -> None:
-    produced = {check_against_spec(spec, r) for r in [*_exercise(server), *exercise_writes(server)]}
+    answers = [*_exercise(server), *exercise_writes(server), *exercise_accountability(server)]
+    produced = {check_against_spec(spec, r) for r in answers}
     documented = {
         f"{op['operationId']} {status}"
         for item in spec["paths"].values()
