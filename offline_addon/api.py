@@ -37,6 +37,7 @@ from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
 from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.storage.access_log import AccessLog
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.files import delete_copy, remove_partial
 from offline_addon.storage.moves import (
@@ -50,6 +51,7 @@ from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
 from offline_addon.storage.paths import CopyPaths, normalise_server_url, resolve_folder
 from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar, write_sidecar
+from offline_addon.sync.accountability import after_user_delete, before_user_delete
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.result import SyncResult
 
@@ -118,10 +120,13 @@ database over a slow link can take minutes)."""
 class OfflineReader:
     """A read-only offline session over one copy (what ``offline_login`` hands the host).
 
-    Implements :class:`hookspecs.OfflineSession`. Close it when done."""
+    Implements :class:`hookspecs.OfflineSession` and :class:`hookspecs.AccessNotingSession`:
+    what the user is shown, revealed and copied is noted in the copy's offline access log
+    (``access_log``; default: one on the system clock). Close it when done."""
 
-    def __init__(self, copy: OfflineCopy) -> None:
+    def __init__(self, copy: OfflineCopy, access_log: AccessLog | None = None) -> None:
         self._copy = copy
+        self._access = access_log or AccessLog(copy)
         meta = copy.meta
         self._database = meta.identity.database
         self._username = meta.identity.username
@@ -183,14 +188,57 @@ class OfflineReader:
         """How many records match ``query`` (``search`` returns the first 500 of them)."""
         return self._copy.count_matches(query)
 
+    # -- what the offline access log notes (contract 1.2, AccessNotingSession) ---------------
+
     @_guarded
-    def get_record(self, record_id: str) -> RecordView | None:
-        """One record, or ``None`` when the copy does not hold it."""
+    def find_record(self, record_id: str) -> RecordView | None:
+        """One record, or ``None``, without counting it as shown: for finding the record
+        the user means (show it with :meth:`get_record`)."""
         return self._copy.get(record_id)
 
     @_guarded
+    def reveal(self, record_id: str, field: str) -> str:
+        """The value of ``field`` of a record, for showing it to the user; noted in the
+        offline access log (the field's name, never its value). InvalidArgument when the
+        copy holds no such record or field."""
+        value = self._field(record_id, field)
+        self._access.note("field_revealed", record_id, field)
+        return value
+
+    @_guarded
+    def note_copied(self, record_id: str, field: str) -> None:
+        """The host copied the value of ``field`` of a record (to the clipboard): noted in
+        the offline access log. InvalidArgument when the copy holds no such record or
+        field."""
+        self._field(record_id, field)
+        self._access.note("field_copied", record_id, field)
+
+    def _field(self, record_id: str, field: str) -> str:
+        if not isinstance(record_id, str) or not isinstance(field, str):
+            raise errors.InvalidArgument(
+                "A record and a field are named by their id and name as text; nothing was done."
+            )
+        view = self._copy.get(record_id)
+        if view is None or field not in view.fields:
+            raise errors.InvalidArgument(
+                "The offline copy holds no such record or no such field in it; nothing was "
+                "done. List the records and their fields first."
+            )
+        return view.fields[field]
+
+    @_guarded
+    def get_record(self, record_id: str) -> RecordView | None:
+        """One record, or ``None`` when the copy does not hold it. A record returned counts
+        as shown: it is noted in the offline access log (its id, never a value)."""
+        view = self._copy.get(record_id)
+        if view is not None:
+            self._access.note("record_shown", view.record_id)
+        return view
+
+    @_guarded
     def close(self) -> None:
-        """Close the copy's file."""
+        """Close the copy's file (after writing the access-log entries still held)."""
+        self._access.flush()
         self._copy.close()
 
 
@@ -408,7 +456,9 @@ class OfflineCopies:
             copy = open_offline(target, credentials.password, self._wall())
         except errors.CopyNotFound:
             raise errors.CopyNotFound.of(credentials.database) from None
-        return OfflineReader(copy)
+        access = AccessLog(copy, self._wall)
+        access.note("offline_login")
+        return OfflineReader(copy, access)
 
     # -- re-key and delete ------------------------------------------------------------------
 
@@ -460,11 +510,16 @@ class OfflineCopies:
             self._settle()
             if not target.folder.is_dir():
                 return False
+            online = session if isinstance(session, Session) else None
             with CopyLock(target.lock) as lock:
                 existed = target.db.exists() or target.sidecar.exists()
+                if online is not None and target.db.exists():
+                    before_user_delete(target, online)  # its access log first
                 delete_copy(target)
                 lock.remove_file()
             self._dispatcher.forget(target.copy_id)
+            if online is not None and existed:
+                after_user_delete(online)  # the server's registry of copies
             return existed
 
         return _wait(self._dispatcher.submit(remove), timeout)

@@ -49,6 +49,7 @@ from offline_addon.errors import (
     WrongPassword,
 )
 from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
+from offline_addon.storage.access_log import carry_access_log
 from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
 from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
 from offline_addon.storage.moves import has_pending_moves, settle_moves
@@ -66,6 +67,12 @@ from offline_addon.storage.offline_copy import (
 )
 from offline_addon.storage.paths import CopyPaths, damage_mark
 from offline_addon.storage.sidecar import read_sidecar, refresh_sidecar, write_sidecar
+from offline_addon.sync.accountability import (
+    LogPush,
+    forget_copy,
+    push_access_log,
+    report_copy,
+)
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
 from offline_addon.sync.transport import SyncClient
@@ -202,6 +209,8 @@ class _SyncRun:
         self.page_limit = page_limit
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + SYNC_DEADLINE_S
+        self.log_push: LogPush | None = None
+        """What pushing the offline access log did (None: not tried yet)."""
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -219,6 +228,8 @@ class _SyncRun:
         partial: OfflineCopy | None = None
         try:
             try:
+                if copy is not None and problem is None:
+                    self._push_log(copy)  # before the pull, and before a wipe (issue 16)
                 if problem == LOCKED_WITH_OTHER_KEY:
                     # Before anything is downloaded: is the session's password the older one?
                     self._check_policy()
@@ -257,6 +268,21 @@ class _SyncRun:
                 partial.close()
             if copy is not None and own_copy:
                 copy.close()
+
+    def _push_log(self, copy: OfflineCopy) -> None:
+        """Push the copy's offline access log (``sync/accountability``; never fails the
+        sync). After a failure it is not tried again in this run (an older server without
+        the endpoint, or one that does not answer)."""
+        if self.log_push is not None and self.log_push.stopped is not None:
+            return
+        self.log_push = push_access_log(
+            self.client,
+            copy,
+            self.session.database,
+            self.session.client_id,
+            deadline=self.deadline,
+            cancel=self.cancel,
+        )
 
     def _check_policy(self) -> None:
         """Raise OfflineNotAllowed unless the server allows this copy (first sync, rebuild,
@@ -555,6 +581,8 @@ class _SyncRun:
                 tally = self._pull(fresh, contact, None)
             if previous is not None:
                 fresh.adopt(previous)
+            if old is not None:
+                carry_access_log(old, fresh)
             fresh.record_contact(
                 contact,
                 etag=head.etag,
@@ -599,12 +627,14 @@ class _SyncRun:
         """The server refused: delete the copy (the outcome ``wiped``); when there was no
         copy to delete (a first sync without the right), the refusal is the answer."""
         if copy is not None:
+            self._push_log(copy)  # what was noted since the push at the start
             copy.close()
         existed = self.paths.db.exists()
         delete_copy(self.paths)
         self.lock.remove_file()
         if not existed:
             raise refusal
+        forget_copy(self.client, self.session.database, self.session.client_id)
         text = wiped_message(refusal.reason, existed)
         return SyncResult("wiped", 0, 0, 0, 0, self._elapsed(), None, text)
 
@@ -619,6 +649,15 @@ class _SyncRun:
     ) -> SyncResult:
         info = copy.sidecar_info()
         refresh_sidecar(self.paths, info)
+        report_copy(
+            self.client,
+            copy,
+            self.session.database,
+            self.session.client_id,
+            record_count=info.record_count,
+            complete=info.complete,
+            now=self.clock(),
+        )
         message = outcome_message(
             outcome,
             self.session.database,

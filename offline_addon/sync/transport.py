@@ -23,8 +23,10 @@ returned. The token never appears in a message, a log line or ``repr``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -49,6 +51,11 @@ from offline_addon.errors import (
     ServerBusy,
     ServerError,
     ServerUnreachable,
+)
+from offline_addon.protocol.accountability import (
+    AccessReceipt,
+    CopyReport,
+    load_access_receipt,
 )
 from offline_addon.protocol.answers import (
     OFFLINE_REFUSALS,
@@ -92,6 +99,13 @@ RETRY_BUDGET_S = 12.0
 user hears about a failing server within seconds; the schedule retries later (with back-off)."""
 BACKOFF_BASE = 0.5
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_GET_ANSWERS = frozenset({200, 304})
+_CHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_LARGE_WRITE_ANSWERS = (200, 201, 409, 412)
+"""The answers to a write that may carry a whole record (the stored one, or ``current``)."""
+_WRITE_ANSWERS = frozenset({200, 201, 204, 400, 403, 404, 409, 410, 412})
+"""The answers to a pushed change that speak about the change itself (see
+:func:`~offline_addon.protocol.answers.load_write_answer`); the others are the usual errors."""
 _CHUNK = 64 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
@@ -171,6 +185,21 @@ class HttpTransport(Protocol):
         at the latest; raise :class:`NoAnswer` when nothing came back, :class:`TimedOut` when
         time ran out, ServerUnreachable when the body broke off, ProtocolError when the body
         is over ``max_bytes`` (decompressed) or cannot be decoded."""
+        ...
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """A write (``PUT``, ``DELETE``) with ``body``, bounded and failing like :meth:`get`.
+        Whether the server applied a write whose answer was lost is unknown: the caller's
+        ``X-Change-Id`` makes the resend safe."""
         ...
 
     def close(self) -> None:
@@ -323,6 +352,31 @@ class RequestsTransport:
     ) -> HttpAnswer:
         """GET with the timeouts and the deadline; the body read in chunks, gzip decoded in
         bounded steps, refused beyond the caps."""
+        return self._request("GET", url, params, headers, None, deadline, max_bytes)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """A write, with the same timeouts, deadline and caps as :meth:`get`."""
+        return self._request(method, url, None, headers, body, deadline, max_bytes)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        deadline: float | None,
+        max_bytes: int | None,
+    ) -> HttpAnswer:
         now = time.monotonic()
         end = now + self._request_deadline
         if deadline is not None:
@@ -332,7 +386,7 @@ class RequestsTransport:
         cap = self._max_body if max_bytes is None else min(max_bytes, self._max_body)
         with _Cutoff(end - now) as cutoff:
             try:
-                answer = self._exchange(url, params, headers, cap, end, cutoff)
+                answer = self._exchange(method, url, params, headers, body, cap, end)
             except ProtocolError:
                 if cutoff.fired:  # what was cut off may look malformed: say why
                     raise TimedOut(_timed_out_message()) from None
@@ -358,19 +412,22 @@ class RequestsTransport:
 
     def _exchange(
         self,
+        method: str,
         url: str,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str],
+        body: bytes | None,
         cap: int,
         end: float,
-        cutoff: _Cutoff,
     ) -> HttpAnswer:
         connect, read = self._timeout
         left = max(0.001, end - time.monotonic())
         # The adapter directly: requests' Session.send would work out where a redirect leads
         # even when not following it (and raise ValueError on a Location with a bad port).
         prepared = self._http.prepare_request(
-            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers))
+            requests.Request(
+                method, url, params=dict(params or {}), headers=dict(headers), data=body
+            )
         )
         settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify, None)
         response = self._adapter.send(
@@ -384,14 +441,13 @@ class RequestsTransport:
         with response:
             lowered = {key.lower(): value for key, value in response.headers.items()}
             if response.status_code == 304 or 300 <= response.status_code < 400:
-                body = b""
+                content = b""
             else:
-                body = _read_body(
-                    response,
-                    lowered,
-                    cap if response.status_code == 200 else min(cap, MAX_SMALL_BODY_BYTES),
-                )
-            return HttpAnswer(response.status_code, lowered, body)
+                large_ones = _LARGE_WRITE_ANSWERS if method != "GET" else (200,)
+                large = response.status_code in large_ones
+                limit = cap if large else min(cap, MAX_SMALL_BODY_BYTES)
+                content = _read_body(response, lowered, limit)
+            return HttpAnswer(response.status_code, lowered, content)
 
 
 class _BodyBroke(Exception):
@@ -600,6 +656,54 @@ class SyncClient:
             return load_unchanged(answer.header("ETag"), answer.header("Date"))
         return load_head(decode_json(answer.body, max_items=0), answer.header("ETag"))
 
+    # -- offline accountability (sync/accountability) -------------------------------------
+
+    def post_access_events(
+        self, database: str, events: list[dict[str, Any]], *, deadline: float | None = None
+    ) -> AccessReceipt:
+        """``POST /databases/{db}/offline/audit`` with a batch of access events (retried
+        like a GET: the server records each event id once)."""
+        answer = self._call(
+            "POST",
+            self._db_url(database, "offline/audit"),
+            _json_body({"events": events}),
+            deadline,
+            frozenset({200}),
+            _JSON_CONTENT,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+        return load_access_receipt(decode_json(answer.body, max_items=0), len(events))
+
+    def put_copy_report(
+        self, database: str, client_id: str, report: CopyReport, *, deadline: float | None = None
+    ) -> None:
+        """``PUT /databases/{db}/offline/copies/{client_id}``: the copy as it is now."""
+        self._call(
+            "PUT",
+            self._copy_url(database, client_id),
+            _json_body(report.as_json()),
+            deadline,
+            frozenset({200}),
+            _JSON_CONTENT,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+
+    def delete_copy_report(
+        self, database: str, client_id: str, *, deadline: float | None = None
+    ) -> None:
+        """``DELETE /databases/{db}/offline/copies/{client_id}``: the copy is gone."""
+        self._call(
+            "DELETE",
+            self._copy_url(database, client_id),
+            None,
+            deadline,
+            frozenset({204}),
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+
+    def _copy_url(self, database: str, client_id: str) -> str:
+        return self._db_url(database, f"offline/copies/{quote(client_id, safe='')}")
+
     def changes(
         self, database: str, cursor: str | None, limit: int, *, deadline: float | None = None
     ) -> ChangePage:
@@ -630,6 +734,24 @@ class SyncClient:
         max_bytes: int | None = None,
     ) -> HttpAnswer:
         """GET with retries; a 200 or 304 answer, else the add-on error for it."""
+        return self._call(
+            "GET", url, None, deadline, _GET_ANSWERS, headers, params=params, max_bytes=max_bytes
+        )
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        deadline: float | None,
+        answered: frozenset[int],
+        headers: Mapping[str, str] | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """One request with retries (a write too: its ``X-Change-Id`` makes a resend safe);
+        an answer whose status is in ``answered``, else the add-on error for it."""
         attempt = 0
         sent = {**self._headers, **(headers or {})}
         give_up = time.monotonic() + self._retry_budget
@@ -637,9 +759,14 @@ class SyncClient:
             give_up = min(give_up, deadline)
         while True:
             try:
-                answer = self._transport.get(
-                    url, params, sent, deadline=deadline, max_bytes=max_bytes
-                )
+                if method == "GET":
+                    answer = self._transport.get(
+                        url, params, sent, deadline=deadline, max_bytes=max_bytes
+                    )
+                else:
+                    answer = self._transport.send(
+                        method, url, sent, body, deadline=deadline, max_bytes=max_bytes
+                    )
             except NoAnswer:
                 if attempt < self._retries and self._pause(attempt, None, give_up):
                     attempt += 1
@@ -652,7 +779,7 @@ class SyncClient:
                 ):
                     attempt += 1
                     continue
-            if answer.status not in (200, 304):
+            if answer.status not in answered:
                 raise self._http_error(answer)
             return answer
 
@@ -739,3 +866,11 @@ def _too_large(cap: int) -> ProtocolError:
         f"The server sent an answer larger than {size}; nothing was changed. Tell your "
         "administrator."
     )
+
+
+_JSON_CONTENT = {"Content-Type": "application/json"}
+
+
+def _json_body(payload: object) -> bytes:
+    """A JSON request body (UTF-8, compact)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
