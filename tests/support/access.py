@@ -4,10 +4,13 @@ and records whose values are secrets that cannot occur by chance."""
 
 from __future__ import annotations
 
+import stat
 import uuid
+from pathlib import Path
 from typing import Any
 
 from offline_addon.storage.paths import CopyPaths
+from reference_host.clipboard import Clipboard
 from reference_server.testing import RunningServer
 
 from .copies import opened_file
@@ -100,3 +103,22 @@ def registry(server: RunningServer, *, include_wiped: bool = True) -> list[dict[
 def paths_with(server: RunningServer, part: str) -> list[str]:
     """The requests the server saw whose path contains ``part``."""
     return [path for _, path in server.requests.seen() if part in path]
+
+
+FAKE_XCLIP = """#!/bin/sh
+# Stands in for xclip where no display exists: the clipboard is a file beside it.
+case "$*" in
+  *-o*) cat "$(dirname "$0")/clipboard" ;;
+  *) cat > "$(dirname "$0")/clipboard" ;;
+esac
+"""
+
+
+def file_clipboard(folder: Path) -> Clipboard:
+    """The host's clipboard over a stand-in ``xclip`` that keeps the value in
+    ``folder/clipboard``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / "xclip"
+    tool.write_text(FAKE_XCLIP, encoding="utf-8")
+    tool.chmod(tool.stat().st_mode | stat.S_IXUSR)
+    return Clipboard(path=str(folder))
