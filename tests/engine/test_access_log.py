@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import random
+import signal
 import time
 from pathlib import Path
 
@@ -34,6 +36,7 @@ from tests.support.access import (
 )
 from tests.support.copies import COPY_PASSWORD, IDENTITY, new_copy, opened_file, paths_of
 from tests.support.faults import Fault, FaultProxy
+from tests.support.kill import Child
 
 PASSWORD = "alice-pw"
 RECORDS = 12
@@ -323,3 +326,52 @@ def test_nothing_secret_reaches_the_log_the_requests_or_the_servers_trail(
         ("field_copied", "notes"),
     ]
     assert not any(SECRET in repr(entry) for entry in entries)
+
+
+# -- a kill between the server's answer and the local delete --------------------------------
+
+
+def push_job(session: Session, folder: Path, **options: object) -> dict[str, object]:
+    return {
+        "action": "push_log",
+        "session": dataclasses.asdict(session),
+        "folder": str(folder),
+        **options,
+    }
+
+
+def test_a_kill_after_the_servers_answer_and_before_the_delete_resends_and_records_once(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
+) -> None:
+    paths = first_sync(alice, folder)
+    add_rows(
+        paths, PASSWORD, [("record_shown", stocked[i % RECORDS], None, 1e9 + i) for i in range(250)]
+    )
+    ids = [row[0] for row in log_rows(paths, PASSWORD)]
+    child = Child(push_job(alice, folder, batch=100, kill_after=2))
+    child.finish()
+    assert child.returncode == -signal.SIGKILL
+    assert audited_ids(demo) == ids[:200]  # the server took two batches
+    assert [row[0] for row in log_rows(paths, PASSWORD)] == ids[100:]  # one deleted
+    assert sync_copy(paths, alice, create=False).outcome == "unchanged"
+    assert audited_ids(demo) == ids  # each once, in order
+    assert log_rows(paths, PASSWORD) == []
+
+
+def test_a_kill_at_a_random_moment_of_the_push_loses_and_doubles_nothing(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
+) -> None:
+    paths = first_sync(alice, folder)
+    add_rows(
+        paths,
+        PASSWORD,
+        [("field_copied", stocked[i % RECORDS], "password", 1e9 + i) for i in range(600)],
+    )
+    ids = [row[0] for row in log_rows(paths, PASSWORD)]
+    child = Child(push_job(alice, folder, batch=50))
+    child.until(f"answered {random.randint(1, 11)}")
+    time.sleep(random.uniform(0, 0.02))
+    child.kill()
+    assert sync_copy(paths, alice, create=False).outcome == "unchanged"
+    assert audited_ids(demo) == ids
+    assert log_rows(paths, PASSWORD) == []

@@ -19,6 +19,10 @@ Jobs (``action``):
   ``password``), step ``i`` being an edit of ``r1`` (its password becomes
   ``pw-Mv6!offline-edit-<i>``), a create, and for every third create a settled push, for every
   third after that a delete while still unsent.
+- ``push_log``: the push of the copy's offline access log (``sync/accountability``) in
+  batches of ``batch`` events, printing ``answered <n>`` after the server's answer to each
+  batch and before the copy deletes it; with ``kill_after`` the child SIGKILLs itself right
+  after that many answers (the server has the batch, the copy still holds it).
 
 This file is run as a script and imports nothing from the tests.
 """
@@ -109,9 +113,47 @@ def _edit(job: dict[str, Any]) -> str:
     return "edited"
 
 
+def _push_log(job: dict[str, Any]) -> str:
+    from hookspecs import Session
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+    from offline_addon.sync.accountability import push_access_log
+    from offline_addon.sync.transport import SyncClient
+
+    session = Session(**job["session"])
+    paths = CopyPaths.for_copy(
+        Path(job["folder"]),
+        session.server_url,
+        session.database,
+        session.username,
+        session.client_id,
+    )
+    kill_after = job.get("kill_after")
+    answers = []
+
+    class AnsweredThenKilled(SyncClient):
+        def post_access_events(self, *args: Any, **kwargs: Any) -> Any:
+            receipt = super().post_access_events(*args, **kwargs)
+            answers.append(receipt)
+            print(f"answered {len(answers)}", flush=True)
+            if len(answers) == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return receipt
+
+    with (
+        OfflineCopy.open(paths, session.password) as copy,
+        AnsweredThenKilled(session.server_url, session.token, session.client_id) as client,
+    ):
+        push = push_access_log(
+            client, copy, session.database, session.client_id, batch_events=job["batch"]
+        )
+    return f"pushed {push.sent}"
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
-    run = {"sync": _sync, "rekey": _rekey, "edit": _edit}[job.get("action", "sync")]
+    actions = {"sync": _sync, "rekey": _rekey, "edit": _edit, "push_log": _push_log}
+    run = actions[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
     print("ready", flush=True)
