@@ -39,6 +39,7 @@ from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.files import delete_copy, remove_partial
+from offline_addon.storage.login_attempts import read_attempts
 from offline_addon.storage.moves import (
     check_folder_usable,
     commit_moves,
@@ -408,7 +409,26 @@ class OfflineCopies:
             copy = open_offline(target, credentials.password, self._wall())
         except errors.CopyNotFound:
             raise errors.CopyNotFound.of(credentials.database) from None
+        except errors.WrongPassword:
+            if target.db.exists() and read_attempts(target).exhausted:
+                self._delete_condemned(target)
+            raise
         return OfflineReader(copy)
+
+    def _delete_condemned(self, target: CopyPaths) -> None:
+        """Delete a copy whose wrong-password tries are used up once the writer that kept it
+        is done: queued behind this process's sync, and retried by the next attempt when
+        another program keeps it longer (the copy cannot be opened meanwhile)."""
+
+        def remove() -> None:
+            if not read_attempts(target).exhausted:
+                return  # deleted (and perhaps created anew) meanwhile
+            with CopyLock(target.lock) as lock:
+                delete_copy(target)
+                lock.remove_file()
+            self._dispatcher.forget(target.copy_id)
+
+        self._dispatcher.submit(remove)
 
     # -- re-key and delete ------------------------------------------------------------------
 
