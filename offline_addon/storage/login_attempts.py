@@ -5,7 +5,8 @@ It lives outside the encrypted file (``<id>.attempts``, owner-only JSON, written
 temporary file, fsync and rename) because it must be read before the password is known.
 Every change is one read-modify-write under ``<id>.attempts.lock`` (an OS lock held for
 microseconds, apart from the copy's writer lock, so that a long sync never keeps a login from
-counting), so two processes guessing at once never lose a count.
+counting; removed by its holder after each change), so two processes guessing at once never
+lose a count.
 
 An attempt is counted *before* the password is tried (:func:`count_attempt`) and cleared when
 it opened the copy (:func:`clear_failures`): a program killed during the key derivation, or a
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,9 +118,9 @@ def note_limit(paths: CopyPaths, limit: int | None) -> None:
     deleted at the next offline attempt, or by the deletion queued when it was condemned)."""
     with _counter_lock(paths):
         held = read_attempts(paths)
-        new_limit = held.limit if limit is None else limit
-        failures = held.failures if held.known and held.exhausted else 0
-        kept = AttemptCount(new_limit, failures)
+        if held.known and held.exhausted:
+            return  # a raised limit must not pardon it either
+        kept = AttemptCount(held.limit if limit is None else limit, 0)
         if kept != held:
             _write(paths, kept)
 
@@ -126,8 +129,14 @@ def _assumed() -> AttemptCount:
     return AttemptCount(DEFAULT_LIMIT, DEFAULT_LIMIT - WARN_WHEN_LEFT, known=False)
 
 
-def _counter_lock(paths: CopyPaths) -> CopyLock:
-    return CopyLock(paths.attempts_lock, wait_s=COUNTER_LOCK_WAIT_S)
+@contextmanager
+def _counter_lock(paths: CopyPaths) -> Iterator[None]:
+    """Hold the counter's lock for one read-modify-write; its file is removed by its holder
+    afterwards (``CopyLock`` makes whoever waited lock anew), so none lingers beside the
+    copy."""
+    with CopyLock(paths.attempts_lock, wait_s=COUNTER_LOCK_WAIT_S) as lock:
+        yield
+        lock.remove_file()
 
 
 def _write(paths: CopyPaths, count: AttemptCount) -> None:

@@ -25,7 +25,9 @@ from offline_addon.storage.login_attempts import (
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
 from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.engine import sync_copy
 from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy
+from tests.support.hostile import HostileServer, Reply, policy_body
 from tests.support.kill import Child
 
 GUESS = "guess-Qx7-offline-secret-91zz"
@@ -244,3 +246,44 @@ def test_the_policy_limit_is_parsed_with_its_default_and_bounds() -> None:
     for bad in (0, 1001, -1, "5", True, 2.5, None):
         with pytest.raises(ProtocolError, match="offline_login_attempts"):
             load_policy({**base, "offline_login_attempts": bad})
+
+
+def _synced(tmp_path: Path, srv: HostileServer) -> CopyPaths:
+    s = srv.session
+    target = CopyPaths.for_copy(tmp_path, s.server_url, s.database, s.username, s.client_id)
+    with srv.client() as client:
+        sync_copy(target, s, create=True, client=client)
+    return target
+
+
+def _publish(srv: HostileServer, limit: object) -> None:
+    body = policy_body(offline_login_attempts=limit)
+    srv.route("/offline/policy", Reply.json(body))
+    srv.route("/offline/head", Reply.json({"seq": 1, **body}, headers=[("ETag", '"e-1-9"')]))
+
+
+def test_a_sync_stores_the_limit_the_server_publishes(tmp_path: Path) -> None:
+    with HostileServer() as srv:
+        _publish(srv, 3)
+        target = _synced(tmp_path, srv)
+        assert (read_attempts(target).limit, read_attempts(target).failures) == (3, 0)
+        assert target.attempts.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_server_that_publishes_an_impossible_limit_changes_nothing(tmp_path: Path) -> None:
+    with HostileServer() as srv:
+        target = _synced(tmp_path, srv)
+        assert read_attempts(target).limit == DEFAULT_LIMIT
+        _publish(srv, 0)
+        with pytest.raises(ProtocolError), srv.client() as client:
+            sync_copy(target, srv.session, create=False, client=client)
+        assert read_attempts(target).limit == DEFAULT_LIMIT
+
+
+def test_a_sync_does_not_pardon_a_condemned_copy(paths: CopyPaths) -> None:
+    note_limit(paths, 2)
+    wrong(paths)
+    with CopyLock(paths.lock):
+        wrong(paths)  # condemned while "a sync" holds the copy
+    note_limit(paths, 10)  # that sync's contact
+    assert read_attempts(paths).exhausted
