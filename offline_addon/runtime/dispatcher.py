@@ -321,7 +321,9 @@ class SyncDispatcher:
         now = self._now()
         self._current = session
         self._schedule = SyncSchedule(self._settings.interval_seconds)
-        self._watch_expiry()
+        self._watched, self._warn_at = None, float("inf")
+        if not self._settings.sync_after_login:
+            self._watch_expiry()  # else the login's sync looks, after it renewed the copy
         if self.paths_for(session).db.exists():
             self._schedule.arm(now)
             if self._settings.sync_after_login:

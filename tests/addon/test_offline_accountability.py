@@ -213,3 +213,26 @@ def test_a_logout_without_a_copy_asks_the_server_nothing(tmp_path: Path) -> None
             assert srv.requests == []
     finally:
         assert copies.shutdown(10)
+
+
+def test_an_online_login_that_renews_the_copy_does_not_warn_first(
+    site: Site, tmp_path: Path
+) -> None:
+    shift = [0.0]
+    notes = Notes()
+    copies = OfflineCopies(
+        AddonSettings(database_path=str(tmp_path / "copies")),
+        feedback=notes,
+        wall_clock=lambda: time.time() + shift[0],
+    )
+    try:
+        session = log_in(site.url, DB, "alice", "alice-pw")
+        copies.create(session)
+        shift[0] = WEEK - 5.5 * 3600  # near the end, but the server is there
+        copies.session_started(session)
+        copies.timer(time.time() + 60)
+        assert copies.wait_idle(30)
+        assert copies.status(session).status.syncs == 2  # the login's sync renewed it
+        assert notes.expiry() == []
+    finally:
+        assert copies.shutdown(10)
