@@ -42,6 +42,7 @@ said (``docs/sync-api.yaml``: ``offline_login_attempts``)."""
 LIMIT_RANGE = (1, MAX_LOGIN_ATTEMPTS)
 WARN_WHEN_LEFT = 3
 """From this many tries left, a wrong password's message says how many remain."""
+MAX_COUNTER_BYTES = 4096
 COUNTER_LOCK_WAIT_S = 5.0
 """How long a change of the counter waits for another process's change (microseconds each)."""
 
@@ -70,7 +71,11 @@ class AttemptCount:
 def read_attempts(paths: CopyPaths) -> AttemptCount:
     """The counter of an existing copy (see the module docstring for a missing one)."""
     try:
-        raw: Any = json.loads(paths.attempts.read_bytes())
+        with paths.attempts.open("rb") as source:
+            data = source.read(MAX_COUNTER_BYTES + 1)
+        if len(data) > MAX_COUNTER_BYTES:
+            return _assumed()  # not a counter this add-on wrote
+        raw: Any = json.loads(data)
     except (OSError, ValueError):
         return _assumed()
     if not isinstance(raw, dict) or raw.get("copy_id") != paths.copy_id:

@@ -116,6 +116,7 @@ def test_a_lost_counter_leaves_three_tries_not_a_fresh_ten(paths: CopyPaths) -> 
         b"",
         b"\x00\xff not json",
         b"[1, 2]",
+        b"{" + b" " * 100_000 + b"}",
         json.dumps({"copy_id": "b" * 64, "limit": 10, "failures": 0}).encode(),
         json.dumps({"copy_id": "a" * 64, "limit": 10, "failures": -5}).encode(),
         json.dumps({"copy_id": "a" * 64, "limit": 0, "failures": 0}).encode(),
