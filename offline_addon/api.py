@@ -39,6 +39,7 @@ from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.files import delete_copy, remove_partial
+from offline_addon.storage.login_attempts import read_attempts
 from offline_addon.storage.moves import (
     check_folder_usable,
     commit_moves,
@@ -49,7 +50,13 @@ from offline_addon.storage.moves import (
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
 from offline_addon.storage.paths import CopyPaths, normalise_server_url, resolve_folder
-from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar, write_sidecar
+from offline_addon.storage.sidecar import (
+    CopyInfo,
+    describe,
+    list_copies,
+    read_sidecar,
+    write_sidecar,
+)
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.result import SyncResult
 
@@ -109,6 +116,11 @@ def check_account(account: object, kind: type[Any]) -> None:
             "fields; nothing was done."
         )
 
+
+RENEW_AFTER_S = 3600.0
+"""A copy whose last server contact is older than this is renewed before a logout."""
+LOGOUT_RENEW_S = 3.0
+"""The longest a logout (or shutdown) waits for that renewal."""
 
 DEFAULT_WAIT_S = 600.0
 """How long the blocking methods wait for the worker by default (a first sync of a large
@@ -408,7 +420,57 @@ class OfflineCopies:
             copy = open_offline(target, credentials.password, self._wall())
         except errors.CopyNotFound:
             raise errors.CopyNotFound.of(credentials.database) from None
-        return OfflineReader(copy)
+        except errors.WrongPassword:
+            if target.db.exists() and read_attempts(target).exhausted:
+                self._delete_condemned(target)
+            raise
+        reader = OfflineReader(copy)
+        self._dispatcher.warn_of_expiry(
+            target.copy_id, reader.database, reader.last_sync, reader.valid_until
+        )
+        return reader
+
+    def _delete_condemned(self, target: CopyPaths) -> None:
+        """Delete a copy whose wrong-password tries are used up once the writer that kept it
+        is done: queued behind this process's sync, and retried by the next attempt when
+        another program keeps it longer (the copy cannot be opened meanwhile)."""
+
+        def remove() -> None:
+            if not read_attempts(target).exhausted:
+                return  # deleted (and perhaps created anew) meanwhile
+            with CopyLock(target.lock) as lock:
+                delete_copy(target)
+                lock.remove_file()
+            self._dispatcher.forget(target.copy_id)
+
+        self._dispatcher.submit(remove)
+
+    @_guarded
+    def renew_before_logout(self, session: Session, bound_s: float = LOGOUT_RENEW_S) -> bool:
+        """Before an online session ends (logout, shutdown): renew the copy's offline validity
+        with a quick sync when its last contact is older than :data:`RENEW_AFTER_S`, waiting
+        at most ``bound_s`` (the sync itself must end by then too: a server that hangs
+        cannot hold the logout longer; one still running is asked to stop). Skipped without
+        a copy or after a recent contact. Returns whether the copy was renewed."""
+        check_account(session, Session)
+        bound = check_time(bound_s)
+        target = self.paths_for(session)
+        if not target.db.exists():
+            return False
+        last = describe(target).last_sync
+        if last is not None and 0.0 <= self._wall() - last < RENEW_AFTER_S:
+            return False
+        future = self._dispatcher.request_sync(session, False, deadline_s=bound)
+        try:
+            future.result(max(0.0, bound))
+        except FutureTimeout:
+            self._dispatcher.cancel(target.copy_id)
+            _log.info("offline add-on: the renewal before logout did not finish in %.1f s", bound)
+            return False
+        except errors.OfflineAddonError as exc:
+            _log.info("offline add-on: the renewal before logout failed: %s", type(exc).__name__)
+            return False
+        return True
 
     # -- re-key and delete ------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from typing import Any
 from hookspecs import CommandArgument, CommandInvocation, HostCommand, Session
 from offline_addon import errors
 from offline_addon.api import DEFAULT_WAIT_S, CopyOverview, OfflineCopies
+from offline_addon.protocol.validity import expiry_stage
+from offline_addon.runtime.status import expiry_words
 from offline_addon.storage.sidecar import CopyInfo
 from offline_addon.sync.result import SyncResult, incomplete_words
 
@@ -230,6 +232,19 @@ def describe_age(last_sync: float | None, valid_until: float | None, now: float)
     return f"last sync {last}, {validity}"
 
 
+def expiry_line(last_sync: float | None, valid_until: float | None, now: float) -> str | None:
+    """The warning of a copy near the end of its offline validity, as a sentence ("Usable
+    offline for 5 more hours; connect to renew."), or None when it is not near (see
+    ``protocol.validity.expiry_stage``) or over (the refusal says that)."""
+    if last_sync is None or valid_until is None:
+        return None
+    left = valid_until - now
+    if expiry_stage(left, valid_until - last_sync) == 0:
+        return None
+    words = expiry_words(left)
+    return f"{words[0].upper()}{words[1:]}."
+
+
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
     if not info.database:
@@ -260,6 +275,9 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
         ]
     else:
         lines = [describe_copy(overview.info, now)]
+        warning = _status_expiry(overview)
+        if warning is not None:
+            lines.append(warning)
     if live.state == "syncing":
         lines.append(f"Synchronising now: {live.done}/{live.total}.")
     if live.last_error:
@@ -275,6 +293,13 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
     return lines
 
 
+def _status_expiry(overview: CopyOverview) -> str | None:
+    info, left = overview.info, overview.validity_left_s
+    if info is None or info.valid_until is None or left is None:
+        return None
+    return expiry_line(info.last_sync, info.valid_until, info.valid_until - left)
+
+
 def copy_json(info: CopyInfo) -> dict[str, Any]:
     """A copy as ``--json`` shows it: every :class:`CopyInfo` field (times in UNIX seconds,
     ``null`` when unknown)."""
@@ -284,7 +309,8 @@ def copy_json(info: CopyInfo) -> dict[str, Any]:
 def status_json(overview: CopyOverview, database: str) -> dict[str, Any]:
     """``offline status --json``: ``database``, ``copy`` (as in ``list --json``, or null),
     ``state`` ("idle"/"syncing"), ``done``, ``total``, ``last_result`` (outcome and counts,
-    or null), ``last_error`` (a sentence, or null), ``validity_left_s``, ``next_sync_in_s``."""
+    or null), ``last_error`` (a sentence, or null), ``validity_left_s``, ``next_sync_in_s``,
+    ``expiry_warning`` (the near-expiry sentence, or null)."""
     live = overview.status
     last = live.last_result
     return {
@@ -306,4 +332,5 @@ def status_json(overview: CopyOverview, database: str) -> dict[str, Any]:
         "last_error": live.last_error,
         "validity_left_s": overview.validity_left_s,
         "next_sync_in_s": None if overview.info is None else overview.next_sync_in_s,
+        "expiry_warning": _status_expiry(overview),
     }

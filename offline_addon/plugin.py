@@ -27,7 +27,7 @@ from hookspecs import (
 from hookspecs.services import NotifyLevel
 from offline_addon import errors
 from offline_addon.api import OfflineCopies, OfflineReader
-from offline_addon.commands import build_commands, describe_age
+from offline_addon.commands import build_commands, describe_age, expiry_line
 from offline_addon.errors import SettingsError
 from offline_addon.runtime.status import PROGRESS_TASK
 from offline_addon.settings import AddonSettings, parse_settings
@@ -213,7 +213,15 @@ class OfflineAddon:
 
     @hookimpl
     def on_logout(self, session: Session) -> None:
-        """Stop automatic syncs with this session's token."""
+        """Renew the copy first when its last contact is older than an hour (a quick sync,
+        waiting at most ``api.LOGOUT_RENEW_S``: the host called this before it shuts down
+        too), then stop automatic syncs with this session's token."""
+        try:
+            self.copies.renew_before_logout(session)
+        except errors.InvalidArgument:
+            pass  # told below, once
+        except Exception:
+            self._failed("on_logout")
         try:
             self.copies.session_ended(session)
         except errors.InvalidArgument as exc:
@@ -293,11 +301,13 @@ class OfflineAddon:
 
 def offline_login_message(reader: OfflineReader, now: float) -> str:
     """What the host shows after an offline login: read-only, how old the copy is and how long
-    it stays usable."""
-    return (
+    it stays usable, and near the end of the validity a warning of its own."""
+    text = (
         f"Logged in offline: read-only, from your offline copy "
         f"({describe_age(reader.last_sync, reader.valid_until, now)})."
     )
+    warning = expiry_line(reader.last_sync, reader.valid_until, now)
+    return text if warning is None else f"{text}\n{warning}"
 
 
 addon = OfflineAddon()

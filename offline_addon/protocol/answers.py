@@ -55,6 +55,9 @@ _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _REASONS = frozenset({"deleted", "revoked", "sealed"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DIGEST_ALGORITHM = "sha256-sum"
+DEFAULT_LOGIN_ATTEMPTS = 10
+"""``offline_login_attempts`` when the server does not say (``docs/sync-api.yaml``)."""
+MAX_LOGIN_ATTEMPTS = 1000
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -69,6 +72,9 @@ class OfflinePolicy:
     password_generation: int | None = field(default=None, kw_only=True)
     """The password generation the session's token was issued under (it goes up with every
     password change); None from a server that does not tell it."""
+    offline_login_attempts: int = field(default=DEFAULT_LOGIN_ATTEMPTS, kw_only=True)
+    """Wrong offline passwords in a row after which the client deletes its copy (1..1000;
+    10 from a server that does not say)."""
 
     @property
     def allowed(self) -> bool:
@@ -270,6 +276,10 @@ class PolicySchema(_Lenient):
     )
     server_time = Timestamp(required=True)
     password_generation = StrictInteger(load_default=None, validate=validate.Range(min=0))
+    offline_login_attempts = StrictInteger(
+        load_default=DEFAULT_LOGIN_ATTEMPTS,
+        validate=validate.Range(min=1, max=MAX_LOGIN_ATTEMPTS),
+    )
 
 
 class HeadSchema(PolicySchema):

@@ -51,6 +51,7 @@ from offline_addon.errors import (
 from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
 from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
 from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
+from offline_addon.storage.login_attempts import note_limit
 from offline_addon.storage.moves import has_pending_moves, settle_moves
 from offline_addon.storage.offline_copy import (
     LOCKED_WITH_OTHER_KEY,
@@ -202,6 +203,8 @@ class _SyncRun:
         self.page_limit = page_limit
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + SYNC_DEADLINE_S
+        self.login_attempts: int | None = None
+        """The server's wrong-password limit, once this run has heard it (not after a 304)."""
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -263,6 +266,7 @@ class _SyncRun:
         a copy without a stored head: the policy answers even when offline is not allowed)."""
         policy = self.client.policy(self.session.database, deadline=self.deadline)
         self._learn_generation(policy.password_generation)
+        self.login_attempts = policy.offline_login_attempts
         if not policy.allowed:
             raise OfflineNotAllowed(_reason(policy.offline_enabled))
 
@@ -388,6 +392,7 @@ class _SyncRun:
         self._learn_generation(head.password_generation)
         if not head.allowed:
             raise OfflineNotAllowed(_reason(head.offline_enabled))
+        self.login_attempts = head.offline_login_attempts
         return Contact(head.server_time, self.clock(), head.validity_seconds)
 
     def _unchanged_contact(self, meta: CopyMeta, head: HeadUnchanged) -> Contact:
@@ -619,6 +624,7 @@ class _SyncRun:
     ) -> SyncResult:
         info = copy.sidecar_info()
         refresh_sidecar(self.paths, info)
+        note_limit(self.paths, self.login_attempts)  # the password worked: counting restarts
         message = outcome_message(
             outcome,
             self.session.database,

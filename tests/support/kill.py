@@ -19,6 +19,8 @@ Jobs (``action``):
   ``password``), step ``i`` being an edit of ``r1`` (its password becomes
   ``pw-Mv6!offline-edit-<i>``), a create, and for every third create a settled push, for every
   third after that a delete while still unsent.
+- ``guess``: ``tries`` offline logins on the copy ``a...a`` in ``folder`` with the wrong
+  ``password`` (``storage.offline_open``), printing ``answer <i>`` after each refusal.
 
 This file is run as a script and imports nothing from the tests.
 """
@@ -109,9 +111,24 @@ def _edit(job: dict[str, Any]) -> str:
     return "edited"
 
 
+def _guess(job: dict[str, Any]) -> str:
+    from offline_addon import WrongPassword
+    from offline_addon.storage.offline_open import open_offline
+    from offline_addon.storage.paths import CopyPaths
+
+    paths = CopyPaths(Path(job["folder"]), "a" * 64)
+    for attempt in range(job["tries"]):
+        try:
+            open_offline(paths, job["password"]).close()
+        except WrongPassword:
+            print(f"answer {attempt}", flush=True)
+    return "guessed"
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
-    run = {"sync": _sync, "rekey": _rekey, "edit": _edit}[job.get("action", "sync")]
+    jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess}
+    run = jobs[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
     print("ready", flush=True)
