@@ -40,6 +40,7 @@ from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
+from offline_addon.sync.engine import compact_index, wants_compaction
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary
 from offline_addon.sync.transport import SyncClient
 
@@ -75,6 +76,7 @@ class SyncFn(Protocol):
         cancel: Callable[[], bool] | None = ...,
         clock: Callable[[], float] = ...,
         client: SyncClient | None = ...,
+        compact: bool = ...,
     ) -> SyncResult: ...
 
 
@@ -370,6 +372,19 @@ class SyncDispatcher:
         self._succeeded(copy_id, result, schedule, requested)
         for future in live:
             future.set_result(result)
+        if result.outcome != "wiped" and wants_compaction(result):
+            self._compact(target, session)
+
+    def _compact(self, target: CopyPaths, session: Session) -> None:
+        """Compact the search index after a large sync, once its callers have the result (the
+        copy was searchable before; this keeps the next small syncs and searches fast). The
+        copy stays open for the next sync; any failure only leaves the index as it was."""
+        try:
+            opening = self._cache.open(target, session.password, self._wall())
+            if opening.copy is not None and opening.problem is None:
+                compact_index(target, opening.copy)
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: search index not compacted (%s)", type(exc).__name__)
 
     def _run(
         self, target: CopyPaths, session: Session, create: bool, opening: Opening, requested: bool
@@ -402,6 +417,7 @@ class SyncDispatcher:
                     cancel=lambda: self._cancel_asked(target.copy_id),
                     clock=self._wall,
                     client=self._cache.client(session),
+                    compact=False,  # after the callers have the result: see _compact
                 )
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh

@@ -285,7 +285,7 @@ class OfflineCopy:
         writer may have replaced it (a rebuild, a move) or re-keyed it since it was opened.
         Reconnects when needed (returns True then); raises like :meth:`reconnect`."""
         with self._lock:
-            if self._conn is not None and _file_id(self.db_path) == self._file:
+            if self.reads_current_file():
                 try:
                     self._conn.execute("SELECT count(*) FROM meta").fetchone()
                     return False
@@ -293,6 +293,11 @@ class OfflineCopy:
                     pass  # re-keyed by another program: the old key reads no more
             self.reconnect(password)
             return True
+
+    def reads_current_file(self) -> bool:
+        """Whether this connection reads the file :attr:`db_path` names now (not one that
+        another writer has replaced since)."""
+        return self._conn is not None and _file_id(self.db_path) == self._file
 
     @property
     def is_open(self) -> bool:

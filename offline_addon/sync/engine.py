@@ -128,6 +128,7 @@ def sync_copy(
     page_limit: int = DEFAULT_PAGE_LIMIT,
     lock_wait_s: float = DEFAULT_WAIT_S,
     deadline_s: float = SYNC_DEADLINE_S,
+    compact: bool = True,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
 
@@ -141,7 +142,9 @@ def sync_copy(
     being written is rolled back). The run ends within ``deadline_s``. ``client`` and
     ``page_limit`` are for tests and benchmarks. The run holds the copy's
     writer lock; when another program keeps it longer than ``lock_wait_s`` the run raises
-    :class:`~offline_addon.errors.CopyBusy` (retried later). Errors are raised as
+    :class:`~offline_addon.errors.CopyBusy` (retried later). ``compact=False`` leaves the
+    search index's compaction after a large sync to the caller (:func:`compact_index`, once
+    the result is delivered: the copy is searchable before). Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
     if has_pending_moves(paths.folder):
@@ -169,10 +172,32 @@ def sync_copy(
             active = client or SyncClient(session.server_url, session.token, session.client_id)
             run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit, lock)
             run.deadline = time.monotonic() + deadline_s
+            run.compact = compact
             return run.execute(opening, own_copy)
     finally:
         if own_client and active is not None:
             active.close()
+
+
+def wants_compaction(result: SyncResult) -> bool:
+    """Whether a sync changed enough records that the search index should be compacted."""
+    return result.added + result.changed + result.removed >= COMPACT_INDEX_AFTER
+
+
+def compact_index(paths: CopyPaths, copy: OfflineCopy) -> bool:
+    """Compact the search index of the open ``copy`` (after a large sync run with
+    ``compact=False``) under the copy's writer lock; skipped (False) when another writer holds
+    the lock, or the file was replaced since ``copy`` was opened (the index then stays as it
+    is: searches and syncs stay correct, a little slower until the next large sync)."""
+    try:
+        with CopyLock(paths.lock, wait_s=0.0):
+            if not copy.is_open or not copy.reads_current_file():
+                return False
+            copy.compact_search_index()
+            return True
+    except OfflineAddonError as exc:
+        log.info("offline copy: search index not compacted (%s)", type(exc).__name__)
+        return False
 
 
 class _SyncRun:
@@ -202,6 +227,7 @@ class _SyncRun:
         self.page_limit = page_limit
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + SYNC_DEADLINE_S
+        self.compact = True
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -470,7 +496,7 @@ class _SyncRun:
                     self._describe(copy)
                 if page.has_more and self.cancel is not None and self.cancel():
                     raise SyncCancelled
-        if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
+        if self.compact and tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
         if last is None or last.digest is None:  # protocol/answers rules this out
             raise ProtocolError(
