@@ -52,6 +52,7 @@ from offline_addon.storage.search import (
     DEFAULT_LIMIT,
     check_query,
     count_sql,
+    query_terms,
     search_sql,
 )
 from offline_addon.storage.sidecar import CopyInfo
@@ -461,16 +462,16 @@ class OfflineCopy:
         check_query(query)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
-        sql, params = search_sql(query, limit)
         with self._reading() as db:
+            sql, params = search_sql(query, limit, query_terms(db, query))
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 
     def count_matches(self, query: str) -> int:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
-        sql, params = count_sql(query)
         with self._reading() as db:
+            sql, params = count_sql(query, query_terms(db, query))
             return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
