@@ -52,6 +52,16 @@ def engine_sync(
     return result, time.perf_counter() - started
 
 
+def upkeep(folder: Path, who: Login, copy: Any, result: Any) -> float:
+    """The index upkeep the add-on's worker runs after a sync's result (``index_upkeep``, as
+    the dispatcher calls it); returns seconds."""
+    from offline_addon.sync.engine import index_upkeep
+
+    started = time.perf_counter()
+    index_upkeep(paths_for(folder, who), copy, result)
+    return time.perf_counter() - started
+
+
 def api_first_sync(folder: Path, who: Login) -> tuple[Any, float, float, int]:
     """A first sync through the public API, as a host or script makes one:
     ``OfflineCopies(...).create(session)``. Returns (SyncResult, seconds until the result,

@@ -40,7 +40,7 @@ from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
-from offline_addon.sync.engine import compact_index, wants_compaction
+from offline_addon.sync.engine import index_upkeep
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary
 from offline_addon.sync.transport import SyncClient
 
@@ -372,19 +372,20 @@ class SyncDispatcher:
         self._succeeded(copy_id, result, schedule, requested)
         for future in live:
             future.set_result(result)
-        if result.outcome != "wiped" and wants_compaction(result):
-            self._compact(target, session)
+        if result.outcome != "wiped" and result.added + result.changed + result.removed:
+            self._index_upkeep(target, session, result)
 
-    def _compact(self, target: CopyPaths, session: Session) -> None:
-        """Compact the search index after a large sync, once its callers have the result (the
-        copy was searchable before; this keeps the next small syncs and searches fast). The
+    def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:
+        """The search index's upkeep after a sync with changes, once its callers have the
+        result (the copy was searchable before): a compaction after a large sync, else a
+        bounded merge of small segments, so that the next syncs and searches stay fast. The
         copy stays open for the next sync; any failure only leaves the index as it was."""
         try:
             opening = self._cache.open(target, session.password, self._wall())
             if opening.copy is not None and opening.problem is None:
-                compact_index(target, opening.copy)
+                index_upkeep(target, opening.copy, result)
         except errors.OfflineAddonError as exc:
-            _log.info("offline copy: search index not compacted (%s)", type(exc).__name__)
+            _log.info("offline copy: no index upkeep (%s)", type(exc).__name__)
 
     def _run(
         self, target: CopyPaths, session: Session, create: bool, opening: Opening, requested: bool
@@ -417,7 +418,7 @@ class SyncDispatcher:
                     cancel=lambda: self._cancel_asked(target.copy_id),
                     clock=self._wall,
                     client=self._cache.client(session),
-                    compact=False,  # after the callers have the result: see _compact
+                    compact=False,  # after the callers have the result: see _index_upkeep
                 )
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh

@@ -43,6 +43,7 @@ from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
     SCHEMA_VERSION,
+    SEARCH_INDEXES,
     migrate,
     schema_version,
 )
@@ -154,6 +155,10 @@ first sync of 100k records). A larger FTS5 ``hashsize`` in a batch was faster st
 15 %) but held up to that much more memory (4 MiB: 1.2x the three-page bound, which the
 bench checks), so the default stays. A kill loses at most one batch, which the next sync
 fetches again from the stored cursor."""
+MERGE_PAGES = 200
+"""How much merging of index segments :meth:`OfflineCopy.merge_search_index` does at most, in
+pages (4 KiB each): enough to keep up with the segments of a sync of a few hundred changes."""
+
 BATCH_MIN_PAGE = 1000
 """Only pages of at least this many changes are batched (a first sync's or a rebuild's, at
 the engine's page limit): smaller pages commit one by one, as a page's commit costs little
@@ -735,6 +740,21 @@ class OfflineCopy:
                 db.execute(
                     "INSERT INTO records_name_trigrams(records_name_trigrams) VALUES ('optimize')"
                 )
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
+
+    def merge_search_index(self, pages: int = MERGE_PAGES) -> None:
+        """Merge the small segments that small syncs leave in each full-text index (where a
+        level holds FTS5's ``usermerge``, 4, of them), writing at most about ``pages`` pages:
+        a few milliseconds, done between syncs so that no sync pays for FTS5's own merging
+        (off since migration 6; its crisis merge of 16 segments stays the safety net)."""
+        try:
+            with self._transaction() as db:
+                for table in SEARCH_INDEXES:
+                    db.execute(
+                        f"INSERT INTO {table}({table}, rank) VALUES ('merge', ?)",  # noqa: S608
+                        (pages,),
+                    )
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
 

@@ -184,19 +184,40 @@ def wants_compaction(result: SyncResult) -> bool:
     return result.added + result.changed + result.removed >= COMPACT_INDEX_AFTER
 
 
+def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> bool:
+    """The search index's upkeep that a sync (run with ``compact=False``) leaves for after its
+    result, on the open ``copy``: after a large sync a compaction into one segment per index
+    (:func:`compact_index`), after one with changes a bounded merge of the small segments
+    that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
+    was done; see :func:`compact_index` for when it is skipped."""
+    if result.outcome == "wiped":
+        return False
+    if wants_compaction(result):
+        return compact_index(paths, copy)
+    if result.added + result.changed + result.removed == 0:
+        return False
+    return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
+
+
 def compact_index(paths: CopyPaths, copy: OfflineCopy) -> bool:
     """Compact the search index of the open ``copy`` (after a large sync run with
     ``compact=False``) under the copy's writer lock; skipped (False) when another writer holds
     the lock, or the file was replaced since ``copy`` was opened (the index then stays as it
     is: searches and syncs stay correct, a little slower until the next large sync)."""
+    return _under_writer_lock(paths, copy, copy.compact_search_index, "compacted")
+
+
+def _under_writer_lock(
+    paths: CopyPaths, copy: OfflineCopy, work: Callable[[], None], done: str
+) -> bool:
     try:
         with CopyLock(paths.lock, wait_s=0.0):
             if not copy.is_open or not copy.reads_current_file():
                 return False
-            copy.compact_search_index()
+            work()
             return True
     except OfflineAddonError as exc:
-        log.info("offline copy: search index not compacted (%s)", type(exc).__name__)
+        log.info("offline copy: search index not %s (%s)", done, type(exc).__name__)
         return False
 
 

@@ -14,7 +14,7 @@ from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.migrations import SEARCH_INDEXES
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.sync import engine
-from offline_addon.sync.engine import compact_index, sync_copy
+from offline_addon.sync.engine import compact_index, index_upkeep, sync_copy
 from offline_addon.sync.result import Outcome, SyncResult
 from reference_server.testing import RunningServer
 from tests.support.copies import opened_file, paths_of
@@ -130,3 +130,35 @@ def test_only_a_large_sync_asks_for_compaction() -> None:
     assert not engine.wants_compaction(result("synced", 100, 100))
     assert engine.wants_compaction(result("synced", limit - 1, 1))
     assert engine.wants_compaction(result("repaired", limit))
+
+
+def test_small_syncs_leave_their_segments_to_the_merge_between_syncs(
+    demo: RunningServer, stocked: list[str], alice: Session, folder: Path
+) -> None:
+    copies = OfflineCopies(AddonSettings(database_path=str(folder)))
+    try:
+        copies.create(alice)
+        assert copies.wait_idle(30)
+        for n in range(8):
+            demo.admin.update_record("demo", stocked[n], fields={"notes": f"moved{n} north"})
+            assert copies.sync_now(alice).changed == 1
+            assert copies.wait_idle(30)
+    finally:
+        copies.shutdown()
+    with opened_file(paths_of(folder, alice), "alice-pw") as db:
+        # One new segment per sync and index (8 + the first sync's) without the merges.
+        assert _segments(db)["records_fts"] <= 4
+    with OfflineCopy.open(paths_of(folder, alice), "alice-pw") as copy:
+        assert [r.record_id for r in copy.search("moved3")] == [stocked[3]]
+        assert len(_found(copy, "north")) == 8
+
+
+def test_upkeep_after_a_sync_without_changes_does_nothing(
+    stocked: list[str], alice: Session, folder: Path
+) -> None:
+    paths = paths_of(folder, alice)
+    sync_copy(paths, alice, create=True, page_limit=SMALL_PAGE)
+    result = sync_copy(paths, alice, create=False)
+    assert result.outcome == "unchanged"
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        assert not index_upkeep(paths, copy, result)
