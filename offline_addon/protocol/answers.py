@@ -115,6 +115,9 @@ class RecordData:
     fields_json: str
     """``fields`` encoded for storage; encoded during validation, which runs on the prefetch
     thread, so that the writing thread does not pay for it."""
+    index_text: str | None = None
+    """The text the full-text index holds for the record (:func:`index_text`), made during
+    validation like ``fields_json``; None: the writer makes it."""
 
     def __repr__(self) -> str:
         return f"RecordData(id={self.id!r}, rev={self.rev})"
@@ -216,7 +219,14 @@ def check_record(value: Any) -> RecordData:
         updated_at = float(updated_at)
     if type(updated_at) is not float or not abs(updated_at) <= MAX_TIMESTAMP:
         raise ValidationError("Record updated_at missing or not a time.")
-    return RecordData(rid, rev, name, values, updated_at, _encode(values))
+    return RecordData(rid, rev, name, values, updated_at, _encode(values), index_text(values))
+
+
+def index_text(values: Mapping[str, str]) -> str:
+    """The field text that goes into the copy's full-text index: every value but the
+    password's. Must stay equal to the SQL of ``_FTS_BODY`` in
+    :mod:`offline_addon.storage.migrations`."""
+    return " ".join(value for key, value in values.items() if key.lower() != "password")
 
 
 def check_change(item: Any) -> Change:

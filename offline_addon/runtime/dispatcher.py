@@ -48,6 +48,7 @@ from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
 from offline_addon.storage.sidecar import CopyInfo, read_sidecar
+from offline_addon.sync.engine import index_upkeep
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary
 from offline_addon.sync.transport import SyncClient
 
@@ -84,6 +85,7 @@ class SyncFn(Protocol):
         clock: Callable[[], float] = ...,
         client: SyncClient | None = ...,
         deadline_s: float = ...,
+        compact: bool = ...,
     ) -> SyncResult: ...
 
 
@@ -431,6 +433,20 @@ class SyncDispatcher:
             self._watch_expiry()
         for future in live:
             future.set_result(result)
+        if result.outcome != "wiped" and result.added + result.changed + result.removed:
+            self._index_upkeep(target, session, result)
+
+    def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:
+        """The search index's upkeep after a sync with changes, once its callers have the
+        result (the copy was searchable before): a compaction after a large sync, else a
+        bounded merge of small segments, so that the next syncs and searches stay fast. The
+        copy stays open for the next sync; any failure only leaves the index as it was."""
+        try:
+            opening = self._cache.open(target, session.password, self._wall())
+            if opening.copy is not None and opening.problem is None:
+                index_upkeep(target, opening.copy, result)
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: no index upkeep (%s)", type(exc).__name__)
 
     def _run(
         self,
@@ -471,6 +487,7 @@ class SyncDispatcher:
                     clock=self._wall,
                     client=self._cache.client(session),
                     **bound,
+                    compact=False,  # after the callers have the result: see _index_upkeep
                 )
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh

@@ -129,6 +129,7 @@ def sync_copy(
     page_limit: int = DEFAULT_PAGE_LIMIT,
     lock_wait_s: float = DEFAULT_WAIT_S,
     deadline_s: float = SYNC_DEADLINE_S,
+    compact: bool = True,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
 
@@ -142,7 +143,9 @@ def sync_copy(
     being written is rolled back). The run ends within ``deadline_s``. ``client`` and
     ``page_limit`` are for tests and benchmarks. The run holds the copy's
     writer lock; when another program keeps it longer than ``lock_wait_s`` the run raises
-    :class:`~offline_addon.errors.CopyBusy` (retried later). Errors are raised as
+    :class:`~offline_addon.errors.CopyBusy` (retried later). ``compact=False`` leaves the
+    search index's compaction after a large sync to the caller (:func:`compact_index`, once
+    the result is delivered: the copy is searchable before). Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
     if has_pending_moves(paths.folder):
@@ -170,10 +173,53 @@ def sync_copy(
             active = client or SyncClient(session.server_url, session.token, session.client_id)
             run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit, lock)
             run.deadline = time.monotonic() + deadline_s
+            run.compact = compact
             return run.execute(opening, own_copy)
     finally:
         if own_client and active is not None:
             active.close()
+
+
+def wants_compaction(result: SyncResult) -> bool:
+    """Whether a sync changed enough records that the search index should be compacted."""
+    return result.added + result.changed + result.removed >= COMPACT_INDEX_AFTER
+
+
+def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> bool:
+    """The search index's upkeep that a sync (run with ``compact=False``) leaves for after its
+    result, on the open ``copy``: after a large sync a compaction into one segment per index
+    (:func:`compact_index`), after one with changes a bounded merge of the small segments
+    that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
+    was done; see :func:`compact_index` for when it is skipped."""
+    if result.outcome == "wiped":
+        return False
+    if wants_compaction(result):
+        return compact_index(paths, copy)
+    if result.added + result.changed + result.removed == 0:
+        return False
+    return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
+
+
+def compact_index(paths: CopyPaths, copy: OfflineCopy) -> bool:
+    """Compact the search index of the open ``copy`` (after a large sync run with
+    ``compact=False``) under the copy's writer lock; skipped (False) when another writer holds
+    the lock, or the file was replaced since ``copy`` was opened (the index then stays as it
+    is: searches and syncs stay correct, a little slower until the next large sync)."""
+    return _under_writer_lock(paths, copy, copy.compact_search_index, "compacted")
+
+
+def _under_writer_lock(
+    paths: CopyPaths, copy: OfflineCopy, work: Callable[[], None], done: str
+) -> bool:
+    try:
+        with CopyLock(paths.lock, wait_s=0.0):
+            if not copy.is_open or not copy.reads_current_file():
+                return False
+            work()
+            return True
+    except OfflineAddonError as exc:
+        log.info("offline copy: search index not %s (%s)", done, type(exc).__name__)
+        return False
 
 
 class _SyncRun:
@@ -205,6 +251,7 @@ class _SyncRun:
         self.deadline = time.monotonic() + SYNC_DEADLINE_S
         self.login_attempts: int | None = None
         """The server's wrong-password limit, once this run has heard it (not after a 304)."""
+        self.compact = True
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -475,7 +522,7 @@ class _SyncRun:
                     self._describe(copy)
                 if page.has_more and self.cancel is not None and self.cancel():
                     raise SyncCancelled
-        if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
+        if self.compact and tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
         if last is None or last.digest is None:  # protocol/answers rules this out
             raise ProtocolError(
