@@ -217,11 +217,13 @@ def run_conflicts(inv: CommandInvocation, api: OfflineCopies) -> int:
     return code
 
 
-def _conflict_action(inv: CommandInvocation) -> tuple[str, int] | tuple[str] | None:
-    chosen = [(a.name, inv.args.get(a.name)) for a in CONFLICT_ARGUMENTS]
-    chosen = [(name, value) for name, value in chosen if value not in (None, False)]
+def _conflict_action(inv: CommandInvocation) -> tuple[str, int] | None:
+    """What ``offline conflicts`` was asked: (argument, conflict number), ``("list", 0)``
+    without one; None (said why) for a bad number or more than one."""
+    given = [(a.name, inv.args.get(a.name)) for a in CONFLICT_ARGUMENTS]
+    chosen = [(name, value) for name, value in given if value not in (None, False)]
     if not chosen:
-        return ("list",)
+        return ("list", 0)
     if len(chosen) > 1:
         inv.output("Error: choose one of --reveal, --keep-mine, --keep-server, --dismiss.")
         return None
@@ -236,14 +238,14 @@ def _conflict_action(inv: CommandInvocation) -> tuple[str, int] | tuple[str] | N
 
 
 def _act_on_conflicts(
-    inv: CommandInvocation, opened: OfflineCopySession, action: tuple[str, int] | tuple[str]
+    inv: CommandInvocation, opened: OfflineCopySession, action: tuple[str, int]
 ) -> int:
     found = {entry.conflict_id: entry for entry in opened.conflicts()}
     if action[0] == "list":
         for line in describe_conflicts(list(found.values())):
             inv.output(line)
         return EXIT_OK
-    name, number = action[0], action[1]  # type: ignore[misc]
+    name, number = action
     entry = found.get(number)
     if entry is None:
         inv.output(f"Error: there is no conflict #{number}; run 'offline conflicts' to see them.")
