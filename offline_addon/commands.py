@@ -166,6 +166,7 @@ def build_commands(copies: Copies) -> list[HostCommand]:
 
 CONFLICT_ARGUMENTS = (
     CommandArgument("reveal", "show your value and the server's for conflict number N"),
+    CommandArgument("copy", "copy your value of conflict N to the clipboard"),
     CommandArgument(
         "keep-mine", "keep your value of conflict N: it is sent to the server at the next sync"
     ),
@@ -225,7 +226,7 @@ def _conflict_action(inv: CommandInvocation) -> tuple[str, int] | None:
     if not chosen:
         return ("list", 0)
     if len(chosen) > 1:
-        inv.output("Error: choose one of --reveal, --keep-mine, --keep-server, --dismiss.")
+        inv.output("Error: choose one of --reveal, --copy, --keep-mine, --keep-server, --dismiss.")
         return None
     name, value = chosen[0]
     text = str(value).strip().lstrip("#")
@@ -256,6 +257,8 @@ def _act_on_conflicts(
         inv.output(f"  yours:    {_value_words(entry.mine, entry.slot)}")
         inv.output(f"  server's: {_value_words(entry.theirs, entry.slot)}")
         return EXIT_OK
+    if name == "copy":
+        return _copy_value(inv, entry)
     if name == "keep-mine":
         opened.keep_mine(number)
         inv.output(
@@ -266,6 +269,28 @@ def _act_on_conflicts(
     opened.dismiss_conflict(number)
     kept = "The server's value stays" if entry.reason == "conflict" else "Dismissed"
     inv.output(f"{kept} for {entry.record_name} ({where}); your value was dropped.")
+    return EXIT_OK
+
+
+def _copy_value(inv: CommandInvocation, entry: ConflictEntry) -> int:
+    """Your value of a conflict onto the host's clipboard (contract 1.2), never printed; a
+    host without one is told to reveal it."""
+    number, where = entry.conflict_id, _slot_words(entry.slot)
+    if entry.mine is None:
+        inv.output(f"#{number} has no value of yours to copy ({where}).")
+        return EXIT_FAILED
+    copy = getattr(inv.services, "copy_to_clipboard", None)
+    said = None
+    if callable(copy):
+        try:
+            said = copy(entry.mine)
+        except Exception as exc:  # a host's failure must not lose the user the value
+            said = None
+            inv.output(f"The clipboard failed ({type(exc).__name__}).")
+    if not isinstance(said, str):
+        inv.output(f"No clipboard can be used here; see the value with --reveal {number}.")
+        return EXIT_FAILED
+    inv.output(f"Your value for {entry.record_name} ({where}): {said}.")
     return EXIT_OK
 
 
@@ -281,8 +306,8 @@ def describe_conflicts(entries: list[ConflictEntry]) -> list[str]:
             f"{REASONS.get(entry.reason, entry.reason)} ({when})"
         )
     lines.append(
-        "See a value with --reveal N; keep yours with --keep-mine N (sent at the next sync), "
-        "or the server's with --keep-server N."
+        "See a value with --reveal N (or --copy N); keep yours with --keep-mine N (sent at the "
+        "next sync), or the server's with --keep-server N."
     )
     return lines
 

@@ -146,6 +146,7 @@ class Shell:
         self._line_editing = interactive and line_editing
         self._screen: PromptScreen | None = None
         self.clipboard = clipboard or Clipboard()
+        host.clipboard = self.clipboard
         self._login_timeout = login_timeout
         self.online: OnlineSession | None = None
         self.offline: OfflineSession | None = None

@@ -261,3 +261,10 @@ def test_the_addon_answers_a_1_1_host_without_the_1_2_counts(
 
 def test_the_manifest_names_the_offline_editing_server_setting() -> None:
     assert _root_manifest()["server_settings"] == ["offline_allowed", "offline_editing"]
+
+
+def test_copy_to_clipboard_is_a_documented_host_service_of_1_2() -> None:
+    assert "copy_to_clipboard" in dir(HostServices)
+    doc = HostServices.copy_to_clipboard.__doc__ or ""
+    assert "1.2" in doc
+    assert "getattr" in doc  # older hosts lack it

@@ -17,10 +17,11 @@ from offline_addon.protocol.merge import FieldConflict
 from offline_addon.storage.local_changes import LocalChanges
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
+from reference_host.clipboard import Clipboard
 from reference_host.session import LoginTarget
 from reference_host.shell import Shell
 from tests.support.copies import allow_offline_editing
-from tests.support.host import DB, RECORDS, HostRun, Site
+from tests.support.host import DB, RECORDS, HostRun, Site, fake_clipboard_tools
 
 Make = Callable[..., HostRun]
 SECRET = "Qx7-offline-secret-91zz"
@@ -139,7 +140,7 @@ def _add_conflict(paths: CopyPaths, record_id: str) -> None:
 
 
 def test_offline_conflicts_lists_without_values_reveals_on_request_and_keeps_mine(
-    make_run: Make, site: Site
+    make_run: Make, site: Site, tmp_path: Path
 ) -> None:
     run = make_run()
     assert run.login("alice-pw")
@@ -161,6 +162,15 @@ def test_offline_conflicts_lists_without_values_reveals_on_request_and_keeps_min
     revealed = offline.run("offline conflicts --reveal 1")
     assert f"yours:    {MINE}" in revealed
     assert "server's: secret-4" in revealed
+    offline.host.clipboard = Clipboard(path=str(tmp_path / "no-tools"))
+    assert "see the value with --reveal 1" in offline.run("offline conflicts --copy 1")
+    tools = fake_clipboard_tools(tmp_path / "clip-bin")
+    offline.host.clipboard = Clipboard(path=str(tools), clear_after=60)
+    copied = offline.run("offline conflicts --copy 1")
+    assert "copied to the clipboard; it is cleared in 60 s" in copied
+    assert MINE not in copied
+    assert (tools / "clipboard").read_text(encoding="utf-8") == MINE
+    offline.host.clipboard.clear_now()
     kept = offline.run("offline conflicts --keep-mine 1", "offline conflicts", "offline status")
     assert "Kept your value for Record 004" in kept
     assert "No conflicts" in kept
