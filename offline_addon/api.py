@@ -607,9 +607,12 @@ class OfflineCopies:
         return self._dispatcher.paths_for(session)
 
     @_guarded
-    def status(self, session: Account) -> CopyOverview:
+    def status(self, session: Account, *, edits: bool = False) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
-        result, last error, next automatic sync and offline validity left."""
+        result, last error, next automatic sync and offline validity left. With ``edits``, also
+        the pending changes and conflicts, counted inside the copy: through the offline session
+        open here, else, for an online :class:`Session`, by opening the copy with its password
+        (a key derivation, so only on request)."""
         target = self.paths_for(session)
         try:
             info: CopyInfo | None = read_sidecar(target)
@@ -622,19 +625,21 @@ class OfflineCopies:
         next_in = None
         if live.next_sync_at is not None:
             next_in = max(0.0, live.next_sync_at - self.schedule_clock())
-        pending, conflicts = self._edit_counts(session, info is not None)
+        pending, conflicts = self._edit_counts(session, edits and info is not None)
         return CopyOverview(info, live, left, next_in, pending, conflicts)
 
-    def _edit_counts(self, account: Account, exists: bool) -> tuple[int | None, int | None]:
+    def _edit_counts(self, account: Account, wanted: bool) -> tuple[int | None, int | None]:
         """Pending changes and conflicts, counted inside the encrypted copy: through the
         open offline session, else (online) by opening the copy with the session's password;
         (None, None) when neither is at hand."""
-        opened = self.open_session_of(account)
-        if opened is not None:
-            return len(opened.pending_changes()), len(opened.conflicts())
-        if not exists or not isinstance(account, Session):
+        if not wanted:
             return None, None
         try:
+            opened = self.open_session_of(account)
+            if opened is not None:
+                return len(opened.pending_changes()), len(opened.conflicts())
+            if not isinstance(account, Session):
+                return None, None
             with OfflineCopy.open(self.paths_for(account), account.password) as copy:
                 changes = LocalChanges(copy)
                 return len(changes.pending()), len(changes.conflicts())

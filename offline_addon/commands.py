@@ -80,7 +80,7 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         who = _account(inv)
         if who is None:
             return show_list(inv)
-        overview = copies().status(who)
+        overview = copies().status(who, edits=True)
         if inv.args.get("json"):
             inv.output(json.dumps(status_json(overview, who.database), sort_keys=True))
         else:

@@ -284,12 +284,15 @@ def test_status_counts_pending_changes_and_conflicts_online_and_offline(
     opened = offline.open()
     try:
         opened.edit(offline.site.ids[7], name=NEW_NAME)
-        seen = offline.copies.status(offline.credentials)
+        seen = offline.copies.status(offline.credentials, edits=True)
         assert (seen.pending_changes, seen.conflicts) == (1, 1)
     finally:
         opened.close()
-    online = offline.copies.status(offline.session)  # no session open: the password opens it
+    # No session open: the online session's password opens the copy, when asked to.
+    online = offline.copies.status(offline.session, edits=True)
     assert (online.pending_changes, online.conflicts) == (1, 1)
+    cheap = offline.copies.status(offline.session)
+    assert (cheap.pending_changes, cheap.conflicts) == (None, None)
 
 
 @dataclass(frozen=True)
