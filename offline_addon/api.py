@@ -178,7 +178,13 @@ class OfflineCopySession:
 
     @property
     def record_count(self) -> int:
-        """How many records the copy holds (the user's offline creates and deletes count)."""
+        """How many records the copy holds now (the user's offline creates and deletes, and
+        what a sync elsewhere brought, count); the last known number if the file cannot be
+        read."""
+        try:
+            self._record_count = self._copy.record_count()
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: records not counted (%s)", type(exc).__name__)
         return self._record_count
 
     @property
@@ -279,7 +285,6 @@ class OfflineCopySession:
         _check_fields(fields)
         with self._writing() as changes:
             made = changes.create_record(name, fields)
-        self._record_count += 1
         return made.record_id
 
     @_guarded
@@ -289,7 +294,6 @@ class OfflineCopySession:
         _check_record_id(record_id)
         with self._writing() as changes:
             changes.delete_record(record_id)
-        self._record_count -= 1
 
     @_guarded
     def pending_changes(self) -> list[PendingChange]:

@@ -4,6 +4,7 @@ and what status and the login sync tell the user."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -36,6 +37,8 @@ from tests.support.copies import (
     set_meta,
 )
 from tests.support.host import DB, RECORDS, Site
+from tests.support.kill import Child
+from tests.support.records import server_records
 
 SECRET = "Qx7-offline-secret-91zz"
 NEW_NAME = "Router Qx7-offline-name-44kk"
@@ -335,3 +338,40 @@ def test_a_sync_that_pushed_tells_the_user_how_many_changes_and_conflicts(
         "(see 'psr-client offline conflicts').",
         "warning",
     ) in recorder.seen
+
+
+def test_a_write_while_a_real_sync_of_the_copy_runs_in_another_process_waits_for_it(
+    offline: Offline,
+) -> None:
+    offline.allow()
+    offline.site.server.admin.import_records(DB, server_records(300), grant={"alice": "rwe"})
+    opened = OfflineCopySession(
+        OfflineCopy.open(offline.paths, "alice-pw"), "alice-pw", lock_wait_s=60.0
+    )
+    record_id = offline.site.ids[8]
+    try:
+        child = Child(
+            {
+                "session": dataclasses.asdict(offline.session),
+                "folder": str(offline.copies.folder),
+                "create": False,
+                "limit": 10,
+            }
+        )
+        assert child.until("page").startswith("page"), child.err
+        assert opened.search("Record 008")  # reads go on while the sync writes
+        made = opened.create(NEW_NAME, {"password": SECRET})  # waits for the sync's lock
+        opened.edit(record_id, fields={"password": SECRET})
+        assert child.finish() == "done synced", child.err
+        assert opened.get_record(made) is not None
+        assert opened.record_count == RECORDS + 300 + 1
+    finally:
+        opened.close()
+    with OfflineCopy.open(offline.paths, "alice-pw") as copy:
+        assert copy.integrity_ok()
+        assert copy.record_count() == RECORDS + 300 + 1
+        assert [(c.record_id, c.kind) for c in LocalChanges(copy).pending()] == [
+            (made, "create"),
+            (record_id, "update"),
+        ]
+        assert copy.get(record_id).fields["password"] == SECRET  # type: ignore[union-attr]
