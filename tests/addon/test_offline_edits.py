@@ -375,3 +375,39 @@ def test_a_write_while_a_real_sync_of_the_copy_runs_in_another_process_waits_for
             (record_id, "update"),
         ]
         assert copy.get(record_id).fields["password"] == SECRET  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("kill_after", [1, 7])
+def test_a_kill_during_offline_writes_leaves_every_change_whole_or_absent(
+    offline: Offline, kill_after: int
+) -> None:
+    offline.allow()
+    record_id = offline.site.ids[9]
+    child = Child(
+        {
+            "action": "session",
+            "folder": str(offline.copies.folder),
+            "copy_id": offline.paths.copy_id,
+            "password": "alice-pw",
+            "record_id": record_id,
+        }
+    )
+    done = -1
+    for _ in range(kill_after):
+        line = child.line(60)
+        assert line.startswith("step"), line + child.err
+        done = int(line.split()[1])
+    assert child.kill(), "the writes ended before they were killed"
+    done = max([done, *(int(line.split()[1]) for line in child.unread)])
+    opened = offline.open()  # opens, and takes the writer lock the dead child held
+    try:
+        password = opened.get_record(record_id).fields["password"]  # type: ignore[union-attr]
+        edited = int(password.rsplit("-", 1)[1])
+        made = sorted(int(r.name.split()[1]) for r in opened.search("Made"))
+        assert done <= edited <= done + 1
+        assert made in (list(range(edited + 1)), list(range(edited)))  # the last may be cut
+        kinds = [c.kind for c in opened.pending_changes()]
+        assert kinds == ["update"] + ["create"] * len(made)
+        opened.edit(record_id, name="After the kill")  # the lock is free again
+    finally:
+        opened.close()

@@ -5,6 +5,7 @@ refusals in the add-on's words, ``offline status`` and ``offline conflicts``."""
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -50,8 +51,9 @@ def offline_run(make_run: Make, site: Site, *, editing: bool) -> HostRun:
 
 
 def test_edit_new_and_delete_offline_show_at_once_and_are_counted_in_status(
-    make_run: Make, site: Site
+    make_run: Make, site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     run = offline_run(make_run, site, editing=True)
     said = run.new_output()
     assert "Changes you make are kept in the copy" in said
@@ -77,6 +79,10 @@ def test_edit_new_and_delete_offline_show_at_once_and_are_counted_in_status(
     assert f"{RECORDS} records" in out  # one made, one deleted
     assert SECRET not in out
     assert SECRET in run.run('show "Router 001" --reveal')
+    refused = run.run(f'edit "Router 001" "pass\x07word={SECRET}"')
+    assert "error:" in refused
+    assert SECRET not in refused
+    assert SECRET not in caplog.text
 
 
 def test_edits_are_refused_in_the_addons_words_while_the_policy_says_no(
