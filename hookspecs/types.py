@@ -142,6 +142,19 @@ class WritableOfflineSession(OfflineSession, Protocol):
         keeps either). Returns the record as it is now shown."""
         ...
 
+    def edit_fields(
+        self,
+        record_id: str,
+        changes: Mapping[str, str | None],
+        *,
+        name: str | None = None,
+    ) -> RecordView:
+        """Change some fields (``None`` removes one) and optionally the ``name``; the other
+        fields stay as the copy holds them when the change is written. Prefer it to
+        :meth:`edit` for a user's ``key=value`` edit: it never writes back a field that
+        changed since the host read the record."""
+        ...
+
     def create(self, name: str, fields: Mapping[str, str]) -> str:
         """Create a record; returns its id (the record keeps it on the server)."""
         ...

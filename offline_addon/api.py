@@ -272,8 +272,52 @@ class OfflineCopySession:
             _check_fields(fields)
         with self._writing() as changes:
             changes.edit_record(record_id, name=name, fields=fields)
+        return self._shown(record_id)
+
+    @_guarded
+    def edit_fields(
+        self,
+        record_id: str,
+        changes: Mapping[str, str | None],
+        *,
+        name: str | None = None,
+    ) -> RecordView:
+        """Change some fields of a record offline: each of ``changes`` sets a field (None
+        removes it); the others stay as the copy holds them *at the moment of the write*
+        (read under the writer lock, so a sync elsewhere never has its news undone by a
+        stale read). ``name`` (None keeps it). Returns the record as now shown; refused like
+        :meth:`edit`."""
+        _check_record_id(record_id)
+        if name is not None:
+            _check_name(name)
+        if not isinstance(changes, Mapping) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in changes.items()
+        ):
+            raise errors.InvalidArgument(
+                "Field changes must map field names to text (or None to remove the field); "
+                "nothing was changed."
+            )
+        _check_fields({k: v for k, v in changes.items() if v is not None})
+        with self._writing() as local:
+            current = self._copy.get(record_id)
+            if current is None:
+                raise errors.OfflineEditError(
+                    "There is no such record in the offline copy; it may have been deleted "
+                    "by the last synchronisation."
+                )
+            fields = dict(current.fields)
+            for key, value in changes.items():
+                if value is None:
+                    fields.pop(key, None)
+                else:
+                    fields[key] = value
+            _check_fields(fields)
+            local.edit_record(record_id, name=name, fields=fields)
+        return self._shown(record_id)
+
+    def _shown(self, record_id: str) -> RecordView:
         view = self._copy.get(record_id)
-        if view is None:  # pragma: no cover - the edit above read the record
+        if view is None:  # pragma: no cover - the write above read the record
             raise errors.OfflineEditError("The record is no longer in the offline copy.")
         return view
 
@@ -339,12 +383,7 @@ class OfflineCopySession:
         elif entry.slot == RECORD_NAME:
             shown = self.edit(entry.record_id, name=entry.mine or view.name)
         else:
-            fields = dict(view.fields)
-            if entry.mine is None:
-                fields.pop(entry.slot, None)
-            else:
-                fields[entry.slot] = entry.mine
-            shown = self.edit(entry.record_id, fields=fields)
+            shown = self.edit_fields(entry.record_id, {entry.slot: entry.mine})
         self.dismiss_conflict(conflict_id)
         return shown
 

@@ -615,9 +615,9 @@ class Shell:
         found = self._resolve(ns.record)
         if found is None:
             return
-        fields = {**found.fields, **changes}
+        # Only the typed fields: the others stay as the copy holds them when it is written.
         shown = self._offline_write(
-            lambda: session.edit(found.record_id, name=ns.new_name or None, fields=fields)
+            lambda: session.edit_fields(found.record_id, changes, name=ns.new_name or None)
         )
         if shown is not None:
             self.out(

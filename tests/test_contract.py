@@ -230,7 +230,7 @@ def test_count_matches_is_optional_for_an_offline_session() -> None:
 
 
 def test_a_writable_offline_session_is_an_offline_session_that_edits_creates_and_deletes() -> None:
-    members = {"read_only_reason", "edit", "create", "delete"}
+    members = {"read_only_reason", "edit", "edit_fields", "create", "delete"}
     assert members <= set(dir(WritableOfflineSession))
     assert OfflineSession in WritableOfflineSession.__mro__
     for name in members:

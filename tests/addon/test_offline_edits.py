@@ -411,3 +411,34 @@ def test_a_kill_during_offline_writes_leaves_every_change_whole_or_absent(
         opened.edit(record_id, name="After the kill")  # the lock is free again
     finally:
         opened.close()
+
+
+def test_edit_fields_keeps_what_a_sync_elsewhere_brought_since_the_record_was_read(
+    offline: Offline,
+) -> None:
+    offline.allow()
+    record_id = offline.site.ids[10]
+    opened = offline.open()
+    try:
+        seen = opened.get_record(record_id)  # what the user looked at
+        assert seen is not None
+        offline.site.server.admin.update_record(
+            DB, record_id, fields={**seen.fields, "username": "Qx7-changed-on-server"}
+        )
+        child = Child(
+            {
+                "session": dataclasses.asdict(offline.session),
+                "folder": str(offline.copies.folder),
+                "create": False,
+                "limit": 10,
+            }
+        )
+        assert child.finish() == "done synced", child.err
+        shown = opened.edit_fields(record_id, {"password": SECRET, "url": None})
+        assert shown.fields == {"username": "Qx7-changed-on-server", "password": SECRET}
+        [change] = opened.pending_changes()
+        assert set(change.changes) == {"password"}
+        with pytest.raises(InvalidArgument):
+            opened.edit_fields(record_id, {"password": 7})  # type: ignore[dict-item]
+    finally:
+        opened.close()
