@@ -79,6 +79,9 @@ def test_edit_new_and_delete_offline_show_at_once_and_are_counted_in_status(
     assert f"{RECORDS} records" in out  # one made, one deleted
     assert SECRET not in out
     assert SECRET in run.run('show "Router 001" --reveal')
+    run.shell.logout()
+    assert run.shell.login("alice-pw")  # the changes are in the copy: the login says so
+    assert "3 offline changes wait to be sent to the server." in run.new_output()
     refused = run.run(f'edit "Router 001" "pass\x07word={SECRET}"')
     assert "error:" in refused
     assert SECRET not in refused
