@@ -20,6 +20,7 @@ from hookspecs.types import (
     RecordView,
     SavedRecord,
     Session,
+    WritableOfflineSession,
 )
 
 __all__ = [
@@ -39,6 +40,7 @@ __all__ = [
     "RecordView",
     "SavedRecord",
     "Session",
+    "WritableOfflineSession",
     "hookimpl",
     "hookspec",
     "load_manifest",

@@ -105,6 +105,9 @@ class CopyMeta:
     bound); None when the server does not tell it."""
     clock_high_water: float | None = None
     """The latest local time the copy has seen since its last server contact."""
+    offline_editing: bool = False
+    """Whether the last policy the server gave allowed editing the copy offline (meta key
+    :data:`OFFLINE_EDITING_KEY`; off unless the server said so)."""
 
     @property
     def valid_until(self) -> float | None:
@@ -423,6 +426,7 @@ class OfflineCopy:
             expected_total=None if total is None else int(total),
             password_generation=None if generation is None else int(generation),
             clock_high_water=None if high_water is None else float(high_water),
+            offline_editing=rows.get(OFFLINE_EDITING_KEY, 0) not in (0, "0", None),
         )
 
     @property
@@ -826,6 +830,7 @@ def clear_damage_mark(db_path: Path) -> None:
 
 
 COMPLETE_KEY = "complete"
+OFFLINE_EDITING_KEY = "offline_editing"
 EXPECTED_TOTAL_KEY = "expected_total"
 GENERATION_KEY = "password_generation"
 HIGH_WATER_KEY = "clock_high_water"

@@ -21,6 +21,9 @@ Jobs (``action``):
   third after that a delete while still unsent.
 - ``guess``: ``tries`` offline logins on the copy ``a...a`` in ``folder`` with the wrong
   ``password`` (``storage.offline_open``), printing ``answer <i>`` after each refusal.
+- ``session``: the same through the public offline session (``OfflineCopySession``, with its
+  writer lock) on the copy ``copy_id`` in ``folder``: step ``i`` edits ``record_id`` (its
+  password becomes ``pw-Mv6!offline-edit-<i>``) and creates ``Made <i>``.
 
 This file is run as a script and imports nothing from the tests.
 """
@@ -125,9 +128,28 @@ def _guess(job: dict[str, Any]) -> str:
     return "guessed"
 
 
+def _session(job: dict[str, Any]) -> str:
+    from offline_addon.api import OfflineCopySession
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+
+    paths = CopyPaths(Path(job["folder"]), job["copy_id"])
+    session = OfflineCopySession(OfflineCopy.open(paths, job["password"]), job["password"])
+    record_id = job["record_id"]
+    for step in range(STEPS):
+        record = session.get_record(record_id)
+        assert record is not None
+        fields = {**record.fields, "password": f"{EDIT_PASSWORD_PREFIX}{step}"}
+        session.edit(record_id, fields=fields)
+        session.create(f"Made {step}", {"password": f"pw-made-{step}"})
+        print(f"step {step}", flush=True)
+    session.close()
+    return "edited"
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
-    jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess}
+    jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess, "session": _session}
     run = jobs[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
