@@ -54,9 +54,9 @@ _SCHEMA = (
     " name TEXT NOT NULL, fields TEXT NOT NULL, updated_at REAL NOT NULL)",
 )
 _INDEX_SCHEMA = (
-    # As offline_addon/storage/migrations.py (v2 and v4).
+    # As offline_addon/storage/migrations.py (v7 and v4): the same index the add-on keeps.
     "CREATE VIRTUAL TABLE records_fts USING fts5(name, body, content='', contentless_delete=1,"
-    " tokenize='unicode61 remove_diacritics 2')",
+    " detail=none, tokenize='unicode61 remove_diacritics 2')",
     "CREATE VIRTUAL TABLE records_name_trigrams USING fts5(name, detail=none, tokenize='trigram')",
 )
 _HELD = "SELECT r.id, r.rowid FROM json_each(?) AS j JOIN records AS r ON r.id = j.value"

@@ -52,11 +52,23 @@ def engine_sync(
     return result, time.perf_counter() - started
 
 
-def api_first_sync(folder: Path, who: Login) -> tuple[Any, float, int]:
+def upkeep(folder: Path, who: Login, copy: Any, result: Any) -> float:
+    """The index upkeep the add-on's worker runs after a sync's result (``index_upkeep``, as
+    the dispatcher calls it); returns seconds."""
+    from offline_addon.sync.engine import index_upkeep
+
+    started = time.perf_counter()
+    index_upkeep(paths_for(folder, who), copy, result)
+    return time.perf_counter() - started
+
+
+def api_first_sync(folder: Path, who: Login) -> tuple[Any, float, float, int]:
     """A first sync through the public API, as a host or script makes one:
-    ``OfflineCopies(...).create(session)``. Returns (SyncResult, seconds, file bytes). The
-    object is made before the clock starts and shut down after it stops (which closes the
-    copy, so that the file size includes the checkpointed WAL)."""
+    ``OfflineCopies(...).create(session)``. Returns (SyncResult, seconds until the result,
+    seconds until the worker is idle again, file bytes). The result comes when the copy is
+    complete and searchable; the worker then compacts the search index (the second figure
+    includes that). The object is made before the clock starts and shut down after it stops
+    (which closes the copy, so that the file size includes the checkpointed WAL)."""
     from offline_addon import AddonSettings, OfflineCopies
 
     copies = OfflineCopies(AddonSettings(database_path=str(folder)))
@@ -65,9 +77,12 @@ def api_first_sync(folder: Path, who: Login) -> tuple[Any, float, int]:
         started = time.perf_counter()
         result = copies.create(session)
         seconds = time.perf_counter() - started
+        if not copies.wait_idle(120):
+            raise RuntimeError("the add-on's worker did not become idle after the first sync")
+        idle = time.perf_counter() - started
     finally:
         copies.shutdown()
-    return result, seconds, file_bytes(paths_for(folder, who).db)
+    return result, seconds, idle, file_bytes(paths_for(folder, who).db)
 
 
 def file_bytes(db: Path) -> int:

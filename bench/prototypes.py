@@ -136,7 +136,7 @@ def _index_in_sql(db: Any) -> float:
 
 
 def _index_from_python(db: Any, pages: list[tuple[str | None, Any]]) -> float:
-    from offline_addon.storage.search import search_text
+    from offline_addon.protocol.answers import index_text
 
     started = time.perf_counter()
     db.execute("BEGIN IMMEDIATE")
@@ -145,7 +145,7 @@ def _index_from_python(db: Any, pages: list[tuple[str | None, Any]]) -> float:
     for _cursor, page in pages:
         for change in page.changes:
             r = change.record
-            fts.append((rowid, r.name, search_text(r.fields)))
+            fts.append((rowid, r.name, index_text(r.fields)))
             names.append((rowid, r.name))
             rowid += 1
     db.executemany("INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)", fts)
@@ -305,9 +305,9 @@ def python_costs(size: int, limit: int) -> None:
     import gzip
 
     from offline_addon.protocol import answers
+    from offline_addon.protocol.answers import index_text
     from offline_addon.protocol.digest import digest_after, make_digest
     from offline_addon.protocol.page_plan import plan_page
-    from offline_addon.storage.search import search_text
 
     with _server(size, limit) as (_fast, who):
         import requests
@@ -360,7 +360,7 @@ def python_costs(size: int, limit: int) -> None:
             lambda: [digest_after(make_digest(0, 0), {}, plan_page({}, p.changes)) for p in pages]
         ),
         "plan: plan_page per page": each(lambda: [plan_page({}, p.changes) for p in pages]),
-        "search_text per record": each(lambda: [search_text(r.fields) for r in records]),
+        "search_text per record": each(lambda: [index_text(r.fields) for r in records]),
     }
     n = len(records)
     print(

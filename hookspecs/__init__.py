@@ -21,6 +21,7 @@ from hookspecs.types import (
     RecordView,
     SavedRecord,
     Session,
+    WritableOfflineSession,
 )
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "RecordView",
     "SavedRecord",
     "Session",
+    "WritableOfflineSession",
     "hookimpl",
     "hookspec",
     "load_manifest",

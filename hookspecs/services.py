@@ -46,3 +46,14 @@ class HostServices(Protocol):
         Added in contract 1.1: a 1.0 host lacks it, so call it through
         ``getattr(host, "command_text", None)`` and fall back to a text of your own."""
         ...
+
+    def copy_to_clipboard(self, text: str) -> str | None:
+        """Put ``text`` (a secret: a password the user asked to copy) on the clipboard the
+        way the host's own "copy" does, cleared again after a while; returns the sentence
+        that tells the user what happened ("copied to the clipboard; it is cleared in
+        30 s"), or ``None`` when the host has no clipboard here (then offer another way,
+        such as showing the value on request). Never log ``text``.
+
+        Added in contract 1.2: older hosts lack it, so call it through
+        ``getattr(host, "copy_to_clipboard", None)``."""
+        ...

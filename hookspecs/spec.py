@@ -98,7 +98,14 @@ def offline_login(credentials: OfflineCredentials) -> OfflineLoginResult | None:
     Return ``None`` when this add-on holds no copy for these credentials (another add-on may
     answer), otherwise an :class:`OfflineLoginResult`: a session, or no session and a message
     that tells the user why and what to do. The first non-``None`` answer wins. May block for
-    the time it takes to open a copy (a key derivation)."""
+    the time it takes to open a copy (a key derivation).
+
+    Contract 1.2: the session may be a :class:`~hookspecs.types.WritableOfflineSession`
+    (edit, create, delete in the copy, sent to the server by the add-on at its next online
+    sync), and the result counts the changes waiting to be sent and the conflicts waiting
+    for the user. What a sync sent and which conflicts it met, the add-on tells through
+    ``HostServices.notify`` after the online login's sync (a ``warning`` when there are
+    conflicts to resolve)."""
 
 
 @hookspec

@@ -80,7 +80,8 @@ class RecordView:
 
 @runtime_checkable
 class OfflineSession(Protocol):
-    """A read-only session over an add-on's local copy, returned by ``offline_login``.
+    """A session over an add-on's local copy, returned by ``offline_login``: it reads (one
+    that can also write is a :class:`WritableOfflineSession`, contract 1.2).
 
     An implementation may also offer ``count_matches(query: str) -> int`` (contract 1.1,
     optional, so not a member of this protocol: sessions of 1.0 add-ons still satisfy it): the
@@ -112,16 +113,75 @@ class OfflineSession(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class WritableOfflineSession(OfflineSession, Protocol):
+    """An offline session that can also change the local copy (contract 1.2).
+
+    A host finds it with ``isinstance(session, WritableOfflineSession)`` (on a 1.1 host,
+    ``getattr``). Changes are kept in the add-on's copy and sent to the server by the add-on
+    at its next online synchronisation; the host does not send them. Every write may be
+    refused: it then raises the add-on's own error, whose ``str`` is a sentence for the user
+    (what is wrong, what to do), and nothing was changed. ``read_only_reason`` says in
+    advance whether writes will be refused, so that a host can say so before it prompts.
+    """
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """``None`` when the session may write now; otherwise the sentence why not (for
+        example: the server does not allow offline editing of this database)."""
+        ...
+
+    def edit(
+        self,
+        record_id: str,
+        *,
+        name: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> RecordView:
+        """Change a record: a new ``name`` and/or its whole new set of ``fields`` (``None``
+        keeps either). Returns the record as it is now shown."""
+        ...
+
+    def edit_fields(
+        self,
+        record_id: str,
+        changes: Mapping[str, str | None],
+        *,
+        name: str | None = None,
+    ) -> RecordView:
+        """Change some fields (``None`` removes one) and optionally the ``name``; the other
+        fields stay as the copy holds them when the change is written. Prefer it to
+        :meth:`edit` for a user's ``key=value`` edit: it never writes back a field that
+        changed since the host read the record."""
+        ...
+
+    def create(self, name: str, fields: Mapping[str, str]) -> str:
+        """Create a record; returns its id (the record keeps it on the server)."""
+        ...
+
+    def delete(self, record_id: str) -> None:
+        """Delete a record."""
+        ...
+
+
 @dataclass(frozen=True)
 class OfflineLoginResult:
     """An add-on's answer to ``offline_login`` for a copy it holds.
 
     Either ``session`` is set, or it is ``None`` and ``message`` says to the user why the copy
     cannot be opened (wrong password, validity passed, clock set back) and what to do.
+
+    ``pending_changes`` and ``conflicts`` (contract 1.2; 0 from older add-ons) count the
+    changes made offline that wait to be sent to the server, and the conflicts that wait for
+    the user (values of the user's the server did not take), so that a host can show them
+    beside the session (the ``message`` says them in words already). An add-on that may run
+    on a 1.1 host constructs the result without them there.
     """
 
     session: OfflineSession | None
     message: str
+    pending_changes: int = 0
+    conflicts: int = 0
 
 
 @dataclass(frozen=True)

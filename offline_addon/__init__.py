@@ -45,7 +45,7 @@ is one value of the user's that the server did not take, in the copy's ``conflic
 
 from __future__ import annotations
 
-from offline_addon.api import CopyOverview, OfflineCopies, OfflineReader
+from offline_addon.api import CopyOverview, OfflineCopies, OfflineCopySession, OfflineReader
 from offline_addon.errors import (
     AuthenticationRequired,
     ClockWentBack,
@@ -57,6 +57,8 @@ from offline_addon.errors import (
     CursorExpired,
     InvalidArgument,
     OfflineAddonError,
+    OfflineEditError,
+    OfflineEditingNotAllowed,
     OfflineNotAllowed,
     ProtocolError,
     ServerBusy,
@@ -90,6 +92,9 @@ __all__ = [
     "InvalidArgument",
     "OfflineAddonError",
     "OfflineCopies",
+    "OfflineCopySession",
+    "OfflineEditError",
+    "OfflineEditingNotAllowed",
     "OfflineNotAllowed",
     "OfflineReader",
     "ProtocolError",

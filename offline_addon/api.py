@@ -24,22 +24,27 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from hookspecs import OfflineCredentials, RecordView, SavedRecord, Session
 from offline_addon import errors
+from offline_addon.protocol.merge import RECORD_NAME, PendingChange, RecordContent, content_problem
 from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
-from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
+from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback, command_text
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.access_log import AccessLog
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.files import delete_copy, remove_partial
+from offline_addon.storage.local_changes import ConflictEntry, LocalChanges
+from offline_addon.storage.login_attempts import read_attempts
 from offline_addon.storage.moves import (
     check_folder_usable,
     commit_moves,
@@ -50,7 +55,13 @@ from offline_addon.storage.moves import (
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.offline_open import open_offline
 from offline_addon.storage.paths import CopyPaths, normalise_server_url, resolve_folder
-from offline_addon.storage.sidecar import CopyInfo, list_copies, read_sidecar, write_sidecar
+from offline_addon.storage.sidecar import (
+    CopyInfo,
+    describe,
+    list_copies,
+    read_sidecar,
+    write_sidecar,
+)
 from offline_addon.sync.accountability import after_user_delete, before_user_delete
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.result import SyncResult
@@ -112,21 +123,55 @@ def check_account(account: object, kind: type[Any]) -> None:
         )
 
 
+RENEW_AFTER_S = 3600.0
+"""A copy whose last server contact is older than this is renewed before a logout."""
+LOGOUT_RENEW_S = 3.0
+"""The longest a logout (or shutdown) waits for that renewal."""
+
 DEFAULT_WAIT_S = 600.0
 """How long the blocking methods wait for the worker by default (a first sync of a large
 database over a slow link can take minutes)."""
 
 
-class OfflineReader:
-    """A read-only offline session over one copy (what ``offline_login`` hands the host).
+WRITE_LOCK_WAIT_S = 3.0
+"""How long an offline write waits for the copy's writer lock (a sync of the same copy in
+another program holds it) before it is refused with :class:`errors.CopyBusy`."""
+WRITE_BUSY = (
+    "Another program on this computer is synchronising this offline copy right now; nothing "
+    "was changed. Try again in a moment."
+)
+MAX_RECORD_ID_LENGTH = 200
 
-    Implements :class:`hookspecs.OfflineSession` and :class:`hookspecs.AccessNotingSession`:
-    what the user is shown, revealed and copied is noted in the copy's offline access log
-    (``access_log``; default: one on the system clock). Close it when done."""
 
-    def __init__(self, copy: OfflineCopy, access_log: AccessLog | None = None) -> None:
+class OfflineCopySession:
+    """An offline session over one copy (what ``offline_login`` hands the host): it reads,
+    and when the copy's last policy allows offline editing it also writes.
+
+    Implements :class:`hookspecs.OfflineSession` and (contract 1.2)
+    :class:`hookspecs.WritableOfflineSession`. Each write is one transaction in the
+    encrypted copy through :class:`~offline_addon.storage.local_changes.LocalChanges` (the
+    record as the user now sees it, plus its pending-changes entry), taken under the copy's
+    writer lock, so that it never interleaves with a sync of the same copy in another
+    program; reads show it at once. ``password`` (never shown) reopens the copy when another
+    program replaced its file meanwhile (a rebuild). With ``access_log`` (an offline login)
+    it also implements :class:`hookspecs.AccessNotingSession`: what the user is shown,
+    revealed and copied is noted there (issue 16); without it nothing is noted (online, the
+    server sees the user's reads itself). Close it when done."""
+
+    def __init__(
+        self,
+        copy: OfflineCopy,
+        password: str = "",
+        *,
+        clock: Callable[[], float] = time.time,
+        lock_wait_s: float = WRITE_LOCK_WAIT_S,
+        access_log: AccessLog | None = None,
+    ) -> None:
         self._copy = copy
-        self._access = access_log or AccessLog(copy)
+        self._access = access_log
+        self._password = password
+        self._clock = clock
+        self._lock_wait_s = lock_wait_s
         meta = copy.meta
         self._database = meta.identity.database
         self._username = meta.identity.username
@@ -134,7 +179,15 @@ class OfflineReader:
         self._last_sync = meta.last_contact_local_time
         self._complete = meta.complete
         self._expected_total = meta.expected_total
-        self._record_count = copy.digest().count
+        self._record_count = copy.record_count()
+
+    def __repr__(self) -> str:
+        return f"OfflineCopySession(database={self._database!r}, copy={self._copy!r})"
+
+    @property
+    def copy_id(self) -> str:
+        """The id of the copy this session reads (the name of its file)."""
+        return self._copy.paths.copy_id
 
     @property
     def complete(self) -> bool:
@@ -144,7 +197,13 @@ class OfflineReader:
 
     @property
     def record_count(self) -> int:
-        """How many records the copy holds."""
+        """How many records the copy holds now (the user's offline creates and deletes, and
+        what a sync elsewhere brought, count); the last known number if the file cannot be
+        read."""
+        try:
+            self._record_count = self._copy.record_count()
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: records not counted (%s)", type(exc).__name__)
         return self._record_count
 
     @property
@@ -172,6 +231,8 @@ class OfflineReader:
         """UNIX time of the copy's last contact with the server (None: never)."""
         return self._last_sync
 
+    # -- reading --------------------------------------------------------------------------
+
     @_guarded
     def list_records(self) -> list[RecordView]:
         """Every record in the copy. A damaged file raises :class:`errors.CopyDamaged`."""
@@ -188,6 +249,15 @@ class OfflineReader:
         """How many records match ``query`` (``search`` returns the first 500 of them)."""
         return self._copy.count_matches(query)
 
+    @_guarded
+    def get_record(self, record_id: str) -> RecordView | None:
+        """One record, or ``None`` when the copy does not hold it. A record returned counts
+        as shown: an offline session notes it in the access log (its id, never a value)."""
+        view = self._copy.get(record_id)
+        if view is not None and self._access is not None:
+            self._access.note("record_shown", view.record_id)
+        return view
+
     # -- what the offline access log notes (contract 1.2, AccessNotingSession) ---------------
 
     @_guarded
@@ -198,20 +268,22 @@ class OfflineReader:
 
     @_guarded
     def reveal(self, record_id: str, field: str) -> str:
-        """The value of ``field`` of a record, for showing it to the user; noted in the
-        offline access log (the field's name, never its value). InvalidArgument when the
-        copy holds no such record or field."""
+        """The value of ``field`` of a record, for showing it to the user; an offline
+        session notes it in the access log (the field's name, never its value).
+        InvalidArgument when the copy holds no such record or field."""
         value = self._field(record_id, field)
-        self._access.note("field_revealed", record_id, field)
+        if self._access is not None:
+            self._access.note("field_revealed", record_id, field)
         return value
 
     @_guarded
     def note_copied(self, record_id: str, field: str) -> None:
-        """The host copied the value of ``field`` of a record (to the clipboard): noted in
-        the offline access log. InvalidArgument when the copy holds no such record or
-        field."""
+        """The host copied the value of ``field`` of a record (to the clipboard): an
+        offline session notes it in the access log. InvalidArgument when the copy holds no
+        such record or field."""
         self._field(record_id, field)
-        self._access.note("field_copied", record_id, field)
+        if self._access is not None:
+            self._access.note("field_copied", record_id, field)
 
     def _field(self, record_id: str, field: str) -> str:
         if not isinstance(record_id, str) or not isinstance(field, str):
@@ -226,20 +298,257 @@ class OfflineReader:
             )
         return view.fields[field]
 
+    # -- writing (contract 1.2) -------------------------------------------------------------
+
+    @property
+    def read_only_reason(self) -> str | None:
+        """``None`` when this session may write; else the sentence that says why not and what
+        to do (offline editing is not allowed by the server's last policy, or the copy is
+        incomplete). Read afresh each time: a sync elsewhere may have changed the policy."""
+        try:
+            meta = self._copy.meta
+        except errors.OfflineAddonError as exc:
+            return str(exc)
+        if not meta.complete:
+            return errors.EDITING_NEEDS_COMPLETE_COPY
+        if not meta.offline_editing:
+            return errors.EDITING_SWITCHED_OFF
+        return None
+
     @_guarded
-    def get_record(self, record_id: str) -> RecordView | None:
-        """One record, or ``None`` when the copy does not hold it. A record returned counts
-        as shown: it is noted in the offline access log (its id, never a value)."""
+    def edit(
+        self,
+        record_id: str,
+        *,
+        name: str | None = None,
+        fields: Mapping[str, str] | None = None,
+    ) -> RecordView:
+        """Change a record offline: ``name`` (None keeps it) and ``fields``, the record's whole
+        new set of fields (None keeps them). Returns the record as it is now shown. Refused
+        with :class:`errors.OfflineEditingNotAllowed` when the session may not write, with
+        :class:`errors.InvalidArgument` for a bad value and with
+        :class:`errors.OfflineEditError` when the copy does not hold the record."""
+        _check_record_id(record_id)
+        if name is not None:
+            _check_name(name)
+        if fields is not None:
+            _check_fields(fields)
+        with self._writing() as changes:
+            changes.edit_record(record_id, name=name, fields=fields)
+        return self._shown(record_id)
+
+    @_guarded
+    def edit_fields(
+        self,
+        record_id: str,
+        changes: Mapping[str, str | None],
+        *,
+        name: str | None = None,
+    ) -> RecordView:
+        """Change some fields of a record offline: each of ``changes`` sets a field (None
+        removes it); the others stay as the copy holds them *at the moment of the write*
+        (read under the writer lock, so a sync elsewhere never has its news undone by a
+        stale read). ``name`` (None keeps it). Returns the record as now shown; refused like
+        :meth:`edit`."""
+        _check_record_id(record_id)
+        if name is not None:
+            _check_name(name)
+        if not isinstance(changes, Mapping) or not all(
+            isinstance(k, str) and (v is None or isinstance(v, str)) for k, v in changes.items()
+        ):
+            raise errors.InvalidArgument(
+                "Field changes must map field names to text (or None to remove the field); "
+                "nothing was changed."
+            )
+        _check_fields({k: v for k, v in changes.items() if v is not None})
+        with self._writing() as local:
+            current = self._copy.get(record_id)
+            if current is None:
+                raise errors.OfflineEditError(
+                    "There is no such record in the offline copy; it may have been deleted "
+                    "by the last synchronisation."
+                )
+            fields = dict(current.fields)
+            for key, value in changes.items():
+                if value is None:
+                    fields.pop(key, None)
+                else:
+                    fields[key] = value
+            _check_fields(fields)
+            local.edit_record(record_id, name=name, fields=fields)
+        return self._shown(record_id)
+
+    def _shown(self, record_id: str) -> RecordView:
         view = self._copy.get(record_id)
-        if view is not None:
-            self._access.note("record_shown", view.record_id)
+        if view is None:  # pragma: no cover - the write above read the record
+            raise errors.OfflineEditError("The record is no longer in the offline copy.")
         return view
+
+    @_guarded
+    def create(self, name: str, fields: Mapping[str, str]) -> str:
+        """Create a record offline; returns its id (made here, so that it is the record's id
+        on the server too once pushed). Refused like :meth:`edit`."""
+        _check_name(name)
+        _check_fields(fields)
+        with self._writing() as changes:
+            made = changes.create_record(name, fields)
+        return made.record_id
+
+    @_guarded
+    def delete(self, record_id: str) -> None:
+        """Delete a record offline (sent at the next online sync; a record created offline
+        and never sent is simply gone). Refused like :meth:`edit`."""
+        _check_record_id(record_id)
+        with self._writing() as changes:
+            changes.delete_record(record_id)
+
+    @_guarded
+    def pending_changes(self) -> list[PendingChange]:
+        """The changes not yet on the server, in the order they will be sent (values are
+        hidden from their ``repr``)."""
+        return LocalChanges(self._copy).pending()
+
+    @_guarded
+    def conflicts(self) -> list[ConflictEntry]:
+        """The conflict list, oldest first: the user's values that are not on the server."""
+        return LocalChanges(self._copy).conflicts()
+
+    @_guarded
+    def dismiss_conflict(self, conflict_id: int) -> bool:
+        """Take a conflict off the list (the server's value stays); False when there was
+        none with this id. Allowed even when the session may not write otherwise."""
+        _check_conflict_id(conflict_id)
+        try:
+            with CopyLock(self._copy.paths.lock, wait_s=self._lock_wait_s):
+                self._copy.refresh(self._password)
+                return LocalChanges(self._copy, self._clock).dismiss_conflict(conflict_id)
+        except errors.CopyBusy:
+            raise errors.CopyBusy(WRITE_BUSY) from None
+
+    @_guarded
+    def keep_mine(self, conflict_id: int) -> RecordView | None:
+        """Resolve a conflict with the user's value: it becomes a new pending change on the
+        record as it is now (sent at the next online sync) and the conflict is dismissed.
+        Returns the record as shown now (None for a delete kept). Refused like :meth:`edit`;
+        :class:`errors.OfflineEditError` when the record is gone (copy the value and create
+        the record again)."""
+        entry = self._conflict(conflict_id)
+        view = self._copy.get(entry.record_id)
+        if view is None:
+            raise errors.OfflineEditError(
+                "This record is no longer in the offline copy (it was deleted on the server "
+                "or could not be saved); copy your value and create the record again with "
+                "'new'. The conflict stays until you dismiss it."
+            )
+        if entry.slot is None:
+            self.delete(entry.record_id)
+            shown: RecordView | None = None
+        elif entry.slot == RECORD_NAME:
+            shown = self.edit(entry.record_id, name=entry.mine or view.name)
+        else:
+            shown = self.edit_fields(entry.record_id, {entry.slot: entry.mine})
+        self.dismiss_conflict(conflict_id)
+        return shown
+
+    def _conflict(self, conflict_id: int) -> ConflictEntry:
+        _check_conflict_id(conflict_id)
+        for entry in LocalChanges(self._copy).conflicts():
+            if entry.conflict_id == conflict_id:
+                return entry
+        raise errors.InvalidArgument(
+            f"There is no conflict number {conflict_id}; nothing was changed. See the list of "
+            "conflicts."
+        )
+
+    @contextmanager
+    def _writing(self) -> Iterator[LocalChanges]:
+        """The copy's offline edits, under its writer lock, on the file its name leads to
+        now; refused when the session may not write (checked again under the lock: a sync
+        elsewhere may just have changed the policy)."""
+        refusal = self.read_only_reason
+        if refusal is not None:
+            raise errors.OfflineEditingNotAllowed(refusal)
+        try:
+            with CopyLock(self._copy.paths.lock, wait_s=self._lock_wait_s):
+                self._copy.refresh(self._password)
+                refusal = self.read_only_reason
+                if refusal is not None:
+                    raise errors.OfflineEditingNotAllowed(refusal)
+                yield LocalChanges(self._copy, self._clock)
+        except errors.CopyBusy:
+            raise errors.CopyBusy(WRITE_BUSY) from None
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the session's copy is still open."""
+        return self._copy.is_open
 
     @_guarded
     def close(self) -> None:
         """Close the copy's file (after writing the access-log entries still held)."""
-        self._access.flush()
+        if self._access is not None:
+            self._access.flush()
         self._copy.close()
+
+
+OfflineReader = OfflineCopySession
+"""The name of the offline session before it could write (kept for existing callers)."""
+
+
+def _has_control(text: str, allowed: str = "") -> bool:
+    return any((ord(c) < 32 and c not in allowed) or ord(c) == 127 for c in text)
+
+
+def _check_record_id(record_id: object) -> None:
+    if (
+        not isinstance(record_id, str)
+        or not record_id
+        or len(record_id) > MAX_RECORD_ID_LENGTH
+        or _has_control(record_id)
+    ):
+        raise errors.InvalidArgument(
+            "A record id must be the text of a record's id (as shown by list or search); "
+            "nothing was changed."
+        )
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise errors.InvalidArgument("A record's name must be text; nothing was changed.")
+    if _has_control(name):
+        raise errors.InvalidArgument(
+            "A record's name cannot hold control characters (such as a line break); "
+            "nothing was changed."
+        )
+    _check_content(RecordContent(name, {}))
+
+
+def _check_fields(fields: object) -> None:
+    if not isinstance(fields, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in fields.items()
+    ):
+        raise errors.InvalidArgument(
+            "A record's fields must be names and values, all text; nothing was changed."
+        )
+    if any(_has_control(key) for key in fields) or any(
+        _has_control(value, "\t\n\r") for value in fields.values()
+    ):
+        raise errors.InvalidArgument(
+            "Field names cannot hold control characters, and values only tabs and line "
+            "breaks; nothing was changed."
+        )
+    _check_content(RecordContent("name", dict(fields)))
+
+
+def _check_content(content: RecordContent) -> None:
+    problem = content_problem(content)
+    if problem is not None:
+        raise errors.InvalidArgument(f"{problem} Nothing was changed.")
+
+
+def _check_conflict_id(conflict_id: object) -> None:
+    if isinstance(conflict_id, bool) or not isinstance(conflict_id, int):
+        raise errors.InvalidArgument("A conflict is named by its number; nothing was changed.")
 
 
 @dataclass(frozen=True)
@@ -252,6 +561,10 @@ class CopyOverview:
     """Seconds of offline use left (wall clock), ``None`` when unknown or no copy."""
     next_sync_in_s: float | None
     """Seconds until the next automatic sync, ``None`` when none is planned."""
+    pending_changes: int | None = None
+    """How many offline changes wait to be sent (None: unknown, the copy is not open here)."""
+    conflicts: int | None = None
+    """How many conflicts wait for the user (None: unknown)."""
 
 
 class OfflineCopies:
@@ -282,12 +595,15 @@ class OfflineCopies:
         self._feedback: Feedback = feedback or LogFeedback()
         self._wall = wall_clock
         self.schedule_clock = schedule_clock or ScheduleClock()
+        self._sessions: weakref.WeakValueDictionary[str, OfflineCopySession] = (
+            weakref.WeakValueDictionary()
+        )
         self._dispatcher = SyncDispatcher(
             settings or AddonSettings(),
             schedule_clock=self.schedule_clock,
             wall_clock=wall_clock,
             feedback=lambda: self._feedback,
-            sync=sync,
+            sync=_TellsPushes(sync, lambda: self._feedback),
         )
 
     # -- configuration ------------------------------------------------------------------------
@@ -399,9 +715,12 @@ class OfflineCopies:
         return self._dispatcher.paths_for(session)
 
     @_guarded
-    def status(self, session: Account) -> CopyOverview:
+    def status(self, session: Account, *, edits: bool = False) -> CopyOverview:
         """What the add-on knows about this session's copy: idle or syncing (done/total), last
-        result, last error, next automatic sync and offline validity left."""
+        result, last error, next automatic sync and offline validity left. With ``edits``, also
+        the pending changes and conflicts, counted inside the copy: through the offline session
+        open here, else, for an online :class:`Session`, by opening the copy with its password
+        (a key derivation, so only on request)."""
         target = self.paths_for(session)
         try:
             info: CopyInfo | None = read_sidecar(target)
@@ -414,7 +733,27 @@ class OfflineCopies:
         next_in = None
         if live.next_sync_at is not None:
             next_in = max(0.0, live.next_sync_at - self.schedule_clock())
-        return CopyOverview(info, live, left, next_in)
+        pending, conflicts = self._edit_counts(session, edits and info is not None)
+        return CopyOverview(info, live, left, next_in, pending, conflicts)
+
+    def _edit_counts(self, account: Account, wanted: bool) -> tuple[int | None, int | None]:
+        """Pending changes and conflicts, counted inside the encrypted copy: through the
+        open offline session, else (online) by opening the copy with the session's password;
+        (None, None) when neither is at hand."""
+        if not wanted:
+            return None, None
+        try:
+            opened = self.open_session_of(account)
+            if opened is not None:
+                return len(opened.pending_changes()), len(opened.conflicts())
+            if not isinstance(account, Session):
+                return None, None
+            with OfflineCopy.open(self.paths_for(account), account.password) as copy:
+                changes = LocalChanges(copy)
+                return len(changes.pending()), len(changes.conflicts())
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: edits not counted (%s)", type(exc).__name__)
+            return None, None
 
     # -- synchronising ------------------------------------------------------------------------
 
@@ -446,9 +785,10 @@ class OfflineCopies:
     # -- offline use ----------------------------------------------------------------------------
 
     @_guarded
-    def open_offline(self, credentials: OfflineCredentials) -> OfflineReader:
-        """Open the copy for reading without the server. Raises CopyNotFound, WrongPassword,
-        CopyExpired (validity since the last server contact passed) or ClockWentBack."""
+    def open_offline(self, credentials: OfflineCredentials) -> OfflineCopySession:
+        """Open the copy without the server: read, and write when the policy allows it.
+        Raises CopyNotFound, WrongPassword, CopyExpired (validity since the last server
+        contact passed) or ClockWentBack."""
         check_account(credentials, OfflineCredentials)
         self._settle()
         target = self.paths_for(credentials)
@@ -456,9 +796,86 @@ class OfflineCopies:
             copy = open_offline(target, credentials.password, self._wall())
         except errors.CopyNotFound:
             raise errors.CopyNotFound.of(credentials.database) from None
+        except errors.WrongPassword:
+            if target.db.exists() and read_attempts(target).exhausted:
+                self._delete_condemned(target)
+            raise
         access = AccessLog(copy, self._wall)
         access.note("offline_login")
-        return OfflineReader(copy, access)
+        reader = self._opened(
+            OfflineCopySession(copy, credentials.password, clock=self._wall, access_log=access)
+        )
+        self._dispatcher.warn_of_expiry(
+            target.copy_id, reader.database, reader.last_sync, reader.valid_until
+        )
+        return reader
+
+    def _delete_condemned(self, target: CopyPaths) -> None:
+        """Delete a copy whose wrong-password tries are used up once the writer that kept it
+        is done: queued behind this process's sync, and retried by the next attempt when
+        another program keeps it longer (the copy cannot be opened meanwhile)."""
+
+        def remove() -> None:
+            if not read_attempts(target).exhausted:
+                return  # deleted (and perhaps created anew) meanwhile
+            with CopyLock(target.lock) as lock:
+                delete_copy(target)
+                lock.remove_file()
+            self._dispatcher.forget(target.copy_id)
+
+        self._dispatcher.submit(remove)
+
+    @_guarded
+    def renew_before_logout(self, session: Session, bound_s: float = LOGOUT_RENEW_S) -> bool:
+        """Before an online session ends (logout, shutdown): renew the copy's offline validity
+        with a quick sync when its last contact is older than :data:`RENEW_AFTER_S`, waiting
+        at most ``bound_s`` (the sync itself must end by then too: a server that hangs
+        cannot hold the logout longer; one still running is asked to stop). Skipped without
+        a copy or after a recent contact. Returns whether the copy was renewed."""
+        check_account(session, Session)
+        bound = check_time(bound_s)
+        target = self.paths_for(session)
+        if not target.db.exists():
+            return False
+        last = describe(target).last_sync
+        if last is not None and 0.0 <= self._wall() - last < RENEW_AFTER_S:
+            return False
+        future = self._dispatcher.request_sync(session, False, deadline_s=bound)
+        try:
+            future.result(max(0.0, bound))
+        except FutureTimeout:
+            self._dispatcher.cancel(target.copy_id)
+            _log.info("offline add-on: the renewal before logout did not finish in %.1f s", bound)
+            return False
+        except errors.OfflineAddonError as exc:
+            _log.info("offline add-on: the renewal before logout failed: %s", type(exc).__name__)
+            return False
+        return True
+
+    @_guarded
+    def open_online(self, session: Session) -> OfflineCopySession:
+        """Open the copy of an online ``session`` (to read or resolve its conflicts while
+        online; no validity check: the user is online). A change made through it is sent by
+        the next sync (:meth:`request_sync`). Raises CopyNotFound or WrongPassword."""
+        check_account(session, Session)
+        self._settle()
+        target = self.paths_for(session)
+        try:
+            copy = OfflineCopy.open(target, session.password)
+        except errors.CopyNotFound:
+            raise errors.CopyNotFound.of(session.database) from None
+        return self._opened(OfflineCopySession(copy, session.password, clock=self._wall))
+
+    def _opened(self, opened: OfflineCopySession) -> OfflineCopySession:
+        self._sessions[opened.copy_id] = opened
+        return opened
+
+    @_guarded
+    def open_session_of(self, account: Account) -> OfflineCopySession | None:
+        """The offline session this object opened for ``account``'s copy and that is still
+        open (what ``offline status`` and ``offline conflicts`` use offline), else None."""
+        opened = self._sessions.get(self.paths_for(account).copy_id)
+        return opened if opened is not None and opened.is_open else None
 
     # -- re-key and delete ------------------------------------------------------------------
 
@@ -565,6 +982,38 @@ class OfflineCopies:
         """Stop the background thread (a running sync stops at its next page); returns whether
         it ended within ``timeout``. The object cannot be used afterwards."""
         return self._dispatcher.shutdown(timeout)
+
+
+def pushed_words(pushed: int, conflicts: int) -> str:
+    """What the user hears after a sync that sent offline changes or met conflicts:
+    "3 offline changes saved to the server; 1 conflict to resolve" (empty when neither)."""
+    parts = []
+    if pushed:
+        parts.append(f"{pushed:,} offline change{'s' if pushed != 1 else ''} saved to the server")
+    if conflicts:
+        parts.append(f"{conflicts:,} conflict{'s' if conflicts != 1 else ''} to resolve")
+    return "; ".join(parts)
+
+
+class _TellsPushes:
+    """The engine, wrapped so that a sync which sent offline changes or met conflicts tells
+    the user (a warning, which a host keeps visible, when there are conflicts to resolve)."""
+
+    def __init__(self, sync: SyncFn, feedback: Callable[[], Feedback]) -> None:
+        self._sync = sync
+        self._feedback = feedback
+
+    def __call__(self, paths: CopyPaths, session: Session, **options: Any) -> SyncResult:
+        result = self._sync(paths, session, **options)
+        pushed = int(getattr(result, "changes_pushed", 0) or 0)
+        conflicts = int(getattr(result, "new_conflicts", 0) or 0)
+        words = pushed_words(pushed, conflicts)
+        if words:
+            feedback = self._feedback()
+            if conflicts:
+                words += f" (see '{command_text(feedback, 'offline', 'conflicts')}')"
+            feedback.notify("Offline changes", words + ".", "warning" if conflicts else "info")
+        return result
 
 
 def _same_account(info: CopyInfo, session: Session) -> bool:

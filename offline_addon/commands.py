@@ -20,7 +20,11 @@ from typing import Any
 
 from hookspecs import CommandArgument, CommandInvocation, HostCommand, Session
 from offline_addon import errors
-from offline_addon.api import DEFAULT_WAIT_S, CopyOverview, OfflineCopies
+from offline_addon.api import DEFAULT_WAIT_S, CopyOverview, OfflineCopies, OfflineCopySession
+from offline_addon.protocol.merge import RECORD_NAME
+from offline_addon.protocol.validity import expiry_stage
+from offline_addon.runtime.status import expiry_words
+from offline_addon.storage.local_changes import ConflictEntry
 from offline_addon.storage.sidecar import CopyInfo
 from offline_addon.sync.result import SyncResult, incomplete_words
 
@@ -78,7 +82,7 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         who = _account(inv)
         if who is None:
             return show_list(inv)
-        overview = copies().status(who)
+        overview = copies().status(who, edits=True)
         if inv.args.get("json"):
             inv.output(json.dumps(status_json(overview, who.database), sort_keys=True))
         else:
@@ -120,6 +124,9 @@ def build_commands(copies: Copies) -> list[HostCommand]:
         inv.output(f"There was no offline copy of '{who.database}' to delete.")
         return EXIT_NO_COPY
 
+    def conflicts(inv: CommandInvocation) -> int:
+        return run_conflicts(inv, copies())
+
     return [
         HostCommand(
             GROUP,
@@ -149,7 +156,193 @@ def build_commands(copies: Copies) -> list[HostCommand]:
             "Delete the offline copy of this database (works without a server).",
             delete,
         ),
+        HostCommand(
+            GROUP,
+            "conflicts",
+            "List the offline changes the server did not take; keep yours or the server's.",
+            conflicts,
+            arguments=CONFLICT_ARGUMENTS,
+        ),
     ]
+
+
+CONFLICT_ARGUMENTS = (
+    CommandArgument("reveal", "show your value and the server's for conflict number N"),
+    CommandArgument("copy", "copy your value of conflict N to the clipboard"),
+    CommandArgument(
+        "keep-mine", "keep your value of conflict N: it is sent to the server at the next sync"
+    ),
+    CommandArgument("keep-server", "keep the server's value of conflict N (yours is dropped)"),
+    CommandArgument("dismiss", "take conflict N off the list (the server's value stays)"),
+)
+REASONS = {
+    "conflict": "changed on the server too",
+    "refused": "the server refused the change",
+    "deleted": "the record was deleted on the server",
+}
+
+
+def run_conflicts(inv: CommandInvocation, api: OfflineCopies) -> int:
+    """``offline conflicts``: list the conflicts (never a value), or act on one of them
+    (``--reveal``, ``--keep-mine``, ``--keep-server``, ``--dismiss`` N). Works offline (the
+    open offline session) and online (the copy opened with the session's password; a kept
+    value is sent by a sync requested at once)."""
+    action = _conflict_action(inv)
+    if action is None:
+        return EXIT_FAILED
+    who = _account(inv)
+    if who is None:
+        return _needs_login(inv)
+    opened = api.open_session_of(who)
+    own = None
+    try:
+        if opened is None:
+            if inv.session is None:
+                inv.output(
+                    "Error: log in first (online, or offline from your copy); the conflicts "
+                    "are kept inside the encrypted offline copy."
+                )
+                return EXIT_NEEDS_SERVER
+            opened = own = api.open_online(inv.session)
+        code = _act_on_conflicts(inv, opened, action)
+    except errors.CopyNotFound as exc:
+        inv.output(f"Error: {exc}")
+        return EXIT_NO_COPY
+    except errors.OfflineAddonError as exc:
+        inv.output(f"Error: {exc}")
+        return EXIT_FAILED
+    finally:
+        if own is not None:
+            own.close()
+    if code == EXIT_OK and action[0] == "keep-mine" and inv.session is not None:
+        api.request_sync(inv.session)
+        inv.output("Sending it to the server now.")
+    return code
+
+
+def _conflict_action(inv: CommandInvocation) -> tuple[str, int] | None:
+    """What ``offline conflicts`` was asked: (argument, conflict number), ``("list", 0)``
+    without one; None (said why) for a bad number or more than one."""
+    given = [(a.name, inv.args.get(a.name)) for a in CONFLICT_ARGUMENTS]
+    chosen = [(name, value) for name, value in given if value not in (None, False)]
+    if not chosen:
+        return ("list", 0)
+    if len(chosen) > 1:
+        inv.output("Error: choose one of --reveal, --copy, --keep-mine, --keep-server, --dismiss.")
+        return None
+    name, value = chosen[0]
+    text = str(value).strip().lstrip("#")
+    if not text.isdigit() or len(text) > 9:
+        inv.output(
+            f"Error: --{name} takes the number of a conflict, as the list shows it (#1, #2...)."
+        )
+        return None
+    return (name, int(text))
+
+
+def _act_on_conflicts(
+    inv: CommandInvocation, opened: OfflineCopySession, action: tuple[str, int]
+) -> int:
+    found = {entry.conflict_id: entry for entry in opened.conflicts()}
+    if action[0] == "list":
+        for line in describe_conflicts(list(found.values())):
+            inv.output(line)
+        return EXIT_OK
+    name, number = action
+    entry = found.get(number)
+    if entry is None:
+        inv.output(f"Error: there is no conflict #{number}; run 'offline conflicts' to see them.")
+        return EXIT_FAILED
+    where = _slot_words(entry.slot)
+    if name == "reveal":
+        inv.output(f"#{number} {entry.record_name}, {where}:")
+        inv.output(f"  yours:    {_value_words(entry.mine, entry.slot)}")
+        inv.output(f"  server's: {_value_words(entry.theirs, entry.slot)}")
+        return EXIT_OK
+    if name == "copy":
+        return _copy_value(inv, entry)
+    if name == "keep-mine":
+        opened.keep_mine(number)
+        inv.output(
+            f"Kept your value for {entry.record_name} ({where}); it is sent to the server at "
+            "the next synchronisation."
+        )
+        return EXIT_OK
+    opened.dismiss_conflict(number)
+    kept = "The server's value stays" if entry.reason == "conflict" else "Dismissed"
+    inv.output(f"{kept} for {entry.record_name} ({where}); your value was dropped.")
+    return EXIT_OK
+
+
+def _copy_value(inv: CommandInvocation, entry: ConflictEntry) -> int:
+    """Your value of a conflict onto the host's clipboard (contract 1.2), never printed; a
+    host without one is told to reveal it."""
+    number, where = entry.conflict_id, _slot_words(entry.slot)
+    if entry.mine is None:
+        inv.output(f"#{number} has no value of yours to copy ({where}).")
+        return EXIT_FAILED
+    copy = getattr(inv.services, "copy_to_clipboard", None)
+    said = None
+    if callable(copy):
+        try:
+            said = copy(entry.mine)
+        except Exception as exc:  # a host's failure must not lose the user the value
+            said = None
+            inv.output(f"The clipboard failed ({type(exc).__name__}).")
+    if not isinstance(said, str):
+        inv.output(f"No clipboard can be used here; see the value with --reveal {number}.")
+        return EXIT_FAILED
+    inv.output(f"Your value for {entry.record_name} ({where}): {said}.")
+    return EXIT_OK
+
+
+def describe_conflicts(entries: list[ConflictEntry]) -> list[str]:
+    """The lines ``offline conflicts`` lists: number, record, field and why, never a value."""
+    if not entries:
+        return ["No conflicts: every change you made offline is on the server or waits to go."]
+    lines = [f"{len(entries):,} conflict{'s' if len(entries) != 1 else ''} to resolve:"]
+    for entry in entries:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.local_time))
+        lines.append(
+            f"  #{entry.conflict_id} {entry.record_name}: {_slot_words(entry.slot)}, "
+            f"{REASONS.get(entry.reason, entry.reason)} ({when})"
+        )
+    lines.append(
+        "See a value with --reveal N (or --copy N); keep yours with --keep-mine N (sent at the "
+        "next sync), or the server's with --keep-server N."
+    )
+    return lines
+
+
+def _slot_words(slot: str | None) -> str:
+    if slot is None:
+        return "your delete of the whole record"
+    if slot == RECORD_NAME:
+        return "the record's name"
+    return f"field '{slot}'"
+
+
+def _value_words(value: str | None, slot: str | None) -> str:
+    if slot is None:
+        return "(the whole record)"
+    return "(no such field)" if value is None else value
+
+
+def describe_edits(pending: int | None, conflicts: int | None) -> str:
+    """What waits from offline work, in words (counts only): empty when nothing does."""
+    parts = []
+    if pending:
+        parts.append(
+            f"{pending:,} offline change{'s' if pending != 1 else ''} wait"
+            f"{'s' if pending == 1 else ''} to be sent to the server"
+        )
+    if conflicts:
+        parts.append(
+            f"{conflicts:,} conflict{'s' if conflicts != 1 else ''} to resolve "
+            "(see 'offline conflicts')"
+        )
+    text = "; ".join(parts) + "."
+    return text[:1].upper() + text[1:] if parts else ""
 
 
 def _account(inv: CommandInvocation) -> Any:
@@ -230,6 +423,19 @@ def describe_age(last_sync: float | None, valid_until: float | None, now: float)
     return f"last sync {last}, {validity}"
 
 
+def expiry_line(last_sync: float | None, valid_until: float | None, now: float) -> str | None:
+    """The warning of a copy near the end of its offline validity, as a sentence ("Usable
+    offline for 5 more hours; connect to renew."), or None when it is not near (see
+    ``protocol.validity.expiry_stage``) or over (the refusal says that)."""
+    if last_sync is None or valid_until is None:
+        return None
+    left = valid_until - now
+    if expiry_stage(left, valid_until - last_sync) == 0:
+        return None
+    words = expiry_words(left)
+    return f"{words[0].upper()}{words[1:]}."
+
+
 def describe_copy(info: CopyInfo, now: float) -> str:
     """One line about a copy: where, whose, how big, how fresh, how long usable offline."""
     if not info.database:
@@ -260,8 +466,14 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
         ]
     else:
         lines = [describe_copy(overview.info, now)]
+        warning = _status_expiry(overview)
+        if warning is not None:
+            lines.append(warning)
     if live.state == "syncing":
         lines.append(f"Synchronising now: {live.done}/{live.total}.")
+    edits = describe_edits(overview.pending_changes, overview.conflicts)
+    if edits:
+        lines.append(edits)
     if live.last_error:
         lines.append(f"Last problem: {live.last_error}")
     if overview.next_sync_in_s is not None and overview.info is not None:
@@ -275,6 +487,13 @@ def describe_status(overview: CopyOverview, database: str, *, online: bool) -> l
     return lines
 
 
+def _status_expiry(overview: CopyOverview) -> str | None:
+    info, left = overview.info, overview.validity_left_s
+    if info is None or info.valid_until is None or left is None:
+        return None
+    return expiry_line(info.last_sync, info.valid_until, info.valid_until - left)
+
+
 def copy_json(info: CopyInfo) -> dict[str, Any]:
     """A copy as ``--json`` shows it: every :class:`CopyInfo` field (times in UNIX seconds,
     ``null`` when unknown)."""
@@ -284,7 +503,9 @@ def copy_json(info: CopyInfo) -> dict[str, Any]:
 def status_json(overview: CopyOverview, database: str) -> dict[str, Any]:
     """``offline status --json``: ``database``, ``copy`` (as in ``list --json``, or null),
     ``state`` ("idle"/"syncing"), ``done``, ``total``, ``last_result`` (outcome and counts,
-    or null), ``last_error`` (a sentence, or null), ``validity_left_s``, ``next_sync_in_s``."""
+    or null), ``last_error`` (a sentence, or null), ``pending_changes`` and ``conflicts``
+    (counts, or null when the copy is not open), ``validity_left_s``, ``next_sync_in_s``,
+    ``expiry_warning`` (the near-expiry sentence, or null)."""
     live = overview.status
     last = live.last_result
     return {
@@ -304,6 +525,9 @@ def status_json(overview: CopyOverview, database: str) -> dict[str, Any]:
             "duration_s": round(last.duration_s, 3),
         },
         "last_error": live.last_error,
+        "pending_changes": overview.pending_changes,
+        "conflicts": overview.conflicts,
         "validity_left_s": overview.validity_left_s,
         "next_sync_in_s": None if overview.info is None else overview.next_sync_in_s,
+        "expiry_warning": _status_expiry(overview),
     }

@@ -21,6 +21,7 @@ password, a token or record content::
     ├── StorageError            disk full, permissions, corrupt file
     │   └── CopyDamaged         the copy's file is damaged; the next online sync rebuilds it
     ├── OfflineEditError        an offline edit that cannot be made as asked
+    │   └── OfflineEditingNotAllowed  the copy may not be written (policy off, incomplete copy)
     ├── CopyBusy                another program on this computer is writing the copy now
     ├── SyncCancelled           a sync was stopped on request between two pages
     └── ShuttingDown            the add-on was switched off before the work could run
@@ -121,6 +122,22 @@ COPY_DAMAGED = "The offline copy is damaged; it will be rebuilt at the next onli
 class OfflineEditError(OfflineAddonError):
     """An offline edit cannot be made as asked (no such record in the copy, a value the server
     would refuse); nothing was changed."""
+
+
+class OfflineEditingNotAllowed(OfflineEditError):
+    """The offline copy may not be written now: the server's last policy does not allow
+    editing offline, or the copy is incomplete. Nothing was changed; the copy stays readable."""
+
+
+EDITING_SWITCHED_OFF = (
+    "Editing offline is not allowed for this database (the offline copy is read-only); "
+    "nothing was changed. Make the change when you are online again, or ask your "
+    "administrator to allow offline editing."
+)
+EDITING_NEEDS_COMPLETE_COPY = (
+    "The offline copy is incomplete (its first synchronisation did not finish), so it is "
+    "read-only; nothing was changed. Log in online once to complete it."
+)
 
 
 class CopyBusy(OfflineAddonError):

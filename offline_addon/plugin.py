@@ -9,6 +9,7 @@ block (the host waits for the key derivation by contract). Importing this module
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -27,7 +28,7 @@ from hookspecs import (
 from hookspecs.services import NotifyLevel
 from offline_addon import errors
 from offline_addon.api import OfflineCopies, OfflineReader
-from offline_addon.commands import build_commands, describe_age
+from offline_addon.commands import build_commands, describe_age, describe_edits, expiry_line
 from offline_addon.errors import SettingsError
 from offline_addon.runtime.status import PROGRESS_TASK
 from offline_addon.settings import AddonSettings, parse_settings
@@ -213,7 +214,15 @@ class OfflineAddon:
 
     @hookimpl
     def on_logout(self, session: Session) -> None:
-        """Stop automatic syncs with this session's token."""
+        """Renew the copy first when its last contact is older than an hour (a quick sync,
+        waiting at most ``api.LOGOUT_RENEW_S``: the host called this before it shuts down
+        too), then stop automatic syncs with this session's token."""
+        try:
+            self.copies.renew_before_logout(session)
+        except errors.InvalidArgument:
+            pass  # told below, once
+        except Exception:
+            self._failed("on_logout")
         try:
             self.copies.session_ended(session)
         except errors.InvalidArgument as exc:
@@ -272,14 +281,18 @@ class OfflineAddon:
                 "The offline copy could not be opened because of an unexpected error; "
                 "see the host's log.",
             )
-        message = offline_login_message(reader, self.wall_clock())
+        try:
+            pending, conflicts = len(reader.pending_changes()), len(reader.conflicts())
+        except errors.OfflineAddonError:
+            pending, conflicts = 0, 0  # the copy reads; the counts are a courtesy
+        message = offline_login_message(reader, self.wall_clock(), pending, conflicts)
         if not reader.complete:
             notice = incomplete_words(reader.record_count, reader.expected_total)
             message = (
                 f"This offline copy is {notice}: its first synchronisation did not "
                 f"finish; log in online to complete it.\n{message}"
             )
-        return OfflineLoginResult(reader, message)
+        return login_result(reader, message, pending, conflicts)
 
     @hookimpl
     def register_commands(self) -> list[HostCommand]:
@@ -291,13 +304,38 @@ class OfflineAddon:
             return []
 
 
-def offline_login_message(reader: OfflineReader, now: float) -> str:
-    """What the host shows after an offline login: read-only, how old the copy is and how long
-    it stays usable."""
-    return (
-        f"Logged in offline: read-only, from your offline copy "
-        f"({describe_age(reader.last_sync, reader.valid_until, now)})."
-    )
+def offline_login_message(
+    reader: OfflineReader, now: float, pending: int = 0, conflicts: int = 0
+) -> str:
+    """What the host shows after an offline login: whether changes may be made, how old the
+    copy is and how long it stays usable, and what waits from earlier offline work."""
+    age = describe_age(reader.last_sync, reader.valid_until, now)
+    if reader.read_only_reason is None:
+        text = (
+            f"Logged in offline from your offline copy ({age}). Changes you make are kept "
+            "in the copy and sent to the server at your next online login."
+        )
+    else:
+        text = f"Logged in offline: read-only, from your offline copy ({age})."
+    lines = [text]
+    waiting = describe_edits(pending, conflicts)
+    if waiting:
+        lines.append(waiting)
+    warning = expiry_line(reader.last_sync, reader.valid_until, now)
+    if warning is not None:
+        lines.append(warning)
+    return "\n".join(lines)
+
+
+def login_result(
+    session: OfflineReader, message: str, pending: int, conflicts: int
+) -> OfflineLoginResult:
+    """The answer to ``offline_login``, with the counts of contract 1.2 when the host's
+    contract has them (a 1.1 host's ``OfflineLoginResult`` does not)."""
+    known = {f.name for f in dataclasses.fields(OfflineLoginResult)}
+    if {"pending_changes", "conflicts"} <= known:
+        return OfflineLoginResult(session, message, pending_changes=pending, conflicts=conflicts)
+    return OfflineLoginResult(session, message)
 
 
 addon = OfflineAddon()

@@ -126,8 +126,10 @@ class OnlineClient:
         json: Any = None,
         params: Mapping[str, Any] | None = None,
         timeout: tuple[float, float] | None = None,
+        extra_headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         headers = {"X-Client-Id": self._client_id, "Accept": "application/json"}
+        headers.update(extra_headers or {})
         if self._token:
             headers["Authorization"] = f"Bearer {self._token}"
         try:
@@ -287,6 +289,18 @@ class OnlineClient:
                 ),
                 200,
             )
+        )
+
+    def delete_record(self, database: str, record_id: str, rev: int) -> None:
+        """Delete a record at revision ``rev`` (``If-Match``); code ``revision_moved`` when
+        someone changed it since."""
+        self._check(
+            self._request(
+                "DELETE",
+                _records_path(database, record_id),
+                extra_headers={"If-Match": f'"{rev}"'},
+            ),
+            204,
         )
 
     def change_password(self, old_password: str, new_password: str) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from hookspecs import HostCommand, HostServices
 from reference_host.addons import AddonInfo, HookCaller, discover
+from reference_host.clipboard import Clipboard, ClipboardUnavailable
 from reference_host.config import HostConfig, load_config, save_config
 from reference_host.services import Console, one_shot_command_text, services_for
 from reference_host.settings import effective_settings, with_change
@@ -58,6 +59,8 @@ class Host:
         self._commands: dict[str, list[HostCommand]] = {}
         self._running = False
         self._in_shell = False
+        self.clipboard: Clipboard | None = None
+        """The clipboard of the interactive shell, once there is one."""
         self.config = load_config(config_dir)
         if self._remember_new_addons(self.config):
             save_config(config_dir, self.config)
@@ -181,7 +184,22 @@ class Host:
 
     def services_for(self, addon_id: str) -> HostServices:
         """The host services as ``addon_id`` sees them."""
-        return services_for(addon_id, self.console, self.settings, self.command_text)
+        return services_for(
+            addon_id, self.console, self.settings, self.command_text, self.copy_to_clipboard
+        )
+
+    def copy_to_clipboard(self, text: str) -> str | None:
+        """Put a secret on the shell's clipboard for an add-on (contract 1.2); the sentence
+        for the user, or None when there is no clipboard (no shell, or no tool works)."""
+        clipboard = self.clipboard
+        if clipboard is None:
+            return None
+        try:
+            clipboard.copy(text)
+        except ClipboardUnavailable as exc:
+            log.info("an add-on's copy to the clipboard failed: %s", exc)
+            return None
+        return f"copied to the clipboard; it is cleared in {clipboard.clear_after:g} s"
 
     # -- where the user types commands ----------------------------------------------------
 

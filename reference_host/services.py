@@ -233,6 +233,7 @@ class _AddonServices:
     console: Console
     settings_of: Callable[[str], Mapping[str, Any]]
     command_text_of: Callable[[str, str], str]
+    copy_text: Callable[[str], str | None] = lambda _text: None
 
     def progress(self, task: str, done: int, total: int, text: str) -> None:
         self.console.progress(f"{self.addon_id}/{task}", self.addon_id, done, total, text or task)
@@ -250,6 +251,9 @@ class _AddonServices:
     def command_text(self, group: str, name: str) -> str:
         return self.command_text_of(group, name)
 
+    def copy_to_clipboard(self, text: str) -> str | None:
+        return self.copy_text(text)
+
 
 def one_shot_command_text(group: str, name: str) -> str:
     """How a command is typed on the command line: ``psr-client GROUP NAME``."""
@@ -261,7 +265,9 @@ def services_for(
     console: Console,
     settings_of: Callable[[str], Mapping[str, Any]],
     command_text: Callable[[str, str], str] = one_shot_command_text,
+    copy_text: Callable[[str], str | None] = lambda _text: None,
 ) -> HostServices:
     """The :class:`hookspecs.HostServices` handed to ``addon_id`` in ``on_addon_enabled``;
-    ``command_text`` says how the user types a command where they are now."""
-    return _AddonServices(addon_id, console, settings_of, command_text)
+    ``command_text`` says how the user types a command where they are now, ``copy_text``
+    puts a secret on the clipboard (None: there is none)."""
+    return _AddonServices(addon_id, console, settings_of, command_text, copy_text)

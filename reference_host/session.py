@@ -2,7 +2,8 @@
 
 An online session calls ``on_login`` and runs the timer thread (``on_timer``); closing it calls
 ``on_logout`` and revokes the token. When the server cannot be reached (not on a wrong password)
-the host asks its add-ons for an offline session (``offline_login``), which is read-only.
+the host asks its add-ons for an offline session (``offline_login``), which reads, and writes
+when the add-on's session can (contract 1.2: the add-on sends the changes later).
 
 The user never waits in silence: a login that has no answer after a moment says where it
 connects and that Ctrl-C works offline instead; it gives up after :data:`LOGIN_TIMEOUT`.
@@ -31,9 +32,7 @@ log = logging.getLogger("psr.host.session")
 NOTICE_DELAY_S = 0.5
 """How long a login may take before the user is told what it waits for (well within the
 second after which a silent program looks hung)."""
-WENT_OFFLINE = (
-    "The server cannot be reached; you are now working offline from your copy (read-only)."
-)
+WENT_OFFLINE = "The server cannot be reached; you are now working offline from your copy."
 
 
 def no_offline_addon_text(host: Host) -> str:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
-from hookspecs import Account, OfflineSession, SavedRecord
+from hookspecs import Account, OfflineSession, SavedRecord, WritableOfflineSession
 from reference_host.client import LOGIN_TIMEOUT, HostApiError, ServerUnreachable
 from reference_host.clipboard import Clipboard, ClipboardUnavailable
 from reference_host.commands import (
@@ -73,6 +73,7 @@ SIMPLE_COMMANDS = (
     "copy",
     "new",
     "edit",
+    "delete",
     "passwd",
     "tick",
     "sleep",
@@ -145,6 +146,7 @@ class Shell:
         self._line_editing = interactive and line_editing
         self._screen: PromptScreen | None = None
         self.clipboard = clipboard or Clipboard()
+        host.clipboard = self.clipboard
         self._login_timeout = login_timeout
         self.online: OnlineSession | None = None
         self.offline: OfflineSession | None = None
@@ -262,8 +264,18 @@ class Shell:
         if self.online is not None:
             return f"online: {who}"
         if self.offline is not None:
-            return f"offline (read-only): {who}"
+            return f"offline ({self._offline_mode()}): {who}"
         return "not logged in"
+
+    def _offline_mode(self) -> str:
+        session = self.offline
+        if isinstance(session, WritableOfflineSession):
+            try:
+                if session.read_only_reason is None:
+                    return "editing"
+            except Exception:  # the status line must never fail
+                log.debug("read_only_reason failed", exc_info=True)
+        return "read-only"
 
     # -- loop -------------------------------------------------------------------------------
 
@@ -375,6 +387,9 @@ class Shell:
         edit.add_argument("record", metavar="NAME")
         edit.add_argument("fields", nargs="*", metavar="key=value")
         edit.add_argument("--name", dest="new_name")
+        delete = sub.add_parser("delete")
+        delete.add_argument("record", metavar="NAME")
+        delete.add_argument("--yes", action="store_true")
         sub.add_parser("passwd")
         sub.add_parser("tick").add_argument("minutes", nargs="?", type=float, default=0.0)
         sub.add_parser("sleep").add_argument("seconds", type=float)
@@ -414,7 +429,8 @@ class Shell:
     def _cmd_help(self, _: argparse.Namespace) -> None:
         self.out(
             "commands: list | search TEXT | show NAME [--reveal] | copy NAME [FIELD] | "
-            "new NAME key=value... | edit NAME key=value... [--name NEW] | passwd | "
+            "new NAME key=value... | edit NAME key=value... [--name NEW] | "
+            "delete NAME [--yes] | passwd | "
             "tick [MINUTES] | sleep SECONDS | say TEXT | addons ... | settings ... | "
             "login | logout | quit"
         )
@@ -516,6 +532,33 @@ class Shell:
             self.out(NOT_LOGGED_IN)
         return self.online
 
+    def _offline_writable(self) -> WritableOfflineSession | None:
+        """The offline session when it may write now; else says why not (the add-on's own
+        sentence for a session of contract 1.2, :data:`READ_ONLY` for an older one)."""
+        session = self.offline
+        if not isinstance(session, WritableOfflineSession):
+            self.out(READ_ONLY)
+            return None
+        try:
+            refusal = session.read_only_reason
+        except Exception as exc:  # an add-on's failure must not end the command badly
+            log.error("read_only_reason of the offline session failed: %s", type(exc).__name__)
+            refusal = READ_ONLY
+        if refusal is not None:
+            self.out(refusal)
+            return None
+        return session
+
+    def _offline_write(self, write: Callable[[], Any]) -> Any | None:
+        """Run one write of the offline session; the add-on's refusal is told as it says it
+        (its sentence says what to do) and ``None`` returned."""
+        try:
+            return write()
+        except Exception as exc:
+            log.info("the offline write was refused: %s", type(exc).__name__)
+            self.out(f"error: {exc or type(exc).__name__}")
+            return None
+
     def _saved(self, online: OnlineSession, record_id: str) -> None:
         session = online.session
         saved = SavedRecord(
@@ -524,6 +567,9 @@ class Shell:
         self.host.hooks.call("on_record_saved", session=session, record=saved)
 
     def _cmd_new(self, ns: argparse.Namespace) -> None:
+        if self.offline is not None:
+            self._new_offline(ns)
+            return
         online = self._writable()
         if online is None:
             return
@@ -532,7 +578,19 @@ class Shell:
         self.out(f"created {record.record_id} (rev {record.rev})")
         self._saved(online, record.record_id)
 
+    def _new_offline(self, ns: argparse.Namespace) -> None:
+        session = self._offline_writable()
+        if session is None:
+            return
+        fields = parse_assignments(ns.fields)
+        made = self._offline_write(lambda: session.create(ns.name, fields))
+        if made is not None:
+            self.out(f"created {made} offline; it is sent to the server at your next online login")
+
     def _cmd_edit(self, ns: argparse.Namespace) -> None:
+        if self.offline is not None:
+            self._edit_offline(ns)
+            return
         online = self._writable()
         if online is None:
             return
@@ -558,6 +616,77 @@ class Shell:
             raise
         self.out(f"saved {record.record_id} (rev {record.rev})")
         self._saved(online, record.record_id)
+
+    def _edit_offline(self, ns: argparse.Namespace) -> None:
+        session = self._offline_writable()
+        if session is None:
+            return
+        changes = parse_assignments(ns.fields)
+        found = self._resolve(ns.record)
+        if found is None:
+            return
+        # Only the typed fields: the others stay as the copy holds them when it is written.
+        shown = self._offline_write(
+            lambda: session.edit_fields(found.record_id, changes, name=ns.new_name or None)
+        )
+        if shown is not None:
+            self.out(
+                f"saved {found.record_id} offline; it is sent to the server at your next "
+                "online login"
+            )
+
+    def _cmd_delete(self, ns: argparse.Namespace) -> None:
+        if self.offline is not None:
+            if self._offline_writable() is None:
+                return
+        elif self._writable() is None:
+            return
+        found = self._resolve(ns.record)
+        if found is None or not self._confirmed(ns, f"delete {found.name!r}? [y/N] "):
+            return
+        if self.offline is not None:
+            self._delete_offline(found)
+            return
+        online = self._writable()
+        if online is None:
+            return
+        try:
+            online.client.delete_record(online.session.database, found.record_id, found.rev)
+        except HostApiError as exc:
+            if exc.code == "revision_moved":
+                self.out(
+                    "the record was changed by someone else meanwhile; nothing deleted. "
+                    "Show it again and decide."
+                )
+                return
+            raise
+        self.out(f"deleted {found.record_id}")
+        self._saved(online, found.record_id)
+
+    def _delete_offline(self, found: ShownRecord) -> None:
+        session = self._offline_writable()
+        if session is None:
+            return
+
+        def delete() -> bool:
+            session.delete(found.record_id)
+            return True
+
+        if self._offline_write(delete):
+            self.out(
+                f"deleted {found.record_id} offline; the delete is sent to the server at your "
+                "next online login"
+            )
+
+    def _confirmed(self, ns: argparse.Namespace, question: str) -> bool:
+        """``--yes``, or the user answers yes (Ctrl-C or anything else: no, nothing done)."""
+        if ns.yes:
+            return True
+        answer = self._read_line(question)
+        if answer is None or answer.strip().casefold() not in ("y", "yes"):
+            self.out("nothing deleted")
+            return False
+        return True
 
     def _cmd_passwd(self, _: argparse.Namespace) -> None:
         online = self._writable()

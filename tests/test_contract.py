@@ -20,9 +20,11 @@ from hookspecs import (
     HostServices,
     ManifestError,
     OfflineCredentials,
+    OfflineLoginResult,
     OfflineSession,
     RecordView,
     Session,
+    WritableOfflineSession,
     validate_manifest,
 )
 from hookspecs import spec as hookspec_module
@@ -155,15 +157,25 @@ def test_a_format_on_a_non_string_setting_is_refused() -> None:
 # -- contract 1.1 -------------------------------------------------------------------------
 
 
-def test_the_contract_is_version_1_1_and_a_1_0_addon_is_still_supported() -> None:
+def test_the_contract_is_version_1_2_and_older_addons_are_still_supported() -> None:
     from reference_host.addons import contract_supported
 
-    assert hookspecs.CONTRACT_VERSION == "1.1"
+    assert hookspecs.CONTRACT_VERSION == "1.2"
     assert contract_supported(_root_manifest()["contract_version"])
     assert contract_supported("1.0")
     assert contract_supported("1.1")
-    assert not contract_supported("1.2")
+    assert contract_supported("1.2")
+    assert not contract_supported("1.3")
     assert not contract_supported("2.0")
+
+
+def test_the_offline_addon_still_loads_in_a_1_1_host() -> None:
+    from reference_host.addons import contract_supported
+
+    # It needs nothing of 1.2 from the host: it offers the writable session, and builds its
+    # login result without the 1.2 counts when the host's contract lacks them.
+    assert _root_manifest()["contract_version"] == "1.1"
+    assert contract_supported(_root_manifest()["contract_version"], host="1.1")
 
 
 def test_account_is_frozen_and_has_no_secret() -> None:
@@ -210,4 +222,49 @@ def test_count_matches_is_optional_for_an_offline_session() -> None:
             pass
 
     assert isinstance(OneZeroSession(), OfflineSession)
+    assert not isinstance(OneZeroSession(), WritableOfflineSession)
     assert "count_matches" in (OfflineSession.__doc__ or "")
+
+
+# -- contract 1.2 -------------------------------------------------------------------------
+
+
+def test_a_writable_offline_session_is_an_offline_session_that_edits_creates_and_deletes() -> None:
+    members = {"read_only_reason", "edit", "edit_fields", "create", "delete"}
+    assert members <= set(dir(WritableOfflineSession))
+    assert OfflineSession in WritableOfflineSession.__mro__
+    for name in members:
+        assert getattr(WritableOfflineSession, name).__doc__
+
+
+def test_the_offline_login_result_counts_pending_changes_and_conflicts_by_default_zero() -> None:
+    fields = {f.name: f for f in dataclasses.fields(OfflineLoginResult)}
+    assert list(fields)[:2] == ["session", "message"]  # 1.1 positional use still works
+    assert (fields["pending_changes"].default, fields["conflicts"].default) == (0, 0)
+    assert OfflineLoginResult(None, "why").conflicts == 0
+
+
+def test_the_addon_answers_a_1_1_host_without_the_1_2_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import offline_addon.plugin as plugin
+
+    @dataclasses.dataclass(frozen=True)
+    class OldResult:  # OfflineLoginResult as contract 1.1 defines it
+        session: Any
+        message: str
+
+    monkeypatch.setattr(plugin, "OfflineLoginResult", OldResult)
+    answer = plugin.login_result(None, "text", 2, 1)  # type: ignore[arg-type]
+    assert answer == OldResult(None, "text")
+
+
+def test_the_manifest_names_the_offline_editing_server_setting() -> None:
+    assert _root_manifest()["server_settings"] == ["offline_allowed", "offline_editing"]
+
+
+def test_copy_to_clipboard_is_a_documented_host_service_of_1_2() -> None:
+    assert "copy_to_clipboard" in dir(HostServices)
+    doc = HostServices.copy_to_clipboard.__doc__ or ""
+    assert "1.2" in doc
+    assert "getattr" in doc  # older hosts lack it

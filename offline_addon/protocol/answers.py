@@ -55,6 +55,9 @@ _ESCAPED_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 _REASONS = frozenset({"deleted", "revoked", "sealed"})
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 DIGEST_ALGORITHM = "sha256-sum"
+DEFAULT_LOGIN_ATTEMPTS = 10
+"""``offline_login_attempts`` when the server does not say (``docs/sync-api.yaml``)."""
+MAX_LOGIN_ATTEMPTS = 1000
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
@@ -69,6 +72,9 @@ class OfflinePolicy:
     password_generation: int | None = field(default=None, kw_only=True)
     """The password generation the session's token was issued under (it goes up with every
     password change); None from a server that does not tell it."""
+    offline_login_attempts: int = field(default=DEFAULT_LOGIN_ATTEMPTS, kw_only=True)
+    """Wrong offline passwords in a row after which the client deletes its copy (1..1000;
+    10 from a server that does not say)."""
 
     @property
     def allowed(self) -> bool:
@@ -109,6 +115,9 @@ class RecordData:
     fields_json: str
     """``fields`` encoded for storage; encoded during validation, which runs on the prefetch
     thread, so that the writing thread does not pay for it."""
+    index_text: str | None = None
+    """The text the full-text index holds for the record (:func:`index_text`), made during
+    validation like ``fields_json``; None: the writer makes it."""
 
     def __repr__(self) -> str:
         return f"RecordData(id={self.id!r}, rev={self.rev})"
@@ -210,7 +219,14 @@ def check_record(value: Any) -> RecordData:
         updated_at = float(updated_at)
     if type(updated_at) is not float or not abs(updated_at) <= MAX_TIMESTAMP:
         raise ValidationError("Record updated_at missing or not a time.")
-    return RecordData(rid, rev, name, values, updated_at, _encode(values))
+    return RecordData(rid, rev, name, values, updated_at, _encode(values), index_text(values))
+
+
+def index_text(values: Mapping[str, str]) -> str:
+    """The field text that goes into the copy's full-text index: every value but the
+    password's. Must stay equal to the SQL of ``_FTS_BODY`` in
+    :mod:`offline_addon.storage.migrations`."""
+    return " ".join(value for key, value in values.items() if key.lower() != "password")
 
 
 def check_change(item: Any) -> Change:
@@ -270,6 +286,10 @@ class PolicySchema(_Lenient):
     )
     server_time = Timestamp(required=True)
     password_generation = StrictInteger(load_default=None, validate=validate.Range(min=0))
+    offline_login_attempts = StrictInteger(
+        load_default=DEFAULT_LOGIN_ATTEMPTS,
+        validate=validate.Range(min=1, max=MAX_LOGIN_ATTEMPTS),
+    )
 
 
 class HeadSchema(PolicySchema):

@@ -42,3 +42,41 @@ def offline_verdict(
     if now - last_contact > validity_seconds:
         return OfflineVerdict(False, "expired")
     return OfflineVerdict(True)
+
+
+DAY_S = 86400.0
+LAST_HOUR_S = 3600.0
+
+
+def expiry_warning_s(validity_seconds: float) -> float:
+    """How long before its validity ends a copy starts to warn: a day or a fifth of the
+    validity, whichever is larger (so whichever comes first), but never more than half the
+    validity, or a copy valid for a day or less would warn the moment it was renewed.
+    The default week warns for its last 33.6 hours; 30 days for the last 6 days; 8 hours for
+    the last 4 hours."""
+    return min(max(DAY_S, validity_seconds / 5), validity_seconds / 2)
+
+
+def expiry_stage(left_s: float, validity_seconds: float) -> int:
+    """How near the end a copy is: 0 not near (or already over: the refusal says that),
+    1 inside the warning time (:func:`expiry_warning_s`), 2 inside the last hour (only when
+    the warning time is longer than two hours, so the two warnings are not told together).
+    Each stage is notified once."""
+    if left_s <= 0 or validity_seconds <= 0:
+        return 0
+    warn = expiry_warning_s(validity_seconds)
+    if left_s >= warn:
+        return 0
+    if warn > 2 * LAST_HOUR_S and left_s < LAST_HOUR_S:
+        return 2
+    return 1
+
+
+def next_stage_at(valid_until: float, validity_seconds: float, now: float) -> float | None:
+    """The time at which the next warning stage after ``now`` begins (None: no more)."""
+    warn = expiry_warning_s(validity_seconds)
+    starts = [valid_until - warn]
+    if warn > 2 * LAST_HOUR_S:
+        starts.append(valid_until - LAST_HOUR_S)
+    later = [t for t in starts if t > now and t < valid_until]
+    return min(later) if later else None

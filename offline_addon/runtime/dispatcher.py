@@ -33,13 +33,22 @@ from offline_addon.runtime.events import (
     SyncRequested,
     WorkerCall,
 )
+from offline_addon.runtime.expiry import ExpiryNotices, next_check_at
 from offline_addon.runtime.login_cache import LoginCache
 from offline_addon.runtime.schedule import SyncSchedule, SyncTrigger
-from offline_addon.runtime.status import CopyStatus, Feedback, command_text
+from offline_addon.runtime.status import (
+    EXPIRY_TITLE,
+    CopyStatus,
+    Feedback,
+    command_text,
+    expiry_notice,
+)
 from offline_addon.runtime.worker import Worker
 from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
+from offline_addon.storage.sidecar import CopyInfo, read_sidecar
+from offline_addon.sync.engine import index_upkeep
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary
 from offline_addon.sync.transport import SyncClient
 
@@ -75,6 +84,8 @@ class SyncFn(Protocol):
         cancel: Callable[[], bool] | None = ...,
         clock: Callable[[], float] = ...,
         client: SyncClient | None = ...,
+        deadline_s: float = ...,
+        compact: bool = ...,
     ) -> SyncResult: ...
 
 
@@ -122,6 +133,11 @@ class SyncDispatcher:
         self._cache = LoginCache()
         self._cancelled: set[str] = set()
         self._cancel_lock = threading.Lock()
+        self._expiry = ExpiryNotices()
+        self._watched: CopyInfo | None = None
+        """The logged-in copy as its sidecar last said, for the expiry warnings (worker)."""
+        self._warn_at = float("inf")
+        """Wall-clock time of the logged-in copy's next expiry check (one float: any thread)."""
 
     # -- the settings and where copies live ------------------------------------------------------
 
@@ -173,15 +189,18 @@ class SyncDispatcher:
         """The host's tick: learn its time; wake the worker only when something is due.
         Returns whether it woke the worker."""
         self._now.observe(now)
-        if now < self._worker.due_hint:
+        if now < self._worker.due_hint and self._wall() < self._warn_at:
             return False
         self._worker.post(ClockMoved())
         return True
 
-    def request_sync(self, session: Session, create: bool) -> Future[SyncResult]:
-        """A sync of ``session``'s copy, served on the worker thread."""
+    def request_sync(
+        self, session: Session, create: bool, deadline_s: float | None = None
+    ) -> Future[SyncResult]:
+        """A sync of ``session``'s copy, served on the worker thread (ending within
+        ``deadline_s`` once it runs, when given)."""
         future: Future[SyncResult] = Future()
-        if not self._worker.post(SyncRequested(session, create, future)):
+        if not self._worker.post(SyncRequested(session, create, future, deadline_s)):
             future.set_exception(errors.ShuttingDown())
         return future
 
@@ -192,6 +211,15 @@ class SyncDispatcher:
         if not self._worker.post(WorkerCall(fn, future)):  # type: ignore[arg-type]
             future.set_exception(errors.ShuttingDown())
         return future
+
+    def warn_of_expiry(
+        self, copy_id: str, database: str, last_contact: float | None, valid_until: float | None
+    ) -> None:
+        """Notify once per stage when the copy is near the end of its offline validity (any
+        thread; see :mod:`offline_addon.runtime.expiry`)."""
+        left = self._expiry.due(copy_id, last_contact, valid_until, self._wall())
+        if left is not None:
+            self._feedback().notify(EXPIRY_TITLE, expiry_notice(database, left), "warning")
 
     def cancel(self, copy_id: str) -> None:
         """Stop the sync of ``copy_id`` that runs or waits (at its next page); its callers get
@@ -241,7 +269,9 @@ class SyncDispatcher:
             self._give_hint()
         for copy_id, waiting in requests.items():
             create = any(r.create for r in waiting)
-            self._serve(copy_id, waiting[-1].session, create, [r.future for r in waiting])
+            bounds = [r.deadline_s for r in waiting if r.deadline_s is not None]
+            futures = [r.future for r in waiting]
+            self._serve(copy_id, waiting[-1].session, create, futures, min(bounds, default=None))
         schedule, session = self._schedule, self._current
         if (
             not requests
@@ -250,6 +280,7 @@ class SyncDispatcher:
             and schedule.is_due(self._now())
         ):
             self._serve(self.paths_for(session).copy_id, session, False, None)
+        self._check_expiry()
         with self._cancel_lock:
             self._cancelled.clear()  # a cancel asks to stop what runs or waits, not later work
         return self._publish_next()
@@ -267,6 +298,7 @@ class SyncDispatcher:
             self._cache.close()
             if self._current is not None and self._current == event.session:
                 self._current, self._schedule, self._hint_at = None, None, None
+                self._watched, self._warn_at = None, float("inf")
         elif (
             isinstance(event, RecordSaved)
             and self._schedule is not None
@@ -291,12 +323,34 @@ class SyncDispatcher:
         now = self._now()
         self._current = session
         self._schedule = SyncSchedule(self._settings.interval_seconds)
+        self._watched, self._warn_at = None, float("inf")
+        if not self._settings.sync_after_login:
+            self._watch_expiry()  # else the login's sync looks, after it renewed the copy
         if self.paths_for(session).db.exists():
             self._schedule.arm(now)
             if self._settings.sync_after_login:
                 self._schedule.trigger(SyncTrigger.LOGIN, now)
         else:
             self._hint_at = now + NO_COPY_HINT_DELAY_S
+
+    def _watch_expiry(self) -> None:
+        """Look at the logged-in copy's validity afresh (after a login or one of its syncs)."""
+        session = self._current
+        try:
+            self._watched = None if session is None else read_sidecar(self.paths_for(session))
+        except errors.OfflineAddonError:
+            self._watched = None
+        self._warn_at = self._wall() if self._watched is not None else float("inf")
+
+    def _check_expiry(self) -> None:
+        """Warn of the logged-in copy's coming end of validity when a stage has begun."""
+        watched, now = self._watched, self._wall()
+        if watched is None or now < self._warn_at:
+            return
+        self.warn_of_expiry(
+            watched.copy_id, watched.database, watched.last_sync, watched.valid_until
+        )
+        self._warn_at = next_check_at(watched.last_sync, watched.valid_until, now)
 
     def _give_hint(self) -> None:
         session = self._current
@@ -343,10 +397,15 @@ class SyncDispatcher:
     # -- worker thread: running one sync -------------------------------------------------------
 
     def _serve(
-        self, copy_id: str, session: Session, create: bool, futures: list[Future[SyncResult]] | None
+        self,
+        copy_id: str,
+        session: Session,
+        create: bool,
+        futures: list[Future[SyncResult]] | None,
+        deadline_s: float | None = None,
     ) -> None:
         """Run one sync of ``copy_id``: for the callers waiting on ``futures`` (a requested
-        sync), or automatic (``None``)."""
+        sync), or automatic (``None``); within ``deadline_s`` when given."""
         requested = futures is not None
         live = [f for f in futures or () if f.set_running_or_notify_cancel()]
         schedule = self._schedule if self._current_copy_id() == copy_id else None
@@ -361,18 +420,42 @@ class SyncDispatcher:
         if schedule is not None:
             schedule.started(self._now())
         try:
-            result = self._run(target, session, create, opening, requested)
+            result = self._run(target, session, create, opening, requested, deadline_s)
         except BaseException as exc:
             self._failed(copy_id, exc, schedule, requested)
+            if self._current_copy_id() == copy_id:
+                self._watch_expiry()
             for future in live:  # only the add-on's own errors reach the caller
                 future.set_exception(_addon_error(exc))
             return
         self._succeeded(copy_id, result, schedule, requested)
+        if self._current_copy_id() == copy_id:
+            self._watch_expiry()
         for future in live:
             future.set_result(result)
+        if result.outcome != "wiped" and result.added + result.changed + result.removed:
+            self._index_upkeep(target, session, result)
+
+    def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:
+        """The search index's upkeep after a sync with changes, once its callers have the
+        result (the copy was searchable before): a compaction after a large sync, else a
+        bounded merge of small segments, so that the next syncs and searches stay fast. The
+        copy stays open for the next sync; any failure only leaves the index as it was."""
+        try:
+            opening = self._cache.open(target, session.password, self._wall())
+            if opening.copy is not None and opening.problem is None:
+                index_upkeep(target, opening.copy, result)
+        except errors.OfflineAddonError as exc:
+            _log.info("offline copy: no index upkeep (%s)", type(exc).__name__)
 
     def _run(
-        self, target: CopyPaths, session: Session, create: bool, opening: Opening, requested: bool
+        self,
+        target: CopyPaths,
+        session: Session,
+        create: bool,
+        opening: Opening,
+        requested: bool,
+        deadline_s: float | None,
     ) -> SyncResult:
         feedback = self._feedback()
         self._set(target.copy_id, state="syncing", done=0, total=0)
@@ -391,6 +474,7 @@ class SyncDispatcher:
                 feedback.progress(done, total, text)
 
         ended = "Stopped"
+        bound = {} if deadline_s is None else {"deadline_s": deadline_s}
         try:
             try:
                 result = self._sync(
@@ -402,6 +486,8 @@ class SyncDispatcher:
                     cancel=lambda: self._cancel_asked(target.copy_id),
                     clock=self._wall,
                     client=self._cache.client(session),
+                    **bound,
+                    compact=False,  # after the callers have the result: see _index_upkeep
                 )
             except BaseException:
                 self._cache.close_copy()  # its state is unknown; the next sync opens it afresh

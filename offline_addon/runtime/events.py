@@ -38,11 +38,13 @@ class ClockMoved:
 
 @dataclass(frozen=True)
 class SyncRequested:
-    """A sync asked for through the API (``create``: make the copy when there is none)."""
+    """A sync asked for through the API (``create``: make the copy when there is none;
+    ``deadline_s``: the run ends within this many seconds, as the renewal before a logout)."""
 
     session: Session
     create: bool
     future: Future[SyncResult]
+    deadline_s: float | None = None
 
 
 @dataclass(frozen=True)

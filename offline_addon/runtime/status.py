@@ -56,6 +56,37 @@ class LogFeedback:
 _LOG_LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
+EXPIRY_TITLE = "Offline copy expires soon"
+
+
+def humane_duration(seconds: float) -> str:
+    """A duration as a person says it, rounded down (never promising more than there is):
+    "less than a minute", "40 minutes", "5 hours", "3 days"."""
+    minutes = int(max(0.0, seconds) // 60)
+    if minutes < 1:
+        return "less than a minute"
+    if minutes < 120:
+        return "1 minute" if minutes == 1 else f"{minutes} minutes"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} hours"
+    return f"{hours // 24} days"
+
+
+def expiry_words(left_s: float) -> str:
+    """The warning of a copy near the end of its validity, the same at the offline login, in
+    ``offline status`` and in the notification: "usable offline for 5 more hours; connect to
+    renew" (``less than a minute`` has no "more")."""
+    amount = humane_duration(left_s)
+    more = amount if amount.startswith("less") else amount.replace(" ", " more ", 1)
+    return f"usable offline for {more}; connect to renew"
+
+
+def expiry_notice(database: str, left_s: float) -> str:
+    """The notification's text: which copy, and :func:`expiry_words`."""
+    return f"The offline copy of '{database}' is {expiry_words(left_s)}."
+
+
 @dataclass(frozen=True)
 class CopyStatus:
     """What the add-on knows about one copy right now (cheap to read from any thread)."""

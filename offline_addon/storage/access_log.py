@@ -1,7 +1,7 @@
 """The offline access log: what the user did with the copy offline, inside the encrypted file.
 
 Every offline login, record shown and field revealed or copied is one row of the copy's
-``access_log`` table (migration 7): a client-made id, the kind, the record id, the field's
+``access_log`` table (migration 8): a client-made id, the kind, the record id, the field's
 *name* and the local time; never a value, never a search term. The sync pushes the rows to the
 server before it pulls (``sync/accountability``) and deletes them once the server answered
 ``200``; the server records each id once, so a resend after a lost answer is harmless.

@@ -240,10 +240,19 @@ def _commit_one(source: CopyPaths, target: CopyPaths, locks: Locks) -> None:
     info = read_sidecar_file(target, target.move_in)
     write_sidecar(target, info)  # from here the copy is listed in the new folder
     if source.folder != target.folder and source.folder.is_dir():
+        _carry_attempts(source, target)
         delete_copy(source)  # the old copy's files and both markers
         _remove_lock_file(source, locks)
     target.move_in.unlink()
     fsync_folder(target.folder)
+
+
+def _carry_attempts(source: CopyPaths, target: CopyPaths) -> None:
+    """The wrong-password count goes along (best effort: without it the moved copy counts as
+    having few tries left until its next sync, see ``login_attempts``)."""
+    if source.attempts.exists():
+        with suppress(OSError):
+            copy_durably(source.attempts, target.attempts, ".moving")
 
 
 def _abort_one(source: CopyPaths, target: CopyPaths, locks: Locks) -> None:

@@ -49,6 +49,7 @@ from offline_addon.storage.migrations import (
     DIGEST_COUNT_KEY,
     DIGEST_SUM_KEY,
     SCHEMA_VERSION,
+    SEARCH_INDEXES,
     migrate,
     schema_version,
 )
@@ -58,6 +59,7 @@ from offline_addon.storage.search import (
     DEFAULT_LIMIT,
     check_query,
     count_sql,
+    query_terms,
     search_sql,
 )
 from offline_addon.storage.sidecar import CopyInfo
@@ -112,6 +114,9 @@ class CopyMeta:
     bound); None when the server does not tell it."""
     clock_high_water: float | None = None
     """The latest local time the copy has seen since its last server contact."""
+    offline_editing: bool = False
+    """Whether the last policy the server gave allowed editing the copy offline (meta key
+    :data:`OFFLINE_EDITING_KEY`; off unless the server said so)."""
 
     @property
     def valid_until(self) -> float | None:
@@ -162,6 +167,10 @@ first sync of 100k records). A larger FTS5 ``hashsize`` in a batch was faster st
 15 %) but held up to that much more memory (4 MiB: 1.2x the three-page bound, which the
 bench checks), so the default stays. A kill loses at most one batch, which the next sync
 fetches again from the stored cursor."""
+MERGE_PAGES = 200
+"""How much merging of index segments :meth:`OfflineCopy.merge_search_index` does at most, in
+pages (4 KiB each): enough to keep up with the segments of a sync of a few hundred changes."""
+
 BATCH_MIN_PAGE = 1000
 """Only pages of at least this many changes are batched (a first sync's or a rebuild's, at
 the engine's page limit): smaller pages commit one by one, as a page's commit costs little
@@ -294,7 +303,7 @@ class OfflineCopy:
         writer may have replaced it (a rebuild, a move) or re-keyed it since it was opened.
         Reconnects when needed (returns True then); raises like :meth:`reconnect`."""
         with self._lock:
-            if self._conn is not None and _file_id(self.db_path) == self._file:
+            if self.reads_current_file():
                 try:
                     self._conn.execute("SELECT count(*) FROM meta").fetchone()
                     return False
@@ -302,6 +311,11 @@ class OfflineCopy:
                     pass  # re-keyed by another program: the old key reads no more
             self.reconnect(password)
             return True
+
+    def reads_current_file(self) -> bool:
+        """Whether this connection reads the file :attr:`db_path` names now (not one that
+        another writer has replaced since)."""
+        return self._conn is not None and _file_id(self.db_path) == self._file
 
     @property
     def is_open(self) -> bool:
@@ -441,6 +455,7 @@ class OfflineCopy:
             expected_total=None if total is None else int(total),
             password_generation=None if generation is None else int(generation),
             clock_high_water=None if high_water is None else float(high_water),
+            offline_editing=rows.get(OFFLINE_EDITING_KEY, 0) not in (0, "0", None),
         )
 
     @property
@@ -485,16 +500,16 @@ class OfflineCopy:
         check_query(query)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
-        sql, params = search_sql(query, limit)
         with self._reading() as db:
+            sql, params = search_sql(query, limit, query_terms(db, query))
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 
     def count_matches(self, query: str) -> int:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
-        sql, params = count_sql(query)
         with self._reading() as db:
+            sql, params = count_sql(query, query_terms(db, query))
             return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
@@ -761,6 +776,21 @@ class OfflineCopy:
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
 
+    def merge_search_index(self, pages: int = MERGE_PAGES) -> None:
+        """Merge the small segments that small syncs leave in each full-text index (where a
+        level holds FTS5's ``usermerge``, 4, of them), writing at most about ``pages`` pages:
+        a few milliseconds, done between syncs so that no sync pays for FTS5's own merging
+        (off since migration 6; its crisis merge of 16 segments stays the safety net)."""
+        try:
+            with self._transaction() as db:
+                for table in SEARCH_INDEXES:
+                    db.execute(
+                        f"INSERT INTO {table}({table}, rank) VALUES ('merge', ?)",  # noqa: S608
+                        (pages,),
+                    )
+        except sqlcipher3.Error as exc:
+            raise cipher.storage_error("write", exc) from None
+
     def rekey(self, new_password: str) -> None:
         """Re-encrypt the copy with ``new_password`` (SQLCipher's ``PRAGMA rekey``)."""
         try:
@@ -829,6 +859,7 @@ def clear_damage_mark(db_path: Path) -> None:
 
 
 COMPLETE_KEY = "complete"
+OFFLINE_EDITING_KEY = "offline_editing"
 EXPECTED_TOTAL_KEY = "expected_total"
 GENERATION_KEY = "password_generation"
 HIGH_WATER_KEY = "clock_high_water"

@@ -72,7 +72,7 @@ def update_records(
     )
     db.executemany(
         "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
-        [(old.rowid, r.name, search_text(r.fields)) for old, r in rows],
+        [(old.rowid, r.name, search_text(r)) for old, r in rows],
     )
     if renamed:
         db.executemany("INSERT INTO records_name_trigrams(rowid, name) VALUES (?, ?)", renamed)
@@ -96,7 +96,7 @@ def _insert(db: Any, records: Sequence[RecordData]) -> None:
     )
     db.executemany(
         "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
-        [(rowid, r.name, search_text(r.fields)) for rowid, r in zip(rowids, records, strict=True)],
+        [(rowid, r.name, search_text(r)) for rowid, r in zip(rowids, records, strict=True)],
     )
     db.executemany(
         "INSERT INTO records_name_trigrams(rowid, name) VALUES (?, ?)",

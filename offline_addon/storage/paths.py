@@ -25,6 +25,7 @@ PARTIAL_SUFFIX = ".offline.db.partial"
 CREATING_SUFFIX = ".creating"
 """A copy file being made (keyed, migrated) before it gets its name; see ``OfflineCopy.create``."""
 LOCK_SUFFIX = ".lock"
+ATTEMPTS_SUFFIX = ".attempts"
 MOVE_IN_SUFFIX = ".move-in.json"
 MOVE_OUT_SUFFIX = ".move-out.json"
 MOVING_SUFFIX = ".moving"
@@ -122,6 +123,17 @@ class CopyPaths:
         return self.folder / f"{self.copy_id}{LOCK_SUFFIX}"
 
     @property
+    def attempts(self) -> Path:
+        """The wrong-password counter, readable without the password (see
+        :mod:`offline_addon.storage.login_attempts`)."""
+        return self.folder / f"{self.copy_id}{ATTEMPTS_SUFFIX}"
+
+    @property
+    def attempts_lock(self) -> Path:
+        """The lock that makes each change of the counter one read-modify-write."""
+        return self.folder / f"{self.copy_id}{ATTEMPTS_SUFFIX}{LOCK_SUFFIX}"
+
+    @property
     def move_in(self) -> Path:
         """A move into this folder that is prepared but not committed: the copy's sidecar to
         be, plus the folder it comes from (see :mod:`offline_addon.storage.moves`)."""
@@ -149,6 +161,8 @@ class CopyPaths:
             files += [making, *self.companions(making)]
         files.append(self.sidecar)
         files.append(self.sidecar.with_name(self.sidecar.name + ".tmp"))
+        files += [self.attempts, self.attempts.with_name(self.attempts.name + ".tmp")]
+        files.append(self.attempts_lock)
         files += [
             self.move_in,
             self.move_out,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Sequence
+from typing import Any
 
 from offline_addon.errors import InvalidArgument
+from offline_addon.protocol.answers import RecordData, index_text
+from offline_addon.storage.migrations import FTS_TOKENIZER
 
-_WORD = re.compile(r"\w+", re.UNICODE)
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 MAX_QUERY_CHARS = 1000
@@ -38,14 +41,47 @@ def check_query(query: object) -> None:
         )
 
 
-def fts_query(text: str) -> str:
-    """An FTS5 MATCH expression: every word of ``text`` as a quoted prefix, all required.
+def query_terms(db: Any, text: str) -> list[str]:
+    """The words of ``text`` as the full-text index holds words, each as an FTS5 term: split
+    and folded by SQLite's own tokenizer (a temporary in-memory FTS5 table with the index's
+    tokenizer), so that every term is one token of the index, which keeps no positions and
+    so cannot match a phrase (Python's idea of a letter is not SQLite's in every case).
 
-    Quoting each word keeps FTS5 operators (AND, NEAR, ``*``, ``:``) typed by the user from
-    being interpreted; an empty string means "no words".
+    A typed word is a prefix (``"rout"*``). A typed word that the tokenizer splits
+    (``rack_04``, ``e-mail``) asks for its parts: all but the last as whole words, the last
+    as a prefix, the nearest an index without positions comes to the phrase it was.
     """
+    chunks = text.split()
+    if not chunks:
+        return []
+    db.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_text"
+        f" USING fts5(q, tokenize='{FTS_TOKENIZER}')"
+    )
+    db.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_terms"
+        " USING fts5vocab(temp, query_text, instance)"
+    )
+    try:
+        db.executemany(
+            "INSERT INTO temp.query_text(rowid, q) VALUES (?, ?)", list(enumerate(chunks, 1))
+        )
+        rows = db.execute("SELECT doc, term FROM temp.query_terms ORDER BY doc, offset").fetchall()
+    finally:
+        db.execute("DELETE FROM temp.query_text")
+    terms = []
+    for n, (doc, term) in enumerate(rows):
+        last = n + 1 == len(rows) or rows[n + 1][0] != doc
+        terms.append('"' + term.replace('"', '""') + ('"*' if last else '"'))
     # A word typed twice adds nothing but another pass over its postings.
-    return " AND ".join(f'"{word}"*' for word in dict.fromkeys(_WORD.findall(text)))
+    return list(dict.fromkeys(terms))
+
+
+def fts_query(terms: Sequence[str]) -> str:
+    """An FTS5 MATCH expression requiring every term (from :func:`query_terms`, quoted, so
+    that FTS5 operators typed by the user, AND, NEAR, ``*``, ``:``, are words); an empty
+    string means "no words"."""
+    return " AND ".join(terms)
 
 
 def like_pattern(text: str) -> str:
@@ -54,12 +90,11 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def search_text(fields: Mapping[str, str]) -> str:
-    """The field text that goes into the full-text index: every value but the password's.
-
-    Must stay equal to the SQL of ``_FTS_BODY`` in :mod:`offline_addon.storage.migrations`.
-    """
-    return " ".join(value for key, value in fields.items() if key.lower() != "password")
+def search_text(record: RecordData) -> str:
+    """The field text that goes into the full-text index (:func:`index_text`): made during
+    validation for a record from the feed (on the prefetch thread), here for the others."""
+    text = record.index_text
+    return index_text(record.fields) if text is None else text
 
 
 # Below this many characters the trigram index finds nothing (a trigram needs three), so the
@@ -87,7 +122,7 @@ def trigram_match(text: str) -> str:
     return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in picked)
 
 
-def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
+def search_sql(query: str, limit: int, terms: Sequence[str]) -> tuple[str, list[object]]:
     """SQL and parameters for the first ``limit`` records by name (then id) whose name contains
     ``query`` (case-insensitive like the server's ``q``: SQLite's LIKE) or whose name or field
     words (not the password) start with each of its words; an empty query lists them all.
@@ -101,7 +136,7 @@ def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
     text = query.strip()
     if not text:
         return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
-    hits, params = _hits_sql(text)
+    hits, params = _hits_sql(text, terms)
     # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
     # id order among equal names stays exact) is read in full, sorted and limited.
     sql = (
@@ -116,17 +151,17 @@ def search_sql(query: str, limit: int) -> tuple[str, list[object]]:
     return sql, [*params, max(0, limit - 1), limit]
 
 
-def count_sql(query: str) -> tuple[str, list[object]]:
+def count_sql(query: str, terms: Sequence[str]) -> tuple[str, list[object]]:
     """SQL and parameters for how many records :func:`search_sql` finds without its limit
     (reads only the indexes: the hit row ids are counted, no record is read)."""
     text = query.strip()
     if not text:
         return "SELECT count(*) FROM records", []
-    hits, params = _hits_sql(text)
+    hits, params = _hits_sql(text, terms)
     return f"SELECT count(*) FROM ({hits})", params  # noqa: S608 - built from constants
 
 
-def _hits_sql(text: str) -> tuple[str, list[object]]:
+def _hits_sql(text: str, terms: Sequence[str]) -> tuple[str, list[object]]:
     """The row ids whose name contains ``text`` or whose words start with its words."""
     params: list[object] = []
     if len(text) < TRIGRAM_MIN_CHARS:
@@ -138,7 +173,7 @@ def _hits_sql(text: str) -> tuple[str, list[object]]:
             " AND name LIKE ? ESCAPE '\\'"
         )
         params += [trigram_match(text), like_pattern(text)]
-    match = fts_query(text)
+    match = fts_query(terms)
     if match:
         hits += " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
         params.append(match)

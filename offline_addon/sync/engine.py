@@ -52,6 +52,7 @@ from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchang
 from offline_addon.storage.access_log import carry_access_log
 from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
 from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
+from offline_addon.storage.login_attempts import note_limit
 from offline_addon.storage.moves import has_pending_moves, settle_moves
 from offline_addon.storage.offline_copy import (
     LOCKED_WITH_OTHER_KEY,
@@ -135,6 +136,7 @@ def sync_copy(
     page_limit: int = DEFAULT_PAGE_LIMIT,
     lock_wait_s: float = DEFAULT_WAIT_S,
     deadline_s: float = SYNC_DEADLINE_S,
+    compact: bool = True,
 ) -> SyncResult:
     """Synchronise the copy at ``paths`` for ``session``.
 
@@ -148,7 +150,9 @@ def sync_copy(
     being written is rolled back). The run ends within ``deadline_s``. ``client`` and
     ``page_limit`` are for tests and benchmarks. The run holds the copy's
     writer lock; when another program keeps it longer than ``lock_wait_s`` the run raises
-    :class:`~offline_addon.errors.CopyBusy` (retried later). Errors are raised as
+    :class:`~offline_addon.errors.CopyBusy` (retried later). ``compact=False`` leaves the
+    search index's compaction after a large sync to the caller (:func:`compact_index`, once
+    the result is delivered: the copy is searchable before). Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
     if has_pending_moves(paths.folder):
@@ -176,10 +180,53 @@ def sync_copy(
             active = client or SyncClient(session.server_url, session.token, session.client_id)
             run = _SyncRun(paths, session, active, progress, cancel, clock, page_limit, lock)
             run.deadline = time.monotonic() + deadline_s
+            run.compact = compact
             return run.execute(opening, own_copy)
     finally:
         if own_client and active is not None:
             active.close()
+
+
+def wants_compaction(result: SyncResult) -> bool:
+    """Whether a sync changed enough records that the search index should be compacted."""
+    return result.added + result.changed + result.removed >= COMPACT_INDEX_AFTER
+
+
+def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> bool:
+    """The search index's upkeep that a sync (run with ``compact=False``) leaves for after its
+    result, on the open ``copy``: after a large sync a compaction into one segment per index
+    (:func:`compact_index`), after one with changes a bounded merge of the small segments
+    that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
+    was done; see :func:`compact_index` for when it is skipped."""
+    if result.outcome == "wiped":
+        return False
+    if wants_compaction(result):
+        return compact_index(paths, copy)
+    if result.added + result.changed + result.removed == 0:
+        return False
+    return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
+
+
+def compact_index(paths: CopyPaths, copy: OfflineCopy) -> bool:
+    """Compact the search index of the open ``copy`` (after a large sync run with
+    ``compact=False``) under the copy's writer lock; skipped (False) when another writer holds
+    the lock, or the file was replaced since ``copy`` was opened (the index then stays as it
+    is: searches and syncs stay correct, a little slower until the next large sync)."""
+    return _under_writer_lock(paths, copy, copy.compact_search_index, "compacted")
+
+
+def _under_writer_lock(
+    paths: CopyPaths, copy: OfflineCopy, work: Callable[[], None], done: str
+) -> bool:
+    try:
+        with CopyLock(paths.lock, wait_s=0.0):
+            if not copy.is_open or not copy.reads_current_file():
+                return False
+            work()
+            return True
+    except OfflineAddonError as exc:
+        log.info("offline copy: search index not %s (%s)", done, type(exc).__name__)
+        return False
 
 
 class _SyncRun:
@@ -209,6 +256,9 @@ class _SyncRun:
         self.page_limit = page_limit
         self.started = time.perf_counter()
         self.deadline = time.monotonic() + SYNC_DEADLINE_S
+        self.login_attempts: int | None = None
+        """The server's wrong-password limit, once this run has heard it (not after a 304)."""
+        self.compact = True
         self.log_push: LogPush | None = None
         """What pushing the offline access log did (None: not tried yet)."""
         self.identity = CopyIdentity(
@@ -289,6 +339,7 @@ class _SyncRun:
         a copy without a stored head: the policy answers even when offline is not allowed)."""
         policy = self.client.policy(self.session.database, deadline=self.deadline)
         self._learn_generation(policy.password_generation)
+        self.login_attempts = policy.offline_login_attempts
         if not policy.allowed:
             raise OfflineNotAllowed(_reason(policy.offline_enabled))
 
@@ -414,6 +465,7 @@ class _SyncRun:
         self._learn_generation(head.password_generation)
         if not head.allowed:
             raise OfflineNotAllowed(_reason(head.offline_enabled))
+        self.login_attempts = head.offline_login_attempts
         return Contact(head.server_time, self.clock(), head.validity_seconds)
 
     def _unchanged_contact(self, meta: CopyMeta, head: HeadUnchanged) -> Contact:
@@ -496,7 +548,7 @@ class _SyncRun:
                     self._describe(copy)
                 if page.has_more and self.cancel is not None and self.cancel():
                     raise SyncCancelled
-        if tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
+        if self.compact and tally.added + tally.changed + tally.removed >= COMPACT_INDEX_AFTER:
             copy.compact_search_index()
         if last is None or last.digest is None:  # protocol/answers rules this out
             raise ProtocolError(
@@ -649,6 +701,7 @@ class _SyncRun:
     ) -> SyncResult:
         info = copy.sidecar_info()
         refresh_sidecar(self.paths, info)
+        note_limit(self.paths, self.login_attempts)  # the password worked: counting restarts
         report_copy(
             self.client,
             copy,

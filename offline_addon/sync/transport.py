@@ -440,7 +440,15 @@ class RequestsTransport:
         )
         with response:
             lowered = {key.lower(): value for key, value in response.headers.items()}
-            if response.status_code == 304 or 300 <= response.status_code < 400:
+            if response.status_code == 304:
+                # No body by the rules of HTTP; reading its end hands the connection back
+                # to the pool (closing an unread answer closes the connection: a new
+                # connection for every sync with nothing new).
+                content = b""
+                with suppress(_BodyBroke):
+                    for _chunk in _raw_chunks(response):
+                        break
+            elif 300 <= response.status_code < 400:
                 content = b""
             else:
                 large_ones = _LARGE_WRITE_ANSWERS if method != "GET" else (200,)

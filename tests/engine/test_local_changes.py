@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from offline_addon.errors import OfflineEditError
+from offline_addon.protocol.answers import index_text
 from offline_addon.protocol.merge import (
     PASSWORD_FIELD,
     RECORD_NAME,
@@ -22,7 +23,6 @@ from offline_addon.storage.local_changes import LocalChanges
 from offline_addon.storage.migrations import SCHEMA_VERSION, migrate, schema_version
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.paths import CopyPaths
-from offline_addon.storage.search import search_text
 from tests.support.copies import CONTACT, IDENTITY, new_copy, opened_file
 from tests.support.kill import Child
 from tests.support.records import page, upsert
@@ -125,7 +125,7 @@ def test_a_new_name_is_found_by_name_and_the_old_one_no_longer(
 def test_the_typed_password_is_not_searchable(copy: OfflineCopy, local: LocalChanges) -> None:
     local.edit_record("r1", fields={**_fields(copy, "r1"), PASSWORD_FIELD: "zebracorn-77"})
     assert _ids(copy, "zebracorn") == set()
-    assert "zebracorn" not in search_text(_fields(copy, "r1"))
+    assert "zebracorn" not in index_text(_fields(copy, "r1"))
 
 
 def test_edits_join_an_unsent_change_under_a_fresh_id_and_keep_the_first_base(

@@ -7,8 +7,10 @@ included, is seen.
 from __future__ import annotations
 
 import dataclasses
+import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +23,7 @@ from offline_addon.sync.transport import SyncClient
 from reference_server.testing import RunningServer, running_server
 from tests.support.accounts import log_in
 from tests.support.copies import opened_file, paths_of, set_meta
+from tests.support.hostile import HostileServer, Reply
 from tests.support.records import server_records
 
 HEAD = "/api/v1/databases/demo/offline/head"
@@ -63,6 +66,26 @@ def test_sync_with_nothing_new_makes_exactly_one_request(
     result = sync_copy(paths, alice, create=False)
     assert result.outcome == "unchanged"
     assert paths_seen(demo) == [HEAD]
+
+
+def test_answers_with_nothing_new_keep_the_connection_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    connects: list[object] = []
+    real_connect = socket.socket.connect
+
+    def counted(sock: socket.socket, address: Any) -> None:
+        connects.append(address)
+        real_connect(sock, address)
+
+    with HostileServer() as srv:  # a server that keeps connections alive after a 304
+        srv.route("/offline/head", Reply(304, [("ETag", '"e-1-604800"')]))
+        monkeypatch.setattr(socket.socket, "connect", counted)
+        with srv.client() as client:
+            for _ in range(4):
+                assert isinstance(client.head("demo", '"e-1-604800"'), HeadUnchanged)
+    # One connection for all four (an unread 304 used to close it: one per sync).
+    assert len(connects) == 1
 
 
 def test_a_hundred_changes_take_exactly_two_requests(

@@ -258,7 +258,7 @@ def test_addons_written_for_contract_1_0_or_1_1_are_loaded(
     assert status.state == "enabled"
 
 
-@pytest.mark.parametrize("needed", ["2.0", "1.9", "1.2", "0.1"])
+@pytest.mark.parametrize("needed", ["2.0", "1.9", "1.3", "0.1"])
 def test_addon_needing_an_unsupported_contract_version_is_refused(
     addon_site: AddonSite, needed: str
 ) -> None:

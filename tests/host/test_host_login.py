@@ -11,6 +11,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import offline_addon.plugin
+from offline_addon.errors import EDITING_SWITCHED_OFF
 from reference_host.host import Host
 from reference_host.session import WENT_OFFLINE, LoginTarget, log_in
 from reference_host.shell import Shell
@@ -177,7 +178,8 @@ def test_when_the_server_goes_away_the_shell_goes_on_from_the_real_addons_copy(
     lines = out.getvalue()[seen:].splitlines()
     assert lines[0] == WENT_OFFLINE
     assert "(3 records)" in lines  # the search ran again, from the copy
-    assert "read-only while offline" in lines
+    # The add-on says why its copy is read-only (offline editing is off by default).
+    assert EDITING_SWITCHED_OFF in lines
     assert shell.online is None
     for secret in (PASSWORD, "pw-Kx7!site-0"):
         assert secret not in out.getvalue()

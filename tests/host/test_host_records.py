@@ -237,3 +237,19 @@ def test_passwd_asks_twice_and_a_mismatch_changes_nothing(
     for secret in (PASSWORD, "pw-Kx7!new-one", "pw-Kx7!new-two"):
         assert secret not in "\n".join(lines)
     assert os.environ.get("PSR_NEW_PASSWORD") is None
+
+
+def test_delete_online_asks_then_deletes_at_the_shown_revision_under_the_delete_right(
+    world: World, session_for: Callable[..., ScriptedShell]
+) -> None:
+    world.server.admin.set_rights("demo", "alice", world.bank_id, delete=False)
+    world.server.admin.set_rights("demo", "alice", world.mail_id, delete=True)
+    s = session_for(world.server.url)
+    _, lines = s.run("delete mail\nno\ndelete bank --yes\ndelete mail\ny\nshow mail\n")
+    assert "nothing deleted" in lines
+    assert any(line.startswith("error:") and "delete" in line for line in lines), lines
+    assert f"deleted {world.mail_id}" in lines
+    assert "no record 'mail'" in lines
+    view = world.server.admin.exportable_view("demo", "alice")
+    assert world.mail_id not in view
+    assert world.bank_id in view

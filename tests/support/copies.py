@@ -66,3 +66,40 @@ def checkpoint(paths: CopyPaths, password: str) -> None:
 def held_digest(conn: Any) -> Digest:
     """The digest of the records the file holds (``id``, ``rev``), counted afresh."""
     return digest_of(conn.execute("SELECT id, rev FROM records").fetchall())
+
+
+def allow_offline_editing(server: Any, database: str, paths: CopyPaths, password: str) -> None:
+    """Switch "offline editing allowed" on for ``database`` at the server and note it in the
+    copy as the next sync's policy would (a stand-in until the sync records the policy's
+    ``offline_editing`` itself: then the server's switch and a sync are enough)."""
+    server.admin.set_database_editing(database, True)
+    with opened_file(paths, password) as conn:
+        set_meta(conn, offline_editing=1)
+
+
+@contextmanager
+def lock_held_in_child(lock: Path, seconds: float) -> Iterator[None]:
+    """Another process holds the copy's writer lock for ``seconds`` (as a sync of the copy in
+    another program does): entered once it holds it, left once it has ended."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from offline_addon.storage.copy_lock import CopyLock\n"
+        "with CopyLock(Path(sys.argv[1])):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(float(sys.argv[2]))\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", code, str(lock), str(seconds)],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "held"
+        try:
+            yield
+        finally:
+            proc.wait(seconds + 10)

@@ -817,3 +817,22 @@ class HostRun:
     def close(self) -> None:
         self.shell.logout()
         self.host.shutdown()
+
+
+FAKE_CLIPBOARD_TOOL = """#!/bin/sh
+# Stands in for xclip where no display exists: the clipboard is the file beside it.
+case "$*" in
+  *-o*) cat "$(dirname "$0")/clipboard" ;;
+  *) cat > "$(dirname "$0")/clipboard" ;;
+esac
+"""
+
+
+def fake_clipboard_tools(folder: Path) -> Path:
+    """A folder with an ``xclip`` whose clipboard is the file ``folder/clipboard`` (for a
+    ``Clipboard(path=...)``); returns ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tool = folder / "xclip"
+    tool.write_text(FAKE_CLIPBOARD_TOOL, encoding="utf-8")
+    tool.chmod(0o700)
+    return folder

@@ -19,6 +19,11 @@ Jobs (``action``):
   ``password``), step ``i`` being an edit of ``r1`` (its password becomes
   ``pw-Mv6!offline-edit-<i>``), a create, and for every third create a settled push, for every
   third after that a delete while still unsent.
+- ``guess``: ``tries`` offline logins on the copy ``a...a`` in ``folder`` with the wrong
+  ``password`` (``storage.offline_open``), printing ``answer <i>`` after each refusal.
+- ``session``: the same through the public offline session (``OfflineCopySession``, with its
+  writer lock) on the copy ``copy_id`` in ``folder``: step ``i`` edits ``record_id`` (its
+  password becomes ``pw-Mv6!offline-edit-<i>``) and creates ``Made <i>``.
 - ``push_log``: the push of the copy's offline access log (``sync/accountability``) in
   batches of ``batch`` events, printing ``answered <n>`` after the server's answer to each
   batch and before the copy deletes it; with ``kill_after`` the child SIGKILLs itself right
@@ -113,6 +118,39 @@ def _edit(job: dict[str, Any]) -> str:
     return "edited"
 
 
+def _guess(job: dict[str, Any]) -> str:
+    from offline_addon import WrongPassword
+    from offline_addon.storage.offline_open import open_offline
+    from offline_addon.storage.paths import CopyPaths
+
+    paths = CopyPaths(Path(job["folder"]), "a" * 64)
+    for attempt in range(job["tries"]):
+        try:
+            open_offline(paths, job["password"]).close()
+        except WrongPassword:
+            print(f"answer {attempt}", flush=True)
+    return "guessed"
+
+
+def _session(job: dict[str, Any]) -> str:
+    from offline_addon.api import OfflineCopySession
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+
+    paths = CopyPaths(Path(job["folder"]), job["copy_id"])
+    session = OfflineCopySession(OfflineCopy.open(paths, job["password"]), job["password"])
+    record_id = job["record_id"]
+    for step in range(STEPS):
+        record = session.get_record(record_id)
+        assert record is not None
+        fields = {**record.fields, "password": f"{EDIT_PASSWORD_PREFIX}{step}"}
+        session.edit(record_id, fields=fields)
+        session.create(f"Made {step}", {"password": f"pw-made-{step}"})
+        print(f"step {step}", flush=True)
+    session.close()
+    return "edited"
+
+
 def _push_log(job: dict[str, Any]) -> str:
     from hookspecs import Session
     from offline_addon.storage.offline_copy import OfflineCopy
@@ -152,8 +190,9 @@ def _push_log(job: dict[str, Any]) -> str:
 
 def main() -> int:
     job = json.loads(sys.stdin.readline())
-    actions = {"sync": _sync, "rekey": _rekey, "edit": _edit, "push_log": _push_log}
-    run = actions[job.get("action", "sync")]
+    jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess, "session": _session}
+    jobs["push_log"] = _push_log
+    run = jobs[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
     print("ready", flush=True)
