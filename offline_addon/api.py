@@ -800,7 +800,7 @@ class OfflineCopies:
             if target.db.exists() and read_attempts(target).exhausted:
                 self._delete_condemned(target)
             raise
-        access = AccessLog(copy, self._wall)
+        access = AccessLog(copy, self._wall, password=credentials.password)
         access.note("offline_login")
         reader = self._opened(
             OfflineCopySession(copy, credentials.password, clock=self._wall, access_log=access)

@@ -57,17 +57,21 @@ class StoredEvent:
 
 
 class AccessLog:
-    """Appends one offline session's events to its copy (thread-safe)."""
+    """Appends one offline session's events to its copy (thread-safe). ``password`` (never
+    shown) lets it follow the copy to a new file when another program replaced it (a
+    rebuild), so that no event goes into the file that was replaced."""
 
     def __init__(
         self,
         copy: OfflineCopy,
         clock: Callable[[], float] = time.time,
         *,
+        password: str | None = None,
         wait_s: float = APPEND_WAIT_S,
     ) -> None:
         self._copy = copy
         self._clock = clock
+        self._password = password
         self._wait_s = wait_s
         self._held: list[AccessEvent] = []
         self._dropped = 0
@@ -114,6 +118,10 @@ class AccessLog:
         if not self._copy.is_open:
             return False
         try:
+            if self._password is not None and self._copy.db_path.exists():
+                # The file its name leads to now (a deleted copy is not followed: its
+                # session goes on reading what it has).
+                self._copy.refresh(self._password)
             with self._copy.short_write(wait_s) as db:
                 db.executemany(_INSERT, [_row(event) for event in self._held])
         except OfflineAddonError as exc:

@@ -34,7 +34,14 @@ from tests.support.access import (
     registry,
     secret_records,
 )
-from tests.support.copies import COPY_PASSWORD, IDENTITY, new_copy, opened_file, paths_of
+from tests.support.copies import (
+    COPY_PASSWORD,
+    IDENTITY,
+    forget_etag,
+    new_copy,
+    opened_file,
+    paths_of,
+)
 from tests.support.faults import Fault, FaultProxy
 from tests.support.kill import Child
 
@@ -375,3 +382,22 @@ def test_a_kill_at_a_random_moment_of_the_push_loses_and_doubles_nothing(
     assert sync_copy(paths, alice, create=False).outcome == "unchanged"
     assert audited_ids(demo) == ids
     assert log_rows(paths, PASSWORD) == []
+
+
+def test_an_offline_session_follows_its_copy_into_the_file_a_rebuild_made(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
+) -> None:
+    paths = first_sync(alice, folder)
+    reader = OfflineCopy.open(paths, PASSWORD)
+    access = AccessLog(reader, password=PASSWORD)
+    access.note("record_shown", stocked[0])
+    with opened_file(paths, PASSWORD) as db:
+        db.execute("DELETE FROM records WHERE id = ?", (stocked[9],))
+        forget_etag(db)
+    demo.admin.update_record("demo", stocked[10], name="Nudge")
+    assert sync_copy(paths, alice, create=False).outcome == "repaired"
+    access.note("record_shown", stocked[1])  # after the file was replaced
+    assert access.held == 0
+    reader.close()
+    assert sync_copy(paths, alice, create=False).outcome == "unchanged"
+    assert audited(demo) == [("record_shown", stocked[0], None), ("record_shown", stocked[1], None)]
