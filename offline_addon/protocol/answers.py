@@ -588,10 +588,11 @@ def load_write_answer(
     if status in (409, 412):
         return WriteAnswer("moved", load_current(content_type, body))
     if status == 410:
-        return WriteAnswer("deleted", code=_code(content_type, body))
-    if status in REFUSED_WRITE_STATUSES:
-        return WriteAnswer("refused", code=_code(content_type, body))
-    return None
+        return WriteAnswer("deleted", code="record_deleted")
+    code = _code(content_type, body)
+    if status in REFUSED_WRITE_STATUSES and code != "unknown_database":
+        return WriteAnswer("refused", code=code)
+    return None  # (a database the server does not know: reported, nothing refused)
 
 
 def _code(content_type: str | None, body: bytes) -> str:

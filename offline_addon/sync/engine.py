@@ -616,12 +616,14 @@ class _SyncRun:
         with OfflineCopy.open(self.paths, self.session.password) as copy:
             return self._finish(copy, "repaired", tally, contact, why=why)
 
-    @staticmethod
-    def _carry(old: OfflineCopy, fresh: OfflineCopy) -> None:
+    def _carry(self, old: OfflineCopy, fresh: OfflineCopy) -> None:
         """Carry the offline changes not pushed and the conflict list into the rebuilt
-        file. An old file too damaged to read them loses them (logged); a failure of the new
-        file stops the rebuild (the old file stays)."""
+        file (never those of another account that had the same name). An old file too
+        damaged to read them loses them (logged); a failure of the new file stops the
+        rebuild (the old file stays)."""
         try:
+            if old.meta.identity.user_id != self.session.user_id:
+                return
             carried = read_local_changes(old)
         except OfflineAddonError as exc:
             log.warning("offline changes could not be read from the old copy (%s)", exc)

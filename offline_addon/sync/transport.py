@@ -741,7 +741,7 @@ class SyncClient:
         meaning = load_write_answer(
             answer.status, answer.header("Content-Type"), answer.body, record_id=record_id
         )
-        if meaning is None:  # ruled out by _WRITE_ANSWERS
+        if meaning is None:  # not about the change (an unknown database): the usual error
             raise self._http_error(answer)
         return meaning
 
