@@ -712,7 +712,7 @@ class _SyncRun:
             info.record_count,
             self._elapsed(),
             contact.server_time,
-            with_push_words(message, pushed.pushed, conflicts, pushed.refused),
+            with_push_words(message, pushed.pushed, conflicts, pushed.refused, pushed.kept),
             changes_pushed=pushed.pushed,
             new_conflicts=conflicts,
         )

@@ -19,6 +19,10 @@ revision: the same write (same base, same content) always carries the same id, s
 after a lost answer (a kill, a timeout) is recognised by the server and never applied twice,
 while a merged resend on a newer revision is a new write. Network failures, ``401``,
 ``429``/``503`` end the push (and the sync) with the entry still pending.
+
+``cancel`` is asked between two entries; an entry whose write the server answered is settled
+even when the run was cancelled meanwhile, since the copy then records what the server holds
+(a resend would be recognised, but costs a round trip).
 """
 
 from __future__ import annotations
@@ -114,8 +118,10 @@ class _Push:
         while True:
             merge = merge_change(entry, theirs)
             if merge.action == "nothing":
+                # The server holds what the user wanted already (counted as saved), or
+                # every slot conflicts (nothing saved: the conflicts say so).
                 record = theirs if isinstance(theirs, ServerRecord) else None
-                self._pushed(entry, record, merge)
+                self._pushed(entry, record, merge, saved=not merge.conflicts)
                 return True
             if merge.action == "report":
                 self._refused(entry, merge, theirs)
@@ -179,10 +185,15 @@ class _Push:
         return "refused" if record is None else record
 
     def _pushed(
-        self, entry: PendingChange, record: ServerRecord | None, merge: MergeResult
+        self,
+        entry: PendingChange,
+        record: ServerRecord | None,
+        merge: MergeResult,
+        *,
+        saved: bool = True,
     ) -> None:
         self.local.mark_pushed(entry.change_id, record, merge.conflicts)
-        self.tally.pushed += 1
+        self.tally.pushed += saved
 
     def _refused(self, entry: PendingChange, merge: MergeResult, theirs: Theirs) -> None:
         """Nothing of the entry can go to the server: its values go to the conflict list and

@@ -61,15 +61,19 @@ MAX_NAMES_SAID = 5
 """Record names listed in one sentence; more are counted ("and 3 more")."""
 
 
-def push_words(pushed: int, conflicts: int, refused: Sequence[str] = ()) -> str:
+def push_words(pushed: int, conflicts: int, refused: Sequence[str] = (), waiting: int = 0) -> str:
     """What the push of offline changes did, in words ("" when it did nothing): "3 offline
     changes saved to the server; 1 conflict to resolve". ``refused``: the names of the
-    records whose changes the server refused (their values are in the conflict list)."""
+    records whose changes the server refused (their values are in the conflict list);
+    ``waiting``: changes kept for the next sync (their record kept changing on the server)."""
     parts: list[str] = []
     if pushed:
         parts.append(f"{_count(pushed, 'offline change')} saved to the server")
     if conflicts:
         parts.append(f"{_count(conflicts, 'conflict')} to resolve")
+    if waiting:
+        verb = "waits" if waiting == 1 else "wait"
+        parts.append(f"{_count(waiting, 'offline change')} {verb} for the next synchronisation")
     text = "; ".join(parts)
     if text:
         text = text[0].upper() + text[1:] + "."
@@ -83,9 +87,11 @@ def push_words(pushed: int, conflicts: int, refused: Sequence[str] = ()) -> str:
     return text
 
 
-def with_push_words(message: str, pushed: int, conflicts: int, refused: Sequence[str]) -> str:
+def with_push_words(
+    message: str, pushed: int, conflicts: int, refused: Sequence[str], waiting: int = 0
+) -> str:
     """``message`` followed by :func:`push_words` (when the push did anything)."""
-    words = push_words(pushed, conflicts, refused)
+    words = push_words(pushed, conflicts, refused, waiting)
     return f"{message} {words}" if words else message
 
 

@@ -93,6 +93,7 @@ def test_the_words_of_a_push_count_right() -> None:
     assert push_words(1, 0) == "1 offline change saved to the server."
     assert push_words(3, 1) == "3 offline changes saved to the server; 1 conflict to resolve."
     assert push_words(0, 2) == "2 conflicts to resolve."
+    assert push_words(0, 0, waiting=1) == ("1 offline change waits for the next synchronisation.")
     refused = push_words(0, 1, ["Router"])
     assert refused.startswith("1 conflict to resolve. Not saved")
     assert "'Router'" in refused

@@ -106,4 +106,5 @@ def test_a_record_that_keeps_moving_is_sent_a_bounded_number_of_times(
     result = sync_copy(paths, srv.session, create=False, client=srv.client())
     assert srv.hits("/records/") == SENDS_PER_CHANGE
     assert result.changes_pushed == 0
+    assert "1 offline change waits for the next synchronisation." in result.message
     _still_pending(paths)
