@@ -181,13 +181,16 @@ class LocalChanges:
 
     # -- settling after a push -------------------------------------------------------------
 
-    def mark_attempted(self, change_id: str) -> None:
-        """Note that a change is about to be sent: later edits no longer join it."""
+    def mark_attempted(self, change_id: str) -> bool:
+        """Note that a change is about to be sent: later edits no longer join it. False when
+        no entry has this change id (an edit joined it meanwhile and gave it a new id, or it
+        was settled): then it must not be sent as it was read."""
         with self._copy.local_write() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE pending_changes SET attempts = attempts + 1 WHERE change_id = ?",
                 (change_id,),
             )
+            return bool(cur.rowcount)
 
     def mark_pushed(
         self,

@@ -78,6 +78,10 @@ def push_changes(
     return _Push(LocalChanges(copy), client, database, deadline).run(cancel)
 
 
+class _ChangedMeanwhile(Exception):
+    """The entry was changed by an edit in another program after it was read (internal)."""
+
+
 class _Push:
     def __init__(
         self, local: LocalChanges, client: SyncClient, database: str, deadline: float | None
@@ -104,8 +108,12 @@ class _Push:
                 return self.tally
             if cancel is not None and cancel():
                 raise SyncCancelled
+            try:
+                settled = self._push(entry)
+            except _ChangedMeanwhile:
+                continue  # read it again (an edit made elsewhere joined it)
             done.add(entry.seq)
-            if not self._push(entry):
+            if not settled:
                 waiting.add(entry.record_id)
                 self.tally.kept += 1
 
@@ -145,7 +153,9 @@ class _Push:
             theirs = self._theirs_after(entry, answer)
 
     def _send(self, entry: PendingChange, merge: MergeResult) -> WriteAnswer:
-        self.local.mark_attempted(entry.change_id)  # its own transaction, before sending
+        if not self.local.mark_attempted(entry.change_id):  # its own transaction, first
+            raise _ChangedMeanwhile
+
         wire_id = entry.change_id
         if merge.if_match is not None:
             wire_id = f"{wire_id}:{merge.if_match}"

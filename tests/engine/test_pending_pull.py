@@ -158,3 +158,15 @@ def test_a_rebuild_carries_the_queue_and_the_conflicts(copy: OfflineCopy, tmp_pa
     assert fresh.digest() == fresh.recompute_digest()
     assert made_row.fields == RecordContent("Made offline", {"url": "https://x.lan"}).fields
     fresh.close()
+
+
+def test_an_entry_an_edit_joined_after_it_was_read_is_not_sent_as_read(
+    copy: OfflineCopy,
+) -> None:
+    local = LocalChanges(copy)
+    read = local.edit_record("r1", name="First name")
+    assert read is not None
+    local.edit_record("r1", name="Second name")  # joins the unsent entry: a new change id
+    assert not local.mark_attempted(read.change_id)
+    [now] = local.pending()
+    assert local.mark_attempted(now.change_id)
