@@ -8,6 +8,12 @@ cursor it leads to (and the copy's digest, adjusted by what the page changed): t
 for a small change. A first sync, a rebuild or a copy without a stored ETag asks for the policy
 first (which also answers when offline use is not allowed), then head, then the feed.
 
+Push before pull: a run on a copy that opens first pushes its offline changes
+(:mod:`~offline_addon.sync.push`), before head or the policy, so that a revoked offline right
+deletes the copy only after its changes were sent as ordinary online writes (what is left is
+named in the result); a pull never overwrites a change still pending, and a rebuild carries
+the queue and the conflict list into its new file.
+
 The last page's digest is compared on every sync; a mismatch, a 410, a copy that no longer
 opens with the user's current password, belongs to another user id or whose file is damaged
 (also when that shows only while a page is written) all lead to a full sync into a fresh file
