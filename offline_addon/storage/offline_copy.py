@@ -113,8 +113,8 @@ class CopyMeta:
     clock_high_water: float | None = None
     """The latest local time the copy has seen since its last server contact."""
     offline_editing: bool = False
-    """Whether the database allowed offline editing at the last contact (the policy's or
-    head's ``offline_editing``): the copy may then be written offline."""
+    """Whether the last policy the server gave allowed editing the copy offline (meta key
+    :data:`OFFLINE_EDITING_KEY`; off unless the server said so)."""
 
     @property
     def valid_until(self) -> float | None:
@@ -426,7 +426,7 @@ class OfflineCopy:
             expected_total=None if total is None else int(total),
             password_generation=None if generation is None else int(generation),
             clock_high_water=None if high_water is None else float(high_water),
-            offline_editing=rows.get(EDITING_KEY, 0) not in (0, "0"),
+            offline_editing=rows.get(OFFLINE_EDITING_KEY, 0) not in (0, "0", None),
         )
 
     @property
@@ -856,10 +856,10 @@ def clear_damage_mark(db_path: Path) -> None:
 
 
 COMPLETE_KEY = "complete"
+OFFLINE_EDITING_KEY = "offline_editing"
 EXPECTED_TOTAL_KEY = "expected_total"
 GENERATION_KEY = "password_generation"
 HIGH_WATER_KEY = "clock_high_water"
-EDITING_KEY = "offline_editing"
 
 
 def _contact_values(contact: Contact) -> dict[str, object]:
@@ -870,7 +870,7 @@ def _contact_values(contact: Contact) -> dict[str, object]:
         "last_contact_local_time": contact.local_time,
         "validity_seconds": contact.validity_seconds,
         HIGH_WATER_KEY: contact.local_time,
-        EDITING_KEY: int(contact.offline_editing),
+        OFFLINE_EDITING_KEY: int(contact.offline_editing),
     }
 
 
