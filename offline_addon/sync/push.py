@@ -120,7 +120,7 @@ class _Push:
     def _push(self, entry: PendingChange) -> bool:
         """Settle one entry; False when it stays pending (the record kept moving)."""
         theirs: Theirs = None
-        if entry.kind == "update" and (entry.base_rev is None or entry.base_record is None):
+        if entry.kind != "create" and (entry.base_rev is None or entry.base_record is None):
             theirs = self._current(entry)  # follows an entry whose outcome it never saw
         sends = 0
         while True:
