@@ -23,8 +23,10 @@ returned. The token never appears in a message, a log line or ``repr``.
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import random
+import re
 import socket
 import threading
 import time
@@ -56,14 +58,18 @@ from offline_addon.protocol.answers import (
     Head,
     HeadUnchanged,
     OfflinePolicy,
+    WriteAnswer,
     decode_json,
     load_head,
     load_page,
     load_policy,
     load_problem,
+    load_record,
     load_unchanged,
+    load_write_answer,
     retry_after_seconds,
 )
+from offline_addon.protocol.merge import RecordContent, ServerRecord
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +98,13 @@ RETRY_BUDGET_S = 12.0
 user hears about a failing server within seconds; the schedule retries later (with back-off)."""
 BACKOFF_BASE = 0.5
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_GET_ANSWERS = frozenset({200, 304})
+_CHANGE_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_LARGE_WRITE_ANSWERS = (200, 201, 409, 412)
+"""The answers to a write that may carry a whole record (the stored one, or ``current``)."""
+_WRITE_ANSWERS = frozenset({200, 201, 204, 400, 403, 404, 409, 410, 412})
+"""The answers to a pushed change that speak about the change itself (see
+:func:`~offline_addon.protocol.answers.load_write_answer`); the others are the usual errors."""
 _CHUNK = 64 * 1024
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost."})
 
@@ -171,6 +184,21 @@ class HttpTransport(Protocol):
         at the latest; raise :class:`NoAnswer` when nothing came back, :class:`TimedOut` when
         time ran out, ServerUnreachable when the body broke off, ProtocolError when the body
         is over ``max_bytes`` (decompressed) or cannot be decoded."""
+        ...
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """A write (``PUT``, ``DELETE``) with ``body``, bounded and failing like :meth:`get`.
+        Whether the server applied a write whose answer was lost is unknown: the caller's
+        ``X-Change-Id`` makes the resend safe."""
         ...
 
     def close(self) -> None:
@@ -323,6 +351,31 @@ class RequestsTransport:
     ) -> HttpAnswer:
         """GET with the timeouts and the deadline; the body read in chunks, gzip decoded in
         bounded steps, refused beyond the caps."""
+        return self._request("GET", url, params, headers, None, deadline, max_bytes)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        *,
+        deadline: float | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """A write, with the same timeouts, deadline and caps as :meth:`get`."""
+        return self._request(method, url, None, headers, body, deadline, max_bytes)
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str | int] | None,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        deadline: float | None,
+        max_bytes: int | None,
+    ) -> HttpAnswer:
         now = time.monotonic()
         end = now + self._request_deadline
         if deadline is not None:
@@ -332,7 +385,7 @@ class RequestsTransport:
         cap = self._max_body if max_bytes is None else min(max_bytes, self._max_body)
         with _Cutoff(end - now) as cutoff:
             try:
-                answer = self._exchange(url, params, headers, cap, end, cutoff)
+                answer = self._exchange(method, url, params, headers, body, cap, end)
             except ProtocolError:
                 if cutoff.fired:  # what was cut off may look malformed: say why
                     raise TimedOut(_timed_out_message()) from None
@@ -358,19 +411,22 @@ class RequestsTransport:
 
     def _exchange(
         self,
+        method: str,
         url: str,
         params: Mapping[str, str | int] | None,
         headers: Mapping[str, str],
+        body: bytes | None,
         cap: int,
         end: float,
-        cutoff: _Cutoff,
     ) -> HttpAnswer:
         connect, read = self._timeout
         left = max(0.001, end - time.monotonic())
         # The adapter directly: requests' Session.send would work out where a redirect leads
         # even when not following it (and raise ValueError on a Location with a bad port).
         prepared = self._http.prepare_request(
-            requests.Request("GET", url, params=dict(params or {}), headers=dict(headers))
+            requests.Request(
+                method, url, params=dict(params or {}), headers=dict(headers), data=body
+            )
         )
         settings = self._http.merge_environment_settings(prepared.url, {}, True, self._verify, None)
         response = self._adapter.send(
@@ -387,19 +443,18 @@ class RequestsTransport:
                 # No body by the rules of HTTP; reading its end hands the connection back
                 # to the pool (closing an unread answer closes the connection: a new
                 # connection for every sync with nothing new).
-                body = b""
+                content = b""
                 with suppress(_BodyBroke):
                     for _chunk in _raw_chunks(response):
                         break
             elif 300 <= response.status_code < 400:
-                body = b""
+                content = b""
             else:
-                body = _read_body(
-                    response,
-                    lowered,
-                    cap if response.status_code == 200 else min(cap, MAX_SMALL_BODY_BYTES),
-                )
-            return HttpAnswer(response.status_code, lowered, body)
+                large_ones = _LARGE_WRITE_ANSWERS if method != "GET" else (200,)
+                large = response.status_code in large_ones
+                limit = cap if large else min(cap, MAX_SMALL_BODY_BYTES)
+                content = _read_body(response, lowered, limit)
+            return HttpAnswer(response.status_code, lowered, content)
 
 
 class _BodyBroke(Exception):
@@ -623,6 +678,84 @@ class SyncClient:
         )
         return load_page(decode_json(answer.body, max_items=limit), limit=limit)
 
+    # -- the write side (offline edits) ---------------------------------------------------
+
+    def get_record(
+        self, database: str, record_id: str, *, deadline: float | None = None
+    ) -> ServerRecord | None:
+        """``GET /databases/{db}/records/{id}``: the record as the user may read it now;
+        None when the server says it does not exist for the user (``404``)."""
+        answer = self._call(
+            "GET", self._record_url(database, record_id), None, deadline, frozenset({200, 404})
+        )
+        if answer.status == 404:
+            return None
+        return load_record(decode_json(answer.body, max_items=2), record_id)
+
+    def put_record(
+        self,
+        database: str,
+        record_id: str,
+        content: RecordContent,
+        *,
+        if_match: int | None,
+        change_id: str,
+        offline_time: float,
+        deadline: float | None = None,
+    ) -> WriteAnswer:
+        """The conditional ``PUT`` of a pushed change: an update on ``if_match`` (the base
+        revision) or, with None, a create under the client-made ``record_id``
+        (``If-None-Match: *``). ``change_id`` (``X-Change-Id``) is the same on every resend
+        of this write, so the server recognises one it applied already; ``offline_time``
+        (``X-Offline-Change``) is the local time the change was made."""
+        headers = self._write_headers(change_id, offline_time)
+        headers["Content-Type"] = "application/json"
+        if if_match is None:
+            headers["If-None-Match"] = "*"
+        else:
+            headers["If-Match"] = f'"{if_match}"'
+        body = _encode_record(content)
+        answer = self._call(
+            "PUT", self._record_url(database, record_id), body, deadline, _WRITE_ANSWERS, headers
+        )
+        return self._write_answer(answer, record_id)
+
+    def delete_record(
+        self,
+        database: str,
+        record_id: str,
+        *,
+        if_match: int,
+        change_id: str,
+        offline_time: float,
+        deadline: float | None = None,
+    ) -> WriteAnswer:
+        """The conditional ``DELETE`` of a pushed change, on ``if_match``; see
+        :meth:`put_record`."""
+        headers = self._write_headers(change_id, offline_time)
+        headers["If-Match"] = f'"{if_match}"'
+        answer = self._call(
+            "DELETE", self._record_url(database, record_id), None, deadline, _WRITE_ANSWERS, headers
+        )
+        return self._write_answer(answer, record_id)
+
+    def _write_headers(self, change_id: str, offline_time: float) -> dict[str, str]:
+        if not _CHANGE_ID.fullmatch(change_id):
+            raise ValueError("a change id is 1 to 128 letters, digits and ._:-")
+        moment = min(max(0.0, offline_time), 999_999_999_999.0)
+        return {"X-Change-Id": change_id, "X-Offline-Change": f"{moment:.6f}"}
+
+    def _write_answer(self, answer: HttpAnswer, record_id: str) -> WriteAnswer:
+        meaning = load_write_answer(
+            answer.status, answer.header("Content-Type"), answer.body, record_id=record_id
+        )
+        if meaning is None:  # not about the change (an unknown database): the usual error
+            raise self._http_error(answer)
+        return meaning
+
+    def _record_url(self, database: str, record_id: str) -> str:
+        return self._db_url(database, f"records/{quote(record_id, safe='')}")
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _db_url(self, database: str, tail: str) -> str:
@@ -638,6 +771,24 @@ class SyncClient:
         max_bytes: int | None = None,
     ) -> HttpAnswer:
         """GET with retries; a 200 or 304 answer, else the add-on error for it."""
+        return self._call(
+            "GET", url, None, deadline, _GET_ANSWERS, headers, params=params, max_bytes=max_bytes
+        )
+
+    def _call(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        deadline: float | None,
+        answered: frozenset[int],
+        headers: Mapping[str, str] | None = None,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        max_bytes: int | None = None,
+    ) -> HttpAnswer:
+        """One request with retries (a write too: its ``X-Change-Id`` makes a resend safe);
+        an answer whose status is in ``answered``, else the add-on error for it."""
         attempt = 0
         sent = {**self._headers, **(headers or {})}
         give_up = time.monotonic() + self._retry_budget
@@ -645,9 +796,14 @@ class SyncClient:
             give_up = min(give_up, deadline)
         while True:
             try:
-                answer = self._transport.get(
-                    url, params, sent, deadline=deadline, max_bytes=max_bytes
-                )
+                if method == "GET":
+                    answer = self._transport.get(
+                        url, params, sent, deadline=deadline, max_bytes=max_bytes
+                    )
+                else:
+                    answer = self._transport.send(
+                        method, url, sent, body, deadline=deadline, max_bytes=max_bytes
+                    )
             except NoAnswer:
                 if attempt < self._retries and self._pause(attempt, None, give_up):
                     attempt += 1
@@ -660,7 +816,7 @@ class SyncClient:
                 ):
                     attempt += 1
                     continue
-            if answer.status not in (200, 304):
+            if answer.status not in answered:
                 raise self._http_error(answer)
             return answer
 
@@ -747,3 +903,9 @@ def _too_large(cap: int) -> ProtocolError:
         f"The server sent an answer larger than {size}; nothing was changed. Tell your "
         "administrator."
     )
+
+
+def _encode_record(content: RecordContent) -> bytes:
+    """A record write's body: the whole record as it should be (``name`` and ``fields``)."""
+    payload = {"name": content.name, "fields": dict(content.fields)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
