@@ -38,7 +38,7 @@ from offline_addon import errors
 from offline_addon.protocol.merge import RECORD_NAME, PendingChange, RecordContent, content_problem
 from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
-from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback, command_text
+from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
 from offline_addon.storage.access_log import AccessLog
 from offline_addon.storage.copy_lock import CopyLock
@@ -603,7 +603,7 @@ class OfflineCopies:
             schedule_clock=self.schedule_clock,
             wall_clock=wall_clock,
             feedback=lambda: self._feedback,
-            sync=_TellsPushes(sync, lambda: self._feedback),
+            sync=sync,
         )
 
     # -- configuration ------------------------------------------------------------------------
@@ -982,38 +982,6 @@ class OfflineCopies:
         """Stop the background thread (a running sync stops at its next page); returns whether
         it ended within ``timeout``. The object cannot be used afterwards."""
         return self._dispatcher.shutdown(timeout)
-
-
-def pushed_words(pushed: int, conflicts: int) -> str:
-    """What the user hears after a sync that sent offline changes or met conflicts:
-    "3 offline changes saved to the server; 1 conflict to resolve" (empty when neither)."""
-    parts = []
-    if pushed:
-        parts.append(f"{pushed:,} offline change{'s' if pushed != 1 else ''} saved to the server")
-    if conflicts:
-        parts.append(f"{conflicts:,} conflict{'s' if conflicts != 1 else ''} to resolve")
-    return "; ".join(parts)
-
-
-class _TellsPushes:
-    """The engine, wrapped so that a sync which sent offline changes or met conflicts tells
-    the user (a warning, which a host keeps visible, when there are conflicts to resolve)."""
-
-    def __init__(self, sync: SyncFn, feedback: Callable[[], Feedback]) -> None:
-        self._sync = sync
-        self._feedback = feedback
-
-    def __call__(self, paths: CopyPaths, session: Session, **options: Any) -> SyncResult:
-        result = self._sync(paths, session, **options)
-        pushed = int(getattr(result, "changes_pushed", 0) or 0)
-        conflicts = int(getattr(result, "new_conflicts", 0) or 0)
-        words = pushed_words(pushed, conflicts)
-        if words:
-            feedback = self._feedback()
-            if conflicts:
-                words += f" (see '{command_text(feedback, 'offline', 'conflicts')}')"
-            feedback.notify("Offline changes", words + ".", "warning" if conflicts else "info")
-        return result
 
 
 def _same_account(info: CopyInfo, session: Session) -> bool:

@@ -28,6 +28,7 @@ from typing import Any, Literal, cast
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 from offline_addon.errors import ProtocolError
+from offline_addon.protocol.merge import RecordContent, ServerRecord
 
 ChangeOp = Literal["upsert", "delete"]
 DeleteReason = Literal["deleted", "revoked", "sealed"]
@@ -75,6 +76,8 @@ class OfflinePolicy:
     offline_login_attempts: int = field(default=DEFAULT_LOGIN_ATTEMPTS, kw_only=True)
     """Wrong offline passwords in a row after which the client deletes its copy (1..1000;
     10 from a server that does not say)."""
+    offline_editing: bool = field(default=False, kw_only=True)
+    """The database allows offline edits (a server without the field: it does not)."""
 
     @property
     def allowed(self) -> bool:
@@ -290,6 +293,7 @@ class PolicySchema(_Lenient):
         load_default=DEFAULT_LOGIN_ATTEMPTS,
         validate=validate.Range(min=1, max=MAX_LOGIN_ATTEMPTS),
     )
+    offline_editing = StrictBoolean(load_default=False)
 
 
 class HeadSchema(PolicySchema):
@@ -518,3 +522,99 @@ def retry_after_seconds(value: str | None, date: str | None, now: float) -> floa
         return None
     reference = parse_http_date(date)
     return max(0.0, when - (now if reference is None else reference))
+
+
+# -- the write side (offline edits) ------------------------------------------------------------
+
+WriteStatus = Literal["done", "moved", "refused", "deleted"]
+_RECORD_ITEMS = 2
+"""The decoding bound of one record answer (:func:`decode_json` counts per change: a record
+of the largest size has about twice the values a change is allowed on average)."""
+REFUSED_WRITE_STATUSES = frozenset({400, 403, 404})
+"""A pushed change the server will not take as it is: a right taken away or a sealed record
+(403), a record the user may no longer read (404), a change the server finds malformed
+(400). Each is reported by record name with the user's values; none deletes the copy."""
+
+
+@dataclass(frozen=True)
+class WriteAnswer:
+    """What the server said to one pushed change (``docs/sync-api.yaml``, the record ``PUT``
+    and ``DELETE``):
+
+    - ``done``: the server holds the change (``200``/``201`` with ``record``, the record as
+      stored now; ``204`` after a delete: ``record`` None); also a recognised resend;
+    - ``moved``: the record is no longer at the base revision (``412``, or a legacy ``409``):
+      ``record`` is the server's record now when the answer carried it (``current``);
+    - ``refused``: see :data:`REFUSED_WRITE_STATUSES` (``code`` says which);
+    - ``deleted``: the record was deleted on the server (``410``).
+    """
+
+    status: WriteStatus
+    record: ServerRecord | None = None
+    code: str = ""
+
+
+def load_record(payload: object, record_id: str | None = None) -> ServerRecord:
+    """Validate a record answer (``GET``, or a write's ``200``/``201``); with ``record_id``,
+    a record with another id is refused too."""
+    try:
+        record = check_record(payload)
+    except ValidationError as exc:
+        raise ProtocolError(
+            f"The server sent an invalid record ({_summarise(exc.messages)}); nothing was "
+            "changed. Try again later or tell your administrator."
+        ) from None
+    if record_id is not None and record.id != record_id:
+        raise ProtocolError(
+            "The server answered with another record than the one asked for; nothing more "
+            "was sent. Tell your administrator."
+        )
+    return server_record_of(record)
+
+
+def server_record_of(record: RecordData) -> ServerRecord:
+    """A record as the merge sees it: its revision and content."""
+    return ServerRecord(record.rev, RecordContent(record.name, dict(record.fields)))
+
+
+def load_current(content_type: str | None, body: bytes) -> ServerRecord | None:
+    """The ``current`` record of a ``412`` problem answer; None when the answer is not a
+    problem or carries no valid record (the client then asks for the record itself)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media != "application/problem+json":
+        return None
+    try:
+        problem = decode_json(body, max_items=_RECORD_ITEMS)
+    except ProtocolError:
+        return None
+    current = problem.get("current") if isinstance(problem, dict) else None
+    try:
+        return server_record_of(check_record(current))
+    except ValidationError:
+        return None
+
+
+def load_write_answer(
+    status: int, content_type: str | None, body: bytes, *, record_id: str
+) -> WriteAnswer | None:
+    """The meaning of a write's answer, validated; None for a status that is no answer to
+    the change itself (401, 429, 5xx, redirects: the transport's errors). A record answer
+    for another id than ``record_id`` is a ProtocolError."""
+    if status in (200, 201):
+        payload = decode_json(body, max_items=_RECORD_ITEMS)
+        return WriteAnswer("done", load_record(payload, record_id))
+    if status == 204:
+        return WriteAnswer("done")
+    if status in (409, 412):
+        return WriteAnswer("moved", load_current(content_type, body))
+    if status == 410:
+        return WriteAnswer("deleted", code="record_deleted")
+    code = _code(content_type, body)
+    if status in REFUSED_WRITE_STATUSES and code != "unknown_database":
+        return WriteAnswer("refused", code=code)
+    return None  # (a database the server does not know: reported, nothing refused)
+
+
+def _code(content_type: str | None, body: bytes) -> str:
+    problem = load_problem(content_type, body)
+    return "" if problem is None else problem.code

@@ -49,7 +49,7 @@ from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
 from offline_addon.storage.sidecar import CopyInfo, read_sidecar
 from offline_addon.sync.engine import index_upkeep
-from offline_addon.sync.result import SyncResult, failure_message, progress_summary
+from offline_addon.sync.result import SyncResult, failure_message, progress_summary, push_words
 from offline_addon.sync.transport import SyncClient
 
 _log = logging.getLogger(__name__)
@@ -522,11 +522,26 @@ class SyncDispatcher:
             syncs=self.status(copy_id).syncs + 1,
         )
         if requested:
-            return  # the caller reports the result
+            return  # the caller reports the result (its message says what the push did)
         if result.outcome == "wiped":
             self._feedback().notify("Offline copy deleted", result.message, "warning")
-        elif result.outcome == "repaired":
+            return
+        if result.outcome == "repaired":
             self._feedback().notify("Offline copy rebuilt", result.message)
+        self._tell_pushes(result)
+
+    def _tell_pushes(self, result: SyncResult) -> None:
+        """After an automatic sync (the one after a login, say) that sent offline changes or
+        met conflicts: tell the user, as a warning (which a host keeps visible) when there
+        are conflicts to resolve."""
+        words = push_words(result.changes_pushed, result.new_conflicts)
+        if not words:
+            return
+        feedback = self._feedback()
+        if result.new_conflicts:
+            see = command_text(feedback, "offline", "conflicts")
+            words = f"{words[:-1]} (see '{see}')."
+        feedback.notify("Offline changes", words, "warning" if result.new_conflicts else "info")
 
     def _failed(
         self, copy_id: str, exc: BaseException, schedule: SyncSchedule | None, requested: bool

@@ -27,11 +27,10 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 from offline_addon.errors import OfflineEditError
-from offline_addon.protocol.answers import RecordData
-from offline_addon.protocol.digest import line_hash, make_digest
+from offline_addon.protocol.digest import line_hash
 from offline_addon.protocol.merge import (
     ChangeKind,
     ConflictReason,
@@ -46,12 +45,22 @@ from offline_addon.protocol.merge import (
     merge_change,
 )
 from offline_addon.protocol.page_plan import PagePlan
-from offline_addon.storage.migrations import DIGEST_COUNT_KEY, DIGEST_SUM_KEY
 from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.page_writer import update_records, write_plan
-
-_PENDING_COLS = (
-    "seq, change_id, record_id, kind, base_rev, base_record, changes, local_time, attempts"
+from offline_addon.storage.pending_rows import (
+    PENDING_COLS,
+    adjust_digest,
+    all_entries,
+    dump_changes,
+    dump_content,
+    entries_of,
+    entry_from_row,
+    insert_conflict,
+    insert_entry,
+    record_data,
+    remove_record,
+    show_pending,
+    shown_name,
 )
 
 
@@ -123,7 +132,7 @@ class LocalChanges:
         with self._copy.local_write() as db:
             if db.execute("SELECT 1 FROM records WHERE id = ?", (new_id,)).fetchone():
                 raise OfflineEditError("A record with this id exists in the offline copy.")
-            write_plan(db, PagePlan((_record_data(new_id, 0, content, 0.0),), (), ()))
+            write_plan(db, PagePlan((record_data(new_id, 0, content, 0.0),), (), ()))
             return self._append(db, new_id, "create", None, None, changes_between(None, content))
 
     def delete_record(self, record_id: str) -> PendingChange | None:
@@ -131,8 +140,8 @@ class LocalChanges:
         created offline and never sent: then it is simply gone, with its entries."""
         with self._copy.local_write() as db:
             rev, current = _read_record(db, record_id)
-            entries = _entries_of(db, record_id)
-            _remove_record(db, record_id, rev)
+            entries = entries_of(db, record_id)
+            remove_record(db, record_id, rev)
             if entries and entries[0].kind == "create" and entries[0].attempts == 0:
                 db.execute("DELETE FROM pending_changes WHERE record_id = ?", (record_id,))
                 return None
@@ -150,8 +159,8 @@ class LocalChanges:
     def pending(self) -> list[PendingChange]:
         """Every change not yet on the server, in the order they must be pushed."""
         with self._copy.local_read() as db:
-            rows = db.execute(f"SELECT {_PENDING_COLS} FROM pending_changes ORDER BY seq")  # noqa: S608
-            return [_entry(row) for row in rows.fetchall()]
+            rows = db.execute(f"SELECT {PENDING_COLS} FROM pending_changes ORDER BY seq")  # noqa: S608
+            return [entry_from_row(row) for row in rows.fetchall()]
 
     def has_pending(self, record_id: str) -> bool:
         """Whether a record has changes that are not on the server yet."""
@@ -172,13 +181,16 @@ class LocalChanges:
 
     # -- settling after a push -------------------------------------------------------------
 
-    def mark_attempted(self, change_id: str) -> None:
-        """Note that a change is about to be sent: later edits no longer join it."""
+    def mark_attempted(self, change_id: str) -> bool:
+        """Note that a change is about to be sent: later edits no longer join it. False when
+        no entry has this change id (an edit joined it meanwhile and gave it a new id, or it
+        was settled): then it must not be sent as it was read."""
         with self._copy.local_write() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE pending_changes SET attempts = attempts + 1 WHERE change_id = ?",
                 (change_id,),
             )
+            return bool(cur.rowcount)
 
     def mark_pushed(
         self,
@@ -206,17 +218,19 @@ class LocalChanges:
         conflicts: Sequence[FieldConflict],
         *,
         server_record: ServerRecord | None = None,
+        gone: bool = False,
     ) -> None:
         """The server did not take the change (``reason``): keep ``conflicts`` (the user's
         values), drop the entry and those that follow it on the same record (their values go
         to the conflict list too), and show the server's record again: ``server_record`` if
-        known, else the one the change was made against (a create: none)."""
+        known, none when the record is ``gone`` (deleted, or the user may no longer read
+        it), else the one the change was made against (a create: none)."""
         with self._copy.local_write() as db:
             entry = _entry_by_id(db, change_id)
             if entry is None:
                 return
             self._add_conflicts(db, entry, conflicts, reason)
-            later = [e for e in _entries_of(db, entry.record_id) if e.seq > entry.seq]
+            later = [e for e in entries_of(db, entry.record_id) if e.seq > entry.seq]
             for other in later:
                 self._add_conflicts(db, other, merge_change(other, "refused").conflicts, reason)
             db.execute(
@@ -225,6 +239,8 @@ class LocalChanges:
             )
             if server_record is not None:
                 known: tuple[int, RecordContent] | None = (server_record.rev, server_record.content)
+            elif gone:
+                known = None
             elif entry.base_rev is not None and entry.base_record is not None:
                 known = (entry.base_rev, entry.base_record)
             else:
@@ -241,7 +257,7 @@ class LocalChanges:
     ) -> int:
         """Add one entry to the conflict list; return its id."""
         with self._copy.local_write() as db:
-            return _insert_conflict(
+            return insert_conflict(
                 db, record_id, record_name, conflict, reason, change_id, self._clock()
             )
 
@@ -251,6 +267,25 @@ class LocalChanges:
         with self._copy.local_write() as db:
             cur = db.execute("DELETE FROM conflicts WHERE id = ?", (conflict_id,))
             return bool(cur.rowcount)
+
+    def conflict_count(self) -> int:
+        """How many entries the conflict list holds."""
+        with self._copy.local_read() as db:
+            return int(db.execute("SELECT count(*) FROM conflicts").fetchone()[0])
+
+    def record_name(self, change: PendingChange) -> str:
+        """The name the user knows the record of ``change`` by (for reports)."""
+        with self._copy.local_read() as db:
+            return shown_name(db, change)
+
+    def unsaved_names(self) -> list[str]:
+        """The names of the records whose offline changes or conflict values are only in
+        this copy (pending entries, then the conflict list), each once: what is lost with
+        the copy if it is deleted now."""
+        with self._copy.local_read() as db:
+            names = [shown_name(db, entry) for entry in all_entries(db)]
+            names += [str(row[0]) for row in db.execute("SELECT record_name FROM conflicts")]
+        return list(dict.fromkeys(names))
 
     # -- inside a transaction --------------------------------------------------------------
 
@@ -273,8 +308,8 @@ class LocalChanges:
                 record_id,
                 kind,
                 base_rev,
-                _dump_content(base_record),
-                _dump_changes(changes),
+                dump_content(base_record),
+                dump_changes(changes),
                 now,
             ),
         )
@@ -305,7 +340,7 @@ class LocalChanges:
         change_id, now = str(uuid.uuid4()), self._clock()
         db.execute(
             "UPDATE pending_changes SET change_id = ?, changes = ?, local_time = ? WHERE seq = ?",
-            (change_id, _dump_changes(changes), now, last.seq),
+            (change_id, dump_changes(changes), now, last.seq),
         )
         return PendingChange(
             last.seq,
@@ -325,10 +360,10 @@ class LocalChanges:
         conflicts: Iterable[FieldConflict],
         reason: ConflictReason,
     ) -> None:
-        name = _shown_name(db, entry)
+        name = shown_name(db, entry)
         now = self._clock()
         for conflict in conflicts:
-            _insert_conflict(db, entry.record_id, name, conflict, reason, entry.change_id, now)
+            insert_conflict(db, entry.record_id, name, conflict, reason, entry.change_id, now)
 
     def _settle(
         self, db: Any, entry: PendingChange, known: tuple[int, RecordContent] | None
@@ -336,27 +371,71 @@ class LocalChanges:
         """Drop ``entry`` and show ``known`` (the server's rev and record; None: none) with
         the record's remaining entries on top; the next entry takes ``known`` as its base."""
         db.execute("DELETE FROM pending_changes WHERE seq = ?", (entry.seq,))
-        later = _entries_of(db, entry.record_id)
+        later = entries_of(db, entry.record_id)
         if later and later[0].base_rev is None and later[0].kind != "create":
             rev, content = known if known is not None else (None, None)
             db.execute(
                 "UPDATE pending_changes SET base_rev = ?, base_record = ? WHERE seq = ?",
-                (rev, _dump_content(content), later[0].seq),
+                (rev, dump_content(content), later[0].seq),
             )
         row = db.execute(
             "SELECT rev, updated_at FROM records WHERE id = ?", (entry.record_id,)
         ).fetchone()
         updated_at = 0.0 if row is None else float(row[1])
         if row is not None:
-            _remove_record(db, entry.record_id, int(row[0]))
+            remove_record(db, entry.record_id, int(row[0]))
         shown = _shown_after(known, later)
         if shown is not None:
             rev, content = shown
             write_plan(
-                db, PagePlan((_record_data(entry.record_id, rev, content, updated_at),), (), ())
+                db, PagePlan((record_data(entry.record_id, rev, content, updated_at),), (), ())
             )
             if rev > 0:
-                _adjust_digest(db, 1, line_hash(entry.record_id, rev))
+                adjust_digest(db, 1, line_hash(entry.record_id, rev))
+
+
+@dataclass(frozen=True)
+class CarriedChanges:
+    """A copy's queue and conflict list, read to be carried into a rebuilt file (values
+    hidden from ``repr``)."""
+
+    entries: tuple[PendingChange, ...] = field(repr=False)
+    conflicts: tuple[tuple[Any, ...], ...] = field(repr=False)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries or self.conflicts)
+
+
+def read_local_changes(copy: OfflineCopy) -> CarriedChanges:
+    """The queue and the conflict list of ``copy`` (a rebuild carries them over)."""
+    with copy.local_read() as db:
+        entries = tuple(all_entries(db))
+        conflicts = db.execute(
+            "SELECT record_id, record_name, slot, mine, theirs, reason, change_id, local_time"
+            " FROM conflicts ORDER BY id"
+        ).fetchall()
+    return CarriedChanges(entries, tuple(tuple(row) for row in conflicts))
+
+
+def carry_local_changes(fresh: OfflineCopy, carried: CarriedChanges) -> None:
+    """Put ``carried`` into ``fresh`` (a rebuild's new file, complete and not yet in place)
+    in one transaction, and show the records with pending changes as the user sees them
+    there (the first update of each based on the record the rebuild pulled)."""
+    if not carried:
+        return
+    with fresh.local_write() as db:
+        db.execute("DELETE FROM pending_changes")  # a resumed rebuild may have carried some
+        db.execute("DELETE FROM conflicts")
+        for entry in carried.entries:
+            insert_entry(db, entry)
+        db.executemany(
+            "INSERT INTO conflicts (record_id, record_name, slot, mine, theirs, reason,"
+            " change_id, local_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            carried.conflicts,
+        )
+        count, total = show_pending(db, dict.fromkeys(e.record_id for e in carried.entries))
+        if count or total:
+            adjust_digest(db, count, total)
 
 
 def _shown_after(
@@ -389,139 +468,23 @@ def _write_record(db: Any, record_id: str, content: RecordContent) -> None:
     rev, updated_at = db.execute(
         "SELECT rev, updated_at FROM records WHERE id = ?", (record_id,)
     ).fetchone()
-    update_records(db, [_record_data(record_id, int(rev), content, float(updated_at))])
-
-
-def _remove_record(db: Any, record_id: str, rev: int) -> None:
-    write_plan(db, PagePlan((), (), (record_id,)))
-    if rev > 0:
-        _adjust_digest(db, -1, -line_hash(record_id, rev))
-
-
-def _adjust_digest(db: Any, count_delta: int, sum_delta: int) -> None:
-    """Move the copy's maintained digest (of server revisions: records made offline, at
-    rev 0, are not in it)."""
-    rows = dict(
-        db.execute(
-            "SELECT key, value FROM meta WHERE key IN (?, ?)", (DIGEST_COUNT_KEY, DIGEST_SUM_KEY)
-        ).fetchall()
-    )
-    count = int(rows.get(DIGEST_COUNT_KEY) or 0) + count_delta
-    digest = make_digest(count, int(str(rows.get(DIGEST_SUM_KEY) or "0"), 16) + sum_delta)
-    db.executemany(
-        "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-        [(DIGEST_COUNT_KEY, digest.count), (DIGEST_SUM_KEY, digest.sum)],
-    )
-
-
-def _record_data(record_id: str, rev: int, content: RecordContent, updated_at: float) -> RecordData:
-    return RecordData(
-        record_id, rev, content.name, dict(content.fields), updated_at, _dump_fields(content.fields)
-    )
-
-
-def _shown_name(db: Any, entry: PendingChange) -> str:
-    """The record's name as the user knows it, for the conflict list."""
-    row = db.execute("SELECT name FROM records WHERE id = ?", (entry.record_id,)).fetchone()
-    if row is not None:
-        return str(row[0])
-    if entry.new_name is not None:
-        return entry.new_name
-    return entry.base_record.name if entry.base_record is not None else entry.record_id
-
-
-def _insert_conflict(
-    db: Any,
-    record_id: str,
-    record_name: str,
-    conflict: FieldConflict,
-    reason: ConflictReason,
-    change_id: str,
-    now: float,
-) -> int:
-    cur = db.execute(
-        "INSERT INTO conflicts (record_id, record_name, slot, mine, theirs, reason, change_id,"
-        " local_time) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            record_id,
-            record_name,
-            conflict.slot,
-            conflict.mine,
-            conflict.theirs,
-            reason,
-            change_id,
-            now,
-        ),
-    )
-    return int(cur.lastrowid)
+    update_records(db, [record_data(record_id, int(rev), content, float(updated_at))])
 
 
 # --- queue entries -------------------------------------------------------------------------
 
 
 def _last_entry(db: Any, record_id: str) -> PendingChange | None:
-    entries = _entries_of(db, record_id)
+    entries = entries_of(db, record_id)
     return entries[-1] if entries else None
-
-
-def _entries_of(db: Any, record_id: str) -> list[PendingChange]:
-    rows = db.execute(
-        f"SELECT {_PENDING_COLS} FROM pending_changes WHERE record_id = ? ORDER BY seq",  # noqa: S608
-        (record_id,),
-    ).fetchall()
-    return [_entry(row) for row in rows]
 
 
 def _entry_by_id(db: Any, change_id: str) -> PendingChange | None:
     row = db.execute(
-        f"SELECT {_PENDING_COLS} FROM pending_changes WHERE change_id = ?",  # noqa: S608
+        f"SELECT {PENDING_COLS} FROM pending_changes WHERE change_id = ?",  # noqa: S608
         (change_id,),
     ).fetchone()
-    return None if row is None else _entry(row)
-
-
-def _entry(row: Sequence[Any]) -> PendingChange:
-    seq, change_id, record_id, kind, base_rev, base_record, changes, local_time, attempts = row
-    return PendingChange(
-        int(seq),
-        str(change_id),
-        str(record_id),
-        cast(ChangeKind, kind),
-        None if base_rev is None else int(base_rev),
-        _load_content(base_record),
-        {slot: ValueChange(base, new) for slot, (base, new) in json.loads(changes).items()},
-        float(local_time),
-        int(attempts),
-    )
-
-
-def _dump_changes(changes: Mapping[str, ValueChange]) -> str:
-    return json.dumps(
-        {slot: [v.base, v.new] for slot, v in changes.items()},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _dump_content(content: RecordContent | None) -> str | None:
-    if content is None:
-        return None
-    return json.dumps(
-        {"name": content.name, "fields": dict(content.fields)},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _load_content(text: str | None) -> RecordContent | None:
-    if text is None:
-        return None
-    data = json.loads(text)
-    return RecordContent(str(data["name"]), dict(data["fields"]))
-
-
-def _dump_fields(fields: Mapping[str, str]) -> str:
-    return json.dumps(dict(fields), ensure_ascii=False, separators=(",", ":"))
+    return None if row is None else entry_from_row(row)
 
 
 def _check(content: RecordContent) -> None:

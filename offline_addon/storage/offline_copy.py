@@ -41,8 +41,8 @@ from offline_addon.errors import (
     WrongPassword,
 )
 from offline_addon.protocol.answers import ChangePage, Digest
-from offline_addon.protocol.digest import digest_after, digest_of
-from offline_addon.protocol.page_plan import plan_page
+from offline_addon.protocol.digest import digest_after, digest_of, make_digest
+from offline_addon.protocol.page_plan import PagePlan, plan_page
 from offline_addon.storage import cipher
 from offline_addon.storage.files import ensure_folder, fsync_folder
 from offline_addon.storage.migrations import (
@@ -55,6 +55,15 @@ from offline_addon.storage.migrations import (
 )
 from offline_addon.storage.page_writer import Held, held_rows, write_plan
 from offline_addon.storage.paths import CREATING_SUFFIX, CopyPaths, damage_mark
+from offline_addon.storage.pending_rows import (
+    any_pending,
+    names_of,
+    offline_made_count,
+    pending_ids,
+    pulled_deletes,
+    settle_pulled_deletes,
+    show_pending,
+)
 from offline_addon.storage.search import (
     DEFAULT_LIMIT,
     check_query,
@@ -133,6 +142,8 @@ class Contact:
     server_time: float
     local_time: float
     validity_seconds: int
+    offline_editing: bool = False
+    """The database's ``offline_editing`` setting as the server said it at this contact."""
 
 
 @dataclass(frozen=True)
@@ -470,6 +481,12 @@ class OfflineCopy:
         with self._reading() as db:
             return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
 
+    def server_record_count(self) -> int:
+        """How many of its records are on the server (what the digest counts): all but
+        those made offline and not pushed yet."""
+        with self._reading() as db:
+            return _server_record_count(db)
+
     def get(self, record_id: str) -> RecordView | None:
         """One record, or None."""
         if (
@@ -666,9 +683,13 @@ class OfflineCopy:
                     return PageOutcome(applied=False)
                 held = held_rows(db, page)
                 plan = plan_page(held_revs_of(held), page.changes)
+                pending = _pending_in_page(db, page)
+                names = names_of(db, pending) if pending else {}
                 write_plan(db, plan, held)
                 # The digest follows the records in the same transaction: O(changes).
                 digest = digest_after(self._stored_digest(), held_revs_of(held), plan)
+                if pending:
+                    digest = _keep_pending(db, page, plan, pending, names, digest)
                 values: dict[str, object] = {
                     "cursor": page.next_cursor,
                     DIGEST_COUNT_KEY: digest.count,
@@ -681,7 +702,7 @@ class OfflineCopy:
                     completed = (
                         completion is not None
                         and digest == page.digest
-                        and _record_count(db) == digest.count
+                        and _server_record_count(db) == digest.count
                     )
                     if completion is not None and completed:
                         values[COMPLETE_KEY] = 1
@@ -826,8 +847,39 @@ def held_revs_of(held: dict[str, Held]) -> dict[str, int]:
     return {record_id: row.rev for record_id, row in held.items()}
 
 
-def _record_count(db: Any) -> int:
-    return int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+def _server_record_count(db: Any) -> int:
+    """The records that are on the server (what the digest counts): all but those made
+    offline and not pushed yet."""
+    count = int(db.execute("SELECT count(*) FROM records").fetchone()[0])
+    return count - offline_made_count(db) if count and any_pending(db) else count
+
+
+def _pending_in_page(db: Any, page: ChangePage) -> set[str]:
+    """The page's records that have offline changes not yet pushed (none: one probe)."""
+    if not page.changes or not any_pending(db):
+        return set()
+    return pending_ids(db, (change.id for change in page.changes))
+
+
+def _keep_pending(
+    db: Any,
+    page: ChangePage,
+    plan: PagePlan,
+    pending: set[str],
+    names: dict[str, str],
+    digest: Digest,
+) -> Digest:
+    """A pull never overwrites a pending change (``storage/pending_rows``): pulled deletes
+    settle the entries into the conflict list, pulled upserts are shown with the pending
+    changes on top. Returns the digest adjusted for what that showed."""
+    deletes = pulled_deletes(page.changes, pending)
+    if deletes:
+        settle_pulled_deletes(db, deletes, names, time.time())
+    written = [r.id for r in (*plan.inserts, *plan.updates) if r.id in pending]
+    count, total = show_pending(db, written)
+    if not (count or total):
+        return digest
+    return make_digest(digest.count + count, int(digest.sum, 16) + total)
 
 
 def _check_abort(abort: Abort | None) -> None:
@@ -873,6 +925,7 @@ def _contact_values(contact: Contact) -> dict[str, object]:
         "last_contact_local_time": contact.local_time,
         "validity_seconds": contact.validity_seconds,
         HIGH_WATER_KEY: contact.local_time,
+        OFFLINE_EDITING_KEY: int(contact.offline_editing),
     }
 
 

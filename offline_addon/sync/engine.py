@@ -8,6 +8,12 @@ cursor it leads to (and the copy's digest, adjusted by what the page changed): t
 for a small change. A first sync, a rebuild or a copy without a stored ETag asks for the policy
 first (which also answers when offline use is not allowed), then head, then the feed.
 
+Push before pull: a run on a copy that opens first pushes its offline changes
+(:mod:`~offline_addon.sync.push`), before head or the policy, so that a revoked offline right
+deletes the copy only after its changes were sent as ordinary online writes (what is left is
+named in the result); a pull never overwrites a change still pending, and a rebuild carries
+the queue and the conflict list into its new file.
+
 The last page's digest is compared on every sync; a mismatch, a 410, a copy that no longer
 opens with the user's current password, belongs to another user id or whose file is damaged
 (also when that shows only while a page is written) all lead to a full sync into a fresh file
@@ -52,6 +58,11 @@ from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchang
 from offline_addon.storage.access_log import carry_access_log
 from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
 from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
+from offline_addon.storage.local_changes import (
+    LocalChanges,
+    carry_local_changes,
+    read_local_changes,
+)
 from offline_addon.storage.login_attempts import note_limit
 from offline_addon.storage.moves import has_pending_moves, settle_moves
 from offline_addon.storage.offline_copy import (
@@ -75,7 +86,16 @@ from offline_addon.sync.accountability import (
     report_copy,
 )
 from offline_addon.sync.prefetch import PagePrefetcher
-from offline_addon.sync.result import Outcome, SyncResult, outcome_message, wiped_message
+from offline_addon.sync.push import PushTally, push_changes
+from offline_addon.sync.result import (
+    Outcome,
+    SyncResult,
+    lost_with_copy,
+    outcome_message,
+    push_words,
+    wiped_message,
+    with_push_words,
+)
 from offline_addon.sync.transport import SyncClient
 
 log = logging.getLogger(__name__)
@@ -259,6 +279,9 @@ class _SyncRun:
         self.login_attempts: int | None = None
         """The server's wrong-password limit, once this run has heard it (not after a 304)."""
         self.compact = True
+        self.pushed = PushTally()
+        """What the push of offline changes did (nothing yet)."""
+        self.conflicts_before = 0
         self.log_push: LogPush | None = None
         """What pushing the offline access log did (None: not tried yet)."""
         self.identity = CopyIdentity(
@@ -280,6 +303,7 @@ class _SyncRun:
             try:
                 if copy is not None and problem is None:
                     self._push_log(copy)  # before the pull, and before a wipe (issue 16)
+                    self._push(copy)  # before anything else: even before a wipe (issue 15)
                 if problem == LOCKED_WITH_OTHER_KEY:
                     # Before anything is downloaded: is the session's password the older one?
                     self._check_policy()
@@ -318,6 +342,15 @@ class _SyncRun:
                 partial.close()
             if copy is not None and own_copy:
                 copy.close()
+
+    def _push(self, copy: OfflineCopy) -> None:
+        """Push the copy's offline changes (``sync/push``), counting the conflict list
+        first so that the result can say how many entries this sync added."""
+        local = LocalChanges(copy)
+        self.conflicts_before = local.conflict_count()
+        self.pushed = push_changes(
+            copy, self.client, self.session.database, deadline=self.deadline, cancel=self.cancel
+        )
 
     def _push_log(self, copy: OfflineCopy) -> None:
         """Push the copy's offline access log (``sync/accountability``; never fails the
@@ -466,7 +499,7 @@ class _SyncRun:
         if not head.allowed:
             raise OfflineNotAllowed(_reason(head.offline_enabled))
         self.login_attempts = head.offline_login_attempts
-        return Contact(head.server_time, self.clock(), head.validity_seconds)
+        return Contact(head.server_time, self.clock(), head.validity_seconds, head.offline_editing)
 
     def _unchanged_contact(self, meta: CopyMeta, head: HeadUnchanged) -> Contact:
         """The contact a 304 stands for: the validity is the stored one (it is part of the
@@ -481,7 +514,7 @@ class _SyncRun:
             elapsed = max(0.0, now - meta.last_contact_local_time)
             server_time = meta.last_contact_server_time + elapsed
         assert meta.validity_seconds is not None
-        return Contact(server_time, now, meta.validity_seconds)
+        return Contact(server_time, now, meta.validity_seconds, meta.offline_editing)
 
     def _pull(
         self,
@@ -570,7 +603,7 @@ class _SyncRun:
         sync; the record count guards the bookkeeping itself against a damaged copy.
         """
         held = copy.digest()
-        if held != expected or copy.record_count() != held.count:
+        if held != expected or copy.server_record_count() != held.count:
             self._log_mismatch(copy, held, expected)
             raise DigestMismatch
 
@@ -634,6 +667,7 @@ class _SyncRun:
             if previous is not None:
                 fresh.adopt(previous)
             if old is not None:
+                self._carry(old, fresh)
                 carry_access_log(old, fresh)
             fresh.record_contact(
                 contact,
@@ -666,6 +700,26 @@ class _SyncRun:
         with OfflineCopy.open(self.paths, self.session.password) as copy:
             return self._finish(copy, "repaired", tally, contact, why=why)
 
+    def _carry(self, old: OfflineCopy, fresh: OfflineCopy) -> None:
+        """Carry the offline changes not pushed and the conflict list into the rebuilt
+        file (never those of another account that had the same name). An old file too
+        damaged to read them loses them (logged); a failure of the new file stops the
+        rebuild (the old file stays)."""
+        try:
+            if old.meta.identity.user_id != self.session.user_id:
+                return
+            carried = read_local_changes(old)
+        except OfflineAddonError as exc:
+            log.warning("offline changes could not be read from the old copy (%s)", exc)
+            return
+        carry_local_changes(fresh, carried)
+        if carried:
+            log.info(
+                "offline copy rebuilt: %d offline changes and %d conflicts carried over",
+                len(carried.entries),
+                len(carried.conflicts),
+            )
+
     def _new_partial(self) -> OfflineCopy:
         remove_partial(self.paths)
         fresh = OfflineCopy.create(
@@ -678,7 +732,11 @@ class _SyncRun:
     def _wipe(self, copy: OfflineCopy | None, refusal: OfflineNotAllowed) -> SyncResult:
         """The server refused: delete the copy (the outcome ``wiped``); when there was no
         copy to delete (a first sync without the right), the refusal is the answer."""
+        unsaved: list[str] = []
         if copy is not None:
+            # Pushed first (see execute); what is left is only in this copy: say so first.
+            with suppress(OfflineAddonError):
+                unsaved = LocalChanges(copy).unsaved_names()
             self._push_log(copy)  # what was noted since the push at the start
             copy.close()
         existed = self.paths.db.exists()
@@ -687,8 +745,28 @@ class _SyncRun:
         if not existed:
             raise refusal
         forget_copy(self.client, self.session.database, self.session.client_id)
-        text = wiped_message(refusal.reason, existed)
-        return SyncResult("wiped", 0, 0, 0, 0, self._elapsed(), None, text)
+        text = " ".join(
+            part
+            for part in (
+                wiped_message(refusal.reason, existed),
+                push_words(self.pushed.pushed, 0),
+                lost_with_copy(unsaved),
+            )
+            if part
+        )
+        if unsaved:
+            log.warning("offline copy deleted with %d records' offline changes", len(unsaved))
+        return SyncResult(
+            "wiped",
+            0,
+            0,
+            0,
+            0,
+            self._elapsed(),
+            None,
+            text,
+            changes_pushed=self.pushed.pushed,
+        )
 
     def _finish(
         self,
@@ -720,6 +798,8 @@ class _SyncRun:
             tally.removed,
             why,
         )
+        conflicts = max(0, LocalChanges(copy).conflict_count() - self.conflicts_before)
+        pushed = self.pushed
         return SyncResult(
             outcome,
             tally.added,
@@ -728,7 +808,9 @@ class _SyncRun:
             info.record_count,
             self._elapsed(),
             contact.server_time,
-            message,
+            with_push_words(message, pushed.pushed, conflicts, pushed.refused, pushed.kept),
+            changes_pushed=pushed.pushed,
+            new_conflicts=conflicts,
         )
 
     def _elapsed(self) -> float:

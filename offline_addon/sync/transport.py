@@ -63,14 +63,18 @@ from offline_addon.protocol.answers import (
     Head,
     HeadUnchanged,
     OfflinePolicy,
+    WriteAnswer,
     decode_json,
     load_head,
     load_page,
     load_policy,
     load_problem,
+    load_record,
     load_unchanged,
+    load_write_answer,
     retry_after_seconds,
 )
+from offline_addon.protocol.merge import RecordContent, ServerRecord
 
 log = logging.getLogger(__name__)
 
@@ -727,6 +731,84 @@ class SyncClient:
         )
         return load_page(decode_json(answer.body, max_items=limit), limit=limit)
 
+    # -- the write side (offline edits) ---------------------------------------------------
+
+    def get_record(
+        self, database: str, record_id: str, *, deadline: float | None = None
+    ) -> ServerRecord | None:
+        """``GET /databases/{db}/records/{id}``: the record as the user may read it now;
+        None when the server says it does not exist for the user (``404``)."""
+        answer = self._call(
+            "GET", self._record_url(database, record_id), None, deadline, frozenset({200, 404})
+        )
+        if answer.status == 404:
+            return None
+        return load_record(decode_json(answer.body, max_items=2), record_id)
+
+    def put_record(
+        self,
+        database: str,
+        record_id: str,
+        content: RecordContent,
+        *,
+        if_match: int | None,
+        change_id: str,
+        offline_time: float,
+        deadline: float | None = None,
+    ) -> WriteAnswer:
+        """The conditional ``PUT`` of a pushed change: an update on ``if_match`` (the base
+        revision) or, with None, a create under the client-made ``record_id``
+        (``If-None-Match: *``). ``change_id`` (``X-Change-Id``) is the same on every resend
+        of this write, so the server recognises one it applied already; ``offline_time``
+        (``X-Offline-Change``) is the local time the change was made."""
+        headers = self._write_headers(change_id, offline_time)
+        headers["Content-Type"] = "application/json"
+        if if_match is None:
+            headers["If-None-Match"] = "*"
+        else:
+            headers["If-Match"] = f'"{if_match}"'
+        body = _encode_record(content)
+        answer = self._call(
+            "PUT", self._record_url(database, record_id), body, deadline, _WRITE_ANSWERS, headers
+        )
+        return self._write_answer(answer, record_id)
+
+    def delete_record(
+        self,
+        database: str,
+        record_id: str,
+        *,
+        if_match: int,
+        change_id: str,
+        offline_time: float,
+        deadline: float | None = None,
+    ) -> WriteAnswer:
+        """The conditional ``DELETE`` of a pushed change, on ``if_match``; see
+        :meth:`put_record`."""
+        headers = self._write_headers(change_id, offline_time)
+        headers["If-Match"] = f'"{if_match}"'
+        answer = self._call(
+            "DELETE", self._record_url(database, record_id), None, deadline, _WRITE_ANSWERS, headers
+        )
+        return self._write_answer(answer, record_id)
+
+    def _write_headers(self, change_id: str, offline_time: float) -> dict[str, str]:
+        if not _CHANGE_ID.fullmatch(change_id):
+            raise ValueError("a change id is 1 to 128 letters, digits and ._:-")
+        moment = min(max(0.0, offline_time), 999_999_999_999.0)
+        return {"X-Change-Id": change_id, "X-Offline-Change": f"{moment:.6f}"}
+
+    def _write_answer(self, answer: HttpAnswer, record_id: str) -> WriteAnswer:
+        meaning = load_write_answer(
+            answer.status, answer.header("Content-Type"), answer.body, record_id=record_id
+        )
+        if meaning is None:  # not about the change (an unknown database): the usual error
+            raise self._http_error(answer)
+        return meaning
+
+    def _record_url(self, database: str, record_id: str) -> str:
+        return self._db_url(database, f"records/{quote(record_id, safe='')}")
+
     # -- plumbing -----------------------------------------------------------------------
 
     def _db_url(self, database: str, tail: str) -> str:
@@ -874,6 +956,12 @@ def _too_large(cap: int) -> ProtocolError:
         f"The server sent an answer larger than {size}; nothing was changed. Tell your "
         "administrator."
     )
+
+
+def _encode_record(content: RecordContent) -> bytes:
+    """A record write's body: the whole record as it should be (``name`` and ``fields``)."""
+    payload = {"name": content.name, "fields": dict(content.fields)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 _JSON_CONTENT = {"Content-Type": "application/json"}

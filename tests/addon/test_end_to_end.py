@@ -241,7 +241,9 @@ def test_changed_folder_moves_the_copy(make_run: Make, tmp_path: Path, offline_d
     run.run(f"settings set offline database_path {moved}")
     run.settle()
     assert copy_files(offline_dir) == []
-    assert copy_files(moved) == before
+    # The copy is open (the index upkeep after its first sync opened it): SQLite's
+    # shared-memory file is not moved, it is made anew.
+    assert copy_files(moved) == [name for name in before if not name.endswith("-shm")]
     out = run.run("offline status")
     assert f"{RECORDS} records" in out
     assert "is up to date" in run.run("offline sync") + run.settle()
@@ -269,7 +271,7 @@ def test_changed_folder_on_another_filesystem_copies_the_copy_durably(
     run.settle()
     monkeypatch.undo()
     assert copy_files(offline_dir) == []
-    assert copy_files(moved) == before
+    assert copy_files(moved) == [name for name in before if not name.endswith("-shm")]
     assert not [p for p in moved.iterdir() if p.name.endswith(".moving")]
     assert all(p.stat().st_mode & 0o777 == 0o600 for p in moved.iterdir())
     assert f"{RECORDS} records" in run.run("offline status")

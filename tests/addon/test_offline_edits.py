@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -298,14 +298,6 @@ def test_status_counts_pending_changes_and_conflicts_online_and_offline(
     assert (cheap.pending_changes, cheap.conflicts) == (None, None)
 
 
-@dataclass(frozen=True)
-class _PushedResult(SyncResult):
-    """A sync result with the push counts the sync branch adds (until it is merged)."""
-
-    changes_pushed: int = 0
-    new_conflicts: int = 0
-
-
 class _Recorder:
     def __init__(self) -> None:
         self.seen: list[tuple[str, str, str]] = []
@@ -317,19 +309,23 @@ class _Recorder:
         self.seen.append((title, text, level))
 
 
-def test_a_sync_that_pushed_tells_the_user_how_many_changes_and_conflicts(
+def test_the_sync_after_a_login_that_pushed_tells_the_user_how_many_changes_and_conflicts(
     site: Site, tmp_path: Path
 ) -> None:
     def pushing(*args: Any, **kwargs: Any) -> SyncResult:
         result = sync_copy(*args, **kwargs)
-        return _PushedResult(**asdict(result), changes_pushed=3, new_conflicts=1)
+        return replace(result, changes_pushed=3, new_conflicts=1)
 
     recorder = _Recorder()
     copies = OfflineCopies(
         AddonSettings(database_path=str(tmp_path / "copies")), feedback=recorder, sync=pushing
     )
+    session = log_in(site.url, DB, "alice", "alice-pw", client_id="push")
     try:
-        copies.create(log_in(site.url, DB, "alice", "alice-pw", client_id="push"))
+        copies.create(session)  # asked for: its caller reports the result
+        assert [seen for seen in recorder.seen if seen[0] == "Offline changes"] == []
+        copies.session_started(session)  # the sync after the login runs by itself
+        assert copies.wait_idle(30)
     finally:
         copies.shutdown()
     assert (

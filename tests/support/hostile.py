@@ -200,6 +200,20 @@ class HostileServer:
                 except OSError:
                     self.close_connection = True
 
+            def do_PUT(self) -> None:
+                self._read_body()
+                self.do_GET()
+
+            def do_DELETE(self) -> None:
+                self._read_body()
+                self.do_GET()
+
+            def _read_body(self) -> None:
+                # A write's body is read (and dropped) so that the connection stays usable.
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+
             def _serve(self) -> None:
                 parts = urlsplit(self.path)
                 headers = {k.lower(): v for k, v in self.headers.items()}

@@ -12,7 +12,9 @@ command line.
 Jobs (``action``):
 
 - ``sync``: the engine, as a host's worker runs it (``create`` by default); with
-  ``kill_after`` the child SIGKILLs itself right after that many pages.
+  ``kill_after`` the child SIGKILLs itself right after that many pages; with
+  ``print_writes`` it prints ``write`` before each pushed change is sent and ``answered``
+  after its answer.
 - ``rekey``: the public API's re-key of every copy of the user, from ``old_password`` to the
   session's password.
 - ``edit``: offline edits in a loop on the copy ``a...a`` in ``folder`` (password
@@ -61,6 +63,7 @@ def _sync(job: dict[str, Any]) -> str:
         session.client_id,
     )
     kill_after = job.get("kill_after")
+    client = _printing_client(session) if job.get("print_writes") else None
 
     def progress(done: int, total: int) -> None:
         print(f"page {done} {total}", flush=True)
@@ -76,8 +79,24 @@ def _sync(job: dict[str, Any]) -> str:
         progress=progress,
         page_limit=job["limit"],
         lock_wait_s=job.get("lock_wait_s", 5.0),
+        client=client,
     )
     return str(result.outcome)
+
+
+def _printing_client(session: Any) -> Any:
+    """A sync client that prints ``write`` before each write it sends and ``answered`` after
+    its answer, so that a kill can be aimed inside a push."""
+    from offline_addon.sync.transport import RequestsTransport, SyncClient
+
+    class Printing(RequestsTransport):
+        def send(self, *args: Any, **kwargs: Any) -> Any:
+            print("write", flush=True)
+            answer = super().send(*args, **kwargs)
+            print("answered", flush=True)
+            return answer
+
+    return SyncClient(session.server_url, session.token, session.client_id, transport=Printing())
 
 
 def _rekey(job: dict[str, Any]) -> str:
