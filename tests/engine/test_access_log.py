@@ -401,3 +401,27 @@ def test_an_offline_session_follows_its_copy_into_the_file_a_rebuild_made(
     reader.close()
     assert sync_copy(paths, alice, create=False).outcome == "unchanged"
     assert audited(demo) == [("record_shown", stocked[0], None), ("record_shown", stocked[1], None)]
+
+
+def test_notes_made_while_another_program_syncs_the_copy_all_reach_the_server_once(
+    demo: RunningServer, alice: Session, folder: Path, stocked: list[str]
+) -> None:
+    paths = first_sync(alice, folder)
+    demo.admin.import_records("demo", secret_records(3000), grant={"alice": "rwe"})
+    reader = OfflineCopy.open(paths, PASSWORD)
+    access = AccessLog(reader, password=PASSWORD)
+    child = Child(
+        {"session": dataclasses.asdict(alice), "folder": str(folder), "limit": 100, "create": False}
+    )
+    noted = 0
+    while child.returncode is None and noted < 400:
+        access.note("record_shown", stocked[noted % RECORDS])  # never fails, never long
+        noted += 1
+        time.sleep(0.005)
+    assert child.finish().startswith("done")
+    assert access.flush()
+    reader.close()
+    assert sync_copy(paths, alice, create=False).outcome == "unchanged"
+    ids = audited_ids(demo)
+    assert (len(ids), len(set(ids))) == (noted, noted)
+    assert log_rows(paths, PASSWORD) == []
