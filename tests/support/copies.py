@@ -69,12 +69,20 @@ def held_digest(conn: Any) -> Digest:
 
 
 def allow_offline_editing(server: Any, database: str, paths: CopyPaths, password: str) -> None:
-    """Switch "offline editing allowed" on for ``database`` at the server and note it in the
-    copy as the next sync's policy would (a stand-in until the sync records the policy's
-    ``offline_editing`` itself: then the server's switch and a sync are enough)."""
+    """Switch "offline editing allowed" on for ``database`` at the server, then sync the copy
+    at ``paths`` (as its owner, logged in anew) so that it learns it from the server."""
+    from offline_addon.sync.engine import sync_copy
+    from tests.support.accounts import log_in
+
     server.admin.set_database_editing(database, True)
-    with opened_file(paths, password) as conn:
-        set_meta(conn, offline_editing=1)
+    with OfflineCopy.open(paths, password) as copy:
+        identity = copy.meta.identity
+    session = log_in(
+        server.url, database, identity.username, password, client_id=identity.client_id
+    )
+    sync_copy(paths, session, create=False)
+    with OfflineCopy.open(paths, password) as copy:
+        assert copy.meta.offline_editing, "the sync did not record the server's policy"
 
 
 @contextmanager
