@@ -10,6 +10,7 @@ from hookspecs.manifest import ManifestError, ManifestSchema, load_manifest, val
 from hookspecs.markers import CONTRACT_VERSION, ENTRY_POINT_GROUP, PROJECT_NAME, hookimpl, hookspec
 from hookspecs.services import HostServices
 from hookspecs.types import (
+    AccessNotingSession,
     Account,
     CommandArgument,
     CommandInvocation,
@@ -27,6 +28,7 @@ __all__ = [
     "CONTRACT_VERSION",
     "ENTRY_POINT_GROUP",
     "PROJECT_NAME",
+    "AccessNotingSession",
     "Account",
     "CommandArgument",
     "CommandInvocation",

@@ -20,7 +20,10 @@ run on a 1.0 host. 1.1 added :class:`~hookspecs.types.Account` and
 ``OfflineSession.count_matches``. 1.2 added :class:`~hookspecs.types.WritableOfflineSession`
 (an offline session that can edit, create and delete records in the add-on's copy) and
 ``OfflineLoginResult.pending_changes`` / ``.conflicts``; a host that runs a 1.1 add-on sees
-read-only sessions and zero counts."""
+read-only sessions and zero counts. 1.2 also added the optional
+:class:`~hookspecs.types.AccessNotingSession` (``find_record``, ``reveal``, ``note_copied``:
+what an offline session shows, reveals and copies is noted for the server's audit); a host
+checks for it with ``isinstance`` and falls back to ``get_record`` and the record's fields."""
 
 hookspec = pluggy.HookspecMarker(PROJECT_NAME)
 hookimpl = pluggy.HookimplMarker(PROJECT_NAME)

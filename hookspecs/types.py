@@ -227,3 +227,30 @@ class HostCommand:
     arguments: tuple[CommandArgument, ...] = ()
     needs_session: bool = False
     """When true the host logs in (online) before it runs the command."""
+
+
+@runtime_checkable
+class AccessNotingSession(Protocol):
+    """The optional members of an offline session whose add-on keeps an offline access log
+    (contract 1.2): the server learns at the next online contact which records were shown
+    and which fields revealed or copied offline (ids and field names, never values).
+
+    Not members of :class:`OfflineSession`, so sessions of older add-ons still satisfy it; a
+    host finds them with ``isinstance(session, AccessNotingSession)`` (or ``getattr``).
+    ``get_record`` of such a session counts the record as shown; a host that only looks a
+    record up (to find what the user typed) calls :meth:`find_record` instead, and shows a
+    hidden value through :meth:`reveal`. Each may raise the add-on's own error (its ``str`` a
+    sentence for the user) for a record or field the copy does not hold.
+    """
+
+    def find_record(self, record_id: str) -> RecordView | None:
+        """The record, or ``None``, without counting it as shown."""
+        ...
+
+    def reveal(self, record_id: str, field: str) -> str:
+        """The value of the field named ``field``, to show it to the user (noted)."""
+        ...
+
+    def note_copied(self, record_id: str, field: str) -> None:
+        """The host copied the value of the field named ``field`` (noted)."""
+        ...

@@ -23,7 +23,9 @@ Where a change belongs: retries and timeouts ``sync/transport.py``; the file for
 ``storage/migrations.py``; what is due when ``runtime/schedule.py``; what a page does
 ``protocol/page_plan.py``; the words of a sync's outcome ``sync/result.py``; how an offline
 change meets the server's record ``protocol/merge.py``; the queue of offline changes
-``storage/local_changes.py``.
+``storage/local_changes.py``; what the server learns of the copy's offline use (the access
+log and the copy report) ``sync/accountability.py``, kept in the copy by
+``storage/access_log.py``.
 
 Glossary of the records that describe one copy, by where they live:
 

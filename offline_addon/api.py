@@ -40,6 +40,7 @@ from offline_addon.runtime.clock import ScheduleClock
 from offline_addon.runtime.dispatcher import Account, SyncDispatcher, SyncFn
 from offline_addon.runtime.status import CopyStatus, Feedback, LogFeedback
 from offline_addon.settings import AddonSettings, parse_settings
+from offline_addon.storage.access_log import AccessLog
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.files import delete_copy, remove_partial
 from offline_addon.storage.local_changes import ConflictEntry, LocalChanges
@@ -61,6 +62,7 @@ from offline_addon.storage.sidecar import (
     read_sidecar,
     write_sidecar,
 )
+from offline_addon.sync.accountability import after_user_delete, before_user_delete
 from offline_addon.sync.engine import sync_copy
 from offline_addon.sync.result import SyncResult
 
@@ -151,7 +153,10 @@ class OfflineCopySession:
     record as the user now sees it, plus its pending-changes entry), taken under the copy's
     writer lock, so that it never interleaves with a sync of the same copy in another
     program; reads show it at once. ``password`` (never shown) reopens the copy when another
-    program replaced its file meanwhile (a rebuild). Close it when done."""
+    program replaced its file meanwhile (a rebuild). With ``access_log`` (an offline login)
+    it also implements :class:`hookspecs.AccessNotingSession`: what the user is shown,
+    revealed and copied is noted there (issue 16); without it nothing is noted (online, the
+    server sees the user's reads itself). Close it when done."""
 
     def __init__(
         self,
@@ -160,8 +165,10 @@ class OfflineCopySession:
         *,
         clock: Callable[[], float] = time.time,
         lock_wait_s: float = WRITE_LOCK_WAIT_S,
+        access_log: AccessLog | None = None,
     ) -> None:
         self._copy = copy
+        self._access = access_log
         self._password = password
         self._clock = clock
         self._lock_wait_s = lock_wait_s
@@ -244,8 +251,52 @@ class OfflineCopySession:
 
     @_guarded
     def get_record(self, record_id: str) -> RecordView | None:
-        """One record, or ``None`` when the copy does not hold it."""
+        """One record, or ``None`` when the copy does not hold it. A record returned counts
+        as shown: an offline session notes it in the access log (its id, never a value)."""
+        view = self._copy.get(record_id)
+        if view is not None and self._access is not None:
+            self._access.note("record_shown", view.record_id)
+        return view
+
+    # -- what the offline access log notes (contract 1.2, AccessNotingSession) ---------------
+
+    @_guarded
+    def find_record(self, record_id: str) -> RecordView | None:
+        """One record, or ``None``, without counting it as shown: for finding the record
+        the user means (show it with :meth:`get_record`)."""
         return self._copy.get(record_id)
+
+    @_guarded
+    def reveal(self, record_id: str, field: str) -> str:
+        """The value of ``field`` of a record, for showing it to the user; an offline
+        session notes it in the access log (the field's name, never its value).
+        InvalidArgument when the copy holds no such record or field."""
+        value = self._field(record_id, field)
+        if self._access is not None:
+            self._access.note("field_revealed", record_id, field)
+        return value
+
+    @_guarded
+    def note_copied(self, record_id: str, field: str) -> None:
+        """The host copied the value of ``field`` of a record (to the clipboard): an
+        offline session notes it in the access log. InvalidArgument when the copy holds no
+        such record or field."""
+        self._field(record_id, field)
+        if self._access is not None:
+            self._access.note("field_copied", record_id, field)
+
+    def _field(self, record_id: str, field: str) -> str:
+        if not isinstance(record_id, str) or not isinstance(field, str):
+            raise errors.InvalidArgument(
+                "A record and a field are named by their id and name as text; nothing was done."
+            )
+        view = self._copy.get(record_id)
+        if view is None or field not in view.fields:
+            raise errors.InvalidArgument(
+                "The offline copy holds no such record or no such field in it; nothing was "
+                "done. List the records and their fields first."
+            )
+        return view.fields[field]
 
     # -- writing (contract 1.2) -------------------------------------------------------------
 
@@ -434,7 +485,9 @@ class OfflineCopySession:
 
     @_guarded
     def close(self) -> None:
-        """Close the copy's file."""
+        """Close the copy's file (after writing the access-log entries still held)."""
+        if self._access is not None:
+            self._access.flush()
         self._copy.close()
 
 
@@ -747,7 +800,11 @@ class OfflineCopies:
             if target.db.exists() and read_attempts(target).exhausted:
                 self._delete_condemned(target)
             raise
-        reader = self._opened(OfflineCopySession(copy, credentials.password, clock=self._wall))
+        access = AccessLog(copy, self._wall, password=credentials.password)
+        access.note("offline_login")
+        reader = self._opened(
+            OfflineCopySession(copy, credentials.password, clock=self._wall, access_log=access)
+        )
         self._dispatcher.warn_of_expiry(
             target.copy_id, reader.database, reader.last_sync, reader.valid_until
         )
@@ -870,11 +927,16 @@ class OfflineCopies:
             self._settle()
             if not target.folder.is_dir():
                 return False
+            online = session if isinstance(session, Session) else None
             with CopyLock(target.lock) as lock:
                 existed = target.db.exists() or target.sidecar.exists()
+                if online is not None and target.db.exists():
+                    before_user_delete(target, online)  # its access log first
                 delete_copy(target)
                 lock.remove_file()
             self._dispatcher.forget(target.copy_id)
+            if online is not None and existed:
+                after_user_delete(online)  # the server's registry of copies
             return existed
 
         return _wait(self._dispatcher.submit(remove), timeout)

@@ -483,13 +483,20 @@ class Shell:
         return None
 
     def _cmd_show(self, ns: argparse.Namespace) -> None:
-        record = self._resolve(" ".join(ns.name))
+        found = self._resolve(" ".join(ns.name))
+        source = None if found is None else self._source()
+        if found is None or source is None:
+            return
+        record = source.shown(found)  # read to be shown (an offline copy notes it)
         if record is None:
+            self.out(f"no record {found.record_id!r}")
             return
         self.out(f"{record.name}  (id {record.record_id}, rev {record.rev})")
         for key, value in sorted(record.fields.items()):
-            shown = MASK if is_password_like(key) and not ns.reveal and value else value
-            self.out(f"  {key}: {shown}")
+            hidden = is_password_like(key) and bool(value)
+            if hidden and ns.reveal:
+                value = source.reveal(record, key)
+            self.out(f"  {key}: {MASK if hidden and not ns.reveal else value}")
 
     def _cmd_copy(self, ns: argparse.Namespace) -> None:
         record = self._resolve(ns.name)
@@ -509,6 +516,9 @@ class Shell:
         except ClipboardUnavailable as exc:
             self.out(f"{exc}; use `show {shlex.quote(ns.name)} --reveal` to see the value")
             return
+        source = self._source()
+        if source is not None:
+            source.copied(record, key)
         self.out(
             f"copied the {key} of {record.name!r} to the clipboard; it is cleared in "
             f"{self.clipboard.clear_after:g} s"

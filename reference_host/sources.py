@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from hookspecs import OfflineSession, RecordView
+from hookspecs import AccessNotingSession, OfflineSession, RecordView
 from reference_host.client import HostApiError, OnlineClient, OnlineRecord
 from reference_host.records import ShownRecord, looks_like_record_id
 
@@ -54,6 +54,18 @@ class RecordSource(Protocol):
         """Every record whose name contains ``typed`` (case-insensitive), to pick from."""
         ...
 
+    def shown(self, record: ShownRecord) -> ShownRecord | None:
+        """``record`` read again to show it to the user (``None``: it is gone)."""
+        ...
+
+    def reveal(self, record: ShownRecord, key: str) -> str:
+        """The value of the field ``key`` of ``record``, to show it unmasked."""
+        ...
+
+    def copied(self, record: ShownRecord, key: str) -> None:
+        """The value of the field ``key`` of ``record`` was copied to the clipboard."""
+        ...
+
 
 def _shown(record: OnlineRecord | RecordView) -> ShownRecord:
     return ShownRecord(record.record_id, record.rev, record.name, dict(record.fields))
@@ -87,6 +99,16 @@ class OnlineRecords:
         # The server's q is exactly "name contains, ignoring case".
         return [_shown(r) for r in self._client.list_records(self._database, typed)]
 
+    # Online, the server sees every read itself: nothing to note.
+    def shown(self, record: ShownRecord) -> ShownRecord | None:
+        return record
+
+    def reveal(self, record: ShownRecord, key: str) -> str:
+        return record.fields[key]
+
+    def copied(self, record: ShownRecord, key: str) -> None:
+        return None
+
 
 class OfflineRecords:
     """The records in an add-on's offline copy (read-only)."""
@@ -113,8 +135,30 @@ class OfflineRecords:
             return None
 
     def by_id(self, record_id: str) -> ShownRecord | None:
-        view = self._session.get_record(record_id)
+        # Finding what the user typed is no showing: a session that notes what is shown
+        # (contract 1.2) is asked without noting.
+        session = self._session
+        finder = session if isinstance(session, AccessNotingSession) else None
+        view = finder.find_record(record_id) if finder else session.get_record(record_id)
         return None if view is None else _shown(view)
+
+    # The add-on's offline access log notes what is shown, revealed and copied (1.2).
+    def shown(self, record: ShownRecord) -> ShownRecord | None:
+        view = self._session.get_record(record.record_id)
+        return None if view is None else _shown(view)
+
+    def reveal(self, record: ShownRecord, key: str) -> str:
+        if isinstance(self._session, AccessNotingSession):
+            return self._session.reveal(record.record_id, key)
+        return record.fields[key]
+
+    def copied(self, record: ShownRecord, key: str) -> None:
+        if not isinstance(self._session, AccessNotingSession):
+            return
+        try:
+            self._session.note_copied(record.record_id, key)
+        except Exception as exc:  # the copy is made: the add-on's failure must not undo it
+            log.error("note_copied of the offline session failed: %s", type(exc).__name__)
 
     def named(self, typed: str) -> list[ShownRecord]:
         found = self._session.search(typed)

@@ -45,6 +45,8 @@ PRAGMAS = (
 PAGE_SIZE = 4096
 """SQLCipher 4's page size; a copy's file is always a whole number of pages."""
 _SQLITE_CORRUPT = 11
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
 _DAMAGE_CODES = frozenset({_SQLITE_CORRUPT, 26})  # and SQLITE_NOTADB
 KEY_REFUSED = (
     "The password does not open the offline copy. Use the password of your last online "
@@ -78,6 +80,16 @@ def is_damage(exc: BaseException) -> bool:
         return code in _DAMAGE_CODES
     text = str(exc).lower()
     return "malformed" in text or "not a database" in text
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a SQLCipher error says another connection holds the write lock (for longer
+    than the busy timeout), not that the file is damaged or unwritable."""
+    code = _code(exc)
+    if code is not None:
+        return code in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc).lower()
+    return "database is locked" in text or "database is busy" in text
 
 
 def storage_error(action: str, exc: BaseException) -> StorageError:

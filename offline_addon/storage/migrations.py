@@ -189,6 +189,22 @@ def _v7_index_without_positions(conn: Connection) -> None:
     conn.execute("INSERT INTO records_fts(records_fts, rank) VALUES ('automerge', 0)")
 
 
+def _v8_access_log(conn: Connection) -> None:
+    # The offline access log (storage/access_log.py): what the user did with the copy offline
+    # (logins, records shown, fields revealed or copied: ids, field names and the local time;
+    # never a value or a search term), until the server has taken it. No CHECK on the kind:
+    # an entry the server would refuse is skipped by the push, never a reason to fail a write.
+    conn.execute(
+        "CREATE TABLE access_log ("
+        " seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+        " event_id TEXT NOT NULL UNIQUE,"  # made by the client: a resend is recognised
+        " kind TEXT NOT NULL,"
+        " record_id TEXT,"
+        " field TEXT,"  # the field's name
+        " local_time REAL NOT NULL)"
+    )
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_records_and_meta,
     _v2_full_text_search,
@@ -197,6 +213,7 @@ MIGRATIONS: Sequence[Migration] = (
     _v5_offline_edits,
     _v6_index_work_by_the_writers,
     _v7_index_without_positions,
+    _v8_access_log,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -33,7 +33,13 @@ from typing import Any
 import sqlcipher3
 
 from hookspecs import RecordView
-from offline_addon.errors import CopyNotFound, StorageError, SyncCancelled, WrongPassword
+from offline_addon.errors import (
+    CopyBusy,
+    CopyNotFound,
+    StorageError,
+    SyncCancelled,
+    WrongPassword,
+)
 from offline_addon.protocol.answers import ChangePage, Digest
 from offline_addon.protocol.digest import digest_after, digest_of, make_digest
 from offline_addon.protocol.page_plan import PagePlan, plan_page
@@ -74,6 +80,9 @@ page: about 0.7 s per 100k records). Weekly catches a slowly failing disk long b
 is needed offline; damage met in between is acted on at once."""
 FULL_CHECK_KEY = "last_integrity_check"
 """The meta key holding the local time of the last full check that passed."""
+
+BUSY_TIMEOUT_MS = 5000
+"""How long a write waits for another writer of the file (sqlite3's default timeout)."""
 
 Abort = Callable[[], bool]
 """Asked inside a write's transaction, right before it commits: True rolls the write back
@@ -367,6 +376,26 @@ class OfflineCopy:
                 yield db
         except sqlcipher3.Error as exc:
             raise cipher.storage_error("write", exc) from None
+
+    @contextmanager
+    def short_write(self, wait_s: float) -> Iterator[Any]:
+        """One small write transaction that waits at most ``wait_s`` for another writer of
+        the file (a sync in this or another program): :class:`CopyBusy` after that, any
+        other SQLCipher failure :class:`StorageError`. For the offline access log, which
+        writes beside a reader that must not be held up (``storage/access_log``)."""
+        with self._lock:
+            db = self._db
+            try:
+                db.execute(f"PRAGMA busy_timeout = {max(0, int(wait_s * 1000)):d}").fetchall()
+                with self._transaction() as writing:
+                    yield writing
+            except sqlcipher3.Error as exc:
+                if cipher.is_busy(exc):
+                    raise CopyBusy("Another program is writing the offline copy.") from None
+                raise cipher.storage_error("write", exc) from None
+            finally:
+                with suppress(sqlcipher3.Error):
+                    db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS:d}").fetchall()
 
     @contextmanager
     def local_read(self) -> Iterator[Any]:

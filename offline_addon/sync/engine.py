@@ -55,6 +55,7 @@ from offline_addon.errors import (
     WrongPassword,
 )
 from offline_addon.protocol.answers import ChangePage, Digest, Head, HeadUnchanged
+from offline_addon.storage.access_log import carry_access_log
 from offline_addon.storage.copy_lock import DEFAULT_WAIT_S, CopyLock
 from offline_addon.storage.files import delete_copy, ensure_folder, remove_partial, replace_copy
 from offline_addon.storage.local_changes import (
@@ -78,6 +79,12 @@ from offline_addon.storage.offline_copy import (
 )
 from offline_addon.storage.paths import CopyPaths, damage_mark
 from offline_addon.storage.sidecar import read_sidecar, refresh_sidecar, write_sidecar
+from offline_addon.sync.accountability import (
+    LogPush,
+    forget_copy,
+    push_access_log,
+    report_copy,
+)
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.push import PushTally, push_changes
 from offline_addon.sync.result import (
@@ -275,6 +282,8 @@ class _SyncRun:
         self.pushed = PushTally()
         """What the push of offline changes did (nothing yet)."""
         self.conflicts_before = 0
+        self.log_push: LogPush | None = None
+        """What pushing the offline access log did (None: not tried yet)."""
         self.identity = CopyIdentity(
             server_url=session.server_url,
             database=session.database,
@@ -293,6 +302,7 @@ class _SyncRun:
         try:
             try:
                 if copy is not None and problem is None:
+                    self._push_log(copy)  # before the pull, and before a wipe (issue 16)
                     self._push(copy)  # before anything else: even before a wipe (issue 15)
                 if problem == LOCKED_WITH_OTHER_KEY:
                     # Before anything is downloaded: is the session's password the older one?
@@ -340,6 +350,21 @@ class _SyncRun:
         self.conflicts_before = local.conflict_count()
         self.pushed = push_changes(
             copy, self.client, self.session.database, deadline=self.deadline, cancel=self.cancel
+        )
+
+    def _push_log(self, copy: OfflineCopy) -> None:
+        """Push the copy's offline access log (``sync/accountability``; never fails the
+        sync). After a failure it is not tried again in this run (an older server without
+        the endpoint, or one that does not answer)."""
+        if self.log_push is not None and self.log_push.stopped is not None:
+            return
+        self.log_push = push_access_log(
+            self.client,
+            copy,
+            self.session.database,
+            self.session.client_id,
+            deadline=self.deadline,
+            cancel=self.cancel,
         )
 
     def _check_policy(self) -> None:
@@ -643,6 +668,7 @@ class _SyncRun:
                 fresh.adopt(previous)
             if old is not None:
                 self._carry(old, fresh)
+                carry_access_log(old, fresh)
             fresh.record_contact(
                 contact,
                 etag=head.etag,
@@ -711,12 +737,14 @@ class _SyncRun:
             # Pushed first (see execute); what is left is only in this copy: say so first.
             with suppress(OfflineAddonError):
                 unsaved = LocalChanges(copy).unsaved_names()
+            self._push_log(copy)  # what was noted since the push at the start
             copy.close()
         existed = self.paths.db.exists()
         delete_copy(self.paths)
         self.lock.remove_file()
         if not existed:
             raise refusal
+        forget_copy(self.client, self.session.database, self.session.client_id)
         text = " ".join(
             part
             for part in (
@@ -752,6 +780,15 @@ class _SyncRun:
         info = copy.sidecar_info()
         refresh_sidecar(self.paths, info)
         note_limit(self.paths, self.login_attempts)  # the password worked: counting restarts
+        report_copy(
+            self.client,
+            copy,
+            self.session.database,
+            self.session.client_id,
+            record_count=info.record_count,
+            complete=info.complete,
+            now=self.clock(),
+        )
         message = outcome_message(
             outcome,
             self.session.database,

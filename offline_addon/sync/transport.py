@@ -52,6 +52,11 @@ from offline_addon.errors import (
     ServerError,
     ServerUnreachable,
 )
+from offline_addon.protocol.accountability import (
+    AccessReceipt,
+    CopyReport,
+    load_access_receipt,
+)
 from offline_addon.protocol.answers import (
     OFFLINE_REFUSALS,
     ChangePage,
@@ -663,6 +668,54 @@ class SyncClient:
             return load_unchanged(answer.header("ETag"), answer.header("Date"))
         return load_head(decode_json(answer.body, max_items=0), answer.header("ETag"))
 
+    # -- offline accountability (sync/accountability) -------------------------------------
+
+    def post_access_events(
+        self, database: str, events: list[dict[str, Any]], *, deadline: float | None = None
+    ) -> AccessReceipt:
+        """``POST /databases/{db}/offline/audit`` with a batch of access events (retried
+        like a GET: the server records each event id once)."""
+        answer = self._call(
+            "POST",
+            self._db_url(database, "offline/audit"),
+            _json_body({"events": events}),
+            deadline,
+            frozenset({200}),
+            _JSON_CONTENT,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+        return load_access_receipt(decode_json(answer.body, max_items=0), len(events))
+
+    def put_copy_report(
+        self, database: str, client_id: str, report: CopyReport, *, deadline: float | None = None
+    ) -> None:
+        """``PUT /databases/{db}/offline/copies/{client_id}``: the copy as it is now."""
+        self._call(
+            "PUT",
+            self._copy_url(database, client_id),
+            _json_body(report.as_json()),
+            deadline,
+            frozenset({200}),
+            _JSON_CONTENT,
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+
+    def delete_copy_report(
+        self, database: str, client_id: str, *, deadline: float | None = None
+    ) -> None:
+        """``DELETE /databases/{db}/offline/copies/{client_id}``: the copy is gone."""
+        self._call(
+            "DELETE",
+            self._copy_url(database, client_id),
+            None,
+            deadline,
+            frozenset({204}),
+            max_bytes=MAX_SMALL_BODY_BYTES,
+        )
+
+    def _copy_url(self, database: str, client_id: str) -> str:
+        return self._db_url(database, f"offline/copies/{quote(client_id, safe='')}")
+
     def changes(
         self, database: str, cursor: str | None, limit: int, *, deadline: float | None = None
     ) -> ChangePage:
@@ -908,4 +961,12 @@ def _too_large(cap: int) -> ProtocolError:
 def _encode_record(content: RecordContent) -> bytes:
     """A record write's body: the whole record as it should be (``name`` and ``fields``)."""
     payload = {"name": content.name, "fields": dict(content.fields)}
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+_JSON_CONTENT = {"Content-Type": "application/json"}
+
+
+def _json_body(payload: object) -> bytes:
+    """A JSON request body (UTF-8, compact)."""
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

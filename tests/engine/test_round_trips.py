@@ -29,6 +29,9 @@ from tests.support.records import server_records
 HEAD = "/api/v1/databases/demo/offline/head"
 POLICY = "/api/v1/databases/demo/offline/policy"
 CHANGES = "/api/v1/databases/demo/offline/changes"
+COPIES = "/api/v1/databases/demo/offline/copies/"
+"""The server's registry of copies: reported after a sync that changed what it says,
+forgotten after a wipe (issue 16)."""
 
 
 @pytest.fixture
@@ -41,11 +44,12 @@ def paths_seen(server: RunningServer) -> list[str]:
 
 
 def synced_copy(server: RunningServer, session: Session, folder: Path) -> CopyPaths:
-    """A first sync (policy, head, feed), then the request log is cleared."""
+    """A first sync (policy, head, feed, the copy's report), then the request log is
+    cleared."""
     paths = paths_of(folder, session)
     server.requests.clear()
     assert sync_copy(paths, session, create=True).outcome == "synced"
-    assert paths_seen(server) == [POLICY, HEAD, CHANGES]
+    assert paths_seen(server) == [POLICY, HEAD, CHANGES, COPIES + session.client_id]
     server.requests.clear()
     return paths
 
@@ -110,7 +114,7 @@ def test_a_revoked_right_is_detected_by_head_and_wipes_the_copy(
     result = sync_copy(paths, alice, create=False)
     assert result.outcome == "wiped"
     assert "offline right" in result.message
-    assert paths_seen(demo) == [HEAD]
+    assert paths_seen(demo) == [HEAD, COPIES + alice.client_id]
     assert list(folder.iterdir()) == []
 
 
@@ -122,7 +126,7 @@ def test_a_database_switched_off_is_detected_by_head_and_wipes_the_copy(
     result = sync_copy(paths, alice, create=False)
     assert result.outcome == "wiped"
     assert "switched off" in result.message
-    assert paths_seen(demo) == [HEAD]
+    assert paths_seen(demo) == [HEAD, COPIES + alice.client_id]
     assert list(folder.iterdir()) == []
 
 

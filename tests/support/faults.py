@@ -37,6 +37,7 @@ FaultKind = Literal[
     "mutate",  # forward, then rewrite the decoded JSON body with `mutate`
     "oversized",  # forward, then blow the page up far beyond the requested limit
     "replay",  # answer with the previous matching request's URL (a page delivered twice)
+    "lost_answer",  # forward (the server applies the request), then reset: no answer
 ]
 
 # Hop-by-hop headers are the proxy's own business; everything else is passed through.
@@ -248,6 +249,9 @@ class FaultProxy:
                         page = rewrite(page, fault)
                         data = json.dumps(page).encode()
                     self._send(status, resp_headers, data)
+                elif kind == "lost_answer":
+                    proxy._forward(self.command, self.path, headers, body)
+                    self._reset()
                 elif kind == "replay":
                     path = previous or self.path
                     status, resp_headers, data = proxy._forward("GET", path, headers, body)

@@ -26,6 +26,10 @@ Jobs (``action``):
 - ``session``: the same through the public offline session (``OfflineCopySession``, with its
   writer lock) on the copy ``copy_id`` in ``folder``: step ``i`` edits ``record_id`` (its
   password becomes ``pw-Mv6!offline-edit-<i>``) and creates ``Made <i>``.
+- ``push_log``: the push of the copy's offline access log (``sync/accountability``) in
+  batches of ``batch`` events, printing ``answered <n>`` after the server's answer to each
+  batch and before the copy deletes it; with ``kill_after`` the child SIGKILLs itself right
+  after that many answers (the server has the batch, the copy still holds it).
 
 This file is run as a script and imports nothing from the tests.
 """
@@ -166,9 +170,47 @@ def _session(job: dict[str, Any]) -> str:
     return "edited"
 
 
+def _push_log(job: dict[str, Any]) -> str:
+    from hookspecs import Session
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+    from offline_addon.sync.accountability import push_access_log
+    from offline_addon.sync.transport import SyncClient
+
+    session = Session(**job["session"])
+    paths = CopyPaths.for_copy(
+        Path(job["folder"]),
+        session.server_url,
+        session.database,
+        session.username,
+        session.client_id,
+    )
+    kill_after = job.get("kill_after")
+    answers = []
+
+    class AnsweredThenKilled(SyncClient):
+        def post_access_events(self, *args: Any, **kwargs: Any) -> Any:
+            receipt = super().post_access_events(*args, **kwargs)
+            answers.append(receipt)
+            print(f"answered {len(answers)}", flush=True)
+            if len(answers) == kill_after:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return receipt
+
+    with (
+        OfflineCopy.open(paths, session.password) as copy,
+        AnsweredThenKilled(session.server_url, session.token, session.client_id) as client,
+    ):
+        push = push_access_log(
+            client, copy, session.database, session.client_id, batch_events=job["batch"]
+        )
+    return f"pushed {push.sent}"
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
     jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess, "session": _session}
+    jobs["push_log"] = _push_log
     run = jobs[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
