@@ -546,6 +546,18 @@ class OfflineCopy:
         total = self._meta_value(DIGEST_SUM_KEY)
         return Digest(int(count or 0), str(total or "0" * 64))
 
+    def pages_ok(self) -> bool:
+        """SQLCipher's HMAC check of every page (free pages too) finds nothing: no byte of
+        the file changed since it was written (a fourth of :meth:`integrity_ok`'s cost)."""
+        try:
+            with self._lock:
+                hmac_failures = self._db.execute("PRAGMA cipher_integrity_check").fetchall()
+        except sqlcipher3.Error as exc:
+            if cipher.is_damage(exc):
+                return False
+            raise cipher.storage_error("check", exc) from None
+        return not hmac_failures
+
     def integrity_ok(self) -> bool:
         """SQLite's ``PRAGMA integrity_check`` says "ok" and SQLCipher's HMAC check of every
         page (free pages too) finds nothing; a damaged page that stops the check is False."""
@@ -960,18 +972,23 @@ DAMAGED = "its file was damaged"
 
 
 def open_for_sync(paths: CopyPaths, password: str, now: float | None = None) -> Opening:
-    """Open the copy at ``paths`` for a sync; a copy that does not open, or fails the full
-    check (run at every such open), becomes a reason to rebuild it (the sync decides), never
-    an exception. ``now`` (local time) is stored as the time of the check."""
+    """Open the copy at ``paths`` for a sync; a copy that does not open, or fails its check,
+    becomes a reason to rebuild it (the sync decides), never an exception. The check at every
+    such open (once per login) is SQLCipher's HMAC of every page, which finds any changed
+    byte (0.6 s per 100k records); SQLite's full structural check as well (2 s more) when
+    the last one that passed is a week old or a reader marked the copy damaged. ``now``
+    (local time) is stored as the time of a full check."""
     moment = time.time() if now is None else now
     try:
         copy = OfflineCopy.open(paths, password)
         try:
-            if not copy.integrity_ok():
+            full = damage_mark(paths.db).exists() or copy.full_check_due(moment)
+            if not (copy.integrity_ok() if full else copy.pages_ok()):
                 copy.close()
                 return Opening(None, DAMAGED)
-            copy.record_full_check(moment)
-            clear_damage_mark(paths.db)
+            if full:
+                copy.record_full_check(moment)
+                clear_damage_mark(paths.db)
         except BaseException:
             copy.close()
             raise

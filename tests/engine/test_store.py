@@ -17,10 +17,10 @@ from offline_addon.protocol.digest import digest_of
 from offline_addon.storage.cipher import quote_password
 from offline_addon.storage.files import delete_copy
 from offline_addon.storage.migrations import SCHEMA_VERSION, migrate
-from offline_addon.storage.offline_copy import OfflineCopy
-from offline_addon.storage.paths import CopyPaths
+from offline_addon.storage.offline_copy import DAMAGED, OfflineCopy, mark_damaged, open_for_sync
+from offline_addon.storage.paths import CopyPaths, damage_mark
 from offline_addon.storage.sidecar import list_copies, read_sidecar, write_sidecar
-from tests.support.copies import CONTACT, IDENTITY, checkpoint, new_copy, opened_file
+from tests.support.copies import CONTACT, IDENTITY, checkpoint, new_copy, opened_file, set_meta
 from tests.support.records import delete, page, upsert
 from tests.support.sqlcipher4 import HmacMismatch, decrypt_file, read_records
 
@@ -338,3 +338,40 @@ def test_compacting_the_search_index_keeps_every_hit(tmp_path: Path) -> None:
     assert {q: copy.search(q) for q in before} == before
     assert copy.integrity_ok()
     copy.close()
+
+
+@pytest.mark.parametrize(
+    ("last_full_check_age_s", "marked", "full"),
+    [(3600.0, False, False), (8 * 86400.0, False, True), (3600.0, True, True)],
+)
+def test_a_sync_open_checks_every_page_and_the_structure_weekly_or_after_a_damage_mark(
+    tmp_path: Path, last_full_check_age_s: float, marked: bool, full: bool
+) -> None:
+    _filled(tmp_path).close()
+    paths = CopyPaths(tmp_path, "a" * 64)
+    now = 2_000_000_000.0
+    with opened_file(paths, PASSWORD) as db:
+        set_meta(db, last_integrity_check=now - last_full_check_age_s)
+    if marked:
+        mark_damaged(paths.db)
+    opening = open_for_sync(paths, PASSWORD, now)
+    assert opening.copy is not None
+    assert opening.problem is None
+    opening.copy.close()
+    with opened_file(paths, PASSWORD) as db:
+        stored = db.execute("SELECT value FROM meta WHERE key = 'last_integrity_check'").fetchone()
+    assert (float(stored[0]) == now) is full
+    assert not damage_mark(paths.db).exists()  # a full check that passed clears it
+
+
+def test_a_sync_open_finds_a_flipped_byte_between_full_checks(tmp_path: Path) -> None:
+    _filled(tmp_path).close()
+    paths = CopyPaths(tmp_path, "a" * 64)
+    now = 2_000_000_000.0
+    with opened_file(paths, PASSWORD) as db:
+        set_meta(db, last_integrity_check=now - 60.0)  # the full check is not due
+    checkpoint(paths, PASSWORD)
+    data = bytearray(paths.db.read_bytes())
+    data[-100] ^= 0x01  # a byte in the last page, far from what an open reads
+    paths.db.write_bytes(bytes(data))
+    assert open_for_sync(paths, PASSWORD, now).problem == DAMAGED
