@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -86,6 +87,28 @@ def test_answers_with_nothing_new_keep_the_connection_alive(
                 assert isinstance(client.head("demo", '"e-1-604800"'), HeadUnchanged)
     # One connection for all four (an unread 304 used to close it: one per sync).
     assert len(connects) == 1
+
+
+def test_requests_share_one_watchdog_thread_for_their_deadlines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started: list[str] = []
+    real_start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        real_start(thread)
+
+    with HostileServer() as srv:
+        srv.route("/offline/head", Reply(304, [("ETag", '"e-1-604800"')]))
+        with srv.client() as client:
+            client.head("demo", '"e-1-604800"')  # the watchdog may start here, once
+            monkeypatch.setattr(threading.Thread, "start", counted)
+            for _ in range(5):
+                assert isinstance(client.head("demo", '"e-1-604800"'), HeadUnchanged)
+    # A timer thread per request cost about 0.8 ms each (a third of a sync with nothing new).
+    assert started == []
+    assert [t.name for t in threading.enumerate()].count("offline-request-watchdog") == 1
 
 
 def test_a_hundred_changes_take_exactly_two_requests(
