@@ -6,6 +6,7 @@ Every helper of the tests lives in :mod:`tests.support` (its ``__init__`` has th
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,14 @@ import pytest
 
 from reference_server.testing import RunningServer
 from tests.support.servers import seed, serve
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A run started with Ctrl-C ignored (a background job of a shell without job control)
+    passes that on to every program it starts, and the Ctrl-C tests would then see none:
+    take Ctrl-C back, so that the programs the tests start get it as a user's would."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
