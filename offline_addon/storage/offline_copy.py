@@ -549,27 +549,22 @@ class OfflineCopy:
     def pages_ok(self) -> bool:
         """SQLCipher's HMAC check of every page (free pages too) finds nothing: no byte of
         the file changed since it was written (a fourth of :meth:`integrity_ok`'s cost)."""
-        try:
-            with self._lock:
-                hmac_failures = self._db.execute("PRAGMA cipher_integrity_check").fetchall()
-        except sqlcipher3.Error as exc:
-            if cipher.is_damage(exc):
-                return False
-            raise cipher.storage_error("check", exc) from None
-        return not hmac_failures
+        return self._check_rows("PRAGMA cipher_integrity_check") == []
 
     def integrity_ok(self) -> bool:
-        """SQLite's ``PRAGMA integrity_check`` says "ok" and SQLCipher's HMAC check of every
-        page (free pages too) finds nothing; a damaged page that stops the check is False."""
+        """SQLite's ``PRAGMA integrity_check`` says "ok" and :meth:`pages_ok`; a damaged page
+        that stops a check is False."""
+        return self._check_rows("PRAGMA integrity_check") == [("ok",)] and self.pages_ok()
+
+    def _check_rows(self, pragma: str) -> list[Any] | None:
+        """What a check ``pragma`` reports; None when a damaged page stopped it."""
         try:
             with self._lock:
-                rows = self._db.execute("PRAGMA integrity_check").fetchall()
-                hmac_failures = self._db.execute("PRAGMA cipher_integrity_check").fetchall()
+                return list(self._db.execute(pragma).fetchall())
         except sqlcipher3.Error as exc:
             if cipher.is_damage(exc):
-                return False
+                return None
             raise cipher.storage_error("check", exc) from None
-        return bool(rows == [("ok",)]) and not hmac_failures
 
     def full_check_due(self, now: float) -> bool:
         """Whether the last full check that passed is older than a week (or unknown)."""
