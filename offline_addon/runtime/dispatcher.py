@@ -48,7 +48,7 @@ from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
 from offline_addon.storage.sidecar import CopyInfo, read_sidecar
-from offline_addon.sync.engine import index_upkeep
+from offline_addon.sync.engine import index_upkeep, wants_upkeep
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary, push_words
 from offline_addon.sync.transport import SyncClient
 
@@ -433,7 +433,7 @@ class SyncDispatcher:
             self._watch_expiry()
         for future in live:
             future.set_result(result)
-        if result.outcome != "wiped" and result.added + result.changed + result.removed:
+        if wants_upkeep(result):  # (opening a closed copy for nothing would cost its KDF)
             self._index_upkeep(target, session, result)
 
     def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:

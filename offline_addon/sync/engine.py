@@ -218,13 +218,16 @@ def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> boo
     (:func:`compact_index`), after one with changes a bounded merge of the small segments
     that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
     was done; see :func:`compact_index` for when it is skipped."""
-    if result.outcome == "wiped":
+    if not wants_upkeep(result):
         return False
     if wants_compaction(result):
         return compact_index(paths, copy)
-    if result.added + result.changed + result.removed == 0:
-        return False
     return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
+
+
+def wants_upkeep(result: SyncResult) -> bool:
+    """Whether a sync leaves index upkeep behind: it changed records of a copy that stays."""
+    return result.outcome != "wiped" and result.added + result.changed + result.removed > 0
 
 
 def compact_index(paths: CopyPaths, copy: OfflineCopy) -> bool:
