@@ -146,6 +146,29 @@ class Digest:
     sum: str
 
 
+@dataclass(frozen=True, repr=False)
+class PageRows:
+    """A page of new records laid out for the copy's batched inserts, made on the prefetch
+    thread (:func:`offline_addon.protocol.page_rows.with_rows`) so that the writing thread,
+    the bottleneck of a first sync, only binds them: the page's upserts in feed order, for a
+    page of upserts with distinct ids. Hidden from ``repr`` (it holds the fields)."""
+
+    records: list[object]
+    """Per record, in :data:`RECORD_COLUMNS` order: id, rev, name, fields_json, updated_at."""
+    index: list[str]
+    """Per record: its name and its full-text body (:func:`index_text`)."""
+    names: list[str]
+    line_sum: int
+    """The sum of the records' digest lines (unreduced)."""
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+RECORD_COLUMNS = ("id", "rev", "name", "fields", "updated_at")
+"""The order of a record's values in :attr:`PageRows.records`."""
+
+
 @dataclass(frozen=True)
 class ChangePage:
     """One page of the change feed."""
@@ -155,6 +178,8 @@ class ChangePage:
     has_more: bool
     remaining: int
     digest: Digest | None
+    rows: PageRows | None = field(default=None, compare=False)
+    """The page's records laid out for inserting (None: the writer lays them out itself)."""
 
 
 class StrictInteger(fields.Integer):

@@ -42,8 +42,11 @@ def digest_after(before: Digest, existing: Mapping[str, int], plan: PagePlan) ->
     one. A delete of a record the copy does not hold is not in the plan, so changes nothing.
     """
     total = int(before.sum, 16)
-    for record in plan.inserts:
-        total += line_hash(record.id, record.rev)
+    if plan.prepared is not None:
+        total += plan.prepared.line_sum
+    else:
+        for record in plan.inserts:
+            total += line_hash(record.id, record.rev)
     for record in plan.updates:
         total += line_hash(record.id, record.rev) - line_hash(record.id, existing[record.id])
     for record_id in plan.deletes:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from offline_addon.protocol.answers import Change, RecordData
+from offline_addon.protocol.answers import Change, PageRows, RecordData
 
 
 @dataclass(frozen=True)
@@ -15,14 +15,24 @@ class PagePlan:
     inserts: tuple[RecordData, ...]
     updates: tuple[RecordData, ...]
     deletes: tuple[str, ...]
+    prepared: PageRows | None = None
+    """The inserts laid out for the writer (set when they are the page's rows, in order)."""
 
 
-def plan_page(existing: Mapping[str, int], changes: Sequence[Change]) -> PagePlan:
+def plan_page(
+    existing: Mapping[str, int], changes: Sequence[Change], rows: PageRows | None = None
+) -> PagePlan:
     """Decide a page's effect given the revisions already held (``id -> rev``).
 
     Changes apply in order; an upsert wins only when its rev is newer than what is held (so a
-    re-delivered page changes nothing); a delete removes whatever is held.
+    re-delivered page changes nothing); a delete removes whatever is held. ``rows``: the
+    page's :class:`PageRows`, which the plan carries when the page inserts all of them.
     """
+    if rows is not None and not existing:
+        # Upserts of distinct ids that the copy does not hold: each one is an insert.
+        new = tuple(change.record for change in changes if change.record is not None)
+        if len(new) == len(rows):
+            return PagePlan(new, (), (), rows)
     held: dict[str, int] = dict(existing)
     final: dict[str, RecordData | None] = {}
     for change in changes:

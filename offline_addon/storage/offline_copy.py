@@ -413,9 +413,14 @@ class OfflineCopy:
             raise cipher.storage_error("read", exc) from None
 
     def _put_meta(self, values: dict[str, object]) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", list(values.items())
-        )
+        # One statement (executemany takes the GIL back after every row; see
+        # page_writer.insert_rows): a page's bookkeeping is about ten values.
+        if values:
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES "  # noqa: S608 - placeholders
+                + ", ".join(["(?, ?)"] * len(values)),
+                [item for pair in values.items() for item in pair],
+            )
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:
@@ -542,8 +547,14 @@ class OfflineCopy:
             return digest_of(db.execute("SELECT id, rev FROM records WHERE rev > 0"))
 
     def _stored_digest(self) -> Digest:
-        count = self._meta_value(DIGEST_COUNT_KEY)
-        total = self._meta_value(DIGEST_SUM_KEY)
+        rows = dict(
+            self._db.execute(
+                "SELECT key, value FROM meta WHERE key IN (?, ?)",
+                (DIGEST_COUNT_KEY, DIGEST_SUM_KEY),
+            ).fetchall()
+        )
+        count = rows.get(DIGEST_COUNT_KEY)
+        total = rows.get(DIGEST_SUM_KEY)
         return Digest(int(count or 0), str(total or "0" * 64))
 
     def pages_ok(self) -> bool:
@@ -689,7 +700,7 @@ class OfflineCopy:
                 if self._meta_value("cursor") != from_cursor:
                     return PageOutcome(applied=False)
                 held = held_rows(db, page)
-                plan = plan_page(held_revs_of(held), page.changes)
+                plan = plan_page(held_revs_of(held), page.changes, page.rows)
                 pending = _pending_in_page(db, page)
                 names = names_of(db, pending) if pending else {}
                 write_plan(db, plan, held)

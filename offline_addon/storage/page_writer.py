@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from offline_addon.protocol.answers import ChangePage, RecordData
+from offline_addon.protocol.answers import ChangePage, PageRows, RecordData
 from offline_addon.protocol.page_plan import PagePlan
 from offline_addon.storage.search import search_text
 
@@ -49,7 +50,7 @@ def write_plan(db: Any, plan: PagePlan, held: Mapping[str, Held] | None = None) 
     if plan.updates:
         update_records(db, plan.updates, held)
     if plan.inserts:
-        _insert(db, plan.inserts)
+        _insert(db, plan.inserts, plan.prepared)
 
 
 def update_records(
@@ -82,23 +83,58 @@ def _last_rowid(db: Any) -> int:
     return int(db.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0])
 
 
-def _insert(db: Any, records: Sequence[RecordData]) -> None:
-    """Insert new records and index them, in one batch each (rowids assigned here so that
-    the index rows can name them without reading them back)."""
+def _insert(db: Any, records: Sequence[RecordData], prepared: PageRows | None) -> None:
+    """Insert new records and index them, a few statements each (rowids assigned here, so
+    that the index rows name them without reading them back); ``prepared``: the records laid
+    out already (on the prefetch thread), else laid out here."""
+    rows = prepared if prepared is not None else lay_out(records)
     first = _last_rowid(db) + 1
-    rowids = range(first, first + len(records))
-    db.executemany(
-        "INSERT INTO records(rowid, id, rev, name, fields, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-        [
-            (rowid, r.id, r.rev, r.name, r.fields_json, r.updated_at)
-            for rowid, r in zip(rowids, records, strict=True)
-        ],
-    )
-    db.executemany(
-        "INSERT INTO records_fts(rowid, name, body) VALUES (?, ?, ?)",
-        [(rowid, r.name, search_text(r)) for rowid, r in zip(rowids, records, strict=True)],
-    )
-    db.executemany(
-        "INSERT INTO records_name_trigrams(rowid, name) VALUES (?, ?)",
-        [(rowid, r.name) for rowid, r in zip(rowids, records, strict=True)],
-    )
+    insert_rows(db, "records(rowid, id, rev, name, fields, updated_at)", first, rows.records)
+    insert_rows(db, "records_fts(rowid, name, body)", first, rows.index)
+    insert_rows(db, "records_name_trigrams(rowid, name)", first, rows.names)
+
+
+def lay_out(records: Sequence[RecordData]) -> PageRows:
+    """The records as :class:`PageRows` (without the digest's sum, which the plan's
+    digest does not take from here)."""
+    values: list[object] = []
+    index: list[str] = []
+    for r in records:
+        values += (r.id, r.rev, r.name, r.fields_json, r.updated_at)
+        index += (r.name, search_text(r))
+    return PageRows(values, index, [r.name for r in records], 0)
+
+
+MAX_VARIABLES = 32766
+"""SQLite's limit on the variables of one statement (``SQLITE_MAX_VARIABLE_NUMBER``)."""
+
+
+def insert_rows(db: Any, into: str, first: int, flat: Sequence[object]) -> None:
+    """Insert rows of ``into``'s columns (the first the rowid) from ``flat`` (the values of
+    the other columns, row after row), with rowids from ``first`` on, in as few statements as
+    SQLite's variable limit allows (one per page of 2500).
+
+    SQLite releases the GIL while it runs a statement and takes it back after; ``executemany``
+    takes it back after every row, and while the prefetch thread runs Python each time waits
+    up to the interpreter's switch interval (5 ms): the writing thread, the first sync's
+    bottleneck, stood still for much of it. One statement per page and table leaves the
+    fetching, decoding and validating of the next page to run beside the writing of this one
+    (the cached statement keeps the last page's values bound until its next use)."""
+    width = into.count(",")  # columns after the rowid
+    count = len(flat) // width
+    per_statement = MAX_VARIABLES // (width + 1)
+    for start in range(0, count, per_statement):
+        rows = min(per_statement, count - start)
+        db.execute(
+            _insert_sql(into, width, rows),
+            [first + start, *flat[start * width : (start + rows) * width]],
+        )
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_sql(into: str, width: int, rows: int) -> str:
+    """``INSERT INTO into VALUES (?1, ?, ...), (?1 + 1, ?, ...), ...``: ``?1`` is the first
+    row's rowid, the others follow it."""
+    values = ", ?" * width
+    tuples = [f"(?1{f' + {n}' if n else ''}{values})" for n in range(rows)]
+    return f"INSERT INTO {into} VALUES " + ", ".join(tuples)  # noqa: S608 - constant text

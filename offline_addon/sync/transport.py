@@ -75,6 +75,7 @@ from offline_addon.protocol.answers import (
     retry_after_seconds,
 )
 from offline_addon.protocol.merge import RecordContent, ServerRecord
+from offline_addon.protocol.page_rows import with_rows
 
 log = logging.getLogger(__name__)
 
@@ -770,7 +771,7 @@ class SyncClient:
         answer = self._get(
             self._db_url(database, "offline/changes"), params=params, deadline=deadline
         )
-        return load_page(decode_json(answer.body, max_items=limit), limit=limit)
+        return with_rows(load_page(decode_json(answer.body, max_items=limit), limit=limit))
 
     # -- the write side (offline edits) ---------------------------------------------------
 
