@@ -361,6 +361,51 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self._problem(404, "not_found", "There is no such endpoint.")
 
+    def do_PUT(self) -> None:
+        # The copies registry (a client reports its copy after each sync): taken and echoed,
+        # not kept; a client that got no 200 would report again after every sync.
+        db, client_id = self._copy_route()
+        if db is None:
+            return
+        body = self._body()
+        if not isinstance(body, dict):
+            self._problem(400, "bad_request", "The request body must be a JSON object.")
+            return
+        now = time.time()
+        self._json(
+            {
+                "database": db.name,
+                "username": self.state.username,
+                "client_id": client_id,
+                "state": "present",
+                "last_sync": now,
+                "record_count": body.get("record_count", 0),
+                "pending_changes": body.get("pending_changes", 0),
+                "unpushed_log_entries": body.get("unpushed_log_entries", 0),
+                "complete": bool(body.get("complete", False)),
+                "changed_at": now,
+                "why": None,
+            }
+        )
+
+    def do_DELETE(self) -> None:
+        db, _ = self._copy_route()
+        if db is not None:
+            self._send(204, b"")
+
+    def _copy_route(self) -> tuple[FeedDatabase | None, str]:
+        """The database and client id of ``/databases/{db}/offline/copies/{client_id}``
+        (None after answering a wrong path or token)."""
+        parts = urlsplit(self.path).path.split("/")
+        if (
+            not self.path.startswith(f"{API}/databases/")
+            or len(parts) != 8
+            or parts[5:7] != ["offline", "copies"]
+        ):
+            self._problem(404, "not_found", "There is no such endpoint.")
+            return None, ""
+        return self._database(unquote(parts[4])), unquote(parts[7])
+
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         parts = url.path.split("/")

@@ -125,7 +125,14 @@ def _spec_checks(who: Login, limit: int) -> int:
         answers.append(http.get(f"{base}/changes", params={"limit": 0}, headers=auth))
         answers.append(http.get(f"{base}/changes", params={"cursor": "garbled"}, headers=auth))
         answers.append(http.get(f"{base}/changes", headers={"X-Client-Id": who.client_id}))
-    expected = [200, 200, 304] + [200] * (len(answers) - 6) + [400, 400, 401]
+        report = {"record_count": 3, "pending_changes": 0, "unpushed_log_entries": 0}
+        answers.append(
+            http.put(
+                f"{base}/copies/{who.client_id}", json={**report, "complete": True}, headers=auth
+            )
+        )
+        answers.append(http.delete(f"{base}/copies/{who.client_id}", headers=auth))
+    expected = [200, 200, 304] + [200] * (len(answers) - 8) + [400, 400, 401, 200, 204]
     got = [a.status_code for a in answers]
     if got != expected:
         raise AssertionError(f"statuses {got}, expected {expected}")
