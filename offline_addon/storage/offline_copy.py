@@ -53,7 +53,13 @@ from offline_addon.storage.migrations import (
     migrate,
     schema_version,
 )
-from offline_addon.storage.page_writer import Held, held_rows, write_plan
+from offline_addon.storage.page_writer import (
+    Held,
+    build_pending_names,
+    held_rows,
+    names_pending,
+    write_plan,
+)
 from offline_addon.storage.paths import CREATING_SUFFIX, CopyPaths, damage_mark
 from offline_addon.storage.pending_rows import (
     any_pending,
@@ -523,7 +529,9 @@ class OfflineCopy:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
         with self._reading() as db:
-            sql, params = search_sql(query, limit, query_terms(db, query))
+            sql, params = search_sql(
+                query, limit, query_terms(db, query), names_built=not names_pending(db)
+            )
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 
@@ -531,7 +539,9 @@ class OfflineCopy:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
         with self._reading() as db:
-            sql, params = count_sql(query, query_terms(db, query))
+            sql, params = count_sql(
+                query, query_terms(db, query), names_built=not names_pending(db)
+            )
             return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:
@@ -804,10 +814,12 @@ class OfflineCopy:
 
         A large sync leaves many index segments behind; FTS5 would merge them bit by bit
         during the next small syncs, which then take ten times longer. Merging once right after
-        the large sync keeps the small ones fast. Costs about 3 ms per 1000 records.
+        the large sync keeps the small ones fast. Costs about 3 ms per 1000 records. Builds the
+        name index first when a first sync left it to be built.
         """
         try:
             with self._transaction() as db:
+                build_pending_names(db)
                 db.execute("INSERT INTO records_fts(records_fts) VALUES ('optimize')")
                 db.execute(
                     "INSERT INTO records_name_trigrams(records_name_trigrams) VALUES ('optimize')"
@@ -819,9 +831,11 @@ class OfflineCopy:
         """Merge the small segments that small syncs leave in each full-text index (where a
         level holds FTS5's ``usermerge``, 4, of them), writing at most about ``pages`` pages:
         a few milliseconds, done between syncs so that no sync pays for FTS5's own merging
-        (off since migration 6; its crisis merge of 16 segments stays the safety net)."""
+        (off since migration 6; its crisis merge stays the safety net). Builds the name index
+        first when a first sync left it to be built (and a sync since changed records)."""
         try:
             with self._transaction() as db:
+                build_pending_names(db)
                 for table in SEARCH_INDEXES:
                     db.execute(
                         f"INSERT INTO {table}({table}, rank) VALUES ('merge', ?)",  # noqa: S608

@@ -122,7 +122,9 @@ def trigram_match(text: str) -> str:
     return " AND ".join('"' + gram.replace('"', '""') + '"' for gram in picked)
 
 
-def search_sql(query: str, limit: int, terms: Sequence[str]) -> tuple[str, list[object]]:
+def search_sql(
+    query: str, limit: int, terms: Sequence[str], *, names_built: bool = True
+) -> tuple[str, list[object]]:
     """SQL and parameters for the first ``limit`` records by name (then id) whose name contains
     ``query`` (case-insensitive like the server's ``q``: SQLite's LIKE) or whose name or field
     words (not the password) start with each of its words; an empty query lists them all.
@@ -131,40 +133,48 @@ def search_sql(query: str, limit: int, terms: Sequence[str]) -> tuple[str, list[
     the result is exactly LIKE's), the words through the unicode61 full-text index; only a
     one- or two-character substring scans, and then the names alone. The hits are cut at the
     limit by their names (read from the name index's own small table), so only the returned
-    records are read in full, however many hits there are.
+    records are read in full, however many hits there are. ``names_built=False``: the name
+    index waits to be built after a first sync (``page_writer.NAMES_PENDING_KEY``); names are
+    then read from the records, the same results, slower.
     """
     text = query.strip()
     if not text:
         return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
-    hits, params = _hits_sql(text, terms)
+    hits, params = _hits_sql(text, terms, names_built)
+    names = "records_name_trigrams" if names_built else "records"
     # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
     # id order among equal names stays exact) is read in full, sorted and limited.
     sql = (
         f"WITH hit(r) AS MATERIALIZED ({hits}),"  # noqa: S608 - built from constants
-        " cut(name) AS (SELECT name FROM records_name_trigrams WHERE rowid IN hit"
+        f" cut(name) AS (SELECT name FROM {names} WHERE rowid IN hit"
         "  ORDER BY name COLLATE NOCASE LIMIT 1 OFFSET ?)"
         f" SELECT {_COLUMNS} FROM records WHERE rowid IN ("
-        "  SELECT rowid FROM records_name_trigrams WHERE rowid IN hit AND (NOT EXISTS"
+        f"  SELECT rowid FROM {names} WHERE rowid IN hit AND (NOT EXISTS"
         "  (SELECT 1 FROM cut) OR name COLLATE NOCASE <= (SELECT name FROM cut)))"
         f" {_ORDER} LIMIT ?"
     )
     return sql, [*params, max(0, limit - 1), limit]
 
 
-def count_sql(query: str, terms: Sequence[str]) -> tuple[str, list[object]]:
+def count_sql(
+    query: str, terms: Sequence[str], *, names_built: bool = True
+) -> tuple[str, list[object]]:
     """SQL and parameters for how many records :func:`search_sql` finds without its limit
     (reads only the indexes: the hit row ids are counted, no record is read)."""
     text = query.strip()
     if not text:
         return "SELECT count(*) FROM records", []
-    hits, params = _hits_sql(text, terms)
+    hits, params = _hits_sql(text, terms, names_built)
     return f"SELECT count(*) FROM ({hits})", params  # noqa: S608 - built from constants
 
 
-def _hits_sql(text: str, terms: Sequence[str]) -> tuple[str, list[object]]:
+def _hits_sql(text: str, terms: Sequence[str], names_built: bool) -> tuple[str, list[object]]:
     """The row ids whose name contains ``text`` or whose words start with its words."""
     params: list[object] = []
-    if len(text) < TRIGRAM_MIN_CHARS:
+    if not names_built:
+        hits = "SELECT rowid FROM records WHERE name LIKE ? ESCAPE '\\'"
+        params.append(like_pattern(text))
+    elif len(text) < TRIGRAM_MIN_CHARS:
         hits = "SELECT rowid FROM records_name_trigrams WHERE name LIKE ? ESCAPE '\\'"
         params.append(like_pattern(text))
     else:

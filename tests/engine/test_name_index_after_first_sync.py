@@ -1,0 +1,123 @@
+"""A first sync leaves its name index (trigrams) to be built after its result (issue 13):
+names are searched in the records meanwhile, with the same results, and the worker builds
+the index once the callers have the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hookspecs import Session
+from offline_addon import AddonSettings, OfflineCopies
+from offline_addon.protocol.page_rows import with_rows
+from offline_addon.storage.offline_copy import Completion, OfflineCopy
+from offline_addon.storage.page_writer import DEFER_NAMES_FROM, names_pending
+from offline_addon.sync.engine import sync_copy
+from reference_server.testing import RunningServer
+from tests.support.copies import CONTACT, new_copy, opened_file, paths_of
+from tests.support.records import delete, page, server_records, upsert
+
+COUNT = DEFER_NAMES_FROM + 200
+QUERIES = ("Gateway 0042", "teway 01", "ay", "zq", "Gateway", "ßtraße", "fresh", "xylo")
+
+
+def _big_page() -> list[dict[str, Any]]:
+    return [
+        upsert(f"g{i:05d}", 1, f"Gateway {i:04d} ßtraße" if i % 9 else f"Xylo {i}", notes="x")
+        for i in range(COUNT)
+    ]
+
+
+def _answers(copy: OfflineCopy) -> list[object]:
+    return [
+        ([r.record_id for r in copy.search(q, limit=COUNT)], copy.count_matches(q)) for q in QUERIES
+    ]
+
+
+def _trigram_rows(copy: OfflineCopy) -> int:
+    return int(copy._db.execute("SELECT count(*) FROM records_name_trigrams").fetchone()[0])
+
+
+def test_a_first_page_into_an_empty_copy_leaves_the_name_index_for_later(tmp_path: Path) -> None:
+    reference = new_copy(tmp_path / "reference")  # small pages: indexed as they come
+    copy = new_copy(tmp_path / "copy")
+    try:
+        changes = _big_page()
+        cursor = None
+        for n in range(0, COUNT, DEFER_NAMES_FROM // 2):
+            chunk = page(changes[n : n + DEFER_NAMES_FROM // 2], f"r{n}")
+            assert reference.apply_page(chunk, cursor, CONTACT).applied
+            cursor = chunk.next_cursor
+        assert not names_pending(reference._db)
+        held = {change["id"]: 1 for change in changes}
+        first = with_rows(page(changes, "c1", holdings=held))
+        copy.apply_page(first, None, CONTACT, completion=Completion(None))
+        assert copy.meta.complete
+        assert names_pending(copy._db)
+        assert _trigram_rows(copy) == 0
+        assert _answers(copy) == _answers(reference)
+        # Changes while the index waits: a rename, a delete, a new record, an offline-style
+        # update that renames; all found by their names now and after the build.
+        second = page(
+            [
+                upsert("g00042", 2, "Renamed fresh one"),
+                delete("g00043"),
+                upsert("new-1", 1, "Gateway fresh"),
+            ],
+            "c2",
+        )
+        assert copy.apply_page(second, "c1", CONTACT).applied
+        assert reference.apply_page(second, cursor, CONTACT).applied
+        assert _answers(copy) == _answers(reference)
+        assert [r.record_id for r in copy.search("Renamed fre")] == ["g00042"]
+        copy.compact_search_index()
+        assert not names_pending(copy._db)
+        assert _trigram_rows(copy) == COUNT  # one removed, one added
+        assert _answers(copy) == _answers(reference)
+        copy._db.execute(
+            "INSERT INTO records_name_trigrams(records_name_trigrams, rank)"
+            " VALUES ('integrity-check', 0)"
+        )
+        copy.compact_search_index()  # nothing left to build: the index stays as it is
+        assert _trigram_rows(copy) == COUNT
+    finally:
+        copy.close()
+        reference.close()
+
+
+def test_a_small_first_page_and_later_pages_are_indexed_as_they_come(tmp_path: Path) -> None:
+    copy = new_copy(tmp_path)
+    try:
+        changes = _big_page()
+        copy.apply_page(page(changes[:10], "c1", has_more=True), None, CONTACT)
+        copy.apply_page(page(changes[10:], "c2"), "c1", CONTACT)  # a big page, copy not empty
+        assert not names_pending(copy._db)
+        assert _trigram_rows(copy) == COUNT
+    finally:
+        copy.close()
+
+
+def test_the_worker_builds_the_name_index_after_the_first_syncs_result(
+    demo: RunningServer, alice: Session, folder: Path
+) -> None:
+    demo.admin.import_records("demo", server_records(COUNT), grant={"alice": "rwe"})
+    seen: list[bool] = []
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        result = sync_copy(*args, **kwargs)
+        with opened_file(paths_of(folder, alice), "alice-pw") as db:
+            seen.append(names_pending(db))  # as the engine left it, before the worker goes on
+        return result
+
+    copies = OfflineCopies(AddonSettings(database_path=str(folder)), sync=observed)
+    try:
+        result = copies.create(alice)
+        assert (result.outcome, result.record_count) == ("synced", COUNT)
+        assert copies.wait_idle(30)
+    finally:
+        copies.shutdown()
+    assert seen == [True]
+    with OfflineCopy.open(paths_of(folder, alice), "alice-pw") as copy:
+        assert not names_pending(copy._db)
+        assert _trigram_rows(copy) == COUNT
+        assert [r.name for r in copy.search("Account 00042")] == ["Rec Account 00042"]
