@@ -249,7 +249,8 @@ class OfflineCopy:
         except OSError as exc:
             raise cipher.storage_error("create", exc) from None
         try:
-            conn = cipher.connect(making, password)
+            key = cipher.new_file_key(password)
+            conn = cipher.connect(making, password, key=key)
             copy = cls(conn, paths, making)
             migrate(conn)
             values: dict[str, object] = {
@@ -268,7 +269,7 @@ class OfflineCopy:
             replace_file(making, target)
             fsync_folder(target.parent)
             copy.db_path = target
-            copy.reconnect(password)
+            copy.reconnect(password, key=key)
         except sqlcipher3.Error as exc:
             cipher.discard(making, locals().get("conn"))
             raise cipher.storage_error("create", exc) from None
@@ -299,14 +300,15 @@ class OfflineCopy:
             raise
         return cls(conn, paths, target)
 
-    def reconnect(self, password: str) -> None:
-        """Close and open :attr:`db_path` again (after the file was replaced). Raises
-        WrongPassword, CopyNotFound or StorageError (the copy then stays closed)."""
+    def reconnect(self, password: str, *, key: str | None = None) -> None:
+        """Close and open :attr:`db_path` again (after the file was replaced; ``key``: the
+        raw key it was made with, see :func:`cipher.new_file_key`). Raises WrongPassword,
+        CopyNotFound or StorageError (the copy then stays closed)."""
         with self._lock:
             self.close()
             if not self.db_path.is_file():
                 raise CopyNotFound.of()
-            conn = cipher.connect(self.db_path, password)
+            conn = cipher.connect(self.db_path, password, key=key)
             try:
                 migrate(conn)
             except sqlcipher3.Error as exc:

@@ -86,14 +86,16 @@ def _pages(prepared: bool) -> list[ChangePage]:
 
 def test_a_page_of_new_records_is_laid_out_and_others_are_not() -> None:
     first, second = _pages(prepared=True)
-    assert first.rows is not None and len(first.rows) == _BIG
+    assert first.rows is not None
+    assert len(first.rows) == _BIG
     assert first.rows.line_sum == sum(
         int(digest_of([(c.id, c.rev or 0)]).sum, 16) for c in first.changes
     )
     assert second.rows is None  # deletes and a repeated id: the writer plans it
     assert with_rows(page([upsert("a"), upsert("a", 2)])).rows is None
     assert with_rows(page([])).rows is None
-    assert "pw-1" not in repr(first.rows) and "pw-1" not in repr(first)
+    assert "pw-1" not in repr(first.rows)
+    assert "pw-1" not in repr(first)
 
 
 def test_prepared_and_unprepared_pages_write_the_same_copy(tmp_path: Path) -> None:
@@ -107,7 +109,8 @@ def test_prepared_and_unprepared_pages_write_the_same_copy(tmp_path: Path) -> No
         assert _rows(laid) == _rows(planned)
         assert laid.digest() == planned.digest() == laid.recompute_digest()
         assert laid.digest() == digest_of(_holdings().items())
-        assert laid.meta.complete and planned.meta.complete
+        assert laid.meta.complete
+        assert planned.meta.complete
         for query in (
             f"{_WORD}00001",
             f"{_WORD}0599",
@@ -125,10 +128,13 @@ def test_prepared_and_unprepared_pages_write_the_same_copy(tmp_path: Path) -> No
         last = f"id-{_BIG - 1:05d}"
         assert _found(laid, f"{_WORD}{_BIG - 1:05d}") == [last]
         assert _found(laid, f"ntö {_BIG - 1:05d}") == [last]
-        assert _found(laid, "fresher") == ["new-a"] and _found(laid, "Fresh entry twice")
+        assert _found(laid, "fresher") == ["new-a"]
+        assert _found(laid, "Fresh entry twice")
         assert _found(laid, "pw-1") == []  # the password is not indexed
         for table in SEARCH_INDEXES:
-            laid._db.execute(f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 0)")
+            laid._db.execute(
+                f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 0)"  # noqa: S608
+            )
     finally:
         laid.close()
         planned.close()
@@ -162,7 +168,8 @@ def test_a_laid_out_page_naming_a_held_record_updates_it(tmp_path: Path) -> None
         outcome = copy.apply_page(again, "c1", CONTACT, completion=Completion(None))
         assert (outcome.added, outcome.changed) == (1, 1)
         assert [(r[1], r[2]) for r in _rows(copy)] == [("h1", 2), ("h2", 1), ("h3", 1)]
-        assert _found(copy, "later") == ["h1"] and _found(copy, "one renamed") == ["h1"]
+        assert _found(copy, "later") == ["h1"]
+        assert _found(copy, "one renamed") == ["h1"]
         assert copy.meta.complete
     finally:
         copy.close()
