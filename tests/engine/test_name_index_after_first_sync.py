@@ -14,7 +14,7 @@ from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.page_writer import DEFER_NAMES_FROM, names_pending
 from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
-from tests.support.copies import CONTACT, new_copy, opened_file, paths_of
+from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, opened_file, paths_of
 from tests.support.records import delete, page, server_records, upsert
 
 COUNT = DEFER_NAMES_FROM + 200
@@ -121,3 +121,24 @@ def test_the_worker_builds_the_name_index_after_the_first_syncs_result(
         assert not names_pending(copy._db)
         assert _trigram_rows(copy) == COUNT
         assert [r.name for r in copy.search("Account 00042")] == ["Rec Account 00042"]
+
+
+def test_an_interrupted_first_sync_keeps_the_name_index_waiting_until_it_is_built(
+    tmp_path: Path,
+) -> None:
+    changes = _big_page()
+    copy = new_copy(tmp_path)
+    copy.apply_page(page(changes[:DEFER_NAMES_FROM], "c1", has_more=True), None, CONTACT)
+    paths = copy.paths
+    copy.close()  # the first sync stops here (a kill leaves the same: each page commits)
+    with OfflineCopy.open(paths, COPY_PASSWORD) as again:
+        assert names_pending(again._db)
+        assert [r.record_id for r in again.search("Gateway 0005")] == ["g00005"]
+        rest = page(changes[DEFER_NAMES_FROM:], "c2", holdings={c["id"]: 1 for c in changes})
+        assert again.apply_page(rest, "c1", CONTACT, completion=Completion(None)).completed
+        assert names_pending(again._db)  # the copy was not empty: still waiting
+        assert [r.record_id for r in again.search("Gateway 1100")] == ["g01100"]
+        again.merge_search_index()  # the upkeep after a small sync builds it as well
+        assert not names_pending(again._db)
+        assert _trigram_rows(again) == COUNT
+        assert [r.record_id for r in again.search("Gateway 1100")] == ["g01100"]
