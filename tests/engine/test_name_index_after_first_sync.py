@@ -4,6 +4,8 @@ the index once the callers have the result."""
 
 from __future__ import annotations
 
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +14,11 @@ from offline_addon import AddonSettings, OfflineCopies
 from offline_addon.protocol.page_rows import with_rows
 from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.page_writer import DEFER_NAMES_FROM, names_pending
+from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
 from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, opened_file, paths_of
+from tests.support.kill import Child
 from tests.support.records import delete, page, server_records, upsert
 
 COUNT = DEFER_NAMES_FROM + 200
@@ -142,3 +146,35 @@ def test_an_interrupted_first_sync_keeps_the_name_index_waiting_until_it_is_buil
         assert not names_pending(again._db)
         assert _trigram_rows(again) == COUNT
         assert [r.record_id for r in again.search("Gateway 1100")] == ["g01100"]
+
+
+def test_a_kill_during_the_build_leaves_the_index_waiting_or_built(tmp_path: Path) -> None:
+    count = 20 * DEFER_NAMES_FROM
+    changes = [upsert(f"k{i:06d}", 1, f"Keeper {i:06d}", notes="n") for i in range(count)]
+    made = new_copy(tmp_path / "made")
+    made.apply_page(with_rows(page(changes, "c1")), None, CONTACT)
+    assert names_pending(made._db)
+    source = made.db_path
+    made.close()
+    for trial, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.2, 0.4)):
+        folder = tmp_path / f"trial{trial}"
+        folder.mkdir()
+        shutil.copy(source, folder / source.name)
+        child = Child(
+            {
+                "action": "build_names",
+                "folder": str(folder),
+                "copy_id": "a" * 64,
+                "password": COPY_PASSWORD,
+            }
+        )
+        assert child.until("building") == "building"
+        time.sleep(delay)
+        child.kill()
+        with OfflineCopy.open(CopyPaths(folder, "a" * 64), COPY_PASSWORD) as copy:
+            assert copy.integrity_ok()
+            pending = names_pending(copy._db)
+            # waiting (as before the build) or built, never between
+            assert _trigram_rows(copy) == (0 if pending else count)
+            assert [r.record_id for r in copy.search("Keeper 012345")] == ["k012345"]
+            assert copy.count_matches("eeper 0199") == 100

@@ -30,6 +30,9 @@ Jobs (``action``):
   batches of ``batch`` events, printing ``answered <n>`` after the server's answer to each
   batch and before the copy deletes it; with ``kill_after`` the child SIGKILLs itself right
   after that many answers (the server has the batch, the copy still holds it).
+- ``build_names``: the index upkeep after a first sync (``OfflineCopy.compact_search_index``,
+  which builds a waiting name index) on the copy ``copy_id`` in ``folder``, printing
+  ``building`` right before it.
 
 This file is run as a script and imports nothing from the tests.
 """
@@ -207,10 +210,21 @@ def _push_log(job: dict[str, Any]) -> str:
     return f"pushed {push.sent}"
 
 
+def _build_names(job: dict[str, Any]) -> str:
+    from offline_addon.storage.offline_copy import OfflineCopy
+    from offline_addon.storage.paths import CopyPaths
+
+    with OfflineCopy.open(CopyPaths(Path(job["folder"]), job["copy_id"]), job["password"]) as copy:
+        print("building", flush=True)
+        copy.compact_search_index()
+    return "built"
+
+
 def main() -> int:
     job = json.loads(sys.stdin.readline())
     jobs = {"sync": _sync, "rekey": _rekey, "edit": _edit, "guess": _guess, "session": _session}
     jobs["push_log"] = _push_log
+    jobs["build_names"] = _build_names
     run = jobs[job.get("action", "sync")]
     from offline_addon import OfflineAddonError
 
