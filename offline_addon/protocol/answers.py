@@ -257,6 +257,13 @@ def index_text(values: Mapping[str, str]) -> str:
     return " ".join(value for key, value in values.items() if key.lower() != "password")
 
 
+def search_text(record: RecordData) -> str:
+    """The field text that goes into the full-text index (:func:`index_text`): made during
+    validation for a record from the feed (on the prefetch thread), here for the others."""
+    text = record.index_text
+    return index_text(record.fields) if text is None else text
+
+
 def check_change(item: Any) -> Change:
     """One feed row: an upsert whose record matches its id and rev, or a delete with reason."""
     if type(item) is not dict:

@@ -7,9 +7,15 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
-from offline_addon.protocol.answers import ChangePage, PageRows, RecordData
+from offline_addon.protocol.answers import (
+    RECORD_COLUMNS,
+    ChangePage,
+    PageRows,
+    RecordData,
+    search_text,
+)
 from offline_addon.protocol.page_plan import PagePlan
-from offline_addon.storage.search import search_text
+from offline_addon.protocol.page_rows import lay_out
 
 
 class Held(NamedTuple):
@@ -109,6 +115,9 @@ def _last_rowid(db: Any) -> int:
     return int(db.execute("SELECT coalesce(max(rowid), 0) FROM records").fetchone()[0])
 
 
+_RECORDS_INTO = f"records(rowid, {', '.join(RECORD_COLUMNS)})"
+
+
 def _insert(db: Any, records: Sequence[RecordData], prepared: PageRows | None) -> None:
     """Insert new records and index them, a few statements each (rowids assigned here, so
     that the index rows name them without reading them back); ``prepared``: the records laid
@@ -124,21 +133,10 @@ def _insert(db: Any, records: Sequence[RecordData], prepared: PageRows | None) -
         # every name) is built once after its result, while name searches scan the records.
         db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, 1)", (NAMES_PENDING_KEY,))
         pending = 1
-    insert_rows(db, "records(rowid, id, rev, name, fields, updated_at)", first, rows.records)
+    insert_rows(db, _RECORDS_INTO, first, rows.records)
     insert_rows(db, "records_fts(rowid, name, body)", first, rows.index)
     if not pending:
         insert_rows(db, "records_name_trigrams(rowid, name)", first, rows.names)
-
-
-def lay_out(records: Sequence[RecordData]) -> PageRows:
-    """The records as :class:`PageRows` (without the digest's sum, which the plan's
-    digest does not take from here)."""
-    values: list[object] = []
-    index: list[str] = []
-    for r in records:
-        values += (r.id, r.rev, r.name, r.fields_json, r.updated_at)
-        index += (r.name, search_text(r))
-    return PageRows(values, index, [r.name for r in records], 0)
 
 
 MAX_VARIABLES = 32766

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from offline_addon.errors import InvalidArgument
-from offline_addon.protocol.answers import RecordData, index_text
 from offline_addon.storage.migrations import FTS_TOKENIZER
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
@@ -88,13 +87,6 @@ def like_pattern(text: str) -> str:
     """A LIKE pattern (escape character backslash) matching ``text`` anywhere."""
     escaped = text.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
-
-
-def search_text(record: RecordData) -> str:
-    """The field text that goes into the full-text index (:func:`index_text`): made during
-    validation for a record from the feed (on the prefetch thread), here for the others."""
-    text = record.index_text
-    return index_text(record.fields) if text is None else text
 
 
 # Below this many characters the trigram index finds nothing (a trigram needs three), so the
