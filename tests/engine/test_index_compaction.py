@@ -17,7 +17,7 @@ from offline_addon.sync import engine
 from offline_addon.sync.engine import compact_index, index_upkeep, sync_copy
 from offline_addon.sync.result import Outcome, SyncResult
 from reference_server.testing import RunningServer
-from tests.support.copies import opened_file, paths_of
+from tests.support.copies import first_sync_by_worker, opened_file, paths_of
 from tests.support.records import server_records
 
 SMALL_PAGE = 200
@@ -92,22 +92,9 @@ def test_the_worker_compacts_after_the_callers_have_the_result(
 ) -> None:
     # The threshold lowered from a real sync's size to this test's.
     monkeypatch.setattr(engine, "COMPACT_INDEX_AFTER", RECORDS)
-    seen: list[dict[str, int]] = []
-
-    def observed(*args: Any, **kwargs: Any) -> Any:
-        result = sync_copy(*args, page_limit=SMALL_PAGE, **kwargs)
-        with opened_file(paths_of(folder, alice), "alice-pw") as db:
-            seen.append(_segments(db))  # as the engine left it, before the worker goes on
-        return result
-
-    copies = OfflineCopies(AddonSettings(database_path=str(folder)), sync=observed)
-    try:
-        result = copies.create(alice)
-        assert (result.outcome, result.record_count) == ("synced", RECORDS)
-        assert copies.wait_idle(30)
-    finally:
-        copies.shutdown()
-    assert min(seen[0].values()) > 1  # not compacted inside the sync
+    result, left = first_sync_by_worker(folder, alice, _segments, page_limit=SMALL_PAGE)
+    assert (result.outcome, result.record_count) == ("synced", RECORDS)
+    assert min(left.values()) > 1  # not compacted inside the sync
     with opened_file(paths_of(folder, alice), "alice-pw") as db:
         assert _segments(db) == dict.fromkeys(SEARCH_INDEXES, 1)
 

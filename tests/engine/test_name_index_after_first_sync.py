@@ -10,14 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from hookspecs import Session
-from offline_addon import AddonSettings, OfflineCopies
 from offline_addon.protocol.page_rows import with_rows
 from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.page_writer import DEFER_NAMES_FROM, names_pending
 from offline_addon.storage.paths import CopyPaths
-from offline_addon.sync.engine import sync_copy
 from reference_server.testing import RunningServer
-from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, opened_file, paths_of
+from tests.support.copies import CONTACT, COPY_PASSWORD, first_sync_by_worker, new_copy, paths_of
 from tests.support.kill import Child
 from tests.support.records import delete, page, server_records, upsert
 
@@ -105,22 +103,9 @@ def test_the_worker_builds_the_name_index_after_the_first_syncs_result(
     demo: RunningServer, alice: Session, folder: Path
 ) -> None:
     demo.admin.import_records("demo", server_records(COUNT), grant={"alice": "rwe"})
-    seen: list[bool] = []
-
-    def observed(*args: Any, **kwargs: Any) -> Any:
-        result = sync_copy(*args, **kwargs)
-        with opened_file(paths_of(folder, alice), "alice-pw") as db:
-            seen.append(names_pending(db))  # as the engine left it, before the worker goes on
-        return result
-
-    copies = OfflineCopies(AddonSettings(database_path=str(folder)), sync=observed)
-    try:
-        result = copies.create(alice)
-        assert (result.outcome, result.record_count) == ("synced", COUNT)
-        assert copies.wait_idle(30)
-    finally:
-        copies.shutdown()
-    assert seen == [True]
+    result, pending = first_sync_by_worker(folder, alice, names_pending)
+    assert (result.outcome, result.record_count) == ("synced", COUNT)
+    assert pending  # as the engine left it; the worker built it after the result
     with OfflineCopy.open(paths_of(folder, alice), "alice-pw") as copy:
         assert not names_pending(copy._db)
         assert _trigram_rows(copy) == COUNT

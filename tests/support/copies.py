@@ -7,10 +7,10 @@ private members).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from hookspecs import Session
 from offline_addon.protocol.answers import Digest
@@ -18,6 +18,9 @@ from offline_addon.protocol.digest import digest_of
 from offline_addon.storage import cipher
 from offline_addon.storage.offline_copy import Contact, CopyIdentity, OfflineCopy
 from offline_addon.storage.paths import CopyPaths
+from offline_addon.sync.result import SyncResult
+
+T = TypeVar("T")
 
 IDENTITY = CopyIdentity("http://127.0.0.1:1", "demo", "alice", "user-1", "client-1")
 CONTACT = Contact(server_time=1000.0, local_time=1000.0, validity_seconds=7 * 86400)
@@ -45,6 +48,33 @@ def opened_file(paths: CopyPaths, password: str) -> Iterator[Any]:
         yield conn
     finally:
         conn.close()
+
+
+def first_sync_by_worker(
+    folder: Path, session: Session, look: Callable[[Any], T], **options: Any
+) -> tuple[SyncResult, T]:
+    """A first sync through the public API (``OfflineCopies.create``, ``options`` to the
+    engine), then the worker until it is idle (the index upkeep after the result); ``look``
+    reads the copy's file as the engine left it, before the worker went on."""
+    from offline_addon import AddonSettings, OfflineCopies
+    from offline_addon.sync.engine import sync_copy
+
+    seen: list[T] = []
+
+    def observed(*args: Any, **kwargs: Any) -> Any:
+        result = sync_copy(*args, **options, **kwargs)
+        with opened_file(paths_of(folder, session), session.password) as db:
+            seen.append(look(db))
+        return result
+
+    copies = OfflineCopies(AddonSettings(database_path=str(folder)), sync=observed)
+    try:
+        result = copies.create(session)
+        assert copies.wait_idle(30)
+    finally:
+        copies.shutdown()
+    assert len(seen) == 1
+    return result, seen[0]
 
 
 def set_meta(conn: Any, **values: object) -> None:
