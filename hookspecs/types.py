@@ -88,6 +88,11 @@ class OfflineSession(Protocol):
     number of records that match ``query`` as :meth:`search` matches them, before any cap. A
     host that finds it (``getattr``) says "first 500 of 7,550" instead of showing a cut list as
     if it were complete.
+
+    It may also offer ``search_ready() -> bool`` (optional, found with ``getattr``; a session
+    without it is always ready): ``False`` for the few seconds after a first sync while the
+    copy's search index is being built, when :meth:`search` works but matches words more
+    widely; a host says so under the results.
     """
 
     @property

@@ -245,6 +245,13 @@ class OfflineCopySession:
         return self._copy.search(query)
 
     @_guarded
+    def search_ready(self) -> bool:
+        """False for a few seconds after a first sync, while the copy's search index is being
+        built: :meth:`search` works meanwhile, slower, and matches words a little more widely
+        (a word inside another, accents as typed)."""
+        return not self._copy.search_pending()
+
+    @_guarded
     def count_matches(self, query: str) -> int:
         """How many records match ``query`` (``search`` returns the first 500 of them)."""
         return self._copy.count_matches(query)

@@ -463,6 +463,11 @@ class Shell:
         if source is not None:
             found = source.search(" ".join(ns.text))
             self._print_list(found.records, found.total, found.capped)
+            if found.provisional:
+                self.out(
+                    "(the search index is still being built, for a few seconds after the "
+                    "first sync: words may also have matched inside other words)"
+                )
 
     def _resolve(self, typed: str) -> ShownRecord | None:
         """The record ``typed`` names (id, name, unique part of the name); else says why not."""

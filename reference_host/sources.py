@@ -33,6 +33,8 @@ class Found:
     """All matches, when the source can count them."""
     capped: bool = False
     """The source may have cut the list, and cannot say by how much."""
+    provisional: bool = False
+    """The source's search index is still being built: words were matched more widely."""
 
 
 class RecordSource(Protocol):
@@ -122,7 +124,22 @@ class OfflineRecords:
     def search(self, query: str) -> Found:
         records = [_shown(v) for v in self._session.search(query)]
         total = self._count(query)
-        return Found(records, total, capped=total is None and len(records) >= OFFLINE_SEARCH_CAP)
+        return Found(
+            records,
+            total,
+            capped=total is None and len(records) >= OFFLINE_SEARCH_CAP,
+            provisional=not self._search_ready(),
+        )
+
+    def _search_ready(self) -> bool:
+        ready: Callable[[], bool] | None = getattr(self._session, "search_ready", None)
+        if ready is None:
+            return True  # optional (hookspecs.types.OfflineSession): without it, always ready
+        try:
+            return bool(ready())
+        except Exception as exc:  # an add-on's failure must not cost the user the results
+            log.error("search_ready of the offline session failed: %s", type(exc).__name__)
+            return True
 
     def _count(self, query: str) -> int | None:
         count: Callable[[str], int] | None = getattr(self._session, "count_matches", None)

@@ -433,8 +433,18 @@ class SyncDispatcher:
             self._watch_expiry()
         for future in live:
             future.set_result(result)
-        if wants_upkeep(result):  # (opening a closed copy for nothing would cost its KDF)
+        # (Opening a closed copy for nothing would cost its KDF; a copy kept open whose
+        # search index still waits to be built, after a first sync whose upkeep was skipped,
+        # gets it now.)
+        if wants_upkeep(result) or self._index_waits(target.copy_id):
             self._index_upkeep(target, session, result)
+
+    def _index_waits(self, copy_id: str) -> bool:
+        copy = self._cache.open_copy(copy_id)
+        try:
+            return copy is not None and copy.search_pending()
+        except errors.OfflineAddonError:
+            return False
 
     def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:
         """The search index's upkeep after a sync with changes, once its callers have the

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 
 from hookspecs import Session
-from offline_addon.storage.offline_copy import Opening, open_for_sync
+from offline_addon.storage.offline_copy import OfflineCopy, Opening, open_for_sync
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.transport import SyncClient
 
@@ -50,6 +50,13 @@ class LoginCache:
         if opening.copy is not None:
             self._copy_id, self._opening = target.copy_id, opening
         return opening
+
+    def open_copy(self, copy_id: str) -> OfflineCopy | None:
+        """The copy ``copy_id`` if it is the one kept open, else ``None`` (opens nothing)."""
+        opening = self._opening
+        if self._copy_id != copy_id or opening is None or opening.copy is None:
+            return None
+        return opening.copy if opening.copy.is_open else None
 
     def forget_copy(self) -> None:
         """The sync closed the copy itself (after a wipe): drop it unclosed."""

@@ -22,6 +22,9 @@ Migration = Callable[[Connection], None]
 _FTS_BODY = (
     "(SELECT group_concat(value, ' ') FROM json_each(new.fields) WHERE lower(key) <> 'password')"
 )
+RECORDS_FTS_BODY = _FTS_BODY.replace("new.fields", "records.fields")
+"""The full-text index's text of a record in a ``SELECT ... FROM records``; must stay equal
+to :func:`offline_addon.protocol.answers.index_text`."""
 
 
 # The copy's own digest (count and sum of line hashes) in the meta table.
@@ -184,7 +187,7 @@ def _v7_index_without_positions(conn: Connection) -> None:
     )
     conn.execute(
         "INSERT INTO records_fts(rowid, name, body)"  # noqa: S608 - constant text
-        f" SELECT rowid, name, {_FTS_BODY.replace('new.fields', 'records.fields')} FROM records"
+        f" SELECT rowid, name, {RECORDS_FTS_BODY} FROM records"
     )
     conn.execute("INSERT INTO records_fts(records_fts, rank) VALUES ('automerge', 0)")
 

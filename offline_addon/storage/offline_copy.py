@@ -55,9 +55,9 @@ from offline_addon.storage.migrations import (
 )
 from offline_addon.storage.page_writer import (
     Held,
-    build_pending_names,
+    build_pending_indexes,
     held_rows,
-    names_pending,
+    pending_indexes,
     write_plan,
 )
 from offline_addon.storage.paths import CREATING_SUFFIX, CopyPaths, damage_mark
@@ -531,18 +531,34 @@ class OfflineCopy:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
         with self._reading() as db:
+            pending = pending_indexes(db)
             sql, params = search_sql(
-                query, limit, query_terms(db, query), names_built=not names_pending(db)
+                query,
+                limit,
+                query_terms(db, query),
+                names_built=not pending.names,
+                text_built=not pending.text,
             )
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
+
+    def search_pending(self) -> bool:
+        """Whether a search index of this copy waits to be built (for a few seconds after a
+        first sync or a rebuild): searches then scan the records, slower, and match words a
+        little more widely (see :func:`offline_addon.storage.search.words_scan`)."""
+        with self._reading() as db:
+            return bool(pending_indexes(db))
 
     def count_matches(self, query: str) -> int:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
         with self._reading() as db:
+            pending = pending_indexes(db)
             sql, params = count_sql(
-                query, query_terms(db, query), names_built=not names_pending(db)
+                query,
+                query_terms(db, query),
+                names_built=not pending.names,
+                text_built=not pending.text,
             )
             return int(db.execute(sql, params).fetchone()[0])
 
@@ -821,7 +837,7 @@ class OfflineCopy:
         """
         try:
             with self._transaction() as db:
-                build_pending_names(db)
+                build_pending_indexes(db)
                 db.execute("INSERT INTO records_fts(records_fts) VALUES ('optimize')")
                 db.execute(
                     "INSERT INTO records_name_trigrams(records_name_trigrams) VALUES ('optimize')"
@@ -837,7 +853,7 @@ class OfflineCopy:
         first when a first sync left it to be built (and a sync since changed records)."""
         try:
             with self._transaction() as db:
-                build_pending_names(db)
+                build_pending_indexes(db)
                 for table in SEARCH_INDEXES:
                     db.execute(
                         f"INSERT INTO {table}({table}, rank) VALUES ('merge', ?)",  # noqa: S608

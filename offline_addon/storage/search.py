@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from offline_addon.errors import InvalidArgument
-from offline_addon.storage.migrations import FTS_TOKENIZER
+from offline_addon.storage.migrations import FTS_TOKENIZER, RECORDS_FTS_BODY
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -115,7 +115,12 @@ def trigram_match(text: str) -> str:
 
 
 def search_sql(
-    query: str, limit: int, terms: Sequence[str], *, names_built: bool = True
+    query: str,
+    limit: int,
+    terms: Sequence[str],
+    *,
+    names_built: bool = True,
+    text_built: bool = True,
 ) -> tuple[str, list[object]]:
     """SQL and parameters for the first ``limit`` records by name (then id) whose name contains
     ``query`` (case-insensitive like the server's ``q``: SQLite's LIKE) or whose name or field
@@ -127,12 +132,15 @@ def search_sql(
     limit by their names (read from the name index's own small table), so only the returned
     records are read in full, however many hits there are. ``names_built=False``: the name
     index waits to be built after a first sync (``page_writer.NAMES_PENDING_KEY``); names are
-    then read from the records, the same results, slower.
+    then read from the records, the same results, slower. ``text_built=False``: the full-text
+    index waits too (``page_writer.TEXT_PENDING_KEY``); the words are then looked for in the
+    records' name and index text as LIKE substrings (:func:`words_scan`), slower and a little
+    wider (a word inside another matches too; accents are not folded).
     """
     text = query.strip()
     if not text:
         return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
-    hits, params = _hits_sql(text, terms, names_built)
+    hits, params = _hits_sql(text, terms, names_built, text_built)
     names = "records_name_trigrams" if names_built else "records"
     # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
     # id order among equal names stays exact) is read in full, sorted and limited.
@@ -149,18 +157,20 @@ def search_sql(
 
 
 def count_sql(
-    query: str, terms: Sequence[str], *, names_built: bool = True
+    query: str, terms: Sequence[str], *, names_built: bool = True, text_built: bool = True
 ) -> tuple[str, list[object]]:
     """SQL and parameters for how many records :func:`search_sql` finds without its limit
     (reads only the indexes: the hit row ids are counted, no record is read)."""
     text = query.strip()
     if not text:
         return "SELECT count(*) FROM records", []
-    hits, params = _hits_sql(text, terms, names_built)
+    hits, params = _hits_sql(text, terms, names_built, text_built)
     return f"SELECT count(*) FROM ({hits})", params  # noqa: S608 - built from constants
 
 
-def _hits_sql(text: str, terms: Sequence[str], names_built: bool) -> tuple[str, list[object]]:
+def _hits_sql(
+    text: str, terms: Sequence[str], names_built: bool, text_built: bool
+) -> tuple[str, list[object]]:
     """The row ids whose name contains ``text`` or whose words start with its words."""
     params: list[object] = []
     if not names_built:
@@ -175,8 +185,33 @@ def _hits_sql(text: str, terms: Sequence[str], names_built: bool) -> tuple[str, 
             " AND name LIKE ? ESCAPE '\\'"
         )
         params += [trigram_match(text), like_pattern(text)]
+    if not text_built:
+        if terms:
+            scan, words = words_scan(terms)
+            hits += " UNION " + scan
+            params += words
+        return hits, params
     match = fts_query(terms)
     if match:
         hits += " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
         params.append(match)
     return hits, params
+
+
+def term_word(term: str) -> str:
+    """The word of a quoted FTS5 term from :func:`query_terms` (``"rout"*`` -> ``rout``)."""
+    return term.removesuffix("*")[1:-1].replace('""', '"')
+
+
+def words_scan(terms: Sequence[str]) -> tuple[str, list[object]]:
+    """The row ids whose name or index text (what the full-text index would hold) contains
+    every word of ``terms`` (LIKE, case-insensitive for ASCII): what stands in for the
+    full-text index while it waits to be built, a scan of every record. It finds every record
+    the index would, but for words whose accents the index folds, and some more (a word
+    inside another: ``ail`` in ``mail``)."""
+    text = f"(records.name || ' ' || coalesce({RECORDS_FTS_BODY}, ''))"
+    where = " AND ".join(f"{text} LIKE ? ESCAPE '\\'" for _ in terms)
+    return (
+        f"SELECT rowid FROM records WHERE {where}",  # noqa: S608 - built from constants
+        [like_pattern(term_word(term)) for term in terms],
+    )

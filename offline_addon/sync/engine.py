@@ -88,6 +88,7 @@ from offline_addon.sync.accountability import (
 from offline_addon.sync.prefetch import PagePrefetcher
 from offline_addon.sync.push import PushTally, push_changes
 from offline_addon.sync.result import (
+    SEARCH_FOLLOWS,
     Outcome,
     SyncResult,
     lost_with_copy,
@@ -218,11 +219,18 @@ def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> boo
     (:func:`compact_index`), after one with changes a bounded merge of the small segments
     that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
     was done; see :func:`compact_index` for when it is skipped."""
-    if not wants_upkeep(result):
+    if not wants_upkeep(result) and not _index_waits(copy):
         return False
     if wants_compaction(result):
         return compact_index(paths, copy)
     return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
+
+
+def _index_waits(copy: OfflineCopy) -> bool:
+    try:
+        return copy.is_open and copy.search_pending()
+    except OfflineAddonError:
+        return False
 
 
 def wants_upkeep(result: SyncResult) -> bool:
@@ -801,6 +809,8 @@ class _SyncRun:
             tally.removed,
             why,
         )
+        if copy.search_pending():
+            message += SEARCH_FOLLOWS
         conflicts = max(0, LocalChanges(copy).conflict_count() - self.conflicts_before)
         pushed = self.pushed
         return SyncResult(

@@ -57,6 +57,10 @@ def outcome_message(
     )
 
 
+SEARCH_FOLLOWS = " Search by words follows in a few seconds, once its index is built."
+"""Added to the sentence of a sync that left the copy's search indexes to be built."""
+
+
 MAX_NAMES_SAID = 5
 """Record names listed in one sentence; more are counted ("and 3 more")."""
 
