@@ -158,6 +158,36 @@ def test_offline_login_reads_records_without_the_server(make_run: Make, site: Si
     assert "read-only" in offline.run("edit x notes=y")
 
 
+def test_an_offline_search_says_while_the_search_index_is_still_being_built(
+    make_run: Make, site: Site
+) -> None:
+    run = make_run()
+    run.login("alice-pw")
+    create_copy(run)
+    online = run.shell.online
+    assert online is not None
+    paths = run.copies.paths_for(online.session)
+    run.close()
+    site.stop()
+    with OfflineCopy.open(paths, "alice-pw") as copy:  # as a first sync leaves the copy
+        copy._db.execute("INSERT INTO meta(key, value) VALUES ('text_index_pending', 1)")
+        copy._db.execute("INSERT INTO records_fts(records_fts) VALUES ('delete-all')")
+        copy._db.commit()
+    offline = make_run()
+    assert offline.login("alice-pw")
+    out = offline.run("search Record 007")
+    assert "Record 007" in out
+    assert "search index is still being built" in out
+    offline.close()
+    with OfflineCopy.open(paths, "alice-pw") as copy:
+        copy.compact_search_index()  # the worker's upkeep after the next sync
+    again = make_run()
+    assert again.login("alice-pw")
+    out = again.run("search Record 007")
+    assert "Record 007" in out
+    assert "still being built" not in out
+
+
 @pytest.mark.parametrize(
     ("shift_s", "expected"),
     [(8 * 86400, "validity ended"), (-3600, "clock")],
