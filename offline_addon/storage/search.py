@@ -208,10 +208,19 @@ def words_scan(terms: Sequence[str]) -> tuple[str, list[object]]:
     every word of ``terms`` (LIKE, case-insensitive for ASCII): what stands in for the
     full-text index while it waits to be built, a scan of every record. It finds every record
     the index would, but for words whose accents the index folds, and some more (a word
-    inside another: ``ail`` in ``mail``)."""
-    text = f"(records.name || ' ' || coalesce({RECORDS_FTS_BODY}, ''))"
-    where = " AND ".join(f"{text} LIKE ? ESCAPE '\\'" for _ in terms)
-    return (
-        f"SELECT rowid FROM records WHERE {where}",  # noqa: S608 - built from constants
-        [like_pattern(term_word(term)) for term in terms],
+    inside another: ``ail`` in ``mail``).
+
+    The stored fields (JSON) are looked at first: a word the tokenizer made (letters and
+    digits, nothing JSON escapes) that is in the index text is in them too, so this only
+    drops records, cheaply (about 0.2 s per word at 100k records). The index text is made
+    (about 0.5 s at 100k, once per record: ``LIMIT -1`` keeps SQLite from making it again
+    for each word) only for the records left, and decides, so that a password's words
+    never match."""
+    patterns: list[object] = [like_pattern(term_word(term)) for term in terms]
+    near = " AND ".join("(name LIKE ? ESCAPE '\\' OR fields LIKE ? ESCAPE '\\')" for _ in terms)
+    exact = " AND ".join("t LIKE ? ESCAPE '\\'" for _ in terms)
+    sql = (
+        f"SELECT rowid FROM (SELECT rowid, records.name || ' ' || coalesce({RECORDS_FTS_BODY},"  # noqa: S608
+        f" '') AS t FROM records WHERE {near} LIMIT -1) WHERE {exact}"
     )
+    return sql, [p for p in patterns for _ in (1, 2)] + patterns
