@@ -48,7 +48,7 @@ from offline_addon.settings import AddonSettings
 from offline_addon.storage.offline_copy import Opening
 from offline_addon.storage.paths import CopyPaths, resolve_folder
 from offline_addon.storage.sidecar import CopyInfo, read_sidecar
-from offline_addon.sync.engine import index_upkeep, wants_upkeep
+from offline_addon.sync.engine import index_upkeep, index_waits, wants_upkeep
 from offline_addon.sync.result import SyncResult, failure_message, progress_summary, push_words
 from offline_addon.sync.transport import SyncClient
 
@@ -436,15 +436,9 @@ class SyncDispatcher:
         # (Opening a closed copy for nothing would cost its KDF; a copy kept open whose
         # search index still waits to be built, after a first sync whose upkeep was skipped,
         # gets it now.)
-        if wants_upkeep(result) or self._index_waits(target.copy_id):
+        kept = self._cache.open_copy(target.copy_id)
+        if wants_upkeep(result) or (kept is not None and index_waits(kept)):
             self._index_upkeep(target, session, result)
-
-    def _index_waits(self, copy_id: str) -> bool:
-        copy = self._cache.open_copy(copy_id)
-        try:
-            return copy is not None and copy.search_pending()
-        except errors.OfflineAddonError:
-            return False
 
     def _index_upkeep(self, target: CopyPaths, session: Session, result: SyncResult) -> None:
         """The search index's upkeep after a sync with changes, once its callers have the

@@ -531,14 +531,7 @@ class OfflineCopy:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
         with self._reading() as db:
-            pending = pending_indexes(db)
-            sql, params = search_sql(
-                query,
-                limit,
-                query_terms(db, query),
-                names_built=not pending.names,
-                text_built=not pending.text,
-            )
+            sql, params = search_sql(query, limit, query_terms(db, query), pending_indexes(db))
             rows = db.execute(sql, params).fetchall()
         return [_view(row) for row in rows]
 
@@ -553,13 +546,7 @@ class OfflineCopy:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
         with self._reading() as db:
-            pending = pending_indexes(db)
-            sql, params = count_sql(
-                query,
-                query_terms(db, query),
-                names_built=not pending.names,
-                text_built=not pending.text,
-            )
+            sql, params = count_sql(query, query_terms(db, query), pending_indexes(db))
             return int(db.execute(sql, params).fetchone()[0])
 
     def digest(self) -> Digest:

@@ -8,6 +8,10 @@ from typing import Any
 
 from offline_addon.errors import InvalidArgument
 from offline_addon.storage.migrations import FTS_TOKENIZER, RECORDS_FTS_BODY
+from offline_addon.storage.page_writer import Pending
+
+BUILT = Pending(names=False, text=False)
+"""Both search indexes built (none waits)."""
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _CONTROL_OR_SURROGATE = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
@@ -115,12 +119,7 @@ def trigram_match(text: str) -> str:
 
 
 def search_sql(
-    query: str,
-    limit: int,
-    terms: Sequence[str],
-    *,
-    names_built: bool = True,
-    text_built: bool = True,
+    query: str, limit: int, terms: Sequence[str], pending: Pending = BUILT
 ) -> tuple[str, list[object]]:
     """SQL and parameters for the first ``limit`` records by name (then id) whose name contains
     ``query`` (case-insensitive like the server's ``q``: SQLite's LIKE) or whose name or field
@@ -130,18 +129,18 @@ def search_sql(
     the result is exactly LIKE's), the words through the unicode61 full-text index; only a
     one- or two-character substring scans, and then the names alone. The hits are cut at the
     limit by their names (read from the name index's own small table), so only the returned
-    records are read in full, however many hits there are. ``names_built=False``: the name
-    index waits to be built after a first sync (``page_writer.NAMES_PENDING_KEY``); names are
-    then read from the records, the same results, slower. ``text_built=False``: the full-text
-    index waits too (``page_writer.TEXT_PENDING_KEY``); the words are then looked for in the
+    records are read in full, however many hits there are. ``pending.names``: the name index
+    waits to be built after a first sync (``page_writer.NAMES_PENDING_KEY``); names are then
+    read from the records, the same results, slower. ``pending.text``: the full-text index
+    waits too (``page_writer.TEXT_PENDING_KEY``); the words are then looked for in the
     records' name and index text as LIKE substrings (:func:`words_scan`), slower and a little
     wider (a word inside another matches too; accents are not folded).
     """
     text = query.strip()
     if not text:
         return f"SELECT {_COLUMNS} FROM records {_ORDER} LIMIT ?", [limit]  # noqa: S608
-    hits, params = _hits_sql(text, terms, names_built, text_built)
-    names = "records_name_trigrams" if names_built else "records"
+    hits, params = _hits_sql(text, terms, pending)
+    names = "records" if pending.names else "records_name_trigrams"
     # "cut" is the name of the limit-th hit by name: every hit up to it (ties included, so the
     # id order among equal names stays exact) is read in full, sorted and limited.
     sql = (
@@ -157,23 +156,21 @@ def search_sql(
 
 
 def count_sql(
-    query: str, terms: Sequence[str], *, names_built: bool = True, text_built: bool = True
+    query: str, terms: Sequence[str], pending: Pending = BUILT
 ) -> tuple[str, list[object]]:
     """SQL and parameters for how many records :func:`search_sql` finds without its limit
     (reads only the indexes: the hit row ids are counted, no record is read)."""
     text = query.strip()
     if not text:
         return "SELECT count(*) FROM records", []
-    hits, params = _hits_sql(text, terms, names_built, text_built)
+    hits, params = _hits_sql(text, terms, pending)
     return f"SELECT count(*) FROM ({hits})", params  # noqa: S608 - built from constants
 
 
-def _hits_sql(
-    text: str, terms: Sequence[str], names_built: bool, text_built: bool
-) -> tuple[str, list[object]]:
+def _hits_sql(text: str, terms: Sequence[str], pending: Pending) -> tuple[str, list[object]]:
     """The row ids whose name contains ``text`` or whose words start with its words."""
     params: list[object] = []
-    if not names_built:
+    if pending.names:
         hits = "SELECT rowid FROM records WHERE name LIKE ? ESCAPE '\\'"
         params.append(like_pattern(text))
     elif len(text) < TRIGRAM_MIN_CHARS:
@@ -185,7 +182,7 @@ def _hits_sql(
             " AND name LIKE ? ESCAPE '\\'"
         )
         params += [trigram_match(text), like_pattern(text)]
-    if not text_built:
+    if pending.text:
         if terms:
             scan, words = words_scan(terms)
             hits += " UNION " + scan

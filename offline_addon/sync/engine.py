@@ -219,14 +219,16 @@ def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> boo
     (:func:`compact_index`), after one with changes a bounded merge of the small segments
     that small syncs leave (so that no sync pays for FTS5's merging). Returns whether work
     was done; see :func:`compact_index` for when it is skipped."""
-    if not wants_upkeep(result) and not _index_waits(copy):
+    if not wants_upkeep(result) and not index_waits(copy):
         return False
     if wants_compaction(result):
         return compact_index(paths, copy)
     return _under_writer_lock(paths, copy, copy.merge_search_index, "merged")
 
 
-def _index_waits(copy: OfflineCopy) -> bool:
+def index_waits(copy: OfflineCopy) -> bool:
+    """Whether the open ``copy`` has a search index waiting to be built (after a first sync
+    whose upkeep was skipped): then the upkeep is due even after a sync that changed nothing."""
     try:
         return copy.is_open and copy.search_pending()
     except OfflineAddonError:

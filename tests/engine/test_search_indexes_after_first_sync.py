@@ -15,9 +15,7 @@ from offline_addon.protocol.page_rows import with_rows
 from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.page_writer import (
     DEFER_INDEXES_FROM,
-    names_pending,
     pending_indexes,
-    text_pending,
 )
 from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.result import SEARCH_FOLLOWS
@@ -86,8 +84,8 @@ def test_a_first_page_into_an_empty_copy_leaves_both_indexes_for_later(tmp_path:
         first = with_rows(page(changes, "c1", holdings=held))
         copy.apply_page(first, None, CONTACT, completion=Completion(None))
         assert copy.meta.complete
-        assert names_pending(copy._db)
-        assert text_pending(copy._db)
+        assert pending_indexes(copy._db).names
+        assert pending_indexes(copy._db).text
         assert copy.search_pending()
         assert _trigram_rows(copy) == 0
         assert _rows(copy, "records_fts", "gateway") == 0
@@ -198,12 +196,12 @@ def test_an_interrupted_first_sync_keeps_the_indexes_waiting_until_they_are_buil
     paths = copy.paths
     copy.close()  # the first sync stops here (a kill leaves the same: each page commits)
     with OfflineCopy.open(paths, COPY_PASSWORD) as again:
-        assert names_pending(again._db)
-        assert text_pending(again._db)
+        assert pending_indexes(again._db).names
+        assert pending_indexes(again._db).text
         assert [r.record_id for r in again.search("Gateway 0005")] == ["g00005"]
         rest = page(changes[DEFER_INDEXES_FROM:], "c2", holdings={c["id"]: 1 for c in changes})
         assert again.apply_page(rest, "c1", CONTACT, completion=Completion(None)).completed
-        assert text_pending(again._db)  # the copy was not empty: still waiting
+        assert pending_indexes(again._db).text  # the copy was not empty: still waiting
         assert [r.record_id for r in again.search("Gateway 1100")] == ["g01100"]
         again.merge_search_index()  # the upkeep after a small sync builds them as well
         assert not pending_indexes(again._db)
@@ -220,8 +218,8 @@ def test_a_kill_during_the_build_leaves_the_indexes_waiting_or_built(tmp_path: P
     ]
     made = new_copy(tmp_path / "made")
     made.apply_page(with_rows(page(changes, "c1")), None, CONTACT)
-    assert names_pending(made._db)
-    assert text_pending(made._db)
+    assert pending_indexes(made._db).names
+    assert pending_indexes(made._db).text
     source = made.db_path
     made.close()
     seen: set[bool] = set()
