@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC
 from email.utils import parsedate_to_datetime
@@ -164,6 +164,10 @@ class PageRows:
     def __len__(self) -> int:
         return len(self.names)
 
+    def ids(self) -> list[str]:
+        """The records' ids, in order."""
+        return cast(list[str], self.records[:: len(RECORD_COLUMNS)])
+
 
 RECORD_COLUMNS = ("id", "rev", "name", "fields", "updated_at")
 """The order of a record's values in :attr:`PageRows.records`."""
@@ -173,13 +177,21 @@ RECORD_COLUMNS = ("id", "rev", "name", "fields", "updated_at")
 class ChangePage:
     """One page of the change feed."""
 
-    changes: tuple[Change, ...]
+    changes: Sequence[Change]
+    """A tuple, or for a large page of new records a view of its ``rows`` that makes each
+    change when asked (:class:`offline_addon.protocol.page_rows.RowChanges`)."""
     next_cursor: str
     has_more: bool
     remaining: int
     digest: Digest | None
     rows: PageRows | None = field(default=None, compare=False)
     """The page's records laid out for inserting (None: the writer lays them out itself)."""
+
+    def ids(self) -> list[str]:
+        """The ids of the page's changes, in order (without making the changes)."""
+        if self.rows is not None:
+            return self.rows.ids()
+        return [change.id for change in self.changes]
 
 
 class StrictInteger(fields.Integer):

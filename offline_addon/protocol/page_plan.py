@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import overload
 
 from offline_addon.protocol.answers import Change, PageRows, RecordData
 
@@ -12,7 +13,7 @@ from offline_addon.protocol.answers import Change, PageRows, RecordData
 class PagePlan:
     """What applying one page does to the copy."""
 
-    inserts: tuple[RecordData, ...]
+    inserts: Sequence[RecordData]
     updates: tuple[RecordData, ...]
     deletes: tuple[str, ...]
     prepared: PageRows | None = None
@@ -28,11 +29,10 @@ def plan_page(
     re-delivered page changes nothing); a delete removes whatever is held. ``rows``: the
     page's :class:`PageRows`, which the plan carries when the page inserts all of them.
     """
-    if rows is not None and not existing:
-        # Upserts of distinct ids that the copy does not hold: each one is an insert.
-        new = tuple(change.record for change in changes if change.record is not None)
-        if len(new) == len(rows):
-            return PagePlan(new, (), (), rows)
+    if rows is not None and not existing and len(changes) == len(rows):
+        # Upserts of distinct ids that the copy does not hold (``rows`` holds only those):
+        # each one is an insert, made from the rows only if asked for.
+        return PagePlan(_Records(changes), (), (), rows)
     held: dict[str, int] = dict(existing)
     final: dict[str, RecordData | None] = {}
     for change in changes:
@@ -60,3 +60,32 @@ def plan_page(
         else:
             inserts.append(outcome)
     return PagePlan(tuple(inserts), tuple(updates), tuple(deletes))
+
+
+class _Records(Sequence[RecordData]):
+    """The records of a page of upserts, as a view (the page may keep them as rows only)."""
+
+    __slots__ = ("_changes",)
+
+    def __init__(self, changes: Sequence[Change]) -> None:
+        self._changes = changes
+
+    def __len__(self) -> int:
+        return len(self._changes)
+
+    @overload
+    def __getitem__(self, index: int) -> RecordData: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[RecordData]: ...
+
+    def __getitem__(self, index: int | slice) -> RecordData | Sequence[RecordData]:
+        if isinstance(index, slice):
+            return tuple(_record_of(c) for c in self._changes[index])
+        return _record_of(self._changes[index])
+
+
+def _record_of(change: Change) -> RecordData:
+    if change.record is None:  # a page with rows holds upserts only
+        raise ValueError("not an upsert")
+    return change.record

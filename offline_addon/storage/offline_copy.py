@@ -895,7 +895,7 @@ def _pending_in_page(db: Any, page: ChangePage) -> set[str]:
     """The page's records that have offline changes not yet pushed (none: one probe)."""
     if not page.changes or not any_pending(db):
         return set()
-    return pending_ids(db, (change.id for change in page.changes))
+    return pending_ids(db, page.ids())
 
 
 def _keep_pending(

@@ -32,7 +32,7 @@ def held_rows(db: Any, page: ChangePage) -> dict[str, Held]:
     sync's first page is not looked up)."""
     if not page.changes or _last_rowid(db) == 0:
         return {}
-    return _held(db, [change.id for change in page.changes])
+    return _held(db, page.ids())
 
 
 def _held(db: Any, ids: Sequence[str]) -> dict[str, Held]:

@@ -10,7 +10,8 @@ import pytest
 
 from offline_addon.protocol.answers import ChangePage
 from offline_addon.protocol.digest import digest_of
-from offline_addon.protocol.page_rows import with_rows
+from offline_addon.protocol.page_rows import LEAN_FROM, RowChanges, with_rows
+from offline_addon.storage import page_writer
 from offline_addon.storage.migrations import CRISIS_MERGE, SEARCH_INDEXES
 from offline_addon.storage.offline_copy import Completion, OfflineCopy
 from offline_addon.storage.page_writer import MAX_VARIABLES
@@ -171,5 +172,85 @@ def test_a_laid_out_page_naming_a_held_record_updates_it(tmp_path: Path) -> None
         assert _found(copy, "later") == ["h1"]
         assert _found(copy, "one renamed") == ["h1"]
         assert copy.meta.complete
+    finally:
+        copy.close()
+
+
+def test_a_large_page_keeps_its_rows_only_and_gives_back_the_same_changes() -> None:
+    validated = page(_first_page(), "c1", has_more=True)
+    lean = with_rows(validated)
+    small = with_rows(page(_first_page()[: LEAN_FROM - 1]))
+    assert isinstance(lean.changes, RowChanges)  # no validated record is held beside the rows
+    assert not isinstance(small.changes, RowChanges)
+    assert len(lean.changes) == len(validated.changes) == _BIG
+    assert list(lean.changes) == list(validated.changes)
+    assert lean.changes[-1] == validated.changes[-1]
+    assert lean.changes[3:6] == tuple(validated.changes[3:6])
+    assert lean.ids() == validated.ids() == [c.id for c in validated.changes]
+    with pytest.raises(IndexError):
+        lean.changes[_BIG]
+    assert "pw-1" not in repr(lean.changes)
+    assert "pw-1" not in repr(lean)
+
+
+def test_a_large_page_naming_held_records_updates_them(tmp_path: Path) -> None:
+    # Distinct upserts, so a lean page, but most of its records are held: the writer plans
+    # it from changes made again from the rows.
+    copy = new_copy(tmp_path)
+    count, word = LEAN_FROM + 200, "wexlunqor"
+    try:
+        first = [upsert(f"id-{i:05d}", 1, f"Entry {i:05d}", notes=f"old {i}") for i in range(count)]
+        _write(copy, [with_rows(page(first, "c1"))])
+        again = [
+            upsert(f"id-{i:05d}", 2, f"Entry {i:05d}", notes=f"{word}{i:05d}")
+            for i in range(100, count + 100)
+        ]
+        lean = with_rows(
+            page(
+                again,
+                "c2",
+                holdings={f"id-{i:05d}": 1 if i < 100 else 2 for i in range(count + 100)},
+            )
+        )
+        assert isinstance(lean.changes, RowChanges)
+        outcome = copy.apply_page(lean, "c1", CONTACT, completion=Completion(None))
+        assert (outcome.added, outcome.changed) == (100, count - 100)
+        assert copy.meta.complete
+        copy.compact_search_index()  # builds what the first page left waiting
+        assert _found(copy, f"{word}00100") == ["id-00100"]
+        assert _found(copy, f"{word}{count + 99:05d}") == [f"id-{count + 99:05d}"]
+        assert len(_found(copy, word)) == count
+        assert _found(copy, "old 00005") == ["id-00005"]
+        assert _found(copy, "old 00500") == []
+    finally:
+        copy.close()
+
+
+def test_indexes_built_in_chunks_hold_every_record_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(page_writer, "BUILD_CHUNK", 1000)
+    copy = new_copy(tmp_path)
+    try:
+        gone = ["id-00999", "id-01000", "id-05000"]  # rowids at and across chunk borders
+        held = {f"id-{i:05d}": 1 + i % 3 for i in range(_BIG)}
+        for i in gone:
+            del held[i]
+        first = with_rows(page(_first_page(), "c1", has_more=True))
+        _write(copy, [first, page([delete(i) for i in gone], "c2", holdings=held)])
+        assert copy.search_pending()
+        copy.compact_search_index()
+        assert not copy.search_pending()
+        for i in (0, 998, 1001, 1999, 2000, 4999, 5001, _BIG - 1):
+            assert _found(copy, f"{_WORD}{i:05d}") == [f"id-{i:05d}"], i
+            assert _found(copy, f"ntö {i:05d}") == [f"id-{i:05d}"], i
+        for i in gone:
+            assert _found(copy, f"{_WORD}{i[3:]}") == []
+        (indexed,) = copy._db.execute("SELECT count(*) FROM records_fts").fetchone()
+        assert indexed == _BIG - len(gone)
+        for table in SEARCH_INDEXES:
+            copy._db.execute(
+                f"INSERT INTO {table}({table}, rank) VALUES ('integrity-check', 0)"  # noqa: S608
+            )
     finally:
         copy.close()
