@@ -604,8 +604,8 @@ class _SyncRun:
             self._check_digest(copy, last.digest)
         return tally
 
-    def _fetch(self, cursor: str | None) -> ChangePage:
-        return self.client.changes(
+    def _fetch(self, cursor: str | None) -> Callable[[], ChangePage]:
+        return self.client.fetch_changes(
             self.session.database, cursor, self.page_limit, deadline=self.deadline
         )
 

@@ -22,6 +22,7 @@ returned. The token never appears in a message, a log line or ``repr``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import json
 import logging
@@ -593,6 +594,10 @@ class _Body:
         return b"".join(self._parts)
 
 
+def _load_changes(body: bytes, limit: int) -> ChangePage:
+    return with_rows(load_page(decode_json(body, max_items=limit), limit=limit))
+
+
 def _not_gzip() -> ProtocolError:
     return ProtocolError(
         "The server sent an answer marked as gzip that does not decompress; nothing was "
@@ -765,13 +770,20 @@ class SyncClient:
 
         A page with more than ``limit`` changes is refused before its changes become objects
         (:func:`~offline_addon.protocol.answers.decode_json`)."""
+        return self.fetch_changes(database, cursor, limit, deadline=deadline)()
+
+    def fetch_changes(
+        self, database: str, cursor: str | None, limit: int, *, deadline: float | None = None
+    ) -> Callable[[], ChangePage]:
+        """:meth:`changes` in two steps: the answer is fetched now (its body whole and
+        decompressed), and the call returned decodes and validates it."""
         params: dict[str, str | int] = {"limit": limit}
         if cursor is not None:
             params["cursor"] = cursor
         answer = self._get(
             self._db_url(database, "offline/changes"), params=params, deadline=deadline
         )
-        return with_rows(load_page(decode_json(answer.body, max_items=limit), limit=limit))
+        return functools.partial(_load_changes, answer.body, limit)
 
     # -- the write side (offline edits) ---------------------------------------------------
 

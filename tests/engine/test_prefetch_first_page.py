@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import pytest
 
@@ -29,9 +31,9 @@ def _threads_while_reading(count: int) -> tuple[list[str | None], set[str]]:
     feed = _feed(count)
     fetched_on: set[str] = set()
 
-    def fetch(cursor: str | None) -> ChangePage:
+    def fetch(cursor: str | None) -> Callable[[], ChangePage]:
         fetched_on.add(threading.current_thread().name)
-        return feed[cursor]
+        return lambda: feed[cursor]
 
     with PagePrefetcher(fetch, None) as pages:
         cursors = [cursor for cursor, _ in pages]
@@ -53,7 +55,30 @@ def test_later_pages_come_from_the_prefetch_thread_in_order() -> None:
 def test_a_first_page_leading_back_to_its_start_is_refused() -> None:
     looping = page([upsert("r", 1)], "c0", has_more=True)
     with (
-        PagePrefetcher(lambda cursor: looping, "c0") as pages,
+        PagePrefetcher(lambda cursor: lambda: looping, "c0") as pages,
         pytest.raises(ProtocolError, match="does not advance"),
     ):
         list(pages)
+
+
+def test_no_more_than_two_pages_are_decoded_at_once() -> None:
+    # The writer (this loop) is slower than the fetching: the thread fetches the next answer
+    # ahead, but decodes it only once the page before it was taken.
+    feed = _feed(8)
+    live: set[str | None] = set()
+    most = 0
+
+    def fetch(cursor: str | None) -> Callable[[], ChangePage]:
+        def decode() -> ChangePage:
+            nonlocal most
+            live.add(cursor)
+            most = max(most, len(live))
+            return feed[cursor]
+
+        return decode
+
+    with PagePrefetcher(fetch, None) as pages:
+        for cursor, _page in pages:
+            time.sleep(0.02)  # writing the page
+            live.discard(cursor)  # written: the writer lets it go
+    assert most == 2
