@@ -67,7 +67,14 @@ def test_server_never_answers_5xx(fuzz_server: tuple[Any, list[str]], name: str)
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    @given(case=operation.as_strategy(), own_db=st.booleans(), own_id=st.integers(-1, 19))
+    # Three in four examples name the fuzzer's own database: with one in two, 30 examples of
+    # PUT /records/{id} got past validation only 13% of the time each, so about one run in 70
+    # saw none of them do so and failed the check at the end.
+    @given(
+        case=operation.as_strategy(),
+        own_db=st.sampled_from([True, True, True, False]),
+        own_id=st.integers(-1, 19),
+    )
     def run(case: Any, own_db: bool, own_id: int) -> None:
         params = case.path_parameters or {}
         if own_db and "db" in params:
