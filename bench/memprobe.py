@@ -12,8 +12,10 @@ by SQLCipher's C code counts as well as Python objects.
 ``page_kib`` is what one page of the feed holds once fetched, decoded and validated by the
 add-on's client, ``decoding_kib`` the high-water mark while it is fetched and decoded (body,
 JSON objects and validated values at once); both by ``tracemalloc``, before the sync, then freed.
-They are the unit of the add-on's bound: about three pages at once (one written, one queued,
-one being fetched), each at most ``decoding_kib``, plus SQLite's page cache.
+They are the unit of the issue's bound: about three pages at once, each at most
+``decoding_kib``, plus SQLite's page cache. (The add-on holds less: at most two decoded pages,
+one being written and one decoded or waiting, and the next answer's body; see
+``offline_addon/sync/prefetch``.)
 """
 
 from __future__ import annotations

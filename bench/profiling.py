@@ -179,9 +179,9 @@ def instrumented(sections: Sections) -> Iterator[None]:
     real_connect = cipher.connect
     real_iter = prefetch.PagePrefetcher.__iter__
 
-    def connect(db_path: Path, password: str) -> Any:
+    def connect(db_path: Path, password: str, *, key: str | None = None) -> Any:
         with sections.timed("sql: connect + key (KDF)"):
-            return _TimedConnection(real_connect(db_path, password), sections)
+            return _TimedConnection(real_connect(db_path, password, key=key), sections)
 
     def timed_iter(self: Any) -> Iterator[Any]:
         source = real_iter(self)

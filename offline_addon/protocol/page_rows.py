@@ -4,7 +4,7 @@ fetched and validated the page, so that the thread writing the copy only binds t
 A large page then keeps its rows only: its changes become a view of them
 (:class:`RowChanges`), which makes a change when one is asked for. The validated records (a
 dict of fields beside their stored text, per record) would hold about as much again as the
-rows, and a first sync holds up to three pages at once (``sync/prefetch``).
+rows, and a first sync holds two pages at once (``sync/prefetch``).
 """
 
 from __future__ import annotations
