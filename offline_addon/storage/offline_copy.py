@@ -909,7 +909,8 @@ def _keep_pending(
     """A pull never overwrites a pending change (``storage/pending_rows``): pulled deletes
     settle the entries into the conflict list, pulled upserts are shown with the pending
     changes on top. Returns the digest adjusted for what that showed."""
-    deletes = pulled_deletes(page.changes, pending)
+    # A page with rows holds upserts only: no need to make its changes to look for deletes.
+    deletes = pulled_deletes(page.changes, pending) if page.rows is None else {}
     if deletes:
         settle_pulled_deletes(db, deletes, names, time.time())
     written = [r.id for r in (*plan.inserts, *plan.updates) if r.id in pending]
