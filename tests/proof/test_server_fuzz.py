@@ -50,6 +50,14 @@ def _token(url: str) -> str:
     return log_in(url, FUZZ_DB, FUZZ_USER, FUZZ_PASSWORD).token
 
 
+def _examples(name: str) -> int:
+    """30 per operation; 100 for the writes of records, whose bodies and conditions most
+    examples get wrong: hypothesis's first examples are its simplest (often an empty body),
+    so of 30 only about 4 got past validation, and about one run in 50 none did."""
+    method, path = name.split(" ", 1)
+    return 100 if method != "GET" and "/records" in path else 30
+
+
 @pytest.mark.parametrize("name", sorted(OPERATIONS))
 def test_server_never_answers_5xx(fuzz_server: tuple[Any, list[str]], name: str) -> None:
     server, ids = fuzz_server
@@ -62,14 +70,13 @@ def test_server_never_answers_5xx(fuzz_server: tuple[Any, list[str]], name: str)
     shared = _token(server.url)
 
     @settings(
-        max_examples=30,
+        max_examples=_examples(name),
         deadline=None,
         database=None,
         suppress_health_check=list(HealthCheck),
     )
-    # Three in four examples name the fuzzer's own database: with one in two, 30 examples of
-    # PUT /records/{id} got past validation only 13% of the time each, so about one run in 70
-    # saw none of them do so and failed the check at the end.
+    # Three in four examples name the fuzzer's own database (one in two made fewer still get
+    # past validation).
     @given(
         case=operation.as_strategy(),
         own_db=st.sampled_from([True, True, True, False]),
