@@ -108,26 +108,20 @@ def test_a_netrc_entry_for_the_server_does_not_replace_the_token(
     assert _first_sync(stocked, tmp_path / "copies") == 30
 
 
-def test_a_proxy_from_the_environment_carries_the_sync(
+@pytest.mark.parametrize("bypassed", [False, True], ids=["proxied", "no_proxy"])
+def test_the_sync_goes_through_the_environments_proxy_unless_no_proxy_names_the_server(
     stocked: RunningServer,
     forward_proxy: tuple[str, list[str]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    bypassed: bool,
 ) -> None:
     url, seen = forward_proxy
     monkeypatch.setenv("HTTP_PROXY", url)
+    if bypassed:
+        monkeypatch.setenv("NO_PROXY", urlsplit(stocked.url).hostname or "")
     assert _first_sync(stocked, tmp_path / "copies") == 30
-    assert any(path.endswith("/offline/changes") for path in seen)
-
-
-def test_no_proxy_names_the_server_and_the_proxy_sees_nothing(
-    stocked: RunningServer,
-    forward_proxy: tuple[str, list[str]],
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    url, seen = forward_proxy
-    monkeypatch.setenv("HTTP_PROXY", url)
-    monkeypatch.setenv("NO_PROXY", urlsplit(stocked.url).hostname or "")
-    assert _first_sync(stocked, tmp_path / "copies") == 30
-    assert seen == []
+    if bypassed:
+        assert seen == []
+    else:
+        assert any(path.endswith("/offline/changes") for path in seen)
