@@ -136,6 +136,8 @@ def build_pending_indexes(db: Any) -> bool:
     result. A few statements of :data:`BUILD_CHUNK` records each: SQLite runs them without
     the GIL, so the host's threads do not wait for them."""
     pending = pending_indexes(db)
+    if not pending:
+        return False
     last = _last_rowid(db)
     if pending.names:
         db.execute("DELETE FROM records_name_trigrams")
@@ -143,9 +145,8 @@ def build_pending_indexes(db: Any) -> bool:
     if pending.text:
         db.execute("INSERT INTO records_fts(records_fts) VALUES ('delete-all')")
         _by_chunks(db, last, "records_fts(rowid, name, body)", f"name, {RECORDS_FTS_BODY}")
-    if pending:
-        db.execute("DELETE FROM meta WHERE key IN (?, ?)", (NAMES_PENDING_KEY, TEXT_PENDING_KEY))
-    return bool(pending)
+    db.execute("DELETE FROM meta WHERE key IN (?, ?)", (NAMES_PENDING_KEY, TEXT_PENDING_KEY))
+    return True
 
 
 def _by_chunks(db: Any, last: int, into: str, columns: str) -> None:
