@@ -128,8 +128,7 @@ class _Push:
             if merge.action == "nothing":
                 # The server holds what the user wanted already (counted as saved), or
                 # every slot conflicts (nothing saved: the conflicts say so).
-                record = theirs if isinstance(theirs, ServerRecord) else None
-                self._pushed(entry, record, merge, saved=not merge.conflicts)
+                self._pushed(entry, _merged_with(entry, theirs), merge, saved=not merge.conflicts)
                 return True
             if merge.action == "report":
                 self._refused(entry, merge, theirs)
@@ -222,3 +221,14 @@ class _Push:
         )
         if merge.reason != "conflict":
             self.tally.refused.append(name)
+
+
+def _merged_with(entry: PendingChange, theirs: Theirs) -> ServerRecord | None:
+    """The server's record a merge of ``entry`` was made against: ``theirs`` when asked, else
+    the entry's base (an entry that follows a settled one has it from that push); None when
+    neither is known (a delete the server holds already: the record is gone)."""
+    if isinstance(theirs, ServerRecord):
+        return theirs
+    if entry.kind != "delete" and entry.base_rev is not None and entry.base_record is not None:
+        return ServerRecord(entry.base_rev, entry.base_record)
+    return None

@@ -130,6 +130,33 @@ def test_fields_changed_on_both_sides_merge_and_the_same_field_is_a_conflict(
     assert read_copy(world.paths(), world.password).records == world.expected()
 
 
+def test_a_later_edit_of_a_field_others_changed_goes_to_the_conflict_list(world: World) -> None:
+    """The second entry of a record (made after the first was sent and its answer lost) gets
+    the server's record as its base from the first one's push; a field others changed since
+    the copy was pulled conflicts against that base, with no round trip to the server."""
+    rid = world.ids[0]
+    base = _fields(world, rid)
+    with offline(world) as local:
+        local.edit_record(rid, fields={**base, PASSWORD_FIELD: SECRET})
+    theirs = "Server-side-note-Jm3"
+    world.admin.update_record(world.database, rid, fields={**base, "notes": theirs})
+    session = world.login()
+    with pytest.raises(ServerUnreachable):
+        sync(world, session, client=client_of(session, LosingTransport(lose=1)))
+    mine = f"{SECRET}-note"
+    with offline(world) as local:  # the copy still shows the notes it was pulled with
+        local.edit_record(rid, fields={**base, PASSWORD_FIELD: SECRET, "notes": mine})
+        assert len(local.pending()) == 2  # the first was sent: the edit follows it
+    result = sync(world, session)
+    assert (_fields(world, rid)[PASSWORD_FIELD], _fields(world, rid)["notes"]) == (SECRET, theirs)
+    assert (result.changes_pushed, result.new_conflicts) == (1, 1)
+    with offline(world) as local:
+        assert local.pending() == []
+        [conflict] = local.conflicts()
+    assert (conflict.slot, conflict.mine, conflict.theirs) == ("notes", mine, theirs)
+    assert read_copy(world.paths(), world.password).records == world.expected()
+
+
 def test_an_offline_delete_of_a_record_others_changed_is_not_applied(world: World) -> None:
     rid = world.ids[2]
     with offline(world) as local:
