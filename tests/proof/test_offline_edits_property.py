@@ -8,7 +8,8 @@ applied them, and rights taken away or given back (issue 15). After a final succ
 (d) no record was created twice.
 
 The model: each offline value is tracked per (record, field) until it is *settled* (its
-record has no pending entry after a sync); a value that others overwrote only after it was
+record has no pending entry after a sync, or the server holds the value: a write whose answer
+was lost may have been applied); a value that others overwrote only after it was
 settled, or whose record the user deleted or changed again, is not asked for. Each example
 gets a fresh database on the proof suite's one server.
 """
@@ -89,9 +90,14 @@ class Model:
             if item.record_id == record_id and item.settled and field in (None, item.field):
                 item.excused = True
 
-    def settle(self, pending_ids: set[str]) -> None:
+    def settle(self, pending_ids: set[str], view: dict[str, Any]) -> None:
+        """After a sync: a value is settled when its record has no pending entry, or when
+        the server holds it already (a write applied whose answer was lost)."""
         for item in self.typed:
-            if item.record_id not in pending_ids:
+            record = view.get(item.record_id)
+            if item.record_id not in pending_ids or (
+                record is not None and record[2].get(item.field) == item.value
+            ):
                 item.settled = True
 
 
@@ -144,7 +150,8 @@ def _sync(world: World, model: Model, session: Any, op: str, n: int) -> None:
             losing = LosingTransport(lose=1 + n % 2)
             sync(world, session, client=client_of(session, losing))
     with OfflineCopy.open(world.paths(), world.password) as copy:
-        model.settle({entry.record_id for entry in LocalChanges(copy).pending()})
+        pending_ids = {entry.record_id for entry in LocalChanges(copy).pending()}
+    model.settle(pending_ids, world.expected())
 
 
 def _check(world: World, model: Model) -> None:
