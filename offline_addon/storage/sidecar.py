@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from contextlib import suppress
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,9 +79,7 @@ def write_sidecar(
 ) -> None:
     """Write the sidecar atomically (temp file, fsync, rename), owner-only (0600); ``target``
     and ``extra`` (more keys) are for the marker of a prepared move."""
-    payload: dict[str, Any] = asdict(info)
-    payload.pop("size_bytes")
-    payload.update(extra or {})
+    payload = {**_payload(info), **(extra or {})}
     data = json.dumps(payload, indent=2, sort_keys=True).encode("utf-8")
     try:
         write_durably(target or paths.sidecar, lambda out: out.write(data), ".tmp")
@@ -103,26 +101,47 @@ def refresh_sidecar(
     """Write the sidecar unless it already says what ``info`` says, its times no more than
     ``slack_s`` behind: a sync every few seconds then skips the fsync'd rewrite (about 2 ms)
     while the listing stays within a minute (its ``valid_until`` errs early, never late).
-    Returns whether it was written."""
+    Returns whether it was written.
+
+    The file is compared as JSON with what would be written (same keys, values of the same
+    JSON types), not validated: a file equal to a valid description is one, and anything
+    else is rewritten. That keeps the check to a read and a parse (a sync runs it every time).
+    """
     try:
-        held = read_sidecar_file(paths, paths.sidecar)
-    except StorageError:
+        held: Any = json.loads(paths.sidecar.read_bytes())
+    except (OSError, ValueError):
         held = None
-    if held is not None and _within(held, info, slack_s):
+    if isinstance(held, dict) and _within(held, json.loads(json.dumps(_payload(info))), slack_s):
         return False
     write_sidecar(paths, info)
     return True
 
 
-def _within(held: CopyInfo, info: CopyInfo, slack_s: float) -> bool:
-    if replace(
-        held, size_bytes=0, last_sync=info.last_sync, valid_until=info.valid_until
-    ) != replace(info, size_bytes=0):
+_TIMES = ("last_sync", "valid_until")
+
+
+def _within(held: dict[str, Any], wanted: dict[str, Any], slack_s: float) -> bool:
+    if held.keys() != wanted.keys():
         return False
-    return all(
-        new is not None and old is not None and 0.0 <= new - old <= slack_s
-        for old, new in ((held.last_sync, info.last_sync), (held.valid_until, info.valid_until))
-    )
+    for key, value in wanted.items():
+        old = held[key]
+        if key in _TIMES:
+            if not (_is_time(value) and _is_time(old) and 0.0 <= value - old <= slack_s):
+                return False
+        elif type(old) is not type(value) or old != value:
+            return False
+    return True
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _payload(info: CopyInfo) -> dict[str, Any]:
+    """What the sidecar file holds for ``info`` (its size is measured when read)."""
+    payload = asdict(info)
+    payload.pop("size_bytes")
+    return payload
 
 
 def _size_of(paths: CopyPaths) -> int:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -245,4 +247,30 @@ def test_the_sidecar_is_rewritten_only_when_it_would_say_something_else(
     assert read_sidecar(copy.paths).record_count == 4
     earlier = other_count.__class__(**{**other_count.__dict__, "last_sync": info.last_sync - 5})
     assert refresh_sidecar(copy.paths, earlier)  # a clock set back is told at once
+    copy.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: {**d, "record_count": str(d["record_count"])},  # a value of another type
+        lambda d: {**d, "record_count": float(d["record_count"])},  # 3.0: not an integer
+        lambda d: {**d, "last_sync": None},
+        lambda d: {**d, "last_sync": str(d["last_sync"])},
+        lambda d: {k: v for k, v in d.items() if k != "database"},  # a key missing
+        lambda d: {**d, "extra": 1},
+        lambda d: [d],
+    ],
+)
+def test_a_sidecar_that_says_something_else_in_any_way_is_rewritten(
+    tmp_path: Path, damage: Callable[[dict[str, object]], object]
+) -> None:
+    copy = _stocked(tmp_path, 3)
+    info = copy.sidecar_info()
+    write_sidecar(copy.paths, info)
+    held = json.loads(copy.paths.sidecar.read_bytes())
+    copy.paths.sidecar.write_text(json.dumps(damage(held)))
+    assert refresh_sidecar(copy.paths, info)
+    assert read_sidecar(copy.paths) == replace(info, size_bytes=read_sidecar(copy.paths).size_bytes)
+    assert not refresh_sidecar(copy.paths, info)
     copy.close()
