@@ -120,7 +120,14 @@ def note_limit(paths: CopyPaths, limit: int | None) -> None:
     """A successful server contact (the sync holds the writer lock): store the server's
     ``limit`` (None: as stored, e.g. after a ``304``) and start the count again, which a
     sync with the session's password may do, unless the copy is already condemned (it is
-    deleted at the next offline attempt, or by the deletion queued when it was condemned)."""
+    deleted at the next offline attempt, or by the deletion queued when it was condemned).
+
+    A counter that says so already is left alone without taking the lock (a sync runs this
+    every time): an attempt counted meanwhile in another program then stays counted, which
+    errs on the safe side, as a counter that cannot be written does."""
+    held = read_attempts(paths)
+    if held.known and held.failures == 0 and (limit is None or held.limit == limit):
+        return
     with _counter_lock(paths):
         held = read_attempts(paths)
         if held.known and held.exhausted:
