@@ -228,6 +228,16 @@ def _v9_fewer_merges_during_a_write(conn: Connection) -> None:
         )
 
 
+def _v10_words_indexed_after_small_syncs(conn: Connection) -> None:
+    # A small sync's records go into the full-text index after its result, in the upkeep that
+    # already merges the index's segments (page_writer.build_pending_indexes): their words
+    # were about a quarter of a 100-change sync (tokenizing, the segment FTS5 writes out at
+    # the next statement, the deletes of the old entries). Until then their row ids wait in
+    # this table, and a search matches those records through a temporary index of their
+    # current text instead of the stale entries (storage/search.py): the same results.
+    conn.execute("CREATE TABLE records_fts_todo (rowid INTEGER PRIMARY KEY)")
+
+
 MIGRATIONS: Sequence[Migration] = (
     _v1_records_and_meta,
     _v2_full_text_search,
@@ -238,6 +248,7 @@ MIGRATIONS: Sequence[Migration] = (
     _v7_index_without_positions,
     _v8_access_log,
     _v9_fewer_merges_during_a_write,
+    _v10_words_indexed_after_small_syncs,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

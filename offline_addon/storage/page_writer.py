@@ -44,9 +44,17 @@ def _held(db: Any, ids: Sequence[str]) -> dict[str, Held]:
     return {row[0]: Held(*row[1:]) for row in rows}
 
 
-def write_plan(db: Any, plan: PagePlan, held: Mapping[str, Held] | None = None) -> None:
+def write_plan(
+    db: Any,
+    plan: PagePlan,
+    held: Mapping[str, Held] | None = None,
+    *,
+    words_later: bool = False,
+) -> None:
     """Carry out a page's plan: deletes, updates, then inserts (``held``: the records of the
-    plan the copy holds, from :func:`held_rows`; looked up here when not given)."""
+    plan the copy holds, from :func:`held_rows`; looked up here when not given).
+    ``words_later``: a sync's page, whose records (if few) go into the full-text index in the
+    upkeep after the sync's result (:func:`words_wait`)."""
     # Deletes keep the search indexes right through triggers. Updates keep them here (the
     # update triggers were dropped in migration 6): FTS5 writes its pending terms out as a new
     # index segment whenever a row id is not above the one before, so re-indexing in the
@@ -54,22 +62,31 @@ def write_plan(db: Any, plan: PagePlan, held: Mapping[str, Held] | None = None) 
     # segment per updated record to merge; in rowid order a page leaves one.
     if plan.deletes:
         db.executemany("DELETE FROM records WHERE id = ?", [(i,) for i in plan.deletes])
+    later = words_later and words_wait(db, len(plan.updates) + len(plan.inserts))
     if plan.updates:
-        update_records(db, plan.updates, held)
+        update_records(db, plan.updates, held, words_later=later)
     if plan.inserts:
-        _insert(db, plan.inserts, plan.prepared)
+        _insert(db, plan.inserts, plan.prepared, words_later=later)
 
 
 def update_records(
-    db: Any, records: Sequence[RecordData], held: Mapping[str, Held] | None = None
+    db: Any,
+    records: Sequence[RecordData],
+    held: Mapping[str, Held] | None = None,
+    *,
+    words_later: bool = False,
 ) -> None:
     """Replace held records (by id) and their entries in both search indexes; the only way
-    to change a record's name or fields (no trigger keeps the indexes right on an update)."""
+    to change a record's name or fields (no trigger keeps the indexes right on an update).
+    ``words_later``: their full-text entries are left to the upkeep (:func:`words_wait`)."""
     if held is None:
         held = _held(db, [r.id for r in records])
     rows = sorted(((held[r.id], r) for r in records), key=lambda pair: pair[0].rowid)
     renamed = [(old.rowid, r.name) for old, r in rows if old.name != r.name]
     pending = pending_indexes(db)
+    if words_later and not pending.text:
+        _words_later(db, [old.rowid for old, _ in rows])
+        pending = pending._replace(text=True)
     if not pending.text:
         db.executemany("DELETE FROM records_fts WHERE rowid = ?", [(old.rowid,) for old, _ in rows])
     if renamed and not pending.names:
@@ -101,25 +118,73 @@ DEFER_INDEXES_FROM = 1000
 leaves both search indexes to be built once after the sync (:func:`build_pending_indexes`)."""
 
 
+WORDS_LATER_UP_TO = 1000
+"""At most this many records wait for their full-text entries (``records_fts_todo``): a sync
+page that would leave more indexes its records at once, as a large sync's pages always did
+(FTS5 is fastest at many rows per statement, and a search then has few to look at apart)."""
+
+
 class Pending(NamedTuple):
-    """Which search indexes wait to be built."""
+    """Which search indexes wait to be built, and whether records wait for their words."""
 
     names: bool
     text: bool
+    words: bool = False
+    """Some records wait for their full-text entries (``records_fts_todo``; the index
+    itself is built): a search matches them apart (:func:`offline_addon.storage.search.
+    search_sql`), the same results."""
 
     def __bool__(self) -> bool:
+        return self.names or self.text or self.words
+
+    @property
+    def whole(self) -> bool:
+        """A whole index waits (after a first sync): searches scan the records meanwhile."""
         return self.names or self.text
 
 
 def pending_indexes(db: Any) -> Pending:
-    """Which search indexes wait to be built (one read of the meta table)."""
-    keys = {
-        row[0]
-        for row in db.execute(
-            "SELECT key FROM meta WHERE key IN (?, ?)", (NAMES_PENDING_KEY, TEXT_PENDING_KEY)
-        )
-    }
-    return Pending(NAMES_PENDING_KEY in keys, TEXT_PENDING_KEY in keys)
+    """Which search indexes wait to be built, and whether records wait for their words (one
+    read of the meta table, one probe of ``records_fts_todo``)."""
+    row = db.execute(
+        "SELECT (SELECT count(*) FROM meta WHERE key = ?), (SELECT count(*) FROM meta"
+        " WHERE key = ?), EXISTS (SELECT 1 FROM records_fts_todo)",
+        (NAMES_PENDING_KEY, TEXT_PENDING_KEY),
+    ).fetchone()
+    return Pending(bool(row[0]), bool(row[1]), bool(row[2]) and not row[1])
+
+
+def words_wait(db: Any, records: int) -> bool:
+    """Whether a sync's page of ``records`` new or changed records leaves their full-text
+    entries to the upkeep after the sync's result: when the index is built and at most
+    :data:`WORDS_LATER_UP_TO` records would then wait. Their words were about a quarter of
+    a small sync's time (tokenizing them, deleting the old entries, the index segment FTS5
+    writes out); the upkeep already runs after every sync that changed records."""
+    if not 0 < records <= WORDS_LATER_UP_TO:
+        return False
+    waiting = int(db.execute("SELECT count(*) FROM records_fts_todo").fetchone()[0])
+    return waiting + records <= WORDS_LATER_UP_TO
+
+
+def _words_later(db: Any, rowids: Sequence[int]) -> None:
+    db.executemany(
+        "INSERT OR IGNORE INTO records_fts_todo(rowid) VALUES (?)", [(r,) for r in rowids]
+    )
+
+
+def index_waiting_words(db: Any) -> None:
+    """Put the records that wait for their words (``records_fts_todo``) into the full-text
+    index, in rowid order, and empty the table (inside the caller's transaction)."""
+    rowids = [(row[0],) for row in db.execute("SELECT rowid FROM records_fts_todo")]
+    if not rowids:
+        return
+    db.executemany("DELETE FROM records_fts WHERE rowid = ?", rowids)
+    db.execute(
+        "INSERT INTO records_fts(rowid, name, body)"  # noqa: S608 - constant text
+        f" SELECT rowid, name, {RECORDS_FTS_BODY} FROM records"
+        " WHERE rowid IN (SELECT rowid FROM records_fts_todo) ORDER BY rowid"
+    )
+    db.execute("DELETE FROM records_fts_todo")
 
 
 BUILD_CHUNK = 5000
@@ -138,6 +203,10 @@ def build_pending_indexes(db: Any) -> bool:
     pending = pending_indexes(db)
     if not pending:
         return False
+    if pending.words:
+        index_waiting_words(db)
+    if not pending.whole:
+        return True
     last = _last_rowid(db)
     if pending.names:
         db.execute("DELETE FROM records_name_trigrams")
@@ -145,6 +214,7 @@ def build_pending_indexes(db: Any) -> bool:
     if pending.text:
         db.execute("INSERT INTO records_fts(records_fts) VALUES ('delete-all')")
         _by_chunks(db, last, "records_fts(rowid, name, body)", f"name, {RECORDS_FTS_BODY}")
+        db.execute("DELETE FROM records_fts_todo")  # all indexed now
     db.execute("DELETE FROM meta WHERE key IN (?, ?)", (NAMES_PENDING_KEY, TEXT_PENDING_KEY))
     return True
 
@@ -165,14 +235,17 @@ def _last_rowid(db: Any) -> int:
 _RECORDS_INTO = f"records(rowid, {', '.join(RECORD_COLUMNS)})"
 
 
-def _insert(db: Any, records: Sequence[RecordData], prepared: PageRows | None) -> None:
+def _insert(
+    db: Any, records: Sequence[RecordData], prepared: PageRows | None, *, words_later: bool
+) -> None:
     """Insert new records and index them, a few statements each (rowids assigned here, so
     that the index rows name them without reading them back); ``prepared``: the records laid
-    out already (on the prefetch thread), else laid out here."""
+    out already (on the prefetch thread), else laid out here; ``words_later``: their
+    full-text entries are left to the upkeep (:func:`words_wait`)."""
     rows = prepared if prepared is not None else lay_out(records)
     first = _last_rowid(db) + 1
     pending = pending_indexes(db)
-    if first == 1 and not pending and len(records) >= DEFER_INDEXES_FROM:
+    if first == 1 and not pending.whole and len(records) >= DEFER_INDEXES_FROM:
         # A first sync: its search indexes (about half its time, the words of every record
         # and a trigram per letter of every name) are built once after its result, in one
         # statement each; searches scan the records meanwhile.
@@ -181,6 +254,9 @@ def _insert(db: Any, records: Sequence[RecordData], prepared: PageRows | None) -
             (NAMES_PENDING_KEY, TEXT_PENDING_KEY),
         )
         pending = Pending(names=True, text=True)
+    elif words_later and not pending.text:
+        _words_later(db, range(first, first + len(records)))
+        pending = pending._replace(text=True)
     insert_rows(db, _RECORDS_INTO, first, rows.records)
     if not pending.text:
         insert_rows(db, "records_fts(rowid, name, body)", first, rows.index)

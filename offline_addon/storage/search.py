@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from offline_addon.errors import InvalidArgument
@@ -189,10 +190,45 @@ def _hits_sql(text: str, terms: Sequence[str], pending: Pending) -> tuple[str, l
             params += words
         return hits, params
     match = fts_query(terms)
-    if match:
+    if match and pending.words:
+        # The entries of the records that wait for their words are stale or missing: those
+        # records are matched in a temporary index of their current text (waiting_words).
+        hits += (
+            " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
+            " AND rowid NOT IN (SELECT rowid FROM records_fts_todo)"
+            " UNION SELECT rowid FROM temp.waiting_words WHERE waiting_words MATCH ?"
+        )
+        params += [match, match]
+    elif match:
         hits += " UNION SELECT rowid FROM records_fts WHERE records_fts MATCH ?"
         params.append(match)
     return hits, params
+
+
+@contextmanager
+def waiting_words(db: Any, pending: Pending) -> Iterator[None]:
+    """While the records that wait for their full-text entries (``pending.words``: a small
+    sync left them to the upkeep after its result, ``page_writer.words_wait``) are indexed in
+    ``temp.waiting_words`` (in memory, like every temporary table of a copy, and without
+    the password, like the index), from their current text, for :func:`search_sql`'s words:
+    the same tokenizer and options as ``records_fts``, so the same matches. At most
+    ``page_writer.WORDS_LATER_UP_TO`` records, about 1 ms per 100."""
+    if not pending.words:
+        yield
+        return
+    db.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.waiting_words USING fts5(name, body,"
+        f" content='', detail=none, tokenize='{FTS_TOKENIZER}')"
+    )
+    db.execute(
+        "INSERT INTO temp.waiting_words(rowid, name, body)"  # noqa: S608 - constant text
+        f" SELECT rowid, name, {RECORDS_FTS_BODY} FROM records"
+        " WHERE rowid IN (SELECT rowid FROM records_fts_todo)"
+    )
+    try:
+        yield
+    finally:
+        db.execute("INSERT INTO temp.waiting_words(waiting_words) VALUES ('delete-all')")
 
 
 def term_word(term: str) -> str:

@@ -172,8 +172,9 @@ def sync_copy(
     ``page_limit`` are for tests and benchmarks. The run holds the copy's
     writer lock; when another program keeps it longer than ``lock_wait_s`` the run raises
     :class:`~offline_addon.errors.CopyBusy` (retried later). ``compact=False`` leaves the
-    search index's compaction after a large sync to the caller (:func:`compact_index`, once
-    the result is delivered: the copy is searchable before). Errors are raised as
+    search index's upkeep to the caller (:func:`index_upkeep`, once the result is delivered:
+    the compaction after a large sync, the full-text entries of a small one's records; the
+    copy is searchable, with the same results, before). Errors are raised as
     :class:`~offline_addon.errors.OfflineAddonError` children.
     """
     if has_pending_moves(paths.folder):
@@ -227,10 +228,11 @@ def index_upkeep(paths: CopyPaths, copy: OfflineCopy, result: SyncResult) -> boo
 
 
 def index_waits(copy: OfflineCopy) -> bool:
-    """Whether the open ``copy`` has a search index waiting to be built (after a first sync
-    whose upkeep was skipped): then the upkeep is due even after a sync that changed nothing."""
+    """Whether the open ``copy`` has index work waiting (a search index to build after a first
+    sync, or records whose words wait, when the upkeep after their sync was skipped): then
+    the upkeep is due even after a sync that changed nothing."""
     try:
-        return copy.is_open and copy.search_pending()
+        return copy.is_open and copy.index_work_waits()
     except OfflineAddonError:
         return False
 
@@ -575,7 +577,12 @@ class _SyncRun:
         ):
             for from_cursor, page in _keeping_applied(pages, copy, self.cancel):
                 outcome = copy.apply_page(
-                    page, from_cursor, contact, abort=self.cancel, completion=completion
+                    page,
+                    from_cursor,
+                    contact,
+                    abort=self.cancel,
+                    completion=completion,
+                    words_later=not self.compact,
                 )
                 if not outcome.applied:
                     raise StorageError(

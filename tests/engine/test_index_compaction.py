@@ -13,6 +13,7 @@ from offline_addon import AddonSettings, OfflineCopies
 from offline_addon.storage.copy_lock import CopyLock
 from offline_addon.storage.migrations import SEARCH_INDEXES
 from offline_addon.storage.offline_copy import OfflineCopy
+from offline_addon.storage.page_writer import WORDS_LATER_UP_TO
 from offline_addon.sync import engine
 from offline_addon.sync.engine import compact_index, index_upkeep, sync_copy
 from offline_addon.sync.result import Outcome, SyncResult
@@ -21,8 +22,9 @@ from tests.support.copies import first_sync_by_worker, opened_file, paths_of
 from tests.support.records import server_records
 
 SMALL_PAGE = 200
-"""Pages this small commit one by one, each leaving index segments behind."""
-RECORDS = 6 * SMALL_PAGE
+"""Pages this small commit one by one, each leaving index segments behind (once the first
+``WORDS_LATER_UP_TO`` records wait for their words: the upkeep indexes those)."""
+RECORDS = WORDS_LATER_UP_TO + 3 * SMALL_PAGE
 
 
 def _segments(db: Any) -> dict[str, int]:
