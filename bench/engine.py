@@ -32,11 +32,18 @@ def paths_for(folder: Path, who: Login) -> Any:
 
 
 def engine_sync(
-    folder: Path, who: Login, *, create: bool, copy: Any = None, client: Any = None
+    folder: Path,
+    who: Login,
+    *,
+    create: bool,
+    copy: Any = None,
+    client: Any = None,
+    compact: bool = True,
 ) -> tuple[Any, float]:
     """One ``sync_copy`` run (into ``copy`` when given: an already open copy, no KDF; over
-    ``client`` when given: a kept-alive connection, as the add-on holds one per login).
-    Returns (SyncResult, seconds)."""
+    ``client`` when given: a kept-alive connection, as the add-on holds one per login;
+    ``compact=False`` as the add-on's worker runs it, leaving the index upkeep to
+    :func:`upkeep` after the result). Returns (SyncResult, seconds)."""
     from offline_addon.storage.offline_copy import Opening
     from offline_addon.sync.engine import sync_copy
 
@@ -48,6 +55,7 @@ def engine_sync(
         progress=None,
         opening=None if copy is None else Opening(copy),
         client=client,
+        compact=compact,
     )
     return result, time.perf_counter() - started
 
