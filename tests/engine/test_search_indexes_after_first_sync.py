@@ -5,8 +5,6 @@ follows, and the worker builds both indexes once the callers have the result."""
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from offline_addon.storage.paths import CopyPaths
 from offline_addon.sync.result import SEARCH_FOLLOWS
 from reference_server.testing import RunningServer
 from tests.support.copies import CONTACT, COPY_PASSWORD, first_sync_by_worker, new_copy, paths_of
-from tests.support.kill import Child
+from tests.support.kill import upkeep_killed
 from tests.support.records import delete, page, server_records, upsert
 
 COUNT = DEFER_INDEXES_FROM + 200
@@ -225,19 +223,7 @@ def test_a_kill_during_the_build_leaves_the_indexes_waiting_or_built(tmp_path: P
     seen: set[bool] = set()
     for trial, delay in enumerate((0.0, 0.02, 0.05, 0.1, 0.2, 0.4, 0.8)):
         folder = tmp_path / f"trial{trial}"
-        folder.mkdir()
-        shutil.copy(source, folder / source.name)
-        child = Child(
-            {
-                "action": "build_names",
-                "folder": str(folder),
-                "copy_id": "a" * 64,
-                "password": COPY_PASSWORD,
-            }
-        )
-        assert child.until("building") == "building"
-        time.sleep(delay)
-        child.kill()
+        upkeep_killed(source, folder, COPY_PASSWORD, delay)
         with OfflineCopy.open(CopyPaths(folder, "a" * 64), COPY_PASSWORD) as copy:
             assert copy.integrity_ok()
             pending = pending_indexes(copy._db)

@@ -7,8 +7,6 @@ at the next sync."""
 
 from __future__ import annotations
 
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +17,7 @@ from offline_addon.storage.page_writer import WORDS_LATER_UP_TO, pending_indexes
 from offline_addon.storage.paths import CopyPaths
 from reference_server.testing import RunningServer
 from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, paths_of
-from tests.support.kill import Child
+from tests.support.kill import upkeep_killed
 from tests.support.records import delete, page, server_records, upsert
 
 HIDDEN = "Qj8Vz-words-of-a-password"
@@ -221,19 +219,7 @@ def test_a_kill_while_the_waiting_words_are_indexed_leaves_them_waiting_or_index
     seen: set[bool] = set()
     for trial, delay in enumerate((0.0, 0.005, 0.01, 0.02, 0.05, 0.1, 0.3, 0.6, 1.5)):
         folder = tmp_path / f"trial{trial}"
-        folder.mkdir()
-        shutil.copy(source, folder / source.name)
-        child = Child(
-            {
-                "action": "build_names",  # the upkeep, which indexes the waiting words first
-                "folder": str(folder),
-                "copy_id": "a" * 64,
-                "password": COPY_PASSWORD,
-            }
-        )
-        assert child.until("building") == "building"
-        time.sleep(delay)
-        child.kill()
+        upkeep_killed(source, folder, COPY_PASSWORD, delay)  # (it indexes waiting words first)
         with OfflineCopy.open(CopyPaths(folder, "a" * 64), COPY_PASSWORD) as copy:
             assert copy.integrity_ok()
             waiting = _waiting(copy)

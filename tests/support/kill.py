@@ -318,5 +318,22 @@ class Child:
                 stream.close()
 
 
+def upkeep_killed(source: Path, folder: Path, password: str, delay: float) -> None:
+    """Copy the copy file ``source`` (copy id ``a...a``) into the new ``folder``, run the
+    index upkeep on it in a child (``build_names``) and SIGKILL it ``delay`` seconds after
+    it said it starts."""
+    import shutil
+    import time
+
+    folder.mkdir()
+    shutil.copy(source, folder / source.name)
+    child = Child(
+        {"action": "build_names", "folder": str(folder), "copy_id": "a" * 64, "password": password}
+    )
+    assert child.until("building") == "building"
+    time.sleep(delay)
+    child.kill()
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
