@@ -531,7 +531,7 @@ class OfflineCopy:
         check_query(query)
         if isinstance(limit, bool) or not isinstance(limit, int) or limit <= 0:
             return []
-        with self._reading() as db:
+        with self._reading() as db, _snapshot(db):
             pending = pending_indexes(db)
             sql, params = search_sql(query, limit, query_terms(db, query), pending)
             with waiting_words(db, pending):
@@ -554,7 +554,7 @@ class OfflineCopy:
     def count_matches(self, query: str) -> int:
         """How many records :meth:`search` finds for ``query`` before its limit."""
         check_query(query)
-        with self._reading() as db:
+        with self._reading() as db, _snapshot(db):
             pending = pending_indexes(db)
             sql, params = count_sql(query, query_terms(db, query), pending)
             with waiting_words(db, pending):
@@ -897,6 +897,23 @@ class OfflineCopy:
 def held_revs_of(held: dict[str, Held]) -> dict[str, int]:
     """``id -> rev`` of :func:`~offline_addon.storage.page_writer.held_rows`."""
     return {record_id: row.rev for record_id, row in held.items()}
+
+
+@contextmanager
+def _snapshot(db: Any) -> Iterator[None]:
+    """One read transaction around a search's statements (unless one is open already), so
+    that a sync or an upkeep of another program committing between them cannot make the
+    waiting records (``records_fts_todo``) the search looked at differ from those it skips
+    in the index."""
+    if db.in_transaction:
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if db.in_transaction:  # (an error may have ended it)
+            db.execute("COMMIT")
 
 
 def _server_record_count(db: Any) -> int:

@@ -16,7 +16,7 @@ from offline_addon.storage.offline_copy import OfflineCopy
 from offline_addon.storage.page_writer import WORDS_LATER_UP_TO, pending_indexes
 from offline_addon.storage.paths import CopyPaths
 from reference_server.testing import RunningServer
-from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, paths_of
+from tests.support.copies import CONTACT, COPY_PASSWORD, new_copy, opened_file, paths_of
 from tests.support.kill import upkeep_killed
 from tests.support.records import delete, page, server_records, upsert
 
@@ -273,3 +273,43 @@ def test_the_worker_indexes_a_syncs_words_after_its_result_and_makes_up_a_skippe
             _check_index(copy)
     finally:
         copies.shutdown()
+
+
+def test_a_search_sees_the_waiting_records_of_one_moment_while_another_program_commits(
+    tmp_path: Path,
+) -> None:
+    """Another program's sync commits between a search's statements (here: after the search
+    indexed the waiting records apart, before it asks the index): the search still reads one
+    state of the copy, so a record whose waiting began meanwhile is not dropped from both
+    halves."""
+    reference, copy = _pair(tmp_path, 20)
+    reference.close()
+    try:
+        assert copy.apply_page(
+            page([_record(1, 2, notes="kept fresh-word")], "c2"), "c1", CONTACT, words_later=True
+        )
+        target = copy._db.execute("SELECT rowid FROM records WHERE id = 'd00007'").fetchone()[0]
+        other = opened_file(copy.paths, COPY_PASSWORD)
+        with other as conn:
+
+            def commit_meanwhile(statement: str) -> None:
+                if statement.startswith("WITH hit(r)"):
+                    copy._db.set_trace_callback(None)
+                    # a page changing d00007's password only: its words stay, it now waits
+                    conn.execute("BEGIN IMMEDIATE")
+                    conn.execute(
+                        "UPDATE records SET rev = 2, fields = json_set(fields, '$.password',"
+                        " 'other') WHERE rowid = ?",
+                        (target,),
+                    )
+                    conn.execute("INSERT INTO records_fts_todo(rowid) VALUES (?)", (target,))
+                    conn.execute("COMMIT")
+
+            copy._db.set_trace_callback(commit_meanwhile)
+            found = [r.record_id for r in copy.search("stale-word", limit=100)]
+        assert "d00007" in found
+        assert len(found) == 19  # all but d00001, whose notes no longer say it
+        assert _waiting(copy) == 2
+        assert len(copy.search("stale-word", limit=100)) == 19
+    finally:
+        copy.close()
